@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages of docs/stack.md that are missing.
+#
+#   scripts/deps.sh            build + test packages (what make test/run need)
+#   scripts/deps.sh fuzz       also clang-14 and its runtime (make fuzz)
+#   scripts/deps.sh all        every package docs/stack.md lists
+#   scripts/deps.sh --check    exit 1 if a build/test package is missing
+set -euo pipefail
+
+BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libxml2-dev
+  libxmlsec1-dev libjansson-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
+  libwslay-dev libcmocka-dev openssl curl"
+FUZZ_PKGS="clang-14 libclang-rt-14-dev"
+ALL_PKGS="$BUILD_PKGS $FUZZ_PKGS postgresql-15 afl++ valgrind apache2-utils wrk
+  haproxy xmlsec1 sqlite3 softhsm2 libengine-pkcs11-openssl gcovr bear cppcheck
+  clang-tidy-14 clang-format-14"
+
+missing() {
+  local p out=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || out+=("$p")
+  done
+  echo "${out[@]:-}"
+}
+
+check=0 group=build
+for a in "$@"; do
+  case "$a" in
+    --check) check=1 ;;
+    fuzz) group=fuzz ;;
+    all) group=all ;;
+    *) echo "usage: $0 [--check] [fuzz|all]" >&2; exit 2 ;;
+  esac
+done
+case "$group" in
+  build) want=$BUILD_PKGS ;;
+  fuzz) want="$BUILD_PKGS $FUZZ_PKGS" ;;
+  all) want=$ALL_PKGS ;;
+esac
+
+# shellcheck disable=SC2086
+need=$(missing $want)
+if [ -z "$need" ]; then exit 0; fi
+if [ "$check" = 1 ]; then echo "missing: $need"; exit 1; fi
+
+echo "deps: installing $need"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $need

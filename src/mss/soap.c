@@ -1,0 +1,1308 @@
+/*
+ * soap.c - SOAP codec: libxml2 tree in, descriptor walk to structs; structs
+ * out as text through a bounded buffer.  See soap.h for the rules.
+ */
+#include "mss/soap.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/tree.h>
+
+#include "mss/lex.h"
+#include "util/limits.h"
+
+/* ---- hardened parsing ------------------------------------------------- */
+
+static xmlParserInputPtr
+deny_entity_loader(const char *url, const char *id, xmlParserCtxtPtr ctxt)
+{
+	(void)url;
+	(void)id;
+	(void)ctxt;
+	return NULL; /* nothing is ever loaded: no file, no network */
+}
+
+void
+mss_soap_init(void)
+{
+	xmlInitParser();
+	xmlSetExternalEntityLoader(deny_entity_loader);
+}
+
+/* SAX hook: a DOCTYPE stops the parse at once (SOAP forbids DTDs). */
+static void
+sax_internal_subset(void *ctx, const xmlChar *name, const xmlChar *eid,
+		    const xmlChar *sid)
+{
+	xmlParserCtxtPtr ctxt = ctx;
+
+	(void)name;
+	(void)eid;
+	(void)sid;
+	ctxt->_private = (void *)1;
+	xmlStopParser(ctxt);
+}
+
+static void
+sax_silent(void *ctx, const char *msg, ...)
+{
+	(void)ctx;
+	(void)msg;
+}
+
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Parse under the project's rules; NULL with err set on any refusal. */
+static xmlDocPtr
+parse_hardened(const char *buf, size_t len, struct mss_err *err)
+{
+	const unsigned char *u = (const unsigned char *)buf;
+	xmlParserCtxtPtr ctxt;
+	xmlDocPtr doc = NULL;
+	size_t i;
+	int ok;
+
+	if (len > MSSP_HTTP_MAX_BODY)
+		return mss_err_http(err, 413, "Message too large"), NULL;
+	for (i = 0; i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'); i++)
+		;
+	if (i == len)
+		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Empty message"), NULL;
+	/* UTF-16/32 byte order marks: UTF-8 only (X-12). */
+	if (len >= 2 && ((u[0] == 0xFE && u[1] == 0xFF) || (u[0] == 0xFF && u[1] == 0xFE) ||
+			 (u[0] == 0 && u[1] == 0) || u[0] == 0 || u[1] == 0))
+		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Only UTF-8 is accepted"), NULL;
+	if (memchr(buf, '\0', len) != NULL)
+		return mss_err_set(err, MSS_WRONG_PARAM, 0, "NUL byte in message"), NULL;
+
+	ctxt = xmlCreateMemoryParserCtxt(buf, (int)len);
+	if (ctxt == NULL)
+		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Parser unavailable"), NULL;
+	ctxt->sax->internalSubset = sax_internal_subset;
+	ctxt->sax->externalSubset = sax_internal_subset;
+	ctxt->sax->error = sax_silent;
+	ctxt->sax->warning = sax_silent;
+	ctxt->vctxt.error = sax_silent;
+	ctxt->vctxt.warning = sax_silent;
+	ctxt->sax->serror = NULL;
+	/* NONET: no network even if something asked; no NOENT, DTDLOAD,
+	 * DTDATTR, XINCLUDE, HUGE or RECOVER: ever (bad-inputs §1). */
+	xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlParseDocument(ctxt);
+	ok = ctxt->wellFormed && ctxt->_private == NULL;
+	doc = ctxt->myDoc;
+	ctxt->myDoc = NULL;
+	if (ctxt->_private != NULL) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "DTD not allowed");
+	} else if (!ok) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "Malformed XML");
+	}
+	xmlFreeParserCtxt(ctxt);
+	if (!ok)
+		goto fail;
+	if (doc == NULL || doc->intSubset != NULL || doc->extSubset != NULL) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "DTD not allowed");
+		goto fail;
+	}
+	if (doc->version == NULL || strcmp((const char *)doc->version, "1.0") != 0) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "Only XML 1.0 is accepted");
+		goto fail;
+	}
+	if (doc->encoding != NULL && xmlStrcasecmp(doc->encoding, BAD_CAST "UTF-8") != 0) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "Only UTF-8 is accepted");
+		goto fail;
+	}
+	return doc;
+fail:
+	xmlFreeDoc(doc);
+	return NULL;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+struct rd {
+	struct mss_msg *msg;
+	struct mss_err *err;
+	unsigned elements;
+	bool lenient_b64; /* see mss_lex_check_field() */
+};
+
+static const char *
+node_ns(const xmlNode *n)
+{
+	return n->ns && n->ns->href ? (const char *)n->ns->href : NULL;
+}
+
+static bool
+ns_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool
+is_ws_text(const xmlNode *n)
+{
+	const xmlChar *p = n->content;
+
+	for (; p && *p; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			return false;
+	return true;
+}
+
+static bool
+is_truthy(const xmlChar *v)
+{
+	return v && (xmlStrcmp(v, BAD_CAST "true") == 0 || xmlStrcmp(v, BAD_CAST "1") == 0);
+}
+
+/* Checks every element passes: caps, no foreign attributes. */
+static int
+check_element(struct rd *r, const xmlNode *el, int depth, bool allow_encoding_style)
+{
+	const xmlAttr *a;
+	const xmlNs *ns;
+	unsigned nattr = 0, nns = 0;
+
+	if (depth > MSSP_XML_MAX_DEPTH)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "XML nested too deeply");
+	if (++r->elements > MSSP_XML_MAX_ELEMENTS)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Too many XML elements");
+	for (ns = el->nsDef; ns; ns = ns->next)
+		if (++nns > MSSP_XML_MAX_NSDECL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Too many namespace declarations");
+	for (a = el->properties; a; a = a->next) {
+		const char *ans = a->ns ? (const char *)a->ns->href : NULL;
+
+		if (++nattr > MSSP_XML_MAX_ATTRS)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Too many attributes");
+		if (ans == NULL || ns_eq(ans, (const char *)XML_XML_NAMESPACE))
+			continue;
+		if (allow_encoding_style && xmlStrcmp(a->name, BAD_CAST "encodingStyle") == 0 &&
+		    (ns_eq(ans, MSS_NS_SOAP12) || ns_eq(ans, MSS_NS_SOAP11)))
+			continue;
+		if (xmlStrcmp(a->name, BAD_CAST "encodingStyle") == 0)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "SOAP encoding is not supported");
+		/* xsi:schemaLocation, xsi:type, env:mustUnderstand in Body...:
+		 * never acted on, so refused rather than silently ignored (X-09). */
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unexpected qualified attribute");
+	}
+	return 0;
+}
+
+/* Text content of a simple element: text and CDATA only (X-21, S-03). */
+static char *
+simple_text(struct rd *r, const xmlNode *el, size_t max)
+{
+	const xmlNode *c;
+	size_t len = 0, l;
+	char *s;
+
+	for (c = el->children; c; c = c->next) {
+		if (c->type != XML_TEXT_NODE && c->type != XML_CDATA_SECTION_NODE) {
+			mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Only text allowed in a simple field");
+			return NULL;
+		}
+		len += xmlStrlen(c->content);
+		if (len > max) {
+			mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Field too long");
+			return NULL;
+		}
+	}
+	s = mss_arena_alloc(r->msg->arena, len + 1);
+	if (s == NULL) {
+		mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
+		return NULL;
+	}
+	len = 0;
+	for (c = el->children; c; c = c->next) {
+		l = (size_t)xmlStrlen(c->content);
+		memcpy(s + len, c->content, l);
+		len += l;
+	}
+	s[len] = '\0';
+	return s;
+}
+
+static size_t
+field_max(const struct mss_field *f)
+{
+	return (f->flags & MSS_F_BIG) ? MSSP_HTTP_MAX_BODY : MSSP_MSG_MAX_FIELD;
+}
+
+static int
+check_scalar(struct rd *r, const struct mss_field *f, char *v)
+{
+	if (mss_lex_check_field(f->xtype, v, r->lenient_b64) != 0)
+		return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Invalid value of %s",
+				    f->name ? f->name : f->json);
+	return 0;
+}
+
+static int read_obj(struct rd *r, const xmlNode *el, const struct mss_type *t,
+		    void **out, int depth);
+
+static char *
+read_raw(struct rd *r, const xmlNode *el)
+{
+	xmlDocPtr nd;
+	xmlNodePtr cp;
+	xmlBufferPtr xb;
+	char *s = NULL;
+
+	nd = xmlNewDoc(BAD_CAST "1.0");
+	if (nd == NULL)
+		goto out;
+	cp = xmlDocCopyNode((xmlNodePtr)el, nd, 1);
+	if (cp == NULL)
+		goto out;
+	xmlDocSetRootElement(nd, cp);
+	xb = xmlBufferCreate();
+	if (xb == NULL)
+		goto out;
+	if (xmlNodeDump(xb, nd, cp, 0, 0) >= 0 && xmlBufferLength(xb) <= MSSP_HTTP_MAX_BODY)
+		s = mss_arena_strndup(r->msg->arena, (const char *)xmlBufferContent(xb),
+				      (size_t)xmlBufferLength(xb));
+	xmlBufferFree(xb);
+out:
+	xmlFreeDoc(nd);
+	if (s == NULL)
+		mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Cannot keep XML element");
+	return s;
+}
+
+/* mssURIType: exactly one mss:mssURI child with the URI. */
+static char *
+read_uri(struct rd *r, const struct mss_field *f, const xmlNode *el, int depth)
+{
+	const xmlNode *c, *uri = NULL;
+	char *v;
+
+	if (check_element(r, el, depth, false))
+		return NULL;
+	for (c = el->children; c; c = c->next) {
+		if (c->type == XML_COMMENT_NODE || (c->type == XML_TEXT_NODE && is_ws_text(c)))
+			continue;
+		if (c->type == XML_ELEMENT_NODE && uri == NULL && ns_eq(node_ns(c), MSS_NS) &&
+		    xmlStrcmp(c->name, BAD_CAST "mssURI") == 0) {
+			uri = c;
+			continue;
+		}
+		mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Unexpected content in %s", f->name);
+		return NULL;
+	}
+	if (uri == NULL) {
+		mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Missing mssURI in %s", f->name);
+		return NULL;
+	}
+	if (check_element(r, uri, depth + 1, false))
+		return NULL;
+	v = simple_text(r, uri, MSSP_MSG_MAX_FIELD);
+	if (v == NULL || check_scalar(r, f, v))
+		return NULL;
+	return v;
+}
+
+/* One value of field f from element el (a list item or the field itself). */
+static void *
+read_value(struct rd *r, const struct mss_field *f, const xmlNode *el, int depth)
+{
+	void *obj = NULL;
+	char *v;
+
+	switch (f->place) {
+	case MSS_P_ELEM:
+		if (check_element(r, el, depth, false))
+			return NULL;
+		if (el->properties != NULL) {
+			mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Unexpected attribute on %s", f->name);
+			return NULL;
+		}
+		v = simple_text(r, el, field_max(f));
+		if (v == NULL || check_scalar(r, f, v))
+			return NULL;
+		return v;
+	case MSS_P_URI:
+		return read_uri(r, f, el, depth);
+	case MSS_P_OBJ:
+		if (read_obj(r, el, f->sub, &obj, depth))
+			return NULL;
+		return obj;
+	case MSS_P_RAW:
+		if (check_element(r, el, depth, false))
+			return NULL;
+		return read_raw(r, el);
+	default:
+		mss_err_set(r->err, MSS_INTERNAL_ERROR, 0, "Schema error");
+		return NULL;
+	}
+}
+
+static int
+list_append(struct rd *r, struct mss_list **lp, void *item)
+{
+	struct mss_list *l = *lp;
+	void **items;
+
+	if (l == NULL) {
+		l = mss_arena_alloc(r->msg->arena, sizeof(*l));
+		if (l == NULL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
+		*lp = l;
+	}
+	if (item == NULL)
+		return 0;
+	if (l->n >= MSSP_MSG_MAX_LIST)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Too many repeated elements");
+	/* Arena: grow by copying; lists are short (capped above). */
+	items = mss_arena_alloc(r->msg->arena, (l->n + 1) * sizeof(void *));
+	if (items == NULL)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
+	if (l->n)
+		memcpy(items, l->items, l->n * sizeof(void *));
+	items[l->n++] = item;
+	l->items = items;
+	return 0;
+}
+
+/* A wrapper list: <name><item/>*</name>. */
+static int
+read_wrapped(struct rd *r, const struct mss_field *f, const xmlNode *el,
+	     struct mss_list **lp, int depth)
+{
+	const xmlNode *c;
+	void *v;
+
+	if (check_element(r, el, depth, false))
+		return -1;
+	if (el->properties != NULL)
+		return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Unexpected attribute on %s", f->name);
+	if (list_append(r, lp, NULL))
+		return -1;
+	for (c = el->children; c; c = c->next) {
+		if (c->type == XML_COMMENT_NODE || (c->type == XML_TEXT_NODE && is_ws_text(c)))
+			continue;
+		if (c->type != XML_ELEMENT_NODE || xmlStrcmp(c->name, BAD_CAST f->item) != 0 ||
+		    !(ns_eq(node_ns(c), f->ns) || (f->alt_ns && ns_eq(node_ns(c), f->alt_ns))))
+			return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Unexpected content in %s", f->name);
+		v = read_value(r, f, c, depth + 1);
+		if (v == NULL || list_append(r, lp, v))
+			return -1;
+	}
+	return 0;
+}
+
+static const struct mss_field *
+find_child_field(const struct mss_type *t, const xmlNode *c, size_t *idx)
+{
+	const char *ns = node_ns(c);
+	size_t i;
+
+	for (i = 0; i < t->nfields; i++) {
+		const struct mss_field *f = &t->fields[i];
+
+		if (f->place == MSS_P_ATTR || f->place == MSS_P_TEXT || f->place == MSS_P_JSON)
+			continue;
+		if (xmlStrcmp(c->name, BAD_CAST f->name) != 0)
+			continue;
+		if (ns_eq(ns, f->ns) || (f->alt_ns && ns_eq(ns, f->alt_ns))) {
+			*idx = i;
+			return f;
+		}
+	}
+	return NULL;
+}
+
+static int
+read_obj(struct rd *r, const xmlNode *el, const struct mss_type *t, void **out, int depth)
+{
+	const struct mss_field *f, *text_field = NULL;
+	const xmlAttr *a;
+	const xmlNode *c;
+	size_t i, idx, last = 0;
+	bool seen_child = false;
+	void *obj;
+	char *v;
+
+	if (check_element(r, el, depth, false))
+		return -1;
+	obj = mss_arena_alloc(r->msg->arena, t->size);
+	if (obj == NULL)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
+
+	for (a = el->properties; a; a = a->next) {
+		xmlChar *av;
+
+		if (a->ns != NULL)
+			continue; /* xml:lang and the like: checked in check_element */
+		f = NULL;
+		for (i = 0; i < t->nfields; i++)
+			if (t->fields[i].place == MSS_P_ATTR &&
+			    xmlStrcmp(a->name, BAD_CAST t->fields[i].name) == 0)
+				f = &t->fields[i];
+		if (f == NULL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unknown attribute");
+		av = xmlNodeListGetString(el->doc, a->children, 1);
+		if (av == NULL)
+			av = xmlStrdup(BAD_CAST "");
+		if (av == NULL || (size_t)xmlStrlen(av) > MSSP_XML_MAX_ATTR_LEN) {
+			xmlFree(av);
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Attribute too long");
+		}
+		v = mss_arena_strdup(r->msg->arena, (const char *)av);
+		xmlFree(av);
+		if (v == NULL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
+		if (check_scalar(r, f, v))
+			return -1;
+		*(char **)((char *)obj + f->off) = v;
+	}
+
+	for (i = 0; i < t->nfields; i++)
+		if (t->fields[i].place == MSS_P_TEXT)
+			text_field = &t->fields[i];
+	if (text_field != NULL) {
+		v = simple_text(r, el, field_max(text_field));
+		if (v == NULL || check_scalar(r, text_field, v))
+			return -1;
+		*(char **)((char *)obj + text_field->off) = v;
+		*out = obj;
+		return 0;
+	}
+
+	for (c = el->children; c; c = c->next) {
+		void **slot;
+
+		if (c->type == XML_COMMENT_NODE)
+			continue;
+		if (c->type == XML_TEXT_NODE && is_ws_text(c))
+			continue;
+		if (c->type != XML_ELEMENT_NODE)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unexpected content");
+		f = find_child_field(t, c, &idx);
+		if (f == NULL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unknown element");
+		slot = (void **)((char *)obj + f->off);
+		if (!t->unordered && seen_child && idx < last)
+			return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Element %s out of order", f->name);
+		if (!(f->flags & MSS_F_LIST) && *slot != NULL)
+			return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Duplicate element %s", f->name);
+		if ((f->flags & MSS_F_LIST) && f->item != NULL && *slot != NULL)
+			return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Duplicate element %s", f->name);
+		last = idx;
+		seen_child = true;
+		if (f->flags & MSS_F_LIST) {
+			if (f->item != NULL) {
+				if (read_wrapped(r, f, c, (struct mss_list **)slot, depth + 1))
+					return -1;
+			} else {
+				void *item = read_value(r, f, c, depth + 1);
+
+				if (item == NULL || list_append(r, (struct mss_list **)slot, item))
+					return -1;
+			}
+		} else {
+			*slot = read_value(r, f, c, depth + 1);
+			if (*slot == NULL)
+				return -1;
+		}
+	}
+	*out = obj;
+	return 0;
+}
+
+/* ---- faults ----------------------------------------------------------- */
+
+static const xmlNode *
+first_child_element(const xmlNode *n)
+{
+	for (n = n ? n->children : NULL; n; n = n->next)
+		if (n->type == XML_ELEMENT_NODE)
+			return n;
+	return NULL;
+}
+
+static const xmlNode *
+child_named(const xmlNode *parent, const char *ns, const char *local)
+{
+	const xmlNode *c;
+
+	for (c = parent ? parent->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && ns_eq(node_ns(c), ns) &&
+		    xmlStrcmp(c->name, BAD_CAST local) == 0)
+			return c;
+	return NULL;
+}
+
+/* QName text "p:_101" -> local part and namespace of p in scope. */
+static int
+read_qname(struct rd *r, const xmlNode *el, char **local, char **ns)
+{
+	char *v = simple_text(r, el, MSSP_MSG_MAX_FIELD);
+	char *colon;
+	xmlNsPtr xns;
+
+	if (v == NULL)
+		return -1;
+	mss_lex_normalize(MSS_X_ANYURI, v);
+	colon = strchr(v, ':');
+	*ns = NULL;
+	if (colon != NULL) {
+		*colon = '\0';
+		xns = xmlSearchNs(el->doc, (xmlNodePtr)el, BAD_CAST v);
+		if (xns != NULL)
+			*ns = mss_arena_strdup(r->msg->arena, (const char *)xns->href);
+		*local = colon + 1;
+	} else {
+		xns = xmlSearchNs(el->doc, (xmlNodePtr)el, NULL);
+		if (xns != NULL)
+			*ns = mss_arena_strdup(r->msg->arena, (const char *)xns->href);
+		*local = v;
+	}
+	if (mss_lex_check(MSS_X_NCNAME, *local) != 0)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid fault code");
+	return 0;
+}
+
+static char *
+detail_text(struct rd *r, const xmlNode *detail)
+{
+	const xmlNode *c = first_child_element(detail);
+
+	return simple_text(r, c ? c : detail, MSSP_MSG_MAX_FIELD);
+}
+
+static int
+read_fault(struct rd *r, const xmlNode *fe, const char *env_ns)
+{
+	struct mss_fault_msg *fm = r->msg->u.fault;
+	const xmlNode *code, *val, *sub, *n;
+
+	if (ns_eq(env_ns, MSS_NS_SOAP12)) {
+		code = child_named(fe, env_ns, "Code");
+		val = child_named(code, env_ns, "Value");
+		if (val == NULL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Fault without code");
+		if (read_qname(r, val, &fm->code_value, &fm->code_ns))
+			return -1;
+		sub = child_named(code, env_ns, "Subcode");
+		if (sub != NULL) {
+			val = child_named(sub, env_ns, "Value");
+			if (val == NULL || read_qname(r, val, &fm->subcode_value, &fm->subcode_ns))
+				return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid fault subcode");
+			sub = child_named(sub, env_ns, "Subcode");
+			val = child_named(sub, env_ns, "Value");
+			if (val != NULL && read_qname(r, val, &fm->subsubcode_value, &fm->subsubcode_ns))
+				return -1;
+		}
+		n = child_named(child_named(fe, env_ns, "Reason"), env_ns, "Text");
+		if (n != NULL && (fm->reason = simple_text(r, n, MSSP_MSG_MAX_FIELD)) == NULL)
+			return -1;
+		n = child_named(fe, env_ns, "Detail");
+	} else {
+		char *local, *ns;
+
+		val = child_named(fe, NULL, "faultcode");
+		if (val == NULL || read_qname(r, val, &local, &ns))
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Fault without code");
+		if (local[0] == '_') {
+			fm->code_value = mss_arena_strdup(r->msg->arena, "Sender");
+			fm->subcode_value = local;
+			fm->subcode_ns = ns;
+		} else {
+			fm->code_value = local;
+			fm->code_ns = ns;
+		}
+		n = child_named(fe, NULL, "faultstring");
+		if (n != NULL && (fm->reason = simple_text(r, n, MSSP_MSG_MAX_FIELD)) == NULL)
+			return -1;
+		n = child_named(fe, NULL, "detail");
+	}
+	if (n != NULL && (fm->detail = detail_text(r, n)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* ---- the envelope ----------------------------------------------------- */
+
+static int
+check_header(struct rd *r, const xmlNode *hdr, const char *env_ns)
+{
+	const xmlNode *c;
+	xmlChar *mu;
+
+	if (check_element(r, hdr, 2, false))
+		return -1;
+	for (c = hdr->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		mu = xmlGetNsProp((xmlNodePtr)c, BAD_CAST "mustUnderstand", BAD_CAST env_ns);
+		if (is_truthy(mu)) {
+			xmlFree(mu);
+			return mss_err_soap(r->err, MSS_E_MUST_UNDERSTAND,
+					    "Header block not understood");
+		}
+		xmlFree(mu);
+		/* Other blocks are ignored: identity never comes from a header. */
+	}
+	return 0;
+}
+
+/* Find the single element child of `parent`; extra elements, text or PIs
+ * are refused.  `skip_rpc_result` skips a leading rpc:result (Kiuru). */
+static int
+only_child(struct rd *r, const xmlNode *parent, const xmlNode **out, bool skip_rpc_result)
+{
+	const xmlNode *c;
+
+	*out = NULL;
+	for (c = parent->children; c; c = c->next) {
+		if (c->type == XML_COMMENT_NODE || (c->type == XML_TEXT_NODE && is_ws_text(c)))
+			continue;
+		if (c->type != XML_ELEMENT_NODE)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unexpected content");
+		if (skip_rpc_result && *out == NULL && ns_eq(node_ns(c), MSS_NS_RPC) &&
+		    xmlStrcmp(c->name, BAD_CAST "result") == 0)
+			continue;
+		if (*out != NULL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Exactly one operation per message");
+		*out = c;
+	}
+	return 0;
+}
+
+static bool
+wrapper_ns_ok(const char *ns, const char *env_ns)
+{
+	return ns == NULL || ns_eq(ns, MSS_NS_WSDL) || ns_eq(ns, env_ns) || ns_eq(ns, MSS_NS);
+}
+
+static int
+part_ns_check(struct rd *r, const xmlNode *part)
+{
+	const char *ns = node_ns(part);
+
+	if (ns == NULL || ns_eq(ns, MSS_NS))
+		return 0;
+	if (starts_with(ns, MSS_NS_PREFIX))
+		return mss_err_set(r->err, MSS_INCOMPATIBLE_INTERFACE, 0,
+				   "Unsupported TS 102 204 version");
+	return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unknown message namespace");
+}
+
+static int
+any_pi(const xmlNode *n)
+{
+	for (; n; n = n->next) {
+		if (n->type == XML_PI_NODE)
+			return 1;
+		if (n->type == XML_ELEMENT_NODE && any_pi(n->children))
+			return 1;
+	}
+	return 0;
+}
+
+struct mss_msg *
+mss_soap_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err)
+{
+	struct rd r = { NULL, err, 0, false };
+	xmlDocPtr doc;
+	const xmlNode *env, *c, *hdr = NULL, *body = NULL, *wrap, *part;
+	const char *env_ns;
+	const struct mss_msg_info *mi;
+	enum mss_soap_version ver;
+	enum mss_op op = MSS_OP_NONE;
+	bool response = false;
+	int type = -1;
+	char local[64];
+
+	mss_err_clear(err);
+	doc = parse_hardened(buf, len, err);
+	if (doc == NULL)
+		return NULL;
+	if (any_pi(doc->children)) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "Processing instructions not allowed");
+		goto fail;
+	}
+	env = xmlDocGetRootElement(doc);
+	env_ns = node_ns(env);
+	if (xmlStrcmp(env->name, BAD_CAST "Envelope") != 0) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "Not a SOAP envelope");
+		goto fail;
+	}
+	if (ns_eq(env_ns, MSS_NS_SOAP12)) {
+		ver = MSS_SOAP_12;
+	} else if (ns_eq(env_ns, MSS_NS_SOAP11)) {
+		ver = MSS_SOAP_11;
+	} else {
+		mss_err_soap(err, MSS_E_VERSION_MISMATCH, "Unsupported SOAP envelope");
+		goto fail;
+	}
+	if (check_element(&r, env, 1, true))
+		goto fail;
+	for (c = env->children; c; c = c->next) {
+		if (c->type == XML_COMMENT_NODE || (c->type == XML_TEXT_NODE && is_ws_text(c)))
+			continue;
+		if (c->type == XML_ELEMENT_NODE && ns_eq(node_ns(c), env_ns) && body == NULL &&
+		    hdr == NULL && xmlStrcmp(c->name, BAD_CAST "Header") == 0) {
+			hdr = c;
+		} else if (c->type == XML_ELEMENT_NODE && ns_eq(node_ns(c), env_ns) &&
+			   body == NULL && xmlStrcmp(c->name, BAD_CAST "Body") == 0) {
+			body = c;
+		} else {
+			mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid SOAP envelope structure");
+			goto fail;
+		}
+	}
+	if (body == NULL) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "No SOAP body");
+		goto fail;
+	}
+	if (hdr != NULL && check_header(&r, hdr, env_ns))
+		goto fail;
+	if (check_element(&r, body, 2, false) || only_child(&r, body, &wrap, false))
+		goto fail;
+	if (wrap == NULL) {
+		mss_err_set(err, MSS_MISSING_PARAM, 0, "Empty SOAP body");
+		goto fail;
+	}
+
+	/* A fault in the body. */
+	if (ns_eq(node_ns(wrap), env_ns) && xmlStrcmp(wrap->name, BAD_CAST "Fault") == 0) {
+		if (flags & MSS_SOAP_REQUESTS_ONLY) {
+			mss_err_set(err, MSS_WRONG_PARAM, 0, "Unsupported operation");
+			goto fail;
+		}
+		r.msg = mss_msg_new(MSS_FAULT);
+		if (r.msg == NULL) {
+			mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Out of memory");
+			goto fail;
+		}
+		r.msg->soap = ver;
+		if (check_element(&r, wrap, 3, false) || read_fault(&r, wrap, env_ns))
+			goto fail;
+		xmlFreeDoc(doc);
+		return r.msg;
+	}
+
+	if (check_element(&r, wrap, 3, false))
+		goto fail;
+	if (strlen((const char *)wrap->name) < sizeof(local))
+		memcpy(local, wrap->name, strlen((const char *)wrap->name) + 1);
+	else
+		local[0] = '\0';
+	if (wrapper_ns_ok(node_ns(wrap), env_ns)) {
+		size_t l = strlen(local);
+
+		if (l > 8 && strcmp(local + l - 8, "Response") == 0) {
+			local[l - 8] = '\0';
+			response = true;
+		}
+		op = mss_op_by_name(local);
+	}
+	if (op != MSS_OP_NONE) {
+		if (only_child(&r, wrap, &part, response))
+			goto fail;
+		if (part == NULL) {
+			mss_err_set(err, MSS_MISSING_PARAM, 0, "Operation without its message");
+			goto fail;
+		}
+		type = response ? mss_op_response_type(op) : mss_op_request_type(op);
+		if (part_ns_check(&r, part))
+			goto fail;
+		mi = mss_msg_info((enum mss_msg_type)type);
+		if (xmlStrcmp(part->name, BAD_CAST mi->element) != 0) {
+			mss_err_set(err, MSS_WRONG_PARAM, 0, "Message does not match the operation");
+			goto fail;
+		}
+	} else {
+		/* document/literal: the message element directly in Body */
+		part = wrap;
+		type = mss_msg_type_by_element((const char *)part->name);
+		if (type < 0 || type == MSS_FAULT || part_ns_check(&r, part)) {
+			if (err->kind == MSS_E_NONE)
+				mss_err_set(err, MSS_WRONG_PARAM, 0, "Unsupported operation");
+			goto fail;
+		}
+		mi = mss_msg_info((enum mss_msg_type)type);
+		op = mi->op;
+		response = !mi->is_request;
+	}
+	if ((flags & MSS_SOAP_REQUESTS_ONLY) && (response || op == MSS_OP_NOTIFICATION)) {
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "Unsupported operation");
+		goto fail;
+	}
+
+	r.msg = mss_msg_new((enum mss_msg_type)type);
+	if (r.msg == NULL) {
+		mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		goto fail;
+	}
+	r.msg->op = op;
+	r.msg->soap = ver;
+	r.lenient_b64 = !mss_msg_info(r.msg->type)->is_request;
+	{
+		void *obj = NULL;
+		const struct mss_type *t = mss_msg_info(r.msg->type)->type;
+
+		if (read_obj(&r, part, t, &obj, 4))
+			goto fail;
+		memcpy(r.msg->u.any, obj, t->size);
+	}
+	xmlFreeDoc(doc);
+	return r.msg;
+fail:
+	if (err->kind == MSS_E_NONE)
+		mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid message");
+	mss_msg_free(r.msg);
+	xmlFreeDoc(doc);
+	return NULL;
+}
+
+char *
+mss_soap_raw_check(struct mss_msg *msg, const char *xml, const char *ns,
+		   const char *local, struct mss_err *err)
+{
+	struct rd r = { msg, err, 0, false };
+	xmlDocPtr doc;
+	const xmlNode *root;
+	char *s = NULL;
+
+	doc = parse_hardened(xml, strlen(xml), err);
+	if (doc == NULL)
+		return NULL;
+	root = xmlDocGetRootElement(doc);
+	if (any_pi(doc->children) || root == NULL || !ns_eq(node_ns(root), ns) ||
+	    xmlStrcmp(root->name, BAD_CAST local) != 0) {
+		mss_err_setf(err, MSS_WRONG_PARAM, 0, "Invalid XML in %s", local);
+		goto out;
+	}
+	s = read_raw(&r, root);
+out:
+	xmlFreeDoc(doc);
+	return s;
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+struct ns_prefix {
+	const char *ns;
+	const char *prefix;
+};
+
+static const struct ns_prefix prefixes[] = {
+	{ MSS_NS, "mss" },     { MSS_NS_FI, "fi" },	{ MSS_NS_MREG, "mreg" },
+	{ MSS_NS_MCS, "mcs" }, { MSS_NS_SCO, "sco" },	{ MSS_NS_SCAS, "scas" },
+	{ MSS_NS_DS, "ds" },   { MSS_NS_SAMLP, "samlp" },
+};
+#define NPREFIX (sizeof(prefixes) / sizeof(prefixes[0]))
+
+struct wr {
+	struct mss_buf *out;
+	struct mss_err *err;
+	unsigned used; /* bitmask of prefixes[] */
+	int failed;
+};
+
+static const char *
+prefix_of(struct wr *w, const char *ns)
+{
+	size_t i;
+
+	for (i = 0; i < NPREFIX; i++)
+		if (strcmp(prefixes[i].ns, ns) == 0) {
+			w->used |= 1u << i;
+			return prefixes[i].prefix;
+		}
+	return "mss"; /* unreachable with the tables in msg.c */
+}
+
+static void
+w_add(struct wr *w, const char *s, size_t len)
+{
+	if (!w->failed && mss_buf_add(w->out, s, len) != 0)
+		w->failed = 1;
+}
+
+static void
+w_str(struct wr *w, const char *s)
+{
+	w_add(w, s, strlen(s));
+}
+
+/* Escape for text (attr = 0) or attribute values (attr = 1). */
+static void
+w_esc(struct wr *w, const char *s, int attr)
+{
+	const char *run = s, *rep;
+
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': rep = "&amp;"; break;
+		case '<': rep = "&lt;"; break;
+		case '>': rep = "&gt;"; break;
+		case '\r': rep = "&#13;"; break;
+		case '"': rep = attr ? "&quot;" : NULL; break;
+		case '\n': rep = attr ? "&#10;" : NULL; break;
+		case '\t': rep = attr ? "&#9;" : NULL; break;
+		default: rep = NULL; break;
+		}
+		if (rep == NULL)
+			continue;
+		w_add(w, run, (size_t)(s - run));
+		w_str(w, rep);
+		run = s + 1;
+	}
+	w_add(w, run, (size_t)(s - run));
+}
+
+static void w_obj(struct wr *w, const struct mss_type *t, const void *obj,
+		  const char *prefix, const char *name, const char *xmlns);
+
+static void
+w_start(struct wr *w, const char *prefix, const char *name)
+{
+	w_str(w, "<");
+	w_str(w, prefix);
+	w_str(w, ":");
+	w_str(w, name);
+}
+
+static void
+w_end(struct wr *w, const char *prefix, const char *name)
+{
+	w_str(w, "</");
+	w_str(w, prefix);
+	w_str(w, ":");
+	w_str(w, name);
+	w_str(w, ">\n");
+}
+
+static void
+w_value(struct wr *w, const struct mss_field *f, const char *name, const void *v)
+{
+	const char *p = prefix_of(w, f->ns);
+
+	switch (f->place) {
+	case MSS_P_ELEM:
+		w_start(w, p, name);
+		w_str(w, ">");
+		w_esc(w, v, 0);
+		w_end(w, p, name);
+		break;
+	case MSS_P_URI:
+		w_start(w, p, name);
+		w_str(w, ">");
+		w_start(w, prefix_of(w, MSS_NS), "mssURI");
+		w_str(w, ">");
+		w_esc(w, v, 0);
+		w_end(w, "mss", "mssURI");
+		w_end(w, p, name);
+		break;
+	case MSS_P_OBJ:
+		w_obj(w, f->sub, v, p, name, NULL);
+		break;
+	case MSS_P_RAW:
+		w_str(w, v);
+		w_str(w, "\n");
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+w_obj(struct wr *w, const struct mss_type *t, const void *obj, const char *prefix,
+      const char *name, const char *xmlns)
+{
+	const struct mss_field *f;
+	const char *text = NULL;
+	bool has_children = false;
+	size_t i, k;
+
+	w_start(w, prefix, name);
+	if (xmlns != NULL)
+		w_str(w, xmlns);
+	for (i = 0; i < t->nfields; i++) {
+		const void *v;
+
+		f = &t->fields[i];
+		v = *(void *const *)((const char *)obj + f->off);
+		if (v == NULL)
+			continue;
+		if (f->place == MSS_P_ATTR) {
+			w_str(w, " ");
+			w_str(w, f->name);
+			w_str(w, "=\"");
+			w_esc(w, v, 1);
+			w_str(w, "\"");
+		} else if (f->place == MSS_P_TEXT) {
+			text = v;
+		} else if (f->place == MSS_P_JSON) {
+			mss_err_setf(w->err, MSS_WRONG_PARAM, 0,
+				     "%s has no SOAP form", f->json ? f->json : f->name);
+			w->failed = 2;
+		} else {
+			has_children = true;
+		}
+	}
+	if (text != NULL) {
+		w_str(w, ">");
+		w_esc(w, text, 0);
+		w_end(w, prefix, name);
+		return;
+	}
+	if (!has_children) {
+		w_str(w, "/>\n");
+		return;
+	}
+	w_str(w, ">\n");
+	for (i = 0; i < t->nfields; i++) {
+		const void *v;
+
+		f = &t->fields[i];
+		v = *(void *const *)((const char *)obj + f->off);
+		if (v == NULL || f->place == MSS_P_ATTR || f->place == MSS_P_TEXT ||
+		    f->place == MSS_P_JSON)
+			continue;
+		if (f->flags & MSS_F_LIST) {
+			const struct mss_list *l = v;
+			const char *p = prefix_of(w, f->ns);
+
+			if (f->item != NULL) {
+				if (l->n == 0) {
+					w_start(w, p, f->name);
+					w_str(w, "/>\n");
+					continue;
+				}
+				w_start(w, p, f->name);
+				w_str(w, ">\n");
+			}
+			for (k = 0; k < l->n; k++)
+				w_value(w, f, f->item ? f->item : f->name, l->items[k]);
+			if (f->item != NULL)
+				w_end(w, p, f->name);
+		} else {
+			w_value(w, f, f->name, v);
+		}
+	}
+	w_end(w, prefix, name);
+}
+
+static const char *
+env_ns_of(enum mss_soap_version v)
+{
+	return v == MSS_SOAP_11 ? MSS_NS_SOAP11 : MSS_NS_SOAP12;
+}
+
+static void
+w_envelope_start(struct wr *w, enum mss_soap_version v)
+{
+	w_str(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"");
+	w_str(w, env_ns_of(v));
+	w_str(w, "\">\n<soapenv:Body>\n");
+}
+
+static void
+w_envelope_end(struct wr *w)
+{
+	w_str(w, "</soapenv:Body>\n</soapenv:Envelope>\n");
+}
+
+int
+mss_soap_encode_fault(const struct mss_fault *f, enum mss_soap_version v,
+		      struct mss_buf *out)
+{
+	struct wr w = { out, NULL, 0, 0 };
+	const char *code_prefix = f->subcode_ns && strcmp(f->subcode_ns, MSS_NS_ROAM) == 0 ? "msrs" : "mss";
+	char num[16];
+
+	w_str(&w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"");
+	w_str(&w, env_ns_of(v));
+	w_str(&w, "\">\n");
+	if (v != MSS_SOAP_11 && strcmp(f->code_value, "VersionMismatch") == 0)
+		w_str(&w, "<soapenv:Header>\n<soapenv:Upgrade>\n"
+			  "<soapenv:SupportedEnvelope qname=\"ns1:Envelope\" xmlns:ns1=\"" MSS_NS_SOAP12 "\"/>\n"
+			  "<soapenv:SupportedEnvelope qname=\"ns2:Envelope\" xmlns:ns2=\"" MSS_NS_SOAP11 "\"/>\n"
+			  "</soapenv:Upgrade>\n</soapenv:Header>\n");
+	w_str(&w, "<soapenv:Body>\n<soapenv:Fault>\n");
+	if (v == MSS_SOAP_11) {
+		w_str(&w, "<faultcode");
+		if (f->code) {
+			snprintf(num, sizeof(num), "_%d", f->code);
+			w_str(&w, " xmlns:");
+			w_str(&w, code_prefix);
+			w_str(&w, "=\"");
+			w_str(&w, f->subcode_ns);
+			w_str(&w, "\">");
+			w_str(&w, code_prefix);
+			w_str(&w, ":");
+			w_str(&w, num);
+		} else {
+			w_str(&w, ">soapenv:");
+			w_str(&w, f->code_value);
+		}
+		w_str(&w, "</faultcode>\n<faultstring>");
+		w_esc(&w, f->reason, 0);
+		w_str(&w, "</faultstring>\n<detail><ns1:detail xmlns:ns1=\"http://kiuru.methics.fi/mssp\">");
+		w_esc(&w, f->detail, 0);
+		w_str(&w, "</ns1:detail></detail>\n");
+	} else {
+		w_str(&w, "<soapenv:Code>\n<soapenv:Value>soapenv:");
+		w_str(&w, f->code_value);
+		w_str(&w, "</soapenv:Value>\n");
+		if (f->code) {
+			snprintf(num, sizeof(num), "_%d", f->code);
+			w_str(&w, "<soapenv:Subcode xmlns:");
+			w_str(&w, code_prefix);
+			w_str(&w, "=\"");
+			w_str(&w, f->subcode_ns);
+			w_str(&w, "\">\n<soapenv:Value>");
+			w_str(&w, code_prefix);
+			w_str(&w, ":");
+			w_str(&w, num);
+			w_str(&w, "</soapenv:Value>\n");
+			if (f->subcode) {
+				snprintf(num, sizeof(num), "_%d", f->subcode);
+				w_str(&w, "<soapenv:Subcode>\n<soapenv:Value>");
+				w_str(&w, code_prefix);
+				w_str(&w, ":");
+				w_str(&w, num);
+				w_str(&w, "</soapenv:Value>\n</soapenv:Subcode>\n");
+			}
+			w_str(&w, "</soapenv:Subcode>\n");
+		}
+		w_str(&w, "</soapenv:Code>\n<soapenv:Reason>\n<soapenv:Text xml:lang=\"en\">");
+		w_esc(&w, f->reason, 0);
+		w_str(&w, "</soapenv:Text>\n</soapenv:Reason>\n<soapenv:Detail>\n"
+			  "<ns1:detail xmlns:ns1=\"http://kiuru.methics.fi/mssp\">");
+		w_esc(&w, f->detail ? f->detail : "", 0);
+		w_str(&w, "</ns1:detail>\n</soapenv:Detail>\n");
+	}
+	w_str(&w, "</soapenv:Fault>\n");
+	w_envelope_end(&w);
+	return w.failed ? -1 : 0;
+}
+
+/* A fault message (decoded from JSON or SOAP) back to SOAP. */
+static int
+encode_fault_msg(const struct mss_fault_msg *fm, enum mss_soap_version v,
+		 struct mss_buf *out, struct mss_err *err)
+{
+	struct mss_fault f;
+	long code = 0, sub = 0;
+	char *end;
+
+	memset(&f, 0, sizeof(f));
+	f.http_status = 500;
+	f.code_value = fm->code_value ? fm->code_value : "Sender";
+	f.subcode_ns = fm->subcode_ns ? fm->subcode_ns : MSS_NS;
+	if (fm->subcode_value && fm->subcode_value[0] == '_') {
+		code = strtol(fm->subcode_value + 1, &end, 10);
+		if (*end != '\0' || code <= 0 || code > 9999)
+			return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid fault subcode");
+	}
+	if (fm->subsubcode_value && fm->subsubcode_value[0] == '_') {
+		sub = strtol(fm->subsubcode_value + 1, &end, 10);
+		if (*end != '\0' || sub <= 0 || sub > 9999)
+			return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid fault subcode");
+	}
+	if (mss_lex_check(MSS_X_NCNAME, f.code_value) != 0)
+		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid fault code");
+	f.code = (int)code;
+	f.subcode = (int)sub;
+	f.reason = fm->reason ? fm->reason : "";
+	f.detail = fm->detail ? fm->detail : "";
+	if (mss_soap_encode_fault(&f, v, out) != 0)
+		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Message too large");
+	return 0;
+}
+
+/* Which prefixes a message will use, so they are declared once on the
+ * message element (the literal `mss:` prefix everywhere, as clients need). */
+static void
+scan_ns(struct wr *w, const struct mss_type *t, const void *obj)
+{
+	size_t i, k;
+
+	for (i = 0; i < t->nfields; i++) {
+		const struct mss_field *f = &t->fields[i];
+		const void *v = *(void *const *)((const char *)obj + f->off);
+
+		if (v == NULL || f->place == MSS_P_ATTR || f->place == MSS_P_TEXT ||
+		    f->place == MSS_P_JSON)
+			continue;
+		prefix_of(w, f->ns);
+		if (f->place == MSS_P_URI)
+			prefix_of(w, MSS_NS);
+		if (f->sub == NULL)
+			continue;
+		if (f->flags & MSS_F_LIST) {
+			const struct mss_list *l = v;
+
+			for (k = 0; k < l->n; k++)
+				scan_ns(w, f->sub, l->items[k]);
+		} else {
+			scan_ns(w, f->sub, v);
+		}
+	}
+}
+
+int
+mss_soap_encode(const struct mss_msg *msg, enum mss_soap_version v,
+		struct mss_buf *out, struct mss_err *err)
+{
+	struct wr w = { out, err, 0, 0 };
+	const struct mss_msg_info *mi;
+	struct mss_buf decl;
+	enum mss_op op;
+	bool request;
+	const char *opname;
+	size_t i;
+
+	mss_err_clear(err);
+	if (v == MSS_SOAP_NONE)
+		v = MSS_SOAP_12;
+	if (msg->type == MSS_FAULT)
+		return encode_fault_msg(msg->u.fault, v, out, err);
+	mi = mss_msg_info(msg->type);
+	op = msg->op;
+	if (mss_op_request_type(op) != (int)msg->type && mss_op_response_type(op) != (int)msg->type)
+		op = mi->op;
+	request = mss_op_request_type(op) == (int)msg->type;
+	opname = mss_op_name(op);
+
+	/* Namespace declarations for everything the message uses. */
+	w.used = 1; /* mss */
+	scan_ns(&w, mi->type, msg->u.any);
+	mss_buf_init(&decl, 2048);
+	for (i = 0; i < NPREFIX; i++)
+		if (w.used & (1u << i))
+			mss_buf_addf(&decl, " xmlns:%s=\"%s\"", prefixes[i].prefix, prefixes[i].ns);
+
+	w_envelope_start(&w, v);
+	w_str(&w, "<");
+	w_str(&w, opname);
+	w_str(&w, request ? ">\n" : "Response>\n");
+	w_obj(&w, mi->type, msg->u.any, "mss", mi->element, mss_buf_str(&decl));
+	w_str(&w, "</");
+	w_str(&w, opname);
+	w_str(&w, request ? ">\n" : "Response>\n");
+	w_envelope_end(&w);
+	mss_buf_free(&decl);
+	if (w.failed == 2)
+		return -1;
+	if (w.failed)
+		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Message too large");
+	return 0;
+}
