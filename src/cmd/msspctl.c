@@ -120,6 +120,10 @@ decode_any(const char *buf, size_t len, struct mss_err *err)
 {
 	size_t i = 0;
 
+	/* XML allows a UTF-8 byte order mark (some .NET clients send one);
+	 * the JSON gateway refuses it (J-09), so only '<' may follow it. */
+	if (len >= 4 && memcmp(buf, "\xef\xbb\xbf<", 4) == 0)
+		i = 3;
 	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
 		i++;
 	if (i < len && buf[i] == '<')

@@ -148,10 +148,17 @@ read_obj(struct jr *r, json_t *j, const struct mss_type *t, void **out, int dept
 		if (f->flags & MSS_F_LIST) {
 			if (list_set(r, f, val, (struct mss_list **)slot, depth))
 				return -1;
+			/* A repeated element without a wrapper cannot be "present
+			 * but empty" in XML; an empty array is absent here too. */
+			if (f->item == NULL && f->place != MSS_P_JSON && (*(struct mss_list **)slot)->n == 0)
+				*slot = NULL;
 		} else {
 			*slot = read_value(r, f, val, depth);
 			if (*slot == NULL)
 				return -1;
+			/* as in the SOAP codec: empty text content is absent */
+			if (f->place == MSS_P_TEXT && ((char *)*slot)[0] == '\0')
+				*slot = NULL;
 		}
 	}
 	*out = obj;
@@ -202,6 +209,9 @@ read_code(struct jr *r, json_t *c, char **value, char **ns, json_t **sub)
 	}
 	if ((*value = read_fault_str(r, c, "Value", 1)) == NULL)
 		return -1;
+	/* A fault code is a QName's local part on the SOAP side. */
+	if (mss_lex_check(MSS_X_NCNAME, *value) != 0)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid fault code");
 	if (json_object_get(c, "ValueNs") && (*ns = read_fault_str(r, c, "ValueNs", 1)) == NULL)
 		return -1;
 	*sub = json_object_get(c, "SubCode");
@@ -235,6 +245,11 @@ read_fault(struct jr *r, json_t *j)
 		return -1;
 	if (json_object_get(j, "Detail") && (fm->detail = read_fault_str(r, j, "Detail", 1)) == NULL)
 		return -1;
+	/* empty texts are absent texts, as in the SOAP codec */
+	if (fm->reason && fm->reason[0] == '\0')
+		fm->reason = NULL;
+	if (fm->detail && fm->detail[0] == '\0')
+		fm->detail = NULL;
 	return 0;
 }
 
@@ -263,6 +278,11 @@ mss_json_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 	if (root == NULL) {
 		mss_err_set(err, MSS_WRONG_PARAM, 0, "Malformed JSON");
 		return NULL;
+	}
+	if (json_is_object(root) && json_object_size(root) == 0) {
+		/* like an empty SOAP Body (P-06) */
+		mss_err_set(err, MSS_MISSING_PARAM, 0, "Empty message");
+		goto fail;
 	}
 	if (!json_is_object(root) || json_object_size(root) != 1) {
 		mss_err_set(err, MSS_WRONG_PARAM, 0, "Expected one message object");
@@ -301,6 +321,11 @@ mss_json_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 	if (read_obj(&r, body, mss_msg_info(r.msg->type)->type, &obj, 1))
 		goto fail;
 	memcpy(r.msg->u.any, obj, mss_msg_info(r.msg->type)->type->size);
+	/* Swisscom's REST documents spell the polling mode "asynch"; the
+	 * message means asynchClientServer, and says so from here on. */
+	if (r.msg->type == MSS_SIGNATURE_REQ && r.msg->u.sig_req->messaging_mode &&
+	    strcmp(r.msg->u.sig_req->messaging_mode, "asynch") == 0)
+		r.msg->u.sig_req->messaging_mode = mss_msg_strdup(r.msg, "asynchClientServer");
 	if (sr != NULL) {
 		struct mss_status **sp = status_slot(r.msg);
 		const struct mss_field *hf = mss_msg_hoisted_field();

@@ -60,6 +60,53 @@ starts_with(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* Depth, attribute, namespace-declaration and element caps over the whole
+ * tree, header blocks and elements kept as raw XML included.  Iterative:
+ * no recursion that a deep document could exhaust (X-06, X-07, X-08). */
+static int
+tree_limits(const xmlNode *root, struct mss_err *err)
+{
+	const xmlNode *n = root;
+	unsigned depth = 1, elements = 0, count;
+	const xmlAttr *a;
+	const xmlNs *ns;
+
+	while (n != NULL) {
+		if (n->type == XML_ELEMENT_NODE) {
+			if (depth > MSSP_XML_MAX_DEPTH)
+				return mss_err_set(err, MSS_WRONG_PARAM, 0, "XML nested too deeply");
+			if (++elements > MSSP_XML_MAX_ELEMENTS)
+				return mss_err_set(err, MSS_WRONG_PARAM, 0, "Too many XML elements");
+			count = 0;
+			for (a = n->properties; a; a = a->next) {
+				if (++count > MSSP_XML_MAX_ATTRS)
+					return mss_err_set(err, MSS_WRONG_PARAM, 0, "Too many attributes");
+				if (a->children && a->children->content &&
+				    (size_t)xmlStrlen(a->children->content) > MSSP_XML_MAX_ATTR_LEN)
+					return mss_err_set(err, MSS_WRONG_PARAM, 0, "Attribute too long");
+			}
+			count = 0;
+			for (ns = n->nsDef; ns; ns = ns->next)
+				if (++count > MSSP_XML_MAX_NSDECL)
+					return mss_err_set(err, MSS_WRONG_PARAM, 0,
+							   "Too many namespace declarations");
+			if (n->children != NULL) {
+				n = n->children;
+				depth++;
+				continue;
+			}
+		}
+		while (n != NULL && n->next == NULL && n != root) {
+			n = n->parent;
+			depth--;
+		}
+		if (n == NULL || n == root)
+			break;
+		n = n->next;
+	}
+	return 0;
+}
+
 /* Parse under the project's rules; NULL with err set on any refusal. */
 static xmlDocPtr
 parse_hardened(const char *buf, size_t len, struct mss_err *err)
@@ -120,6 +167,8 @@ parse_hardened(const char *buf, size_t len, struct mss_err *err)
 		mss_err_set(err, MSS_WRONG_PARAM, 0, "Only UTF-8 is accepted");
 		goto fail;
 	}
+	if (tree_limits(xmlDocGetRootElement(doc), err) != 0)
+		goto fail;
 	return doc;
 fail:
 	xmlFreeDoc(doc);
@@ -475,7 +524,10 @@ read_obj(struct rd *r, const xmlNode *el, const struct mss_type *t, void **out, 
 		v = simple_text(r, el, field_max(text_field));
 		if (v == NULL || check_scalar(r, text_field, v))
 			return -1;
-		*(char **)((char *)obj + text_field->off) = v;
+		/* Empty content is absent content: XML cannot tell them apart,
+		 * so neither codec does (the validator answers 102 for both). */
+		if (v[0] != '\0')
+			*(char **)((char *)obj + text_field->off) = v;
 		*out = obj;
 		return 0;
 	}
@@ -630,6 +682,11 @@ read_fault(struct rd *r, const xmlNode *fe, const char *env_ns)
 	}
 	if (n != NULL && (fm->detail = detail_text(r, n)) == NULL)
 		return -1;
+	/* empty texts are absent texts, as in the JSON codec */
+	if (fm->reason && fm->reason[0] == '\0')
+		fm->reason = NULL;
+	if (fm->detail && fm->detail[0] == '\0')
+		fm->detail = NULL;
 	return 0;
 }
 
@@ -644,9 +701,20 @@ check_header(struct rd *r, const xmlNode *hdr, const char *env_ns)
 	if (check_element(r, hdr, 2, false))
 		return -1;
 	for (c = hdr->children; c; c = c->next) {
-		if (c->type != XML_ELEMENT_NODE)
+		if (c->type == XML_COMMENT_NODE || (c->type == XML_TEXT_NODE && is_ws_text(c)))
 			continue;
+		if (c->type != XML_ELEMENT_NODE)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unexpected content in Header");
+		/* SOAP 1.2 §5.2.1: header blocks are namespace-qualified; a Body
+		 * (or any envelope element) inside the Header is malformed. */
+		if (node_ns(c) == NULL || ns_eq(node_ns(c), env_ns))
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid header block");
 		mu = xmlGetNsProp((xmlNodePtr)c, BAD_CAST "mustUnderstand", BAD_CAST env_ns);
+		if (mu != NULL && xmlStrcmp(mu, BAD_CAST "true") && xmlStrcmp(mu, BAD_CAST "false") &&
+		    xmlStrcmp(mu, BAD_CAST "1") && xmlStrcmp(mu, BAD_CAST "0")) {
+			xmlFree(mu);
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid mustUnderstand");
+		}
 		if (is_truthy(mu)) {
 			xmlFree(mu);
 			return mss_err_soap(r->err, MSS_E_MUST_UNDERSTAND,
@@ -750,6 +818,16 @@ mss_soap_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 	}
 	if (check_element(&r, env, 1, true))
 		goto fail;
+	if (env->properties != NULL) {
+		const xmlAttr *a;
+
+		for (a = env->properties; a; a = a->next)
+			if (a->ns == NULL) {
+				/* SOAP 1.2 Part 1 §5.1: only qualified attributes */
+				mss_err_set(err, MSS_WRONG_PARAM, 0, "Unexpected attribute on Envelope");
+				goto fail;
+			}
+	}
 	for (c = env->children; c; c = c->next) {
 		if (c->type == XML_COMMENT_NODE || (c->type == XML_TEXT_NODE && is_ws_text(c)))
 			continue;
@@ -1119,111 +1197,168 @@ w_envelope_end(struct wr *w)
 	w_str(w, "</soapenv:Body>\n</soapenv:Envelope>\n");
 }
 
-int
-mss_soap_encode_fault(const struct mss_fault *f, enum mss_soap_version v,
-		      struct mss_buf *out)
+/* One fault envelope from text parts.  `code_ns` NULL or the envelope
+ * namespace means a SOAP code (Sender, Receiver, ...); subcodes are QNames
+ * in their namespace (TS 102 204 `mss:`, TS 102 207 `msrs:`).  Values MUST
+ * be NCNames (checked by the callers). */
+struct fault_text {
+	const char *code, *code_ns;
+	const char *sub, *sub_ns;
+	const char *subsub, *subsub_ns;
+	const char *reason, *detail;
+};
+
+static const char *
+subcode_prefix(const char *ns)
+{
+	if (ns == NULL || strcmp(ns, MSS_NS) == 0)
+		return "mss";
+	if (strcmp(ns, MSS_NS_ROAM) == 0)
+		return "msrs";
+	return "sc";
+}
+
+static void
+w_qname_decl(struct wr *w, const char *prefix, const char *ns)
+{
+	w_str(w, " xmlns:");
+	w_str(w, prefix);
+	w_str(w, "=\"");
+	w_esc(w, ns, 1);
+	w_str(w, "\"");
+}
+
+static int
+w_fault(struct mss_buf *out, enum mss_soap_version v, const struct fault_text *t)
 {
 	struct wr w = { out, NULL, 0, 0 };
-	const char *code_prefix = f->subcode_ns && strcmp(f->subcode_ns, MSS_NS_ROAM) == 0 ? "msrs" : "mss";
-	char num[16];
+	const char *env = env_ns_of(v);
+	bool soap_code = t->code_ns == NULL || strcmp(t->code_ns, env) == 0;
+	const char *sp = subcode_prefix(t->sub_ns), *ssp;
 
 	w_str(&w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"");
-	w_str(&w, env_ns_of(v));
+	w_str(&w, env);
 	w_str(&w, "\">\n");
-	if (v != MSS_SOAP_11 && strcmp(f->code_value, "VersionMismatch") == 0)
+	if (v != MSS_SOAP_11 && soap_code && strcmp(t->code, "VersionMismatch") == 0)
 		w_str(&w, "<soapenv:Header>\n<soapenv:Upgrade>\n"
 			  "<soapenv:SupportedEnvelope qname=\"ns1:Envelope\" xmlns:ns1=\"" MSS_NS_SOAP12 "\"/>\n"
 			  "<soapenv:SupportedEnvelope qname=\"ns2:Envelope\" xmlns:ns2=\"" MSS_NS_SOAP11 "\"/>\n"
 			  "</soapenv:Upgrade>\n</soapenv:Header>\n");
 	w_str(&w, "<soapenv:Body>\n<soapenv:Fault>\n");
 	if (v == MSS_SOAP_11) {
+		/* SOAP 1.1 has one code: the ETSI one when there is one */
 		w_str(&w, "<faultcode");
-		if (f->code) {
-			snprintf(num, sizeof(num), "_%d", f->code);
-			w_str(&w, " xmlns:");
-			w_str(&w, code_prefix);
-			w_str(&w, "=\"");
-			w_str(&w, f->subcode_ns);
-			w_str(&w, "\">");
-			w_str(&w, code_prefix);
+		if (t->sub != NULL) {
+			w_qname_decl(&w, sp, t->sub_ns ? t->sub_ns : MSS_NS);
+			w_str(&w, ">");
+			w_str(&w, sp);
 			w_str(&w, ":");
-			w_str(&w, num);
-		} else {
+			w_esc(&w, t->sub, 0);
+		} else if (soap_code) {
 			w_str(&w, ">soapenv:");
-			w_str(&w, f->code_value);
+			w_esc(&w, t->code, 0);
+		} else {
+			w_qname_decl(&w, "c", t->code_ns);
+			w_str(&w, ">c:");
+			w_esc(&w, t->code, 0);
 		}
 		w_str(&w, "</faultcode>\n<faultstring>");
-		w_esc(&w, f->reason, 0);
-		w_str(&w, "</faultstring>\n<detail><ns1:detail xmlns:ns1=\"http://kiuru.methics.fi/mssp\">");
-		w_esc(&w, f->detail, 0);
-		w_str(&w, "</ns1:detail></detail>\n");
+		w_esc(&w, t->reason ? t->reason : "", 0);
+		w_str(&w, "</faultstring>\n");
+		if (t->detail != NULL) {
+			w_str(&w, "<detail><ns1:detail xmlns:ns1=\"http://kiuru.methics.fi/mssp\">");
+			w_esc(&w, t->detail, 0);
+			w_str(&w, "</ns1:detail></detail>\n");
+		}
 	} else {
-		w_str(&w, "<soapenv:Code>\n<soapenv:Value>soapenv:");
-		w_str(&w, f->code_value);
+		w_str(&w, "<soapenv:Code>\n<soapenv:Value");
+		if (soap_code) {
+			w_str(&w, ">soapenv:");
+		} else {
+			w_qname_decl(&w, "c", t->code_ns);
+			w_str(&w, ">c:");
+		}
+		w_esc(&w, t->code, 0);
 		w_str(&w, "</soapenv:Value>\n");
-		if (f->code) {
-			snprintf(num, sizeof(num), "_%d", f->code);
-			w_str(&w, "<soapenv:Subcode xmlns:");
-			w_str(&w, code_prefix);
-			w_str(&w, "=\"");
-			w_str(&w, f->subcode_ns);
-			w_str(&w, "\">\n<soapenv:Value>");
-			w_str(&w, code_prefix);
+		if (t->sub != NULL) {
+			w_str(&w, "<soapenv:Subcode");
+			w_qname_decl(&w, sp, t->sub_ns ? t->sub_ns : MSS_NS);
+			w_str(&w, ">\n<soapenv:Value>");
+			w_str(&w, sp);
 			w_str(&w, ":");
-			w_str(&w, num);
+			w_esc(&w, t->sub, 0);
 			w_str(&w, "</soapenv:Value>\n");
-			if (f->subcode) {
-				snprintf(num, sizeof(num), "_%d", f->subcode);
-				w_str(&w, "<soapenv:Subcode>\n<soapenv:Value>");
-				w_str(&w, code_prefix);
+			if (t->subsub != NULL) {
+				ssp = t->subsub_ns && (t->sub_ns == NULL || strcmp(t->subsub_ns, t->sub_ns)) ? "ssc" : sp;
+				w_str(&w, "<soapenv:Subcode");
+				if (ssp != sp)
+					w_qname_decl(&w, ssp, t->subsub_ns);
+				w_str(&w, ">\n<soapenv:Value>");
+				w_str(&w, ssp);
 				w_str(&w, ":");
-				w_str(&w, num);
+				w_esc(&w, t->subsub, 0);
 				w_str(&w, "</soapenv:Value>\n</soapenv:Subcode>\n");
 			}
 			w_str(&w, "</soapenv:Subcode>\n");
 		}
 		w_str(&w, "</soapenv:Code>\n<soapenv:Reason>\n<soapenv:Text xml:lang=\"en\">");
-		w_esc(&w, f->reason, 0);
-		w_str(&w, "</soapenv:Text>\n</soapenv:Reason>\n<soapenv:Detail>\n"
-			  "<ns1:detail xmlns:ns1=\"http://kiuru.methics.fi/mssp\">");
-		w_esc(&w, f->detail ? f->detail : "", 0);
-		w_str(&w, "</ns1:detail>\n</soapenv:Detail>\n");
+		w_esc(&w, t->reason ? t->reason : "", 0);
+		w_str(&w, "</soapenv:Text>\n</soapenv:Reason>\n");
+		if (t->detail != NULL) {
+			w_str(&w, "<soapenv:Detail>\n<ns1:detail xmlns:ns1=\"http://kiuru.methics.fi/mssp\">");
+			w_esc(&w, t->detail, 0);
+			w_str(&w, "</ns1:detail>\n</soapenv:Detail>\n");
+		}
 	}
 	w_str(&w, "</soapenv:Fault>\n");
 	w_envelope_end(&w);
 	return w.failed ? -1 : 0;
 }
 
-/* A fault message (decoded from JSON or SOAP) back to SOAP. */
+int
+mss_soap_encode_fault(const struct mss_fault *f, enum mss_soap_version v,
+		      struct mss_buf *out)
+{
+	struct fault_text t;
+	char code[16], sub[16];
+
+	memset(&t, 0, sizeof(t));
+	t.code = f->code_value;
+	if (f->code) {
+		snprintf(code, sizeof(code), "_%d", f->code);
+		t.sub = code;
+		t.sub_ns = f->subcode_ns;
+		if (f->subcode) {
+			snprintf(sub, sizeof(sub), "_%d", f->subcode);
+			t.subsub = sub;
+			t.subsub_ns = f->subcode_ns;
+		}
+	}
+	t.reason = f->reason;
+	t.detail = f->detail ? f->detail : "";
+	return w_fault(out, v, &t);
+}
+
+/* A fault message (decoded from JSON or SOAP) back to SOAP, text kept. */
 static int
 encode_fault_msg(const struct mss_fault_msg *fm, enum mss_soap_version v,
 		 struct mss_buf *out, struct mss_err *err)
 {
-	struct mss_fault f;
-	long code = 0, sub = 0;
-	char *end;
+	struct fault_text t;
 
-	memset(&f, 0, sizeof(f));
-	f.http_status = 500;
-	f.code_value = fm->code_value ? fm->code_value : "Sender";
-	f.subcode_ns = fm->subcode_ns ? fm->subcode_ns : MSS_NS;
-	if (fm->subcode_value && fm->subcode_value[0] == '_') {
-		code = strtol(fm->subcode_value + 1, &end, 10);
-		if (*end != '\0' || code <= 0 || code > 9999)
-			return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid fault subcode");
-	}
-	if (fm->subsubcode_value && fm->subsubcode_value[0] == '_') {
-		sub = strtol(fm->subsubcode_value + 1, &end, 10);
-		if (*end != '\0' || sub <= 0 || sub > 9999)
-			return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid fault subcode");
-	}
-	if (mss_lex_check(MSS_X_NCNAME, f.code_value) != 0)
+	t.code = fm->code_value ? fm->code_value : "Sender";
+	t.code_ns = fm->code_ns;
+	t.sub = fm->subcode_value;
+	t.sub_ns = fm->subcode_ns;
+	t.subsub = fm->subcode_value ? fm->subsubcode_value : NULL;
+	t.subsub_ns = fm->subsubcode_ns;
+	t.reason = fm->reason;
+	t.detail = fm->detail;
+	if (mss_lex_check(MSS_X_NCNAME, t.code) != 0 ||
+	    (t.sub && mss_lex_check(MSS_X_NCNAME, t.sub) != 0) ||
+	    (t.subsub && mss_lex_check(MSS_X_NCNAME, t.subsub) != 0))
 		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid fault code");
-	f.code = (int)code;
-	f.subcode = (int)sub;
-	f.reason = fm->reason ? fm->reason : "";
-	f.detail = fm->detail ? fm->detail : "";
-	if (mss_soap_encode_fault(&f, v, out) != 0)
+	if (w_fault(out, v, &t) != 0)
 		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Message too large");
 	return 0;
 }

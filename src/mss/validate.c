@@ -3,6 +3,7 @@
  */
 #include "mss/validate.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -77,22 +78,43 @@ check_user(const struct mss_mobile_user *u, bool required, struct mss_err *err)
 	return 0;
 }
 
+/* Value of an xs:integer already checked lexically; -1 when negative or
+ * too large to be a version. */
+static long
+int_value(const char *s)
+{
+	long v = 0;
+
+	if (*s == '-')
+		return -1;
+	if (*s == '+')
+		s++;
+	for (; *s; s++) {
+		v = v * 10 + (*s - '0');
+		if (v > 1000)
+			return -1;
+	}
+	return v;
+}
+
 static int
 check_versions(const struct mss_msg *m, struct mss_err *err)
 {
 	const struct mss_common *c = m->u.common;
 	const char *maj = c->major_version, *min = c->minor_version;
+	long major, minor;
 
 	if (maj == NULL && min == NULL)
 		return 0; /* Kiuru JSON may omit both: defaults 1.1 */
 	if (maj == NULL || min == NULL)
 		return mss_err_set(err, MSS_INCOMPATIBLE_INTERFACE, 0, "Incomplete version");
-	/* 1.1 is ETSI; 1.2 is what Swisscom's REST clients send; 2.0 is the
-	 * Kiuru profile-query with extension parameters. */
-	if (strcmp(maj, "1") == 0 && (strcmp(min, "1") == 0 || strcmp(min, "2") == 0))
+	/* xs:integer values, so "01" is 1.  1.1 is ETSI; 1.2 is what Swisscom's
+	 * REST clients send; 2.0 is the Kiuru profile query with parameters. */
+	major = int_value(maj);
+	minor = int_value(min);
+	if (major == 1 && (minor == 1 || minor == 2))
 		return 0;
-	if (strcmp(maj, "2") == 0 && strcmp(min, "0") == 0 &&
-	    (m->type == MSS_PROFILE_REQ || m->type == MSS_PROFILE_RESP))
+	if (major == 2 && minor == 0 && (m->type == MSS_PROFILE_REQ || m->type == MSS_PROFILE_RESP))
 		return 0;
 	return mss_err_set(err, MSS_INCOMPATIBLE_INTERFACE, 0, "Unsupported message version");
 }
@@ -268,6 +290,37 @@ encoding_is_utf8(const char *enc)
 	return enc == NULL || strcasecmp(enc, "UTF-8") == 0;
 }
 
+/* text/plain sent base64-encoded: the decoded text is what the user sees
+ * (when displayed), so it passes exactly the checks of plain text. */
+static int
+check_base64_text(const struct mss_data *d, const char *what, bool display, struct mss_err *err)
+{
+	unsigned char *buf;
+	long n;
+	int rc = 0;
+
+	buf = malloc(MSSP_MSG_MAX_DTBS + 1);
+	if (buf == NULL)
+		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Out of memory");
+	n = mss_lex_base64_decode(d->data, buf, MSSP_MSG_MAX_DTBS);
+	if (n < 0) {
+		rc = strlen(d->data) / 4 * 3 > MSSP_MSG_MAX_DTBS + 2
+			     ? mss_err_setf(err, MSS_WRONG_DATA_LENGTH, 0, "%s too long", what)
+			     : mss_err_setf(err, MSS_WRONG_PARAM, 0, "Invalid base64 in %s", what);
+	} else if (n == 0) {
+		rc = mss_err_setf(err, MSS_MISSING_PARAM, 0, "Empty %s", what);
+	} else {
+		buf[n] = '\0';
+		if (memchr(buf, '\0', (size_t)n) != NULL || !mss_lex_utf8_valid((char *)buf, (size_t)n))
+			rc = mss_err_setf(err, MSS_WRONG_PARAM, MSS_SUB_UNSUPPORTED_MIMETYPE_OR_ENCODING,
+					  "%s is not UTF-8 text", what);
+		else if (display)
+			rc = mss_display_text_check((char *)buf, err);
+	}
+	free(buf);
+	return rc;
+}
+
 static int
 check_data(const struct mss_data *d, const char *what, bool display, bool allow_hash,
 	   bool allow_encrypted, struct mss_err *err)
@@ -297,7 +350,7 @@ check_data(const struct mss_data *d, const char *what, bool display, bool allow_
 		}
 	}
 	if (kind == DATA_TEXT && d->encoding != NULL && encoding_is_base64(d->encoding))
-		kind = DATA_BINARY; /* base64 text: signed as bytes, never displayed */
+		return check_base64_text(d, what, display, err);
 	if (kind == DATA_TEXT) {
 		if (!encoding_is_utf8(d->encoding))
 			return mss_err_setf(err, MSS_WRONG_PARAM,
@@ -450,14 +503,13 @@ check_signature_req(const struct mss_msg *m, struct mss_err *err)
 {
 	const struct mss_signature_req *r = m->u.sig_req;
 	const char *mode = r->messaging_mode;
-	bool json = m->soap == MSS_SOAP_NONE;
 	struct mss_profile prof;
 	char perr[64];
 	size_t i;
 	bool ok;
 
 	if (strcmp(mode, "synch") && strcmp(mode, "asynchClientServer") &&
-	    strcmp(mode, "asynchServerServer") && !(json && strcmp(mode, "asynch") == 0))
+	    strcmp(mode, "asynchServerServer"))
 		return mss_err_set(err, MSS_WRONG_PARAM, MSS_SUB_ILLEGAL_MESSAGINGMODE,
 				   "Unknown MessagingMode");
 	if (r->timeout) {
