@@ -5,6 +5,7 @@
 #   scripts/deps.sh fuzz       also clang-14 and its runtime (make fuzz)
 #   scripts/deps.sh all        every package docs/stack.md lists
 #   scripts/deps.sh --check    exit 1 if a build/test package is missing
+#   scripts/deps.sh --list [fuzz|all]   print the package names (for CI)
 set -euo pipefail
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libxml2-dev
@@ -23,13 +24,14 @@ missing() {
   echo "${out[@]:-}"
 }
 
-check=0 group=build
+check=0 list=0 group=build
 for a in "$@"; do
   case "$a" in
     --check) check=1 ;;
+    --list) list=1 ;;
     fuzz) group=fuzz ;;
     all) group=all ;;
-    *) echo "usage: $0 [--check] [fuzz|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--check|--list] [fuzz|all]" >&2; exit 2 ;;
   esac
 done
 case "$group" in
@@ -37,6 +39,8 @@ case "$group" in
   fuzz) want="$BUILD_PKGS $FUZZ_PKGS" ;;
   all) want=$ALL_PKGS ;;
 esac
+
+if [ "$list" = 1 ]; then echo $want; exit 0; fi
 
 # shellcheck disable=SC2086
 need=$(missing $want)

@@ -519,7 +519,7 @@ check_signature_req(const struct mss_msg *m, struct mss_err *err)
 
 		while (*t == '+' || *t == '0')
 			t++;
-		for (i = 0; t[i] && i < 7; i++)
+		for (i = 0; i < 7 && t[i]; i++)
 			secs = secs * 10 + (unsigned long)(t[i] - '0');
 		if (t[i] != '\0' || secs == 0 || secs > MSSP_MSG_MAX_TIMEOUT_S)
 			return mss_err_set(err, MSS_WRONG_PARAM, 0, "TimeOut out of range");
