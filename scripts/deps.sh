@@ -10,7 +10,7 @@ set -euo pipefail
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libxml2-dev
   libxmlsec1-dev libjansson-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
-  libwslay-dev libcmocka-dev openssl curl"
+  libwslay-dev libcmocka-dev openssl curl softhsm2 libengine-pkcs11-openssl"
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
 ALL_PKGS="$BUILD_PKGS $FUZZ_PKGS postgresql-15 afl++ valgrind apache2-utils wrk
   haproxy xmlsec1 sqlite3 softhsm2 libengine-pkcs11-openssl gcovr bear cppcheck
