@@ -53,8 +53,14 @@ read_string(struct jr *r, const struct mss_field *f, json_t *j)
 		mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
 		return NULL;
 	}
-	if (mss_lex_check_field(f->xtype, v, r->lenient_b64) != 0) {
-		mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Invalid value of %s", jkey(f));
+	/* Swisscom's REST documents spell the polling mode "asynch"; the
+	 * message means asynchClientServer and says so from here on. */
+	if (f->xtype == MSS_X_MSGMODE && strcmp(v, "asynch") == 0)
+		v = mss_arena_strdup(r->msg->arena, "asynchClientServer");
+	if (v == NULL || mss_lex_check_field(f->xtype, v, r->lenient_b64) != 0) {
+		mss_err_setf(r->err, MSS_WRONG_PARAM,
+			     f->xtype == MSS_X_MSGMODE ? MSS_SUB_ILLEGAL_MESSAGINGMODE : 0,
+			     "Invalid value of %s", jkey(f));
 		return NULL;
 	}
 	return v;
@@ -321,11 +327,6 @@ mss_json_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 	if (read_obj(&r, body, mss_msg_info(r.msg->type)->type, &obj, 1))
 		goto fail;
 	memcpy(r.msg->u.any, obj, mss_msg_info(r.msg->type)->type->size);
-	/* Swisscom's REST documents spell the polling mode "asynch"; the
-	 * message means asynchClientServer, and says so from here on. */
-	if (r.msg->type == MSS_SIGNATURE_REQ && r.msg->u.sig_req->messaging_mode &&
-	    strcmp(r.msg->u.sig_req->messaging_mode, "asynch") == 0)
-		r.msg->u.sig_req->messaging_mode = mss_msg_strdup(r.msg, "asynchClientServer");
 	if (sr != NULL) {
 		struct mss_status **sp = status_slot(r.msg);
 		const struct mss_field *hf = mss_msg_hoisted_field();

@@ -337,6 +337,9 @@ mss_lex_check(enum mss_xtype xt, const char *s)
 		return check_uri(s);
 	case MSS_X_BASE64:
 		return check_base64(s);
+	case MSS_X_MSGMODE:
+		return strcmp(s, "synch") == 0 || strcmp(s, "asynchClientServer") == 0 ||
+		       strcmp(s, "asynchServerServer") == 0 ? 0 : -1;
 	}
 	return -1;
 }

@@ -403,7 +403,7 @@ TYPE(secure_methods_t, mss_secure_methods, secure_methods_f);
 
 static const struct mss_field sig_req_f[] = {
 	COMMON(struct mss_signature_req),
-	ATTR("MessagingMode", NULL, struct mss_signature_req, messaging_mode, MSS_X_STRING, REQ),
+	ATTR("MessagingMode", NULL, struct mss_signature_req, messaging_mode, MSS_X_MSGMODE, REQ),
 	ATTR("TimeOut", NULL, struct mss_signature_req, timeout, MSS_X_POSINT, 0),
 	ATTR("ValidityDate", NULL, struct mss_signature_req, validity_date, MSS_X_DATETIME, 0),
 	OBJ("MobileUser", NULL, MSS_NS, struct mss_signature_req, mobile_user, &mobile_user_t, REQ),

@@ -565,6 +565,7 @@ enum mss_xtype {
 	MSS_X_ANYURI,	/* xs:anyURI                      */
 	MSS_X_BASE64,	/* xs:base64Binary                */
 	MSS_X_ID,	/* xs:ID (lenient: see clients.md §6) */
+	MSS_X_MSGMODE,	/* mss:MessagingModeType enumeration  */
 };
 
 enum mss_field_flag {

@@ -293,8 +293,9 @@ static int
 check_scalar(struct rd *r, const struct mss_field *f, char *v)
 {
 	if (mss_lex_check_field(f->xtype, v, r->lenient_b64) != 0)
-		return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Invalid value of %s",
-				    f->name ? f->name : f->json);
+		return mss_err_setf(r->err, MSS_WRONG_PARAM,
+				    f->xtype == MSS_X_MSGMODE ? MSS_SUB_ILLEGAL_MESSAGINGMODE : 0,
+				    "Invalid value of %s", f->name ? f->name : f->json);
 	return 0;
 }
 
