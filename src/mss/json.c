@@ -13,6 +13,8 @@
 #include "mss/soap.h"
 #include "util/limits.h"
 
+#define JSON_MSG_DEPTH 4 /* element depth of a message inside a SOAP envelope */
+
 struct jr {
 	struct mss_msg *msg;
 	struct mss_err *err;
@@ -97,7 +99,7 @@ read_value(struct jr *r, const struct mss_field *f, json_t *j, int depth)
 	if (f->place == MSS_P_RAW) {
 		char *s = read_string(r, f, j);
 
-		return s ? mss_soap_raw_check(r->msg, s, f->ns, f->name, r->err) : NULL;
+		return s ? mss_soap_raw_check(r->msg, s, f->ns, f->name, depth + 1, r->err) : NULL;
 	}
 	return read_string(r, f, j);
 }
@@ -134,7 +136,7 @@ read_obj(struct jr *r, json_t *j, const struct mss_type *t, void **out, int dept
 	void *obj;
 	size_t i;
 
-	if (depth > MSSP_JSON_MAX_DEPTH)
+	if (depth > MSSP_XML_MAX_DEPTH || depth > MSSP_JSON_MAX_DEPTH + JSON_MSG_DEPTH - 1)
 		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "JSON nested too deeply");
 	if (!json_is_object(j))
 		return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "%s must be an object", t->name);
@@ -324,7 +326,9 @@ mss_json_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 		json_incref(sr);
 		json_object_del(body, "ServiceResponses");
 	}
-	if (read_obj(&r, body, mss_msg_info(r.msg->type)->type, &obj, 1))
+	/* Depth counted as in the SOAP form (Envelope 1, Body 2, operation 3,
+	 * message 4), so both encodings meet the same cap (J-10). */
+	if (read_obj(&r, body, mss_msg_info(r.msg->type)->type, &obj, JSON_MSG_DEPTH))
 		goto fail;
 	memcpy(r.msg->u.any, obj, mss_msg_info(r.msg->type)->type->size);
 	if (sr != NULL) {
@@ -339,7 +343,7 @@ mss_json_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 			mss_err_set(err, MSS_WRONG_PARAM, 0, "Message too large");
 			goto fail;
 		}
-		if (list_set(&r, hf, sr, &(*sp)->detail->service_responses, 2))
+		if (list_set(&r, hf, sr, &(*sp)->detail->service_responses, JSON_MSG_DEPTH + 2))
 			goto fail;
 		json_decref(sr);
 		sr = NULL;
@@ -532,13 +536,10 @@ mss_json_encode_fault(const struct mss_fault *f, struct mss_buf *out)
 	json_t *sub = NULL, *root;
 	int rc;
 
+	/* As in SOAP, the FiCom second-level code stays off the wire. */
 	if (f->code) {
-		if (f->subcode) {
-			snprintf(num, sizeof(num), "_%d", f->subcode);
-			sub = fault_code(num, f->subcode_ns, NULL);
-		}
 		snprintf(num, sizeof(num), "_%d", f->code);
-		sub = fault_code(num, f->subcode_ns, sub);
+		sub = fault_code(num, f->subcode_ns, NULL);
 	}
 	root = json_pack("{s:{s:o,s:s,s:s}}", "Fault", "Code",
 			 fault_code(f->code_value, MSS_NS_SOAP12, sub), "Reason",

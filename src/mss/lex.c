@@ -1,5 +1,6 @@
 #include "mss/lex.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "util/limits.h"
@@ -98,6 +99,10 @@ mss_lex_has_controls(const char *str)
 			return true;
 		if (*s == 0xC2 && s[1] >= 0x80 && s[1] <= 0x9F)
 			return true;
+		/* U+FFFE and U+FFFF are not XML characters: JSON could carry
+		 * them, SOAP could not (bad-inputs J-08, J-10). */
+		if (*s == 0xEF && s[1] == 0xBF && (s[2] == 0xBE || s[2] == 0xBF))
+			return true;
 	}
 	return false;
 }
@@ -118,16 +123,19 @@ check_integer(const char *s, bool positive)
 		if (*p != '0')
 			nonzero = true;
 	}
-	if (p - s > 32)
+	if (p - s > MSSP_MSG_MAX_INT_DIGITS)
 		return -1; /* nobody needs a 33-digit version or TimeOut */
 	return positive && !nonzero ? -1 : 0;
 }
 
+/* ASCII only: NCNames here are transaction identifiers (AP_TransID,
+ * MSSP_TransID), keys of de-duplication and log lines, where look-alike,
+ * invisible or bidi characters must not get in (bad-inputs X-18). */
 static bool
 is_name_char(unsigned char c, bool first)
 {
 	if (c >= 0x80)
-		return true; /* non-ASCII name characters: accepted as a block */
+		return false;
 	if (is_alpha((char)c) || c == '_')
 		return true;
 	return !first && (is_digit((char)c) || c == '-' || c == '.');
@@ -277,23 +285,12 @@ mss_lex_base64_decode(const char *s, unsigned char *out, size_t cap)
 	return (long)o;
 }
 
+/* One notion of valid base64 for the lexical check and the decoder:
+ * canonical trailing bits included, so a value has one encoding (A-10). */
 static int
 check_base64(const char *s)
 {
-	size_t len = strlen(s), i, pad = 0;
-
-	if (len % 4 != 0)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (s[i] == '=') {
-			if (len - i > 2)
-				return -1;
-			pad++;
-		} else if (pad || b64_value(s[i]) < 0) {
-			return -1;
-		}
-	}
-	return 0;
+	return mss_lex_base64_decode(s, NULL, SIZE_MAX) < 0 ? -1 : 0;
 }
 
 static int

@@ -43,9 +43,12 @@
 	{ nm, js, ns, NULL, NULL, place, xt, (fl) | MSS_F_LIST, offsetof(st, m), sub }
 
 #define TYPE(var, st, fields) \
-	static const struct mss_type var = { #st, sizeof(struct st), fields, NF(fields), false }
+	static const struct mss_type var = { #st, sizeof(struct st), fields, NF(fields), false, 0, 0 }
 #define TYPE_UNORDERED(var, st, fields) \
-	static const struct mss_type var = { #st, sizeof(struct st), fields, NF(fields), true }
+	static const struct mss_type var = { #st, sizeof(struct st), fields, NF(fields), true, 0, 0 }
+/* fields [first, last] form an XSD choice: any order among themselves */
+#define TYPE_CHOICE(var, st, fields, first, last) \
+	static const struct mss_type var = { #st, sizeof(struct st), fields, NF(fields), false, first, last }
 
 #define REQ MSS_F_REQUIRED
 #define JOPT MSS_F_JOPT
@@ -86,7 +89,7 @@ TYPE(mssp_info_t, mss_mssp_info, mssp_info_f);
 static const struct mss_field data_f[] = {
 	ATTR("MimeType", NULL, struct mss_data, mime_type, MSS_X_STRING, 0),
 	ATTR("Encoding", NULL, struct mss_data, encoding, MSS_X_STRING, 0),
-	TEXT("Data", struct mss_data, data, MSS_X_STRING, MSS_F_BIG | MSS_F_NOTRIM),
+	TEXT("Data", struct mss_data, data, MSS_X_STRING, MSS_F_BIG),
 };
 TYPE(data_t, mss_data, data_f);
 
@@ -125,7 +128,7 @@ static const struct mss_field service_f[] = {
 	ELEM("DisplayName", NULL, MSS_NS_FI, struct mss_service, display_name, MSS_X_STRING, MSS_F_JSON_VALUE),
 	RAW("AttributeQuery", NULL, MSS_NS_SAMLP, struct mss_service, attribute_query, 0),
 };
-TYPE(service_t, mss_service, service_f);
+TYPE_CHOICE(service_t, mss_service, service_f, 2, 7);
 
 static const struct mss_type status_code_t;
 static const struct mss_field status_code_f[] = {
@@ -161,8 +164,9 @@ static const struct mss_field service_response_f[] = {
 	URI("Description", NULL, MSS_NS_FI, struct mss_service_response, description, REQ),
 	OBJ("Entity", NULL, MSS_NS_FI, struct mss_service_response, entity, &mesh_member_t, 0),
 	OBJ("Status", NULL, MSS_NS_FI, struct mss_service_response, status, &status_t, 0),
-	OBJ("GeoFencing", "Geofencing", MSS_NS_SCAS, struct mss_service_response, geofencing, &geofencing_t, 0),
+	RAW("Response", NULL, MSS_NS_SAMLP, struct mss_service_response, saml_response, MSS_F_BIG),
 	OBJ("SubscriberInfo", NULL, MSS_NS_SCAS, struct mss_service_response, subscriber_info, &subscriber_info_t, 0),
+	OBJ("GeoFencing", "Geofencing", MSS_NS_SCAS, struct mss_service_response, geofencing, &geofencing_t, 0),
 };
 TYPE(service_response_t, mss_service_response, service_response_f);
 
@@ -359,7 +363,7 @@ static const struct mss_field status_detail_f[] = {
 	OBJ2("ProfileQueryExtension", NULL, MSS_NS_MCS, MSS_NS, struct mss_status_detail, profile_query_ext, &pq_extension_t, 0),
 	JSONLY("StatusDetail", struct mss_status_detail, text, NULL, 0),
 };
-TYPE(status_detail_t, mss_status_detail, status_detail_f);
+TYPE_CHOICE(status_detail_t, mss_status_detail, status_detail_f, 0, 4);
 
 static const struct mss_field status_f[] = {
 	OBJ("StatusCode", NULL, MSS_NS, struct mss_status, code, &status_code_t, REQ),
@@ -379,7 +383,7 @@ static const struct mss_field signature_f[] = {
 	ELEM("Base64Signature", NULL, MSS_NS, struct mss_signature, base64_signature, MSS_X_BASE64, MSS_F_BIG),
 	OBJ("PKCS1", NULL, MSS_NS_FI, struct mss_signature, pkcs1, &pkcs1_t, 0),
 };
-TYPE(signature_t, mss_signature, signature_f);
+TYPE_CHOICE(signature_t, mss_signature, signature_f, 0, 2);
 
 static const struct mss_field secure_methods_f[] = {
 	ATTR("MSS_Signature", NULL, struct mss_secure_methods, signature, MSS_X_BOOLEAN, REQ),
@@ -468,7 +472,7 @@ static const struct mss_field profile_req_f[] = {
 	ELEM("GetRecoveryCodeCreated", NULL, MSS_NS, struct mss_profile_req, get_recovery_code_created, MSS_X_BOOLEAN, 0),
 	ELEM("GetCertificates", NULL, MSS_NS, struct mss_profile_req, get_certificates, MSS_X_BOOLEAN, 0),
 };
-TYPE(profile_req_t, mss_profile_req, profile_req_f);
+TYPE_CHOICE(profile_req_t, mss_profile_req, profile_req_f, 7, 10);
 
 static const struct mss_field profile_resp_f[] = {
 	COMMON(struct mss_profile_resp),

@@ -15,7 +15,10 @@
  * descriptor tables at the end of this header (struct mss_type), so one
  * table decides, for both encodings, what a message may contain.  Anything
  * not in the table is refused (bad-inputs X-17, J-05), except where a field
- * is declared RAW (signed XML we keep byte-for-byte).
+ * is declared RAW: an element kept whole as XML text (ds:Signature, SAML).
+ * RAW text is a namespace-complete re-serialization of the element, not
+ * the original bytes: a signature over it must be verified on the original
+ * document before decoding (XML-DSig verification is a later module).
  *
  * Ownership: a struct mss_msg owns its arena; mss_msg_free() releases all.
  */
@@ -157,8 +160,9 @@ struct mss_service_response {
 	char *description;
 	struct mss_mesh_member *entity;
 	struct mss_status *status;
-	struct mss_geofencing *geofencing;
+	char *saml_response; /* samlp:Response (personIdentity), raw XML */
 	struct mss_subscriber_info *subscriber_info;
+	struct mss_geofencing *geofencing;
 };
 
 /* Methics ProfileQueryExtension */
@@ -575,7 +579,6 @@ enum mss_field_flag {
 	MSS_F_JSON_VALUE = 1 << 3, /* JSON {"Value": v} (fi:UserLang, EventID)  */
 	MSS_F_HOIST	= 1 << 4, /* JSON: member of the message, not of Status */
 	MSS_F_BIG	= 1 << 5, /* long text allowed (DTBS, signatures)       */
-	MSS_F_NOTRIM	= 1 << 6, /* keep surrounding white space (DTBS/DTBD)   */
 	MSS_F_JOPT	= 1 << 7, /* required in SOAP, optional in Kiuru JSON   */
 };
 
@@ -601,6 +604,9 @@ struct mss_type {
 	size_t nfields;
 	bool unordered; /* XML children may come in any order (Methics
 			 * MobileUserCertificate interleaves its lists) */
+	/* fields[choice_first..choice_last] are an XSD choice group (several
+	 * may appear, in any order among themselves); 0/0: none */
+	size_t choice_first, choice_last;
 };
 
 /* Per message type: element name, C struct, schema and SOAP operation. */

@@ -60,14 +60,62 @@ starts_with(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* libxml2 2.9 checks duplicate attributes of one start tag pairwise: a 64
+ * KiB tag of thousands of attributes costs quadratic time before any of our
+ * caps could look at the tree (bad-inputs X-08, rule 4).  So count, on the
+ * raw bytes, the '=' of every start tag (outside quoted values, skipping
+ * comments, CDATA sections and processing instructions) and refuse a tag
+ * with more than attributes plus namespace declarations allow.  Returns 0
+ * or -1. */
+static int
+prescan_attributes(const char *buf, size_t len)
+{
+	const size_t max = MSSP_XML_MAX_ATTRS + MSSP_XML_MAX_NSDECL;
+	size_t i = 0, n;
+	char quote;
+
+	while (i < len) {
+		const char *lt = memchr(buf + i, '<', len - i);
+
+		if (lt == NULL)
+			return 0;
+		i = (size_t)(lt - buf) + 1;
+		if (i + 3 <= len && memcmp(buf + i, "!--", 3) == 0) {
+			const char *e = memmem(buf + i, len - i, "-->", 3);
+
+			i = e ? (size_t)(e - buf) + 3 : len;
+			continue;
+		}
+		if (i + 8 <= len && memcmp(buf + i, "![CDATA[", 8) == 0) {
+			const char *e = memmem(buf + i, len - i, "]]>", 3);
+
+			i = e ? (size_t)(e - buf) + 3 : len;
+			continue;
+		}
+		if (i < len && (buf[i] == '?' || buf[i] == '!' || buf[i] == '/'))
+			continue; /* PI, DOCTYPE (refused later), end tag */
+		for (n = 0, quote = 0; i < len && (quote || buf[i] != '>'); i++) {
+			if (quote) {
+				if (buf[i] == quote)
+					quote = 0;
+			} else if (buf[i] == '"' || buf[i] == '\'') {
+				quote = buf[i];
+			} else if (buf[i] == '=' && ++n > max) {
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 /* Depth, attribute, namespace-declaration and element caps over the whole
  * tree, header blocks and elements kept as raw XML included.  Iterative:
  * no recursion that a deep document could exhaust (X-06, X-07, X-08). */
 static int
-tree_limits(const xmlNode *root, struct mss_err *err)
+tree_limits(const xmlNode *root, unsigned start_depth, struct mss_err *err)
 {
 	const xmlNode *n = root;
-	unsigned depth = 1, elements = 0, count;
+	unsigned depth = start_depth, elements = 0, count;
 	const xmlAttr *a;
 	const xmlNs *ns;
 
@@ -130,6 +178,9 @@ parse_hardened(const char *buf, size_t len, struct mss_err *err)
 	if (memchr(buf, '\0', len) != NULL)
 		return mss_err_set(err, MSS_WRONG_PARAM, 0, "NUL byte in message"), NULL;
 
+	if (prescan_attributes(buf, len) != 0)
+		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Too many attributes"), NULL;
+
 	ctxt = xmlCreateMemoryParserCtxt(buf, (int)len);
 	if (ctxt == NULL)
 		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Parser unavailable"), NULL;
@@ -144,7 +195,10 @@ parse_hardened(const char *buf, size_t len, struct mss_err *err)
 	 * DTDATTR, XINCLUDE, HUGE or RECOVER: ever (bad-inputs §1). */
 	xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	xmlParseDocument(ctxt);
-	ok = ctxt->wellFormed && ctxt->_private == NULL;
+	/* Namespace errors (undeclared prefixes, an empty prefixed
+	 * namespace, attributes equal after namespace resolution) are
+	 * errors here too, not warnings. */
+	ok = ctxt->wellFormed && ctxt->nsWellFormed && ctxt->_private == NULL;
 	doc = ctxt->myDoc;
 	ctxt->myDoc = NULL;
 	if (ctxt->_private != NULL) {
@@ -167,7 +221,7 @@ parse_hardened(const char *buf, size_t len, struct mss_err *err)
 		mss_err_set(err, MSS_WRONG_PARAM, 0, "Only UTF-8 is accepted");
 		goto fail;
 	}
-	if (tree_limits(xmlDocGetRootElement(doc), err) != 0)
+	if (tree_limits(xmlDocGetRootElement(doc), 1, err) != 0)
 		goto fail;
 	return doc;
 fail:
@@ -546,6 +600,8 @@ read_obj(struct rd *r, const xmlNode *el, const struct mss_type *t, void **out, 
 		if (f == NULL)
 			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unknown element");
 		slot = (void **)((char *)obj + f->off);
+		if (t->choice_last > t->choice_first && idx >= t->choice_first && idx <= t->choice_last)
+			idx = t->choice_first; /* a choice group: any order inside */
 		if (!t->unordered && seen_child && idx < last)
 			return mss_err_setf(r->err, MSS_WRONG_PARAM, 0, "Element %s out of order", f->name);
 		if (!(f->flags & MSS_F_LIST) && *slot != NULL)
@@ -613,8 +669,9 @@ read_qname(struct rd *r, const xmlNode *el, char **local, char **ns)
 	if (colon != NULL) {
 		*colon = '\0';
 		xns = xmlSearchNs(el->doc, (xmlNodePtr)el, BAD_CAST v);
-		if (xns != NULL)
-			*ns = mss_arena_strdup(r->msg->arena, (const char *)xns->href);
+		if (xns == NULL) /* a QName with an undeclared prefix */
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid fault code");
+		*ns = mss_arena_strdup(r->msg->arena, (const char *)xns->href);
 		*local = colon + 1;
 	} else {
 		xns = xmlSearchNs(el->doc, (xmlNodePtr)el, NULL);
@@ -950,7 +1007,7 @@ fail:
 
 char *
 mss_soap_raw_check(struct mss_msg *msg, const char *xml, const char *ns,
-		   const char *local, struct mss_err *err)
+		   const char *local, int depth, struct mss_err *err)
 {
 	struct rd r = { msg, err, 0, false };
 	xmlDocPtr doc;
@@ -966,6 +1023,11 @@ mss_soap_raw_check(struct mss_msg *msg, const char *xml, const char *ns,
 		mss_err_setf(err, MSS_WRONG_PARAM, 0, "Invalid XML in %s", local);
 		goto out;
 	}
+	/* the same checks as the element gets inside a SOAP message, at the
+	 * depth it will have there (J-10) */
+	if (tree_limits(root, depth > 0 ? (unsigned)depth : 1, err) != 0 ||
+	    check_element(&r, root, depth, false) != 0)
+		goto out;
 	s = read_raw(&r, root);
 out:
 	xmlFreeDoc(doc);
@@ -1329,11 +1391,11 @@ mss_soap_encode_fault(const struct mss_fault *f, enum mss_soap_version v,
 		snprintf(code, sizeof(code), "_%d", f->code);
 		t.sub = code;
 		t.sub_ns = f->subcode_ns;
-		if (f->subcode) {
-			snprintf(sub, sizeof(sub), "_%d", f->subcode);
-			t.subsub = sub;
-			t.subsub_ns = f->subcode_ns;
-		}
+		/* The FiCom second-level code (f->subcode) is not put on the
+		 * wire: the Swisscom scripts take every `mss:_NNN` Value of a
+		 * fault as the code and break on a second one.  It stays in
+		 * logs and the audit trail. */
+		(void)sub;
 	}
 	t.reason = f->reason;
 	t.detail = f->detail ? f->detail : "";
@@ -1400,7 +1462,7 @@ mss_soap_encode(const struct mss_msg *msg, enum mss_soap_version v,
 {
 	struct wr w = { out, err, 0, 0 };
 	const struct mss_msg_info *mi;
-	struct mss_buf decl;
+	struct mss_buf decl, scratch;
 	enum mss_op op;
 	bool request;
 	const char *opname;
@@ -1426,6 +1488,10 @@ mss_soap_encode(const struct mss_msg *msg, enum mss_soap_version v,
 		if (w.used & (1u << i))
 			mss_buf_addf(&decl, " xmlns:%s=\"%s\"", prefixes[i].prefix, prefixes[i].ns);
 
+	/* Written into a scratch buffer first, appended only when complete:
+	 * a failed encode leaves nothing half-written in the caller's buffer. */
+	mss_buf_init(&scratch, mss_buf_room(out));
+	w.out = &scratch;
 	w_envelope_start(&w, v);
 	w_str(&w, "<");
 	w_str(&w, opname);
@@ -1436,6 +1502,9 @@ mss_soap_encode(const struct mss_msg *msg, enum mss_soap_version v,
 	w_str(&w, request ? ">\n" : "Response>\n");
 	w_envelope_end(&w);
 	mss_buf_free(&decl);
+	if (w.failed == 0 && mss_buf_add(out, mss_buf_str(&scratch), mss_buf_len(&scratch)) != 0)
+		w.failed = 1;
+	mss_buf_free(&scratch);
 	if (w.failed == 2)
 		return -1;
 	if (w.failed)

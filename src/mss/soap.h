@@ -64,10 +64,12 @@ int mss_soap_encode_fault(const struct mss_fault *f, enum mss_soap_version v,
 			  struct mss_buf *out);
 
 /* Check that `xml` is exactly one well-formed element {ns}local under the
- * same hardening as a message, and return its serialized form copied into
+ * same hardening as a message, as if it stood at element depth `depth` of
+ * an envelope (so the depth cap is the same), and return its serialized
+ * form copied into
  * the message's arena (used by the JSON codec for fields kept as raw XML,
  * so a JSON string can never inject markup: bad-inputs J-08). */
 char *mss_soap_raw_check(struct mss_msg *msg, const char *xml, const char *ns,
-			 const char *local, struct mss_err *err);
+			 const char *local, int depth, struct mss_err *err);
 
 #endif

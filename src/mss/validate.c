@@ -91,7 +91,7 @@ int_value(const char *s)
 		s++;
 	for (; *s; s++) {
 		v = v * 10 + (*s - '0');
-		if (v > 1000)
+		if (v > MSSP_MSG_MAX_VERSION)
 			return -1;
 	}
 	return v;
@@ -192,19 +192,71 @@ utf8_next(const unsigned char **pp)
 	return cp;
 }
 
+struct cp_range {
+	unsigned lo, hi;
+};
+
+/* What a user must never be shown (A-09): characters that break or fake
+ * lines, reorder text, or are invisible, and code points with no agreed
+ * glyph.  Unicode categories Cc, Cf, Zl, Zp, Co, Cn-noncharacters, plus
+ * the fillers and joiners that render as nothing. */
+static const struct cp_range forbidden_display[] = {
+	{ 0x0000, 0x001F },   /* C0, line breaks included: they fake fields */
+	{ 0x007F, 0x009F },   /* DEL, C1                                    */
+	{ 0x00AD, 0x00AD },   /* soft hyphen                                */
+	{ 0x034F, 0x034F },   /* combining grapheme joiner                  */
+	{ 0x0600, 0x0605 },   /* Arabic number signs (Cf)                   */
+	{ 0x061C, 0x061C },   /* Arabic letter mark                         */
+	{ 0x06DD, 0x06DD },   { 0x070F, 0x070F }, { 0x08E2, 0x08E2 },
+	{ 0x115F, 0x1160 },   /* Hangul fillers                             */
+	{ 0x17B4, 0x17B5 },   /* Khmer invisible vowels                     */
+	{ 0x180B, 0x180F },   /* Mongolian selectors and vowel separator    */
+	{ 0x200B, 0x200F },   /* zero-width space/joiners, LRM, RLM         */
+	{ 0x2028, 0x202E },   /* line/paragraph separators, bidi embeddings */
+	{ 0x2060, 0x206F },   /* word joiner, invisible operators, isolates */
+	{ 0x3164, 0x3164 },   /* Hangul filler                              */
+	{ 0xD800, 0xF8FF },   /* surrogates, private use                    */
+	{ 0xFDD0, 0xFDEF },   /* noncharacters                              */
+	{ 0xFE00, 0xFE0F },   /* variation selectors                        */
+	{ 0xFEFF, 0xFEFF },   /* byte order mark / zero-width no-break      */
+	{ 0xFFA0, 0xFFA0 },   /* halfwidth Hangul filler                    */
+	{ 0xFFF0, 0xFFFB },   /* unassigned specials, annotation controls   */
+	{ 0xFFFE, 0xFFFF },   /* noncharacters                              */
+	{ 0x110BD, 0x110BD }, { 0x110CD, 0x110CD },
+	{ 0x13430, 0x1343F }, /* Egyptian format controls                   */
+	{ 0x1BCA0, 0x1BCA3 }, /* shorthand format controls                  */
+	{ 0x1D173, 0x1D17A }, /* musical format controls                    */
+	{ 0xE0000, 0xE0FFF }, /* tags, variation selectors supplement       */
+	{ 0xF0000, 0x10FFFF }, /* supplementary private use                 */
+};
+
 static bool
 is_forbidden_display(unsigned cp)
 {
-	if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
-		return true; /* C0 (line breaks included: they fake fields), DEL, C1 */
-	if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
-	    cp == 0x200E || cp == 0x200F || cp == 0x061C)
-		return true; /* bidi controls */
-	if ((cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || cp == 0xFEFF || cp == 0x00AD)
-		return true; /* invisible characters */
-	if (cp >= 0xFFF9 && cp <= 0xFFFB)
-		return true; /* interlinear annotation controls */
+	size_t i;
+
+	if ((cp & 0xFFFE) == 0xFFFE)
+		return true; /* U+xFFFE / U+xFFFF of every plane */
+	for (i = 0; i < sizeof(forbidden_display) / sizeof(forbidden_display[0]); i++)
+		if (cp >= forbidden_display[i].lo && cp <= forbidden_display[i].hi)
+			return true;
 	return false;
+}
+
+/* The character rules of displayed text without the length rule (receipts
+ * may be longer than one SMS).  0, or -1 with 101 (not UTF-8) or 107. */
+static int
+display_chars_check(const char *text, struct mss_err *err)
+{
+	const unsigned char *p = (const unsigned char *)text;
+
+	if (!mss_lex_utf8_valid(text, strlen(text)))
+		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Text is not UTF-8");
+	while (*p)
+		if (is_forbidden_display(utf8_next(&p)))
+			return mss_err_set(err, MSS_INAPPROPRIATE_DATA, 0,
+					   "Text contains characters that cannot be displayed safely");
+	return 0;
 }
 
 static int
@@ -236,13 +288,10 @@ mss_display_text_check(const char *text, struct mss_err *err)
 	unsigned cp;
 	int c;
 
-	if (!mss_lex_utf8_valid(text, strlen(text)))
-		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Text is not UTF-8");
+	if (display_chars_check(text, err) != 0)
+		return -1;
 	while (*p) {
 		cp = utf8_next(&p);
-		if (is_forbidden_display(cp))
-			return mss_err_set(err, MSS_INAPPROPRIATE_DATA, 0,
-					   "Text contains characters that cannot be displayed safely");
 		c = gsm_cost(cp);
 		if (c == 0)
 			all_gsm = false;
@@ -269,6 +318,23 @@ static const struct hash_type hash_types[] = {
 
 enum data_kind { DATA_TEXT, DATA_HASH, DATA_BINARY, DATA_ENCRYPTED };
 
+/* How a text is shown to the user, if at all. */
+enum display {
+	SHOW_NONE,  /* signed, not shown (a DTBS with a DTBD beside it)  */
+	SHOW_SMS,   /* shown in a prompt: characters and length (A-08/9) */
+	SHOW_CHARS, /* shown, no single-prompt length (receipts)         */
+};
+
+static int
+display_check(const char *text, enum display show, struct mss_err *err)
+{
+	if (show == SHOW_SMS)
+		return mss_display_text_check(text, err);
+	if (show == SHOW_CHARS)
+		return display_chars_check(text, err);
+	return 0;
+}
+
 /* MimeType without parameters, compared case-insensitively. */
 static bool
 mime_is(const char *mime, const char *want)
@@ -293,7 +359,7 @@ encoding_is_utf8(const char *enc)
 /* text/plain sent base64-encoded: the decoded text is what the user sees
  * (when displayed), so it passes exactly the checks of plain text. */
 static int
-check_base64_text(const struct mss_data *d, const char *what, bool display, struct mss_err *err)
+check_base64_text(const struct mss_data *d, const char *what, enum display display, struct mss_err *err)
 {
 	unsigned char *buf;
 	long n;
@@ -314,15 +380,15 @@ check_base64_text(const struct mss_data *d, const char *what, bool display, stru
 		if (memchr(buf, '\0', (size_t)n) != NULL || !mss_lex_utf8_valid((char *)buf, (size_t)n))
 			rc = mss_err_setf(err, MSS_WRONG_PARAM, MSS_SUB_UNSUPPORTED_MIMETYPE_OR_ENCODING,
 					  "%s is not UTF-8 text", what);
-		else if (display)
-			rc = mss_display_text_check((char *)buf, err);
+		else
+			rc = display_check((char *)buf, display, err);
 	}
 	free(buf);
 	return rc;
 }
 
 static int
-check_data(const struct mss_data *d, const char *what, bool display, bool allow_hash,
+check_data(const struct mss_data *d, const char *what, enum display display, bool allow_hash,
 	   bool allow_encrypted, struct mss_err *err)
 {
 	enum data_kind kind = DATA_TEXT;
@@ -360,7 +426,7 @@ check_data(const struct mss_data *d, const char *what, bool display, bool allow_
 			return mss_err_setf(err, MSS_WRONG_DATA_LENGTH, 0, "%s too long", what);
 		if (d->data[0] == '\0')
 			return mss_err_setf(err, MSS_MISSING_PARAM, 0, "Empty %s", what);
-		return display ? mss_display_text_check(d->data, err) : 0;
+		return display_check(d->data, display, err);
 	}
 	if (!encoding_is_base64(d->encoding))
 		return mss_err_setf(err, MSS_WRONG_PARAM, MSS_SUB_UNSUPPORTED_MIMETYPE_OR_ENCODING,
@@ -462,7 +528,7 @@ check_services(const struct mss_list *l, struct mss_err *err)
 				return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid UserLang");
 			break;
 		case AS_EVENTID:
-			if (s->event_id == NULL || strlen(s->event_id) > 32 ||
+			if (s->event_id == NULL || strlen(s->event_id) > MSSP_MSG_MAX_EVENTID ||
 			    mss_display_text_check(s->event_id, err))
 				return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid EventID");
 			break;
@@ -470,15 +536,16 @@ check_services(const struct mss_list *l, struct mss_err *err)
 			if (s->nospam == NULL || s->nospam->code == NULL || s->nospam->code[0] == '\0')
 				return mss_err_set(err, MSS_WRONG_PARAM, MSS_SUB_MISSING_NOSPAMCODE,
 						   "Missing no-spam code");
-			if (strlen(s->nospam->code) > 32 ||
+			if (strlen(s->nospam->code) > MSSP_MSG_MAX_NOSPAM ||
 			    (s->nospam->verify && strcmp(s->nospam->verify, "yes") &&
 			     strcmp(s->nospam->verify, "no")))
 				return mss_err_set(err, MSS_WRONG_PARAM, MSS_SUB_INVALID_NOSPAMCODE,
 						   "Invalid no-spam code");
 			break;
 		case AS_DISPLAYNAME:
-			if (s->display_name == NULL || strlen(s->display_name) < 2 ||
-			    strlen(s->display_name) > 64 || mss_display_text_check(s->display_name, err))
+			if (s->display_name == NULL || strlen(s->display_name) < MSSP_MSG_MIN_DISPLAYNAME ||
+			    strlen(s->display_name) > MSSP_MSG_MAX_DISPLAYNAME ||
+			    mss_display_text_check(s->display_name, err))
 				return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid DisplayName");
 			break;
 		default:
@@ -528,13 +595,13 @@ check_signature_req(const struct mss_msg *m, struct mss_err *err)
 		return -1;
 	if (check_user(r->mobile_user, true, err))
 		return -1;
-	if (check_data(r->dtbs, "DataToBeSigned", r->dtbd == NULL, true, false, err))
+	if (check_data(r->dtbs, "DataToBeSigned", r->dtbd == NULL ? SHOW_SMS : SHOW_NONE, true, false, err))
 		return -1;
 	if (r->dtbd != NULL) {
 		if (r->dtbd->mime_type && !mime_is(r->dtbd->mime_type, "text/plain"))
 			return mss_err_set(err, MSS_WRONG_PARAM, MSS_SUB_UNSUPPORTED_MIMETYPE_OR_ENCODING,
 					   "DataToBeDisplayed must be text");
-		if (check_data(r->dtbd, "DataToBeDisplayed", true, false, false, err))
+		if (check_data(r->dtbd, "DataToBeDisplayed", SHOW_SMS, false, false, err))
 			return -1;
 		if (r->dtbd->encoding && encoding_is_base64(r->dtbd->encoding))
 			return mss_err_set(err, MSS_WRONG_PARAM, MSS_SUB_UNSUPPORTED_MIMETYPE_OR_ENCODING,
@@ -594,20 +661,12 @@ check_receipt_req(const struct mss_msg *m, struct mss_err *err)
 
 	if (check_trans_id(r->mssp_trans_id, err) || check_user(r->mobile_user, false, err))
 		return -1;
-	if (r->message && check_data(r->message, "Message", false, false, true, err))
+	/* A receipt is shown on the phone: the character rules of displayed
+	 * text (decoded first when sent base64), with its own length cap. */
+	if (r->message && r->message->data && strlen(r->message->data) > MSSP_MSG_MAX_RECEIPT)
+		return mss_err_set(err, MSS_WRONG_DATA_LENGTH, 0, "Receipt message too long");
+	if (r->message && check_data(r->message, "Message", SHOW_CHARS, false, true, err))
 		return -1;
-	if (r->message && (r->message->mime_type == NULL || mime_is(r->message->mime_type, "text/plain")) &&
-	    !encoding_is_base64(r->message->encoding)) {
-		/* shown on the phone: the same rules as DataToBeDisplayed,
-		 * without the single-SMS length limit */
-		const unsigned char *p = (const unsigned char *)r->message->data;
-
-		while (*p) {
-			if (is_forbidden_display(utf8_next(&p)))
-				return mss_err_set(err, MSS_INAPPROPRIATE_DATA, 0,
-						   "Text contains characters that cannot be displayed safely");
-		}
-	}
 	x = r->status && r->status->detail ? r->status->detail->receipt_request_ext : NULL;
 	if (x && strcmp(x->receipt_messaging_mode, "synch") && strcmp(x->receipt_messaging_mode, "asynch"))
 		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Invalid ReceiptMessagingMode");
@@ -672,7 +731,7 @@ check_status(const struct mss_status *st, struct mss_err *err)
 	if (st == NULL || st->code == NULL || st->code->value == NULL)
 		return 0;
 	for (p = st->code->value; *p; p++) {
-		if (*p < '0' || *p > '9' || v > 100000)
+		if (*p < '0' || *p > '9' || v > 9999) /* codes have 3 or 4 digits */
 			return mss_err_set(err, MSS_WRONG_PARAM, 0, "Unknown status code");
 		v = v * 10 + (*p - '0');
 	}

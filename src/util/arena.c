@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_BLOCK 4096
+#include "util/limits.h"
+
+#define ARENA_BLOCK MSSP_MSG_ARENA_BLOCK
 #define ARENA_ALIGN (sizeof(max_align_t))
 
 struct arena_block {

@@ -115,3 +115,9 @@ mss_buf_take(struct mss_buf *b, size_t *len)
 	b->b_alloc = 0;
 	return p;
 }
+
+size_t
+mss_buf_room(const struct mss_buf *b)
+{
+	return b->b_max > b->b_len ? b->b_max - b->b_len : 0;
+}

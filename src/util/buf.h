@@ -31,6 +31,8 @@ int mss_buf_addf(struct mss_buf *b, const char *fmt, ...)
 /* Contents, always NUL-terminated after a successful add ("" if empty). */
 const char *mss_buf_str(const struct mss_buf *b);
 size_t mss_buf_len(const struct mss_buf *b);
+/* Bytes that may still be added before the maximum. */
+size_t mss_buf_room(const struct mss_buf *b);
 /* Hand the contents to the caller (free() it); the buffer becomes empty. */
 char *mss_buf_take(struct mss_buf *b, size_t *len);
 

@@ -110,6 +110,12 @@ test_refusals(void **state)
 		{ SIG(",\"AdditionalServices\":{}"), 101 },
 		{ SIG(",\"AdditionalServices\":[{\"Description\":\"http://mss.ficom.fi/TS102204/v1.0.0#userLang\",\"UserLang\":\"en\"}]"), 101 },
 		{ "{\"MSS_StatusReq\":{\"MSSP_TransID\":\"1bad\"}}", 101 },
+		/* review findings: non-XML characters, non-ASCII identifiers,
+		 * raw XML whose root carries what SOAP would refuse */
+		{ SIG(",\"SignatureProfile\":\"http://x/\\uffff\""), 101 },
+		{ "{\"MSS_StatusReq\":{\"MSSP_TransID\":\"A\\u200bB\"}}", 101 },
+		{ "{\"MSS_StatusReq\":{\"MSSP_TransID\":\"T\\u00e9\"}}", 101 },
+		{ SIG(",\"AdditionalServices\":[{\"Description\":\"http://mss.ficom.fi/TS102204/v1.0.0#personIdentity\",\"AttributeQuery\":\"<samlp:AttributeQuery xmlns:samlp=\\\"urn:oasis:names:tc:SAML:2.0:protocol\\\" xmlns:xsi=\\\"http://www.w3.org/2001/XMLSchema-instance\\\" xsi:schemaLocation=\\\"http://e/ x\\\"/>\"}]"), 101 },
 	};
 	size_t i;
 	(void)state;

@@ -388,7 +388,8 @@ test_fault_encode_decode(void **state)
 	assert_int_equal(mss_soap_encode_fault(&f, MSS_SOAP_12, &b), 0);
 	assert_non_null(strstr(mss_buf_str(&b), "<soapenv:Value>soapenv:Sender</soapenv:Value>"));
 	assert_non_null(strstr(mss_buf_str(&b), "<soapenv:Value>mss:_101</soapenv:Value>"));
-	assert_non_null(strstr(mss_buf_str(&b), "<soapenv:Value>mss:_1014</soapenv:Value>"));
+	/* the FiCom second level stays off the wire (Swisscom scripts) */
+	assert_null(strstr(mss_buf_str(&b), "_1014"));
 	assert_non_null(strstr(mss_buf_str(&b), "<soapenv:Text xml:lang=\"en\">WRONG_PARAM</soapenv:Text>"));
 	assert_non_null(strstr(mss_buf_str(&b), ">Illegal msisdn</ns1:detail>"));
 	m = mss_soap_decode(mss_buf_str(&b), mss_buf_len(&b), 0, &err);
@@ -397,7 +398,7 @@ test_fault_encode_decode(void **state)
 	assert_string_equal(m->u.fault->code_value, "Sender");
 	assert_string_equal(m->u.fault->subcode_value, "_101");
 	assert_string_equal(m->u.fault->subcode_ns, MSS_NS);
-	assert_string_equal(m->u.fault->subsubcode_value, "_1014");
+	assert_null(m->u.fault->subsubcode_value);
 	assert_string_equal(m->u.fault->reason, "WRONG_PARAM");
 	assert_string_equal(m->u.fault->detail, "Illegal msisdn");
 	mss_msg_free(m);
@@ -485,6 +486,69 @@ test_notification_wrapper(void **state)
 	mss_msg_free(m2);
 }
 
+/* Review findings: attribute floods are refused before libxml2's
+ * quadratic duplicate check; namespace errors are errors; choice groups
+ * may come in any order; a failed encode leaves the caller's buffer as it
+ * was. */
+static void
+test_review_findings(void **state)
+{
+	static const char ns_error[] = ENV12 "<soapenv:Body xmlns:zz=\"\"/></soapenv:Envelope>";
+	static const char dup_after_ns[] = ENV12 "<soapenv:Body><x:a xmlns:x=\"urn:a\" xmlns:a=\"urn:q\" xmlns:b=\"urn:q\" a:k=\"1\" b:k=\"2\"/></soapenv:Body></soapenv:Envelope>";
+	static const char rest_reg[] = "{\"MSS_RegistrationReq\":{\"UseCase\":{\"Name\":\"x\"}}}";
+	struct mss_err err;
+	struct mss_buf b;
+	struct mss_msg *m;
+	int i;
+	(void)state;
+
+	mss_buf_init(&b, 1 << 20);
+	mss_buf_adds(&b, ENV12 "<soapenv:Body><x ");
+	for (i = 0; i < 5000; i++)
+		mss_buf_addf(&b, "a%d=\"1\" ", i);
+	mss_buf_adds(&b, "/></soapenv:Body></soapenv:Envelope>");
+	assert_null(mss_soap_decode(mss_buf_str(&b), mss_buf_len(&b), 0, &err));
+	assert_int_equal(err.code, 101);
+	assert_string_equal(err.detail, "Too many attributes");
+	mss_buf_free(&b);
+
+	assert_null(decode_str(ns_error, 0, &err));
+	assert_int_equal(err.code, 101);
+	assert_null(decode_str(dup_after_ns, 0, &err));
+	assert_int_equal(err.code, 101);
+
+	m = mss_json_decode(rest_reg, strlen(rest_reg), 0, &err);
+	assert_non_null(m);
+	mss_buf_init(&b, 65536);
+	mss_buf_adds(&b, "kept");
+	assert_int_equal(mss_soap_encode(m, MSS_SOAP_12, &b, &err), -1);
+	assert_string_equal(mss_buf_str(&b), "kept");
+	mss_buf_free(&b);
+	mss_msg_free(m);
+}
+
+/* ServiceResponse in the ficom.xsd order; StatusDetail children and the
+ * FiCom payloads are XSD choices: any order. */
+static void
+test_choice_groups(void **state)
+{
+	static const char resp[] = ENV12 "<soapenv:Body><MSS_StatusQueryResponse><mss:MSS_StatusResp " MSSNS " xmlns:fi=\"http://mss.ficom.fi/TS102204/v1.0.0#\" xmlns:sc=\"http://mid.swisscom.ch/TS102204/as/v1.0\" MajorVersion=\"1\" MinorVersion=\"1\"><mss:AP_Info AP_ID=\"http://demo.ap/\" AP_PWD=\"x\" AP_TransID=\"A1\" Instant=\"2026-01-01T00:00:00Z\"/><mss:MSSP_Info><mss:MSSP_ID/></mss:MSSP_Info><mss:MobileUser/><mss:Status><mss:StatusCode Value=\"500\"/><mss:StatusDetail><fi:ServiceResponses><fi:ServiceResponse><fi:Description><mss:mssURI>http://mid.swisscom.ch/as#subscriberInfo</mss:mssURI></fi:Description><sc:SubscriberInfo><sc:Detail id=\"1900\" value=\"22801\"/></sc:SubscriberInfo><sc:GeoFencing country=\"CH\"/></fi:ServiceResponse></fi:ServiceResponses></mss:StatusDetail></mss:Status></mss:MSS_StatusResp></MSS_StatusQueryResponse></soapenv:Body></soapenv:Envelope>";
+	static const char req[] = ENV12 "<soapenv:Body><MSS_ProfileQuery><mss:MSS_ProfileReq " MSSNS " MajorVersion=\"1\" MinorVersion=\"1\"><mss:AP_Info AP_ID=\"http://demo.ap/\" AP_PWD=\"x\" AP_TransID=\"A1\" Instant=\"2026-01-01T00:00:00Z\"/><mss:MSSP_Info><mss:MSSP_ID/></mss:MSSP_Info><mss:MobileUser><mss:MSISDN>+35847000001</mss:MSISDN></mss:MobileUser><mss:GetCertificates>true</mss:GetCertificates><mss:GetAutoActivation>false</mss:GetAutoActivation></mss:MSS_ProfileReq></MSS_ProfileQuery></soapenv:Body></soapenv:Envelope>";
+	struct mss_err err;
+	struct mss_msg *m;
+	(void)state;
+
+	m = decode_str(resp, 0, &err);
+	if (m == NULL)
+		fail_msg("%s", err.detail);
+	mss_msg_free(m);
+	m = decode_str(req, 0, &err);
+	if (m == NULL)
+		fail_msg("%s", err.detail);
+	assert_string_equal(m->u.profile_req->get_certificates, "true");
+	mss_msg_free(m);
+}
+
 /* Deep nesting stops at our depth cap, without recursion trouble. */
 static void
 test_deep_nesting(void **state)
@@ -519,6 +583,8 @@ main(void)
 		cmocka_unit_test(test_raw_xml_fields),
 		cmocka_unit_test(test_notification_wrapper),
 		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_review_findings),
+		cmocka_unit_test(test_choice_groups),
 	};
 
 	mss_soap_init();

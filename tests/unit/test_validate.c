@@ -143,6 +143,15 @@ test_signature_request_rules(void **state)
 		{ NULL, "{\"Data\":\"a\\u0007b\"}", -2, 0 },
 		{ NULL, "{\"Data\":\"Sign \\u202econtract\"}", 107, 0 },
 		{ NULL, "{\"Data\":\"Bonjour \xc3\xa0 vous\"}", 0, 0 },
+		/* review findings: line/paragraph separators, fillers, tags */
+		{ ",\"DataToBeDisplayed\":{\"Data\":\"Pay 10 EUR\\u2028Pay 10000 EUR\"}", NULL, 107, 0 },
+		{ ",\"DataToBeDisplayed\":{\"Data\":\"a\\u3164b\"}", NULL, 107, 0 },
+		{ ",\"DataToBeDisplayed\":{\"Data\":\"a\\udb40\\udc41b\"}", NULL, 107, 0 },
+		{ ",\"DataToBeDisplayed\":{\"Data\":\"a\\ufe0fb\"}", NULL, 107, 0 },
+		/* text/plain sent base64 is checked as the text it decodes to */
+		{ NULL, "{\"MimeType\":\"text/plain\",\"Encoding\":\"base64\",\"Data\":\"UGF5CgpQYXk=\"}", 107, 0 },
+		{ NULL, "{\"MimeType\":\"text/plain\",\"Encoding\":\"base64\",\"Data\":\"U2lnbiB0aGlz\"}", 0, 0 },
+		{ NULL, "{\"MimeType\":\"text/plain\",\"Encoding\":\"base64\",\"Data\":\"//79\"}", 101, 1016 },
 		/* the DTBS is not displayed when a DTBD is given */
 		{ ",\"DataToBeDisplayed\":{\"Data\":\"Sign the contract\"}", "{\"Data\":\"line1\\nline2\"}", 0, 0 },
 	};
@@ -201,6 +210,12 @@ test_versions_and_common(void **state)
 	assert_int_equal(err.code, MSS_WRONG_PARAM);
 	assert_int_equal(validate_json("{\"MSS_StatusReq\":{\"MSSP_TransID\":\"T\",\"MobileUser\":{\"MSISDN\":\"12\"}}}", &err), -1);
 	assert_string_equal(err.detail, "Illegal msisdn");
+	/* a receipt is displayed: base64 text is decoded and checked too */
+	assert_int_equal(validate_json("{\"MSS_ReceiptReq\":{\"MSSP_TransID\":\"T\",\"Message\":{\"MimeType\":\"text/plain\",\"Encoding\":\"base64\",\"Data\":\"b2sbWzJKZmFrZQ==\"}}}", &err), -1);
+	assert_int_equal(err.code, MSS_INAPPROPRIATE_DATA);
+	assert_int_equal(validate_json("{\"MSS_ReceiptReq\":{\"MSSP_TransID\":\"T\",\"Message\":{\"MimeType\":\"text/plain\",\"Encoding\":\"UTF-8\",\"Data\":\"Paid 10 EUR\\u202e0001\"}}}", &err), -1);
+	assert_int_equal(err.code, MSS_INAPPROPRIATE_DATA);
+	assert_int_equal(validate_json("{\"MSS_ReceiptReq\":{\"MSSP_TransID\":\"T\",\"Message\":{\"MimeType\":\"text/plain\",\"Encoding\":\"UTF-8\",\"Data\":\"Thank you, payment done\"}}}", &err), 0);
 	assert_int_equal(validate_json("{\"MSS_StatusReq\":{}}", &err), -1);
 	assert_int_equal(err.code, MSS_MISSING_PARAM);
 	assert_int_equal(validate_json("{\"MSS_RegistrationReq\":{}}", &err), -1);
