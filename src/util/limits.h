@@ -39,18 +39,102 @@
 #define MSSP_MSG_MAX_DTBS            32768  /* DataToBeSigned, decoded bytes   */
 #define MSSP_MSG_MAX_DTBD_CHARS      239    /* DTBD in GSM-7            */
 #define MSSP_MSG_MAX_DTBD_UCS2_CHARS 119    /* DTBD if any char is outside GSM */
-#define MSSP_MSG_MAX_SIGNATURE       65536  /* Base64Signature text            */
 #define MSSP_MSG_MAX_LIST            64     /* repeated elements of one kind   */
 #define MSSP_MSG_MAX_TRANSID         64     /* AP_TransID / MSSP_TransID chars */
 #define MSSP_MSG_MAX_MSISDN_DIGITS   15     /* E.164                           */
 #define MSSP_MSG_MIN_MSISDN_DIGITS   6
 #define MSSP_MSG_MAX_TIMEOUT_S       600    /* ASVS 6.5.5: out-of-band <=10min */
 #define MSSP_MSG_ARENA_MAX           (1024 * 1024) /* memory for one message   */
+#define MSSP_MSG_ARENA_BLOCK         4096   /* arena allocation granule        */
+#define MSSP_MSG_MAX_INT_DIGITS      32     /* digits of an xs:integer field   */
+#define MSSP_MSG_MAX_VERSION         1000   /* MajorVersion/MinorVersion value */
+#define MSSP_MSG_MAX_EVENTID         32     /* fi:EventID characters           */
+#define MSSP_MSG_MAX_NOSPAM          32     /* fi:NoSpamCode characters        */
+#define MSSP_MSG_MIN_DISPLAYNAME     2      /* fi:DisplayName characters       */
+#define MSSP_MSG_MAX_DISPLAYNAME     64
+#define MSSP_MSG_MAX_RECEIPT         2048   /* receipt message bytes (103)     */
 
 /* ---- Signature profiles (src/mss/profile) ----------------------------- */
 #define MSSP_PROFILE_MAX_URI         512
 #define MSSP_PROFILE_MAX_EXT         16     /* query/fragment parameters       */
 #define MSSP_PROFILE_MAX_BRAND       128    /* decoded brand bytes             */
 #define MSSP_PROFILE_MAX_LOA_EXT     64     /* bytes after "loaN."             */
+
+/* ---- PKI: built-in CA (src/pki/ca) ------------------------------------ */
+#define MSSP_CA_MAX_CSR_DER          16384  /* PKCS#10 DER bytes (K-11)        */
+#define MSSP_CA_MAX_OCSP_REQ         8192   /* OCSPRequest DER bytes           */
+#define MSSP_CA_MAX_OCSP_IDS         16     /* CertIDs in one OCSP request     */
+#define MSSP_CA_MAX_OCSP_NONCE       34     /* nonce extension value bytes:
+                                             * RFC 8954's 32 octets + DER tag  */
+#define MSSP_CA_DB_MAX_RECORDS       65536  /* issued certificates per CA dir  */
+#define MSSP_CA_DB_MAX_LINE          2048   /* one database line               */
+#define MSSP_CA_MAX_SUBJECT          1536   /* RFC 2253 subject text in the db */
+#define MSSP_CA_MAX_NAME_VALUE       64     /* one RDN value (ub-common-name)  */
+#define MSSP_CA_CONF_MAX_LINE        1024   /* one ca.conf line                */
+#define MSSP_CA_CONF_MAX_LINES       256
+#define MSSP_CA_MAX_PROFILES         8      /* certificate profiles per CA     */
+#define MSSP_CA_MAX_POLICIES         4      /* policy OIDs per profile         */
+#define MSSP_CA_MAX_OID              64     /* dotted OID text                 */
+#define MSSP_CA_MAX_URL              256    /* CRL / OCSP URL in certificates  */
+#define MSSP_CA_MAX_FILE             65536  /* ca.crt, chain.pem, ca.key, conf */
+#define MSSP_CA_MAX_SECRET           1024   /* pass phrase or PIN bytes        */
+#define MSSP_CA_MIN_PASSPHRASE       12     /* key file pass phrase bytes      */
+#define MSSP_CA_MAX_DAYS             18262  /* any validity: 50 years          */
+#define MSSP_CA_MAX_HOURS            8784   /* CRL / OCSP nextUpdate: 1 year   */
+#define MSSP_CA_SCRYPT_LOG2_N        14     /* key file KDF: N = 2^14, r = 8,  */
+#define MSSP_CA_SCRYPT_R             8      /* p = 5 (OWASP's equivalent of    */
+#define MSSP_CA_SCRYPT_P             5      /* N = 2^17, p = 1 within 16 MiB)  */
+
+/* ---- PKI: phone keystore (src/phone/keystore) ------------------------- */
+#define MSSP_KEYSTORE_DEFAULT_GROUPS 5      /* key groups per device file      */
+#define MSSP_KEYSTORE_MAX_GROUPS     16     /* configurable up to this         */
+#define MSSP_KEYSTORE_PIN_TRIES      3      /* wrong PINs before 402           */
+#define MSSP_KEYSTORE_PUK_TRIES      10     /* wrong PUKs before 403 for ever  */
+#define MSSP_KEYSTORE_PIN_MIN_LEN    4      /* PIN digits: bounds a keystore   */
+#define MSSP_KEYSTORE_PIN_MAX_LEN    8      /* may narrow, never widen         */
+#define MSSP_KEYSTORE_PUK_LEN        8      /* PUK digits, exactly             */
+#define MSSP_KEYSTORE_SCRYPT_LOG2N   15     /* PIN KDF: N = 2^15, r = 8, p = 1 */
+#define MSSP_KEYSTORE_SCRYPT_MIN_LOG2N 10   /* tests may lower N, not below    */
+#define MSSP_KEYSTORE_SCRYPT_MAX_LOG2N 18   /* a file may ask at most 256 MiB  */
+#define MSSP_KEYSTORE_SCRYPT_R       8
+#define MSSP_KEYSTORE_SCRYPT_P       1
+#define MSSP_KEYSTORE_SALT_LEN       16     /* random salt per wrapping        */
+#define MSSP_KEYSTORE_MAX_ID         64     /* group id / device id chars      */
+#define MSSP_KEYSTORE_MAX_PROFILES   8      /* profile URIs per group          */
+#define MSSP_KEYSTORE_MAX_CHAIN      4      /* CA certificates above the user's */
+#define MSSP_KEYSTORE_MAX_CERT       8192   /* DER bytes of one certificate    */
+#define MSSP_KEYSTORE_MAX_SPKI       1024   /* DER bytes of a public key       */
+#define MSSP_KEYSTORE_MAX_PKCS8      4096   /* DER bytes of a private key      */
+#define MSSP_KEYSTORE_MAX_DTBS       MSSP_MSG_MAX_DTBS /* one DTBS to sign   */
+#define MSSP_KEYSTORE_MAX_FILE       (2 * 1024 * 1024) /* whole keystore file  */
+#define MSSP_KEYSTORE_MAX_PATH       4096   /* keystore path bytes             */
+
+/* ---- PKI: key checks (src/pki/keycheck) ------------------------------ */
+#define MSSP_KEYCHECK_MAX_INPUT      (256 * 1024) /* one key/cert/CSR file     */
+#define MSSP_KEYCHECK_MAX_PEM_BLOCKS 16     /* PEM blocks skipped to find a key */
+#define MSSP_KEYCHECK_MAX_RSA_BITS   16384  /* hard cap, whatever the policy    */
+#define MSSP_KEYCHECK_SMALL_PRIMES   752    /* trial division by primes below
+                                             * this (EJBCA's bound, K-01)       */
+#define MSSP_KEYCHECK_FERMAT_ROUNDS  100    /* CA/B BR 6.1.1.3(5), K-03         */
+#define MSSP_KEYCHECK_MAX_KNOWN      (1u << 22) /* fingerprints in one set:
+                                             * 128 MiB at most                  */
+#define MSSP_KEYCHECK_MAX_LINE       1024   /* one line of a fingerprint file   */
+#define MSSP_KEYCHECK_MAX_BATCH      4096   /* moduli in one shared-prime run   */
+
+/* ---- PKI: signatures (src/pki/sig) ------------------------------------ */
+#define MSSP_PKI_SIG_MAX_CMS         65536  /* DER CMS SignedData verified (S-10);
+                                             * Base64Signature text is capped at
+                                             * the same size, so this never bites
+                                             * a well-formed answer             */
+#define MSSP_PKI_SIG_MAX_CMS_CERTS   8      /* certificates inside one CMS     */
+#define MSSP_PKI_SIG_MAX_ATTRS       16     /* signed attributes of the signer */
+#define MSSP_PKI_SIG_MAX_DEPTH       8      /* certificate path length          */
+#define MSSP_PKI_SIG_MAX_DATA        (1024 * 1024) /* data signed or verified */
+#define MSSP_PKI_SIG_MAX_RAW         2048   /* raw signature value bytes (RSA
+                                             * 16384 bits at most)              */
+#define MSSP_PKI_SIG_CTL_MAX_FILE    (4 * 1024 * 1024) /* msspctl sig: one
+                                             * PEM/DER input file (CA bundles)  */
+#define MSSP_PKI_SIG_CTL_MAX_OBJECTS 256    /* PEM blocks read from one file   */
+#define MSSP_PKI_SIG_CTL_MAX_FILES   16     /* repeated --ca / --crl options   */
 
 #endif
