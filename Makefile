@@ -70,8 +70,11 @@ $(LIB): $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # A program is src/cmd/<prog>.c plus its sub-command files src/cmd/<prog>/*.c.
+# (A variable, because '%' written in a pattern rule's prerequisites would
+# be replaced by the stem.)
+cmd_objs = $(patsubst src/%.c,$(BUILD)/obj/src/%.o,$(wildcard src/cmd/$(1)/*.c))
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $(BUILD)/obj/src/cmd/%.o $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/cmd/$$*/*.c)) $(LIB)
+$(BUILD)/bin/%: $(BUILD)/obj/src/cmd/%.o $$(call cmd_objs,$$*) $(LIB)
 	@mkdir -p $(dir $@)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIB) $(PKG_LIBS) -o $@

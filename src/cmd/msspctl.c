@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "cmd/msspctl/ctl.h"
 #include "mss/json.h"
 #include "mss/profile.h"
 #include "mss/soap.h"
@@ -38,12 +39,16 @@ usage(FILE *f)
 	      "       msspctl profile match --comparison exact|minimum|better\n"
 	      "                             --requested URI[,URI...] --available URI[,URI...]\n"
 	      "                             [--alias LEGACY=mss:URI]... [--demo-aliases]\n"
+	      "       msspctl keycheck [--policy TEXT] [--known FILE] [--compromised FILE]\n"
+	      "                        [--fingerprint] FILE...\n"
 	      "\n"
 	      "decode  reads one TS 102 204 message (SOAP or JSON, detected by content),\n"
 	      "        applies the checks the server applies before any business logic and\n"
 	      "        prints its JSON mirror (exit 0), or the fault it earns (exit 1).\n"
 	      "encode  writes a JSON-mirror message as SOAP or JSON.\n"
-	      "profile parses signature profile URIs and picks a user's profile for a request.\n",
+	      "profile parses signature profile URIs and picks a user's profile for a request.\n"
+	      "keycheck checks public keys (keys, certificates, CSRs) against the key-quality\n"
+	      "        rules: size, exponent, small factors, Fermat, ROCA, curves, duplicates.\n",
 	      f);
 }
 
@@ -399,6 +404,8 @@ main(int argc, char **argv)
 		return cmd_profile_parse(argc, argv);
 	if (strcmp(argv[1], "profile") == 0 && argc >= 3 && strcmp(argv[2], "match") == 0)
 		return cmd_profile_match(argc, argv);
+	if (strcmp(argv[1], "keycheck") == 0)
+		return ctl_keycheck(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
