@@ -39,6 +39,7 @@ usage(FILE *f)
 	      "       msspctl profile match --comparison exact|minimum|better\n"
 	      "                             --requested URI[,URI...] --available URI[,URI...]\n"
 	      "                             [--alias LEGACY=mss:URI]... [--demo-aliases]\n"
+	      "       msspctl ca init|issue|revoke|crl|show ...   (msspctl ca --help)\n"
 	      "       msspctl keycheck [--policy TEXT] [--known FILE] [--compromised FILE]\n"
 	      "                        [--fingerprint] FILE...\n"
 	      "\n"
@@ -404,6 +405,8 @@ main(int argc, char **argv)
 		return cmd_profile_parse(argc, argv);
 	if (strcmp(argv[1], "profile") == 0 && argc >= 3 && strcmp(argv[2], "match") == 0)
 		return cmd_profile_match(argc, argv);
+	if (strcmp(argv[1], "ca") == 0)
+		return ctl_ca(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keycheck") == 0)
 		return ctl_keycheck(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
