@@ -40,6 +40,7 @@ usage(FILE *f)
 	      "                             --requested URI[,URI...] --available URI[,URI...]\n"
 	      "                             [--alias LEGACY=mss:URI]... [--demo-aliases]\n"
 	      "       msspctl ca init|issue|revoke|crl|show ...   (msspctl ca --help)\n"
+	      "       msspctl sig verify|sign ...                 (msspctl sig --help)\n"
 	      "       msspctl keycheck [--policy TEXT] [--known FILE] [--compromised FILE]\n"
 	      "                        [--fingerprint] FILE...\n"
 	      "\n"
@@ -409,6 +410,8 @@ main(int argc, char **argv)
 		return ctl_ca(argc - 1, argv + 1);
 	if (strcmp(argv[1], "keycheck") == 0)
 		return ctl_keycheck(argc - 1, argv + 1);
+	if (strcmp(argv[1], "sig") == 0)
+		return ctl_sig(argc - 1, argv + 1);
 	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);

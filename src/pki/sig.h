@@ -52,19 +52,32 @@ enum pki_sig_format {
  * (contentType, messageDigest, signingTime, signingCertificateV2), the
  * signer certificate first in `certificates`, then `chain` (may be NULL).
  * `md_nid` is the digest (NID_sha256 ...).  Attached unless
- * PKI_SIG_DETACHED or PKI_SIG_DIGEST.  DER in *out.  0 or -1 with err. */
+ * PKI_SIG_DETACHED or PKI_SIG_DIGEST.  DER in *out.  0 or -1 with err.
+ * Borrows every argument (the key is used, never copied).  Refused with
+ * 101: a digest or key below pki_policy_default() (new signatures are never
+ * weak, whatever a verifier still accepts), a key not matching `cert`, a
+ * digest of the wrong length, data over MSSP_PKI_SIG_MAX_DATA; 900: OpenSSL
+ * failed.  `chain` entries equal to `cert` are skipped.  Note: DER sorts
+ * the certificates SET OF, so "signer first" is the order given to
+ * OpenSSL, not necessarily the order on the wire. */
 int pki_sig_cms_sign(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain,
 		     const unsigned char *data, size_t len, int md_nid, unsigned flags,
 		     unsigned char **out, size_t *outlen, struct pki_err *err);
 
 /* Raw signature (PKCS1, PSS or ECDSA) of `data`, or of the digest `data`
- * with PKI_SIG_DIGEST.  0 or -1 with err. */
+ * with PKI_SIG_DIGEST.  0 or -1 with err.  Same refusals as
+ * pki_sig_cms_sign, plus a key type that does not fit `fmt` (101).  ECDSA
+ * output is the DER Ecdsa-Sig-Value; *outlen is its actual length. */
 int pki_sig_raw_sign(EVP_PKEY *key, enum pki_sig_format fmt, int md_nid,
 		     const unsigned char *data, size_t len, unsigned flags,
 		     unsigned char **out, size_t *outlen, struct pki_err *err);
 
 /* Verify a raw signature with the public key of `cert` (its validity and
- * status are checked as for CMS when opts->trust is set).  0 or -1. */
+ * status are checked as for CMS when opts->trust is set).  0 or -1.
+ * `opts` may be NULL (default policy, no expected signer, no chain check);
+ * vo_flags may hold PKI_SIG_DIGEST only.  PSS requires salt = digest length
+ * and MGF1 with the same digest; ECDSA requires strict DER.  The signature
+ * value is at most MSSP_PKI_SIG_MAX_RAW bytes.  Borrows everything. */
 struct pki_verify_opts;
 int pki_sig_raw_verify(X509 *cert, enum pki_sig_format fmt, int md_nid,
 		       const unsigned char *data, size_t len,
@@ -93,7 +106,15 @@ struct pki_verify_result {
 
 /* Verify a DER CMS SignedData against the DTBS the platform sent (the
  * content for attached/detached signatures, the digest with
- * PKI_SIG_DIGEST).  `res` may be NULL.  0 or -1 with err (see top). */
+ * PKI_SIG_DIGEST).  `res` may be NULL.  0 or -1 with err (see top).
+ * opts->vo_trust is required (NULL: 900, never "valid").  The checks and
+ * their order are in docs/internals/sig.md; among them: the input is at
+ * most MSSP_PKI_SIG_MAX_CMS bytes of strict DER (OpenSSL's re-encoding
+ * must give back the same bytes: BER, indefinite lengths, unsorted SET OFs
+ * and trailing bytes are 503), at most MSSP_PKI_SIG_MAX_CMS_CERTS
+ * certificates, which only help build the path (never anchors).  A CMS
+ * without the signer's certificate is accepted only against
+ * vo_expected_signer.  `res` is zeroed first and filled on success only. */
 int pki_sig_cms_verify(const unsigned char *der, size_t len,
 		       const unsigned char *dtbs, size_t dtbs_len,
 		       const struct pki_verify_opts *opts,
@@ -101,5 +122,15 @@ int pki_sig_cms_verify(const unsigned char *der, size_t len,
 
 /* Release what a verification result holds.  Accepts NULL. */
 void pki_verify_result_clear(struct pki_verify_result *res);
+
+/* A signature as received (TS 102 204 Base64Signature, an operator's file)
+ * to DER: DER is passed through, PEM ("CMS" or "PKCS7" block) and base64
+ * (whitespace allowed) are decoded; the form is detected from the content.
+ * Only the transport encoding is handled: the DER is checked by
+ * pki_sig_cms_verify.  *der is a new OPENSSL_malloc'd buffer (OPENSSL_free).
+ * 0, or -1 with err (503 not a signature / larger than
+ * MSSP_PKI_SIG_MAX_CMS, 101 no input, 900 out of memory). */
+int pki_sig_decode_input(const unsigned char *in, size_t len, unsigned char **der, size_t *derlen,
+			 struct pki_err *err);
 
 #endif

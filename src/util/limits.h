@@ -108,6 +108,8 @@
 #define MSSP_KEYSTORE_MAX_DTBS       MSSP_MSG_MAX_DTBS /* one DTBS to sign   */
 #define MSSP_KEYSTORE_MAX_FILE       (2 * 1024 * 1024) /* whole keystore file  */
 #define MSSP_KEYSTORE_MAX_PATH       4096   /* keystore path bytes             */
+#define MSSP_KEYSTORE_MAX_DIR_SCAN   65536  /* entries looked at for stale
+                                             * temporary files at open         */
 
 /* ---- PKI: key checks (src/pki/keycheck) ------------------------------ */
 #define MSSP_KEYCHECK_MAX_INPUT      (256 * 1024) /* one key/cert/CSR file     */
