@@ -626,9 +626,10 @@ ca_cmd_crl(int argc, char **argv)
 	}
 	{
 		ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+		STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl); /* NULL: none */
 
 		printf("CRL number %ld with %d revoked certificate(s) written to %s/crl.pem%s%s\n",
-		       num ? ASN1_INTEGER_get(num) : -1L, sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)),
+		       num ? ASN1_INTEGER_get(num) : -1L, rev ? sk_X509_REVOKED_num(rev) : 0,
 		       dir, out ? " and " : "", out ? out : "");
 		ASN1_INTEGER_free(num);
 	}
