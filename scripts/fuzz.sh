@@ -12,8 +12,12 @@ CLANG=${CLANG:-clang-14}
 command -v "$CLANG" >/dev/null || scripts/deps.sh fuzz
 OUT=build/fuzz
 mkdir -p "$OUT/artifacts"
-CFLAGS="-std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags libxml-2.0 jansson openssl)"
-LIBS="$(pkg-config --libs libxml-2.0 jansson openssl)"
+# The same libraries as the Makefile's PKGS (every target links all of src/).
+PKGS="$(sed -n 's/^PKGS *:= *//p' Makefile)"
+# shellcheck disable=SC2086
+CFLAGS="-std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags $PKGS)"
+# shellcheck disable=SC2086
+LIBS="$(pkg-config --libs $PKGS) -lpthread"
 LIB_SRC=$(ls src/util/*.c src/net/*.c src/mss/*.c src/pki/*.c src/store/*.c src/roles/*.c 2>/dev/null || true)
 
 # Optional arguments: target names (soap, json, http, profile, ...).

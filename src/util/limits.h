@@ -54,6 +54,14 @@
 #define MSSP_MSG_MAX_DISPLAYNAME     64
 #define MSSP_MSG_MAX_RECEIPT         2048   /* receipt message bytes (103)     */
 
+/* ---- Configuration file (src/util/config) ----------------------------- */
+#define MSSP_CFG_MAX_BYTES           (256 * 1024)
+#define MSSP_CFG_MAX_LINE            4096
+#define MSSP_CFG_MAX_LINES           20000
+#define MSSP_CFG_MAX_SECTIONS        1024   /* e.g. one [ap "..."] per AP      */
+#define MSSP_CFG_MAX_KEYS            64     /* keys in one section             */
+#define MSSP_CFG_ARENA               (4 * 1024 * 1024)
+
 /* ---- Signature profiles (src/mss/profile) ----------------------------- */
 #define MSSP_PROFILE_MAX_URI         512
 #define MSSP_PROFILE_MAX_EXT         16     /* query/fragment parameters       */
@@ -138,5 +146,90 @@
                                              * PEM/DER input file (CA bundles)  */
 #define MSSP_PKI_SIG_CTL_MAX_OBJECTS 256    /* PEM blocks read from one file   */
 #define MSSP_PKI_SIG_CTL_MAX_FILES   16     /* repeated --ca / --crl options   */
+
+/* ---- Store: durable transactions (src/store) -------------------------- */
+#define MSSP_STORE_MAX_URI           4096   /* "sqlite:/path" or PostgreSQL URI */
+#define MSSP_STORE_TRANSID_BYTES     16     /* CSPRNG bytes in an MSSP_TransID:
+                                             * 128 bits (A-03, ASVS 11.5.1)     */
+#define MSSP_STORE_MAX_AP_ID         1024   /* AP_ID (anyURI) bytes            */
+#define MSSP_STORE_MIN_HASH          16     /* canonical request hash bytes    */
+#define MSSP_STORE_MAX_HASH          64     /* (SHA-512 at most)               */
+#define MSSP_STORE_MAX_MSISDN        64     /* normalised user identifier      */
+#define MSSP_STORE_MAX_KEY_ID        128    /* key / key group id chosen       */
+#define MSSP_STORE_MIN_NONCE         16     /* device correlation nonce chars  */
+#define MSSP_STORE_MAX_NONCE         128
+#define MSSP_STORE_MAX_URL           2048   /* notification URL bytes          */
+#define MSSP_STORE_MAX_REQUEST       (2 * MSSP_HTTP_MAX_BODY) /* request
+                                             * document (JSON mirror text): a
+                                             * maximal body never exceeds it   */
+#define MSSP_STORE_MAX_ANSWER        (2 * MSSP_PKI_SIG_MAX_CMS) /* raw device
+                                             * answer bytes, as received       */
+#define MSSP_STORE_MAX_SIGNATURE     ((MSSP_PKI_SIG_MAX_CMS + 2) / 3 * 4) /*
+                                             * base64 of the largest CMS       */
+#define MSSP_STORE_MAX_DETAIL        256    /* final-state detail text         */
+#define MSSP_STORE_MAX_RECEIPT       8192   /* receipt record (caller's text)  */
+#define MSSP_STORE_MAX_TTL_MS        (24LL * 3600 * 1000) /* deadline sanity:
+                                             * the validator enforces TimeOut  */
+#define MSSP_STORE_BUSY_TIMEOUT_MS   5000   /* wait for the write lock (900)   */
+#define MSSP_STORE_ID_RETRIES        4      /* fresh ids after a key collision */
+#define MSSP_STORE_SCAN_BATCH        64     /* rows per page: recovery scan and
+                                             * bulk expiry (one DB txn each)   */
+#define MSSP_STORE_MAX_SCAN          (1024 * 1024) /* rows one scan or expiry
+                                             * call visits at most             */
+#define MSSP_STORE_REOPEN_MIN_MS     250    /* reconnect back-off after the    */
+#define MSSP_STORE_REOPEN_MAX_MS     30000  /* database became unavailable     */
+
+/* ---- Server: loops, listeners, connections (src/net/loop, server) ---- */
+/* The connection and parking caps are defaults that a configuration may
+ * lower; MSSP_SRV_MAX_CONNS is also the ceiling of all three. */
+#define MSSP_SRV_MAX_WORKERS         16     /* loop threads                    */
+#define MSSP_SRV_MAX_LISTENERS       8      /* listening addresses per server  */
+#define MSSP_SRV_MAX_NAME            32     /* listener name in logs           */
+#define MSSP_SRV_BACKLOG             1024   /* listen(2) backlog per socket    */
+#define MSSP_SRV_MAX_CONNS           20000  /* open connections, all workers   */
+#define MSSP_SRV_CONNS_PER_IP        256    /* from one IPv4 address or IPv6
+                                             * /64 (H-03)                      */
+#define MSSP_SRV_PARKED              10000  /* requests parked, all workers    */
+#define MSSP_SRV_HANDSHAKE_MS        10000  /* TLS handshake deadline (H-03)   */
+#define MSSP_SRV_WRITE_MS            10000  /* no write progress this long:
+                                             * close (slow read, H-03)         */
+#define MSSP_SRV_BODY_MIN_RATE       1024   /* body bytes/s, checked once per  */
+#define MSSP_SRV_RATE_WINDOW_MS      5000   /* window (slow POST, H-03)        */
+#define MSSP_SRV_LINGER_MS           2000   /* read-and-discard after our close */
+#define MSSP_SRV_LINGER_BYTES        65536  /* ... at most this many bytes     */
+#define MSSP_SRV_MAX_DEADLINE_MS     600000 /* any configured deadline         */
+#define MSSP_SRV_MAX_PARK_MS         ((MSSP_MSG_MAX_TIMEOUT_S + 60) * 1000) /*
+                                             * a parked request's own deadline */
+#define MSSP_SRV_IN_HIGH             MSSP_HTTP_MAX_HEAD /* unparsed input held
+                                             * while a request is handled or
+                                             * parked (pipelined bytes, H-09)  */
+#define MSSP_SRV_OUT_HIGH            65536  /* queued output that pauses
+                                             * parsing of further requests     */
+#define MSSP_SRV_MAX_RESPONSE        (1024 * 1024) /* one response body        */
+#define MSSP_SRV_MAX_RESP_HEAD       4096   /* status line + response headers  */
+#define MSSP_SRV_MAX_RESP_HEADERS    16     /* extra headers in one response   */
+#define MSSP_SRV_MAX_HEADER_NAME     64     /* one extra header's name         */
+#define MSSP_SRV_PARSER_CACHE        64     /* idle parsers kept per worker
+                                             * and listener                    */
+#define MSSP_SRV_PARK_BUCKETS        4096   /* parked-request hash, per worker
+                                             * (a power of two)                */
+#define MSSP_SRV_IP_BUCKETS          4096   /* per-IP count hash (power of 2)  */
+#define MSSP_SRV_ACCEPT_PAUSE_MS     100    /* listener rest after EMFILE      */
+#define MSSP_LOOP_MAX_QUEUE          65536  /* cross-thread calls pending on
+                                             * one loop (async replies)        */
+
+/* ---- Server: TLS (src/net/tls) ---------------------------------------- */
+#define MSSP_TLS_SECURITY_LEVEL      2      /* OpenSSL: RSA >= 2048, no SHA-1  */
+#define MSSP_TLS_VERIFY_DEPTH        4      /* CA certs above a client leaf    */
+#define MSSP_TLS_MAX_VERIFY_DEPTH    5      /* configurable up to (T-10)       */
+#define MSSP_TLS_MAX_CERT_LIST       32768  /* bytes of a peer's Certificate
+                                             * message (T-10)                  */
+#define MSSP_TLS_SESSION_CACHE       20480  /* server session cache entries    */
+#define MSSP_TLS_SESSION_TIMEOUT_S   3600   /* session and ticket lifetime     */
+#define MSSP_TLS_TICKETS             1      /* TLS 1.3 tickets per handshake   */
+#define MSSP_TLS_MAX_FILE            (1024 * 1024) /* certificate/key/CA file  */
+#define MSSP_TLS_MAX_CRL_FILE        (32 * 1024 * 1024) /* CRL file            */
+#define MSSP_TLS_MAX_CHAIN           8      /* CA certificates after the leaf  */
+#define MSSP_TLS_MAX_CA_CERTS        256    /* trust anchors (or CRLs) per file */
 
 #endif
