@@ -18,7 +18,7 @@ ifeq ($(CC),cc)
 CC        := gcc
 endif
 
-PKGS      := openssl libxml-2.0 jansson
+PKGS      := openssl libxml-2.0 jansson sqlite3 libevent libevent_openssl libevent_pthreads
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -1,0 +1,682 @@
+/*
+ * store.c - the backend-independent half of the store: URI dispatch, the
+ * handle's mutex, argument validation, the transition table, and the scan
+ * loops that call back outside any lock.
+ *
+ * Why validation lives here: both backends must refuse exactly the same
+ * inputs with exactly the same outcome (the contract test suite runs on
+ * both), so a backend only ever sees arguments that passed these checks.
+ */
+#define STORE_BACKEND_IMPL
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+struct store {
+	const struct store_ops *st_ops;
+	void *st_impl;
+	pthread_mutex_t st_lock;   /* serialises calls on this handle */
+	unsigned st_flags;
+	char st_uri[MSSP_STORE_MAX_URI + 1];
+};
+
+struct backend {
+	const char *b_scheme;	     /* prefix of the URI, with its ':'   */
+	const struct store_ops *b_ops; /* NULL: known but not in this build */
+	const char *b_name;
+};
+
+/* store_pg.c will fill the PostgreSQL entries; callers do not change. */
+static const struct backend backends[] = {
+	{ "sqlite:", &store_sqlite_ops, "sqlite" },
+	{ "postgresql:", NULL, "postgresql" },
+	{ "postgres:", NULL, "postgresql" },
+};
+
+int
+store_err_set(struct store_err *e, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return -1;
+	e->status = status;
+	va_start(ap, fmt);
+	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static const char *const state_names[STORE_ST_COUNT] = {
+	[STORE_ST_NONE] = "NONE",
+	[STORE_ST_ACCEPTED] = "ACCEPTED",
+	[STORE_ST_PROMPT_SENT] = "PROMPT_SENT",
+	[STORE_ST_ANSWERED] = "ANSWERED",
+	[STORE_ST_COMPLETED] = "COMPLETED",
+	[STORE_ST_EXPIRED] = "EXPIRED",
+	[STORE_ST_FAILED] = "FAILED",
+};
+
+const char *
+store_state_name(enum store_state st)
+{
+	if ((int)st < 0 || (int)st >= STORE_ST_COUNT)
+		return "?";
+	return state_names[st];
+}
+
+bool
+store_state_final(enum store_state st)
+{
+	return st == STORE_ST_COMPLETED || st == STORE_ST_EXPIRED || st == STORE_ST_FAILED;
+}
+
+/* legal[from][to]; the database's trigger holds the same table. */
+static const bool legal[STORE_ST_COUNT][STORE_ST_COUNT] = {
+	[STORE_ST_ACCEPTED] = { [STORE_ST_PROMPT_SENT] = true, [STORE_ST_EXPIRED] = true,
+				[STORE_ST_FAILED] = true },
+	[STORE_ST_PROMPT_SENT] = { [STORE_ST_ANSWERED] = true, [STORE_ST_EXPIRED] = true,
+				   [STORE_ST_FAILED] = true },
+	[STORE_ST_ANSWERED] = { [STORE_ST_COMPLETED] = true, [STORE_ST_FAILED] = true },
+};
+
+bool
+store_transition_legal(enum store_state from, enum store_state to)
+{
+	if ((int)from < 0 || (int)from >= STORE_ST_COUNT || (int)to < 0 ||
+	    (int)to >= STORE_ST_COUNT)
+		return false;
+	return legal[from][to];
+}
+
+void
+store_tx_clear(struct store_tx *tx)
+{
+	if (tx == NULL)
+		return;
+	free(tx->tx_request);
+	free(tx->tx_answer);
+	free(tx->tx_signature);
+	memset(tx, 0, sizeof(*tx));
+}
+
+char *
+store_memdup0(const void *p, size_t len)
+{
+	char *d = malloc(len + 1);
+
+	if (d == NULL)
+		return NULL;
+	if (len > 0)
+		memcpy(d, p, len);
+	d[len] = '\0';
+	return d;
+}
+
+int
+store_new_trans_id(char id[STORE_TX_ID_LEN + 1], struct store_err *err)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[MSSP_STORE_TRANSID_BYTES];
+	size_t i;
+
+	/* unguessable, so a foreign or guessed id finds nothing. */
+	if (RAND_bytes(r, sizeof(r)) != 1)
+		return store_err_set(err, 900, "random generator failed");
+	id[0] = 'T'; /* an NCName must not start with a digit */
+	for (i = 0; i < sizeof(r); i++) {
+		id[1 + 2 * i] = hex[r[i] >> 4];
+		id[2 + 2 * i] = hex[r[i] & 15];
+	}
+	id[STORE_TX_ID_LEN] = '\0';
+	return 0;
+}
+
+/* ---- argument checks ---------------------------------------------------- */
+
+/* 1..max bytes of visible ASCII (0x21..0x7e); spaces allowed if `space`. */
+static bool
+text_ok(const char *s, size_t min, size_t max, bool space)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= max)
+			return false;
+		if ((unsigned char)s[i] > 0x7e || (unsigned char)s[i] < (space ? 0x20 : 0x21))
+			return false;
+	}
+	return i >= min;
+}
+
+static bool
+nonce_ok(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+
+		if (i >= MSSP_STORE_MAX_NONCE)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return i >= MSSP_STORE_MIN_NONCE;
+}
+
+/* The exact shape store_new_trans_id makes. */
+static bool
+trans_id_ok(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] != 'T')
+		return false;
+	for (i = 1; i < STORE_TX_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[STORE_TX_ID_LEN] == '\0';
+}
+
+static int
+check_new(const struct store_tx_new *n, int64_t now_ms, struct store_err *err)
+{
+	if (n == NULL)
+		return store_err_set(err, 900, "invalid argument: no transaction");
+	if (!text_ok(n->tn_ap_id, 1, MSSP_STORE_MAX_AP_ID, false))
+		return store_err_set(err, 900, "invalid argument: AP_ID");
+	if (!text_ok(n->tn_ap_trans_id, 1, MSSP_MSG_MAX_TRANSID, false))
+		return store_err_set(err, 900, "invalid argument: AP_TransID");
+	if (n->tn_hash == NULL || n->tn_hash_len < MSSP_STORE_MIN_HASH ||
+	    n->tn_hash_len > MSSP_STORE_MAX_HASH)
+		return store_err_set(err, 900, "invalid argument: content hash");
+	if (!text_ok(n->tn_msisdn, 1, MSSP_STORE_MAX_MSISDN, false))
+		return store_err_set(err, 900, "invalid argument: MSISDN");
+	if (!text_ok(n->tn_key_id, 1, MSSP_STORE_MAX_KEY_ID, false))
+		return store_err_set(err, 900, "invalid argument: key id");
+	if (n->tn_mode != STORE_MODE_SYNCH && n->tn_mode != STORE_MODE_ASYNCH_CS &&
+	    n->tn_mode != STORE_MODE_ASYNCH_SS)
+		return store_err_set(err, 900, "invalid argument: messaging mode");
+	if (now_ms <= 0 || n->tn_deadline_ms <= now_ms ||
+	    n->tn_deadline_ms - now_ms > MSSP_STORE_MAX_TTL_MS)
+		return store_err_set(err, 900, "invalid argument: deadline");
+	if (n->tn_notify_url != NULL && !text_ok(n->tn_notify_url, 1, MSSP_STORE_MAX_URL, false))
+		return store_err_set(err, 900, "invalid argument: notification URL");
+	if (n->tn_request == NULL || n->tn_request_len == 0 ||
+	    n->tn_request_len > MSSP_STORE_MAX_REQUEST)
+		return store_err_set(err, 900, "invalid argument: request document");
+	return 0;
+}
+
+static bool
+final_code_ok(int st)
+{
+	return st >= 101 && st <= 999 && st != 208 && st != 504;
+}
+
+static int
+check_change(enum store_state to, const struct store_tx_change *c, struct store_err *err)
+{
+	static const struct store_tx_change none;
+	const struct store_tx_change *z = c ? c : &none;
+	bool need_nonce = to == STORE_ST_PROMPT_SENT;
+	bool need_answer = to == STORE_ST_ANSWERED;
+	bool final = store_state_final(to);
+
+	if (need_nonce != (z->tc_nonce != NULL) || (need_nonce && !nonce_ok(z->tc_nonce)))
+		return store_err_set(err, 900, "invalid argument: nonce");
+	if (need_answer != (z->tc_answer != NULL) ||
+	    (need_answer && (z->tc_answer_len == 0 || z->tc_answer_len > MSSP_STORE_MAX_ANSWER)) ||
+	    (!need_answer && z->tc_answer_len != 0))
+		return store_err_set(err, 900, "invalid argument: device answer");
+	if ((z->tc_signature != NULL || z->tc_signature_len != 0 || z->tc_profile != NULL) &&
+	    to != STORE_ST_COMPLETED)
+		return store_err_set(err, 900, "invalid argument: signature outside COMPLETED");
+	if (z->tc_detail != NULL &&
+	    (!final || !text_ok(z->tc_detail, 1, MSSP_STORE_MAX_DETAIL, true)))
+		return store_err_set(err, 900, "invalid argument: detail");
+	switch (to) {
+	case STORE_ST_COMPLETED:
+		if (!final_code_ok(z->tc_status))
+			return store_err_set(err, 900, "invalid argument: final status");
+		if ((z->tc_status == 500 || z->tc_status == 502) && z->tc_signature == NULL)
+			return store_err_set(err, 900, "invalid argument: %d without signature",
+					     z->tc_status);
+		if (z->tc_signature != NULL) {
+			size_t i;
+
+			if (z->tc_signature_len == 0 ||
+			    z->tc_signature_len > MSSP_STORE_MAX_SIGNATURE)
+				return store_err_set(err, 900, "invalid argument: signature");
+			/* base64 text, possibly wrapped: nothing else */
+			for (i = 0; i < z->tc_signature_len; i++) {
+				unsigned char ch = (unsigned char)z->tc_signature[i];
+
+				if (ch < 0x20 ? (ch != '\n' && ch != '\r') : ch > 0x7e)
+					return store_err_set(err, 900,
+							     "invalid argument: signature");
+			}
+		} else if (z->tc_signature_len != 0) {
+			return store_err_set(err, 900, "invalid argument: signature");
+		}
+		if (z->tc_profile != NULL && !text_ok(z->tc_profile, 1, MSSP_PROFILE_MAX_URI, false))
+			return store_err_set(err, 900, "invalid argument: profile");
+		break;
+	case STORE_ST_EXPIRED:
+		if (z->tc_status != 0 && z->tc_status != 208)
+			return store_err_set(err, 900, "invalid argument: EXPIRED is 208");
+		break;
+	case STORE_ST_FAILED:
+		if (!final_code_ok(z->tc_status) || z->tc_status == 500 || z->tc_status == 502)
+			return store_err_set(err, 900, "invalid argument: final status");
+		break;
+	default:
+		if (z->tc_status != 0)
+			return store_err_set(err, 900, "invalid argument: status before final");
+		break;
+	}
+	return 0;
+}
+
+/* ---- handles ------------------------------------------------------------ */
+
+static struct store *
+open_common(const char *uri, unsigned flags, struct store_err *err)
+{
+	struct store *s = NULL;
+	const struct backend *b = NULL;
+	size_t i, len;
+
+	if (uri == NULL || (len = strnlen(uri, MSSP_STORE_MAX_URI + 1)) > MSSP_STORE_MAX_URI) {
+		store_err_set(err, 900, "invalid store URI");
+		goto fail;
+	}
+	if ((flags & ~(unsigned)(STORE_OPEN_CREATE | STORE_OPEN_READONLY)) != 0 ||
+	    ((flags & STORE_OPEN_CREATE) && (flags & STORE_OPEN_READONLY))) {
+		store_err_set(err, 900, "invalid argument: open flags");
+		goto fail;
+	}
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strncmp(uri, backends[i].b_scheme, strlen(backends[i].b_scheme)) == 0) {
+			b = &backends[i];
+			break;
+		}
+	if (b == NULL) {
+		store_err_set(err, 900, "unknown store backend (use sqlite:PATH)");
+		goto fail;
+	}
+	if (b->b_ops == NULL) {
+		store_err_set(err, 900, "store backend not built: %s", b->b_name);
+		goto fail;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		store_err_set(err, 900, "out of memory");
+		goto fail;
+	}
+	if (pthread_mutex_init(&s->st_lock, NULL) != 0) {
+		free(s);
+		s = NULL;
+		store_err_set(err, 900, "cannot create a mutex");
+		goto fail;
+	}
+	memcpy(s->st_uri, uri, len + 1);
+	s->st_flags = flags;
+	s->st_ops = b->b_ops;
+	if (s->st_ops->so_open(uri + strlen(b->b_scheme), flags, &s->st_impl, err) != 0)
+		goto fail;
+	return s;
+fail:
+	if (s != NULL) {
+		pthread_mutex_destroy(&s->st_lock);
+		free(s);
+	}
+	return NULL;
+}
+
+struct store *
+store_open(const char *uri, unsigned flags, struct store_err *err)
+{
+	return open_common(uri, flags, err);
+}
+
+struct store *
+store_clone(struct store *s, struct store_err *err)
+{
+	if (s == NULL) {
+		store_err_set(err, 900, "invalid argument: no store");
+		return NULL;
+	}
+	return open_common(s->st_uri, s->st_flags & ~(unsigned)STORE_OPEN_CREATE, err);
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	s->st_ops->so_close(s->st_impl);
+	pthread_mutex_destroy(&s->st_lock);
+	free(s);
+}
+
+const char *
+store_backend_name(const struct store *s)
+{
+	return s ? s->st_ops->so_name : "?";
+}
+
+/* Lock around one backend call.  Mutex failures are broken invariants of
+ * this process (style habit 15): abort. */
+static void
+lock(struct store *s)
+{
+	if (pthread_mutex_lock(&s->st_lock) != 0)
+		abort();
+}
+
+static void
+unlock(struct store *s)
+{
+	if (pthread_mutex_unlock(&s->st_lock) != 0)
+		abort();
+}
+
+static int
+writable(const struct store *s, struct store_err *err)
+{
+	if (s == NULL)
+		return store_err_set(err, 900, "invalid argument: no store");
+	if (s->st_flags & STORE_OPEN_READONLY)
+		return store_err_set(err, 900, "store opened read-only");
+	return 0;
+}
+
+int
+store_health(struct store *s, struct store_err *err)
+{
+	int rc;
+
+	if (s == NULL)
+		return store_err_set(err, 900, "invalid argument: no store");
+	lock(s);
+	rc = s->st_ops->so_health(s->st_impl, err);
+	unlock(s);
+	return rc;
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+int
+store_tx_create(struct store *s, const struct store_tx_new *n, unsigned flags, int64_t now_ms,
+		struct store_tx *out, struct store_err *err)
+{
+	struct store_tx tmp = { 0 };
+	struct store_tx *o = out ? out : &tmp;
+	int rc;
+
+	store_tx_clear(out);
+	if (writable(s, err) != 0 || check_new(n, now_ms, err) != 0)
+		return -1;
+	if ((flags & ~(unsigned)STORE_PREEMPT) != 0)
+		return store_err_set(err, 900, "invalid argument: create flags");
+	lock(s);
+	rc = s->st_ops->so_create(s->st_impl, n, flags, now_ms, o, err);
+	unlock(s);
+	if (rc != 0)
+		store_tx_clear(o);
+	store_tx_clear(&tmp);
+	return rc;
+}
+
+/* One identical answer for every "not found" of the AP-facing lookups. */
+static int
+no_such(struct store_err *err)
+{
+	if (err != NULL)
+		memset(err, 0, sizeof(*err));
+	return store_err_set(err, 101, "no such transaction");
+}
+
+static int
+get_common(struct store *s, const char *id, const char *ap_id, const char *nonce, unsigned what,
+	   struct store_tx *out, struct store_err *err)
+{
+	int rc;
+
+	if (s == NULL || out == NULL)
+		return store_err_set(err, 900, "invalid argument: no store or record");
+	if ((what & ~(unsigned)(STORE_GET_REQUEST | STORE_GET_ANSWER)) != 0)
+		return store_err_set(err, 900, "invalid argument: get flags");
+	lock(s);
+	rc = s->st_ops->so_get(s->st_impl, id, ap_id, nonce, what, out, err);
+	unlock(s);
+	if (rc != 0) {
+		store_tx_clear(out);
+		if (err != NULL && err->status == 101)
+			return no_such(err);
+	}
+	return rc;
+}
+
+int
+store_tx_get(struct store *s, const char *ap_id, const char *mssp_trans_id, unsigned what,
+	     struct store_tx *out, struct store_err *err)
+{
+	store_tx_clear(out);
+	/* A malformed id cannot name a transaction: the same answer as an
+	 * unknown one.  Any id of printable characters within the protocol's
+	 * cap still goes to the database, so that the answer also takes the
+	 * same time (A-03); only what the message validator could never have
+	 * passed is answered at once. */
+	if (!text_ok(mssp_trans_id, 1, MSSP_MSG_MAX_TRANSID, false) ||
+	    !text_ok(ap_id, 1, MSSP_STORE_MAX_AP_ID, false))
+		return s == NULL ? store_err_set(err, 900, "invalid argument: no store") : no_such(err);
+	return get_common(s, mssp_trans_id, ap_id, NULL, what, out, err);
+}
+
+int
+store_tx_get_by_id(struct store *s, const char *mssp_trans_id, unsigned what, struct store_tx *out,
+		   struct store_err *err)
+{
+	store_tx_clear(out);
+	if (!trans_id_ok(mssp_trans_id))
+		return s == NULL ? store_err_set(err, 900, "invalid argument: no store") : no_such(err);
+	return get_common(s, mssp_trans_id, NULL, NULL, what, out, err);
+}
+
+int
+store_tx_get_by_nonce(struct store *s, const char *nonce, unsigned what, struct store_tx *out,
+		      struct store_err *err)
+{
+	store_tx_clear(out);
+	if (!nonce_ok(nonce))
+		return s == NULL ? store_err_set(err, 900, "invalid argument: no store") : no_such(err);
+	return get_common(s, NULL, NULL, nonce, what, out, err);
+}
+
+int
+store_tx_transition(struct store *s, const char *mssp_trans_id, enum store_state from,
+		    enum store_state to, const struct store_tx_change *chg, int64_t now_ms,
+		    struct store_tx *out, struct store_err *err)
+{
+	struct store_tx tmp = { 0 };
+	struct store_tx *o = out ? out : &tmp;
+	int rc;
+
+	store_tx_clear(out);
+	if (writable(s, err) != 0)
+		return -1;
+	if (!store_transition_legal(from, to))
+		return store_err_set(err, 900, "illegal transition %s -> %s",
+				     store_state_name(from), store_state_name(to));
+	if (now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: time");
+	if (check_change(to, chg, err) != 0)
+		return -1;
+	if (!trans_id_ok(mssp_trans_id))
+		return no_such(err);
+	lock(s);
+	rc = s->st_ops->so_transition(s->st_impl, mssp_trans_id, from, to, chg, now_ms, o, err);
+	unlock(s);
+	if (rc != 0 && err != NULL && err->status == 101)
+		no_such(err);
+	/* On CONFLICT / FINAL the record is the current one (documented). */
+	if (rc != 0 && (err == NULL || (err->status != STORE_STATUS_CONFLICT &&
+					err->status != STORE_STATUS_FINAL &&
+					err->status != STORE_STATUS_PAST_DEADLINE)))
+		store_tx_clear(o);
+	store_tx_clear(&tmp);
+	return rc;
+}
+
+int
+store_tx_receipt(struct store *s, const char *ap_id, const char *mssp_trans_id, const char *receipt,
+		 size_t receipt_len, int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (receipt == NULL || receipt_len == 0 || receipt_len > MSSP_STORE_MAX_RECEIPT ||
+	    now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: receipt");
+	if (!text_ok(mssp_trans_id, 1, MSSP_MSG_MAX_TRANSID, false) ||
+	    !text_ok(ap_id, 1, MSSP_STORE_MAX_AP_ID, false))
+		return no_such(err);
+	lock(s);
+	rc = s->st_ops->so_receipt(s->st_impl, ap_id, mssp_trans_id, receipt, receipt_len, now_ms,
+				   err);
+	unlock(s);
+	return rc;
+}
+
+int
+store_tx_expire_due(struct store *s, int64_t now_ms, store_tx_cb cb, void *arg, size_t *n_expired,
+		    struct store_err *err)
+{
+	char ids[MSSP_STORE_SCAN_BATCH][STORE_TX_ID_LEN + 1];
+	struct store_tx tx;
+	size_t n, i, total = 0;
+	int rc = -1, stop = 0;
+
+	memset(&tx, 0, sizeof(tx));
+	if (n_expired != NULL)
+		*n_expired = 0;
+	if (writable(s, err) != 0)
+		return -1;
+	if (now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: time");
+	while (total < MSSP_STORE_MAX_SCAN) {
+		lock(s);
+		rc = s->st_ops->so_expire_batch(s->st_impl, now_ms, MSSP_STORE_SCAN_BATCH, ids, &n,
+						err);
+		unlock(s);
+		if (rc != 0)
+			goto out;
+		total += n;
+		if (n_expired != NULL)
+			*n_expired = total;
+		/* Reported only now that the batch is committed.  The record is
+		 * read again: EXPIRED is final, so it cannot have moved on. */
+		for (i = 0; i < n && cb != NULL && !stop; i++) {
+			if (store_tx_get_by_id(s, ids[i], 0, &tx, err) != 0) {
+				rc = -1;
+				goto out;
+			}
+			stop = cb(arg, &tx);
+			store_tx_clear(&tx);
+		}
+		if (n < MSSP_STORE_SCAN_BATCH || stop)
+			break;
+	}
+	rc = 0;
+out:
+	store_tx_clear(&tx);
+	return rc;
+}
+
+int
+store_tx_recover_scan(struct store *s, store_tx_cb cb, void *arg, size_t *n_seen,
+		      struct store_err *err)
+{
+	char ids[MSSP_STORE_SCAN_BATCH][STORE_TX_ID_LEN + 1];
+	int64_t created[MSSP_STORE_SCAN_BATCH];
+	char after_id[STORE_TX_ID_LEN + 1] = "";
+	int64_t after_ms = INT64_MIN;
+	struct store_tx tx;
+	size_t n, i, visited = 0, seen = 0;
+	int rc = -1;
+
+	memset(&tx, 0, sizeof(tx));
+	if (n_seen != NULL)
+		*n_seen = 0;
+	if (s == NULL || cb == NULL)
+		return store_err_set(err, 900, "invalid argument: no store or callback");
+	while (visited < MSSP_STORE_MAX_SCAN) {
+		lock(s);
+		rc = s->st_ops->so_open_page(s->st_impl, after_ms, after_id, MSSP_STORE_SCAN_BATCH,
+					     ids, created, &n, err);
+		unlock(s);
+		if (rc != 0)
+			goto out;
+		visited += n;
+		for (i = 0; i < n; i++) {
+			int r = store_tx_get_by_id(s, ids[i], STORE_GET_REQUEST | STORE_GET_ANSWER,
+						   &tx, err);
+
+			if (r != 0 && err != NULL && err->status == 101)
+				continue; /* gone (purged) between two reads */
+			if (r != 0) {
+				rc = -1;
+				goto out;
+			}
+			if (!store_state_final(tx.tx_state)) {
+				seen++;
+				if (n_seen != NULL)
+					*n_seen = seen;
+				if (cb(arg, &tx) != 0) {
+					rc = 0;
+					goto out;
+				}
+			}
+			store_tx_clear(&tx);
+		}
+		if (n < MSSP_STORE_SCAN_BATCH)
+			break;
+		/* keyset paging: the callback may have finalised rows, so an
+		 * OFFSET would skip some */
+		after_ms = created[n - 1];
+		memcpy(after_id, ids[n - 1], sizeof(after_id));
+	}
+	rc = 0;
+out:
+	store_tx_clear(&tx);
+	return rc;
+}
+
+int
+store_tx_count_outstanding(struct store *s, const char *ap_id, uint64_t *n, struct store_err *err)
+{
+	int rc;
+
+	if (s == NULL || n == NULL || !text_ok(ap_id, 1, MSSP_STORE_MAX_AP_ID, false))
+		return store_err_set(err, 900, "invalid argument: count");
+	*n = 0;
+	lock(s);
+	rc = s->st_ops->so_count_open(s->st_impl, ap_id, n, err);
+	unlock(s);
+	return rc;
+}

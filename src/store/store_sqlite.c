@@ -1,0 +1,1215 @@
+/*
+ * store_sqlite.c - the SQLite backend of store.h.
+ *
+ * One connection per handle.  Settings (stack.md section 5): WAL journal,
+ * synchronous=FULL (a commit is fsync'd before it returns: NORMAL could
+ * lose the last commits on power loss), busy_timeout, foreign_keys=ON,
+ * trusted_schema=OFF, STRICT tables, every data statement prepared once at
+ * open.  Every write is one "BEGIN IMMEDIATE ... COMMIT", so the write lock
+ * is taken first and the checks made inside the transaction see the state
+ * the write applies to.  Correctness rules are in the schema (unique
+ * indexes, CHECKs, triggers), so a second node or a manual edit cannot
+ * break them either.
+ *
+ * Arguments were validated by store.c; this file trusts their shape.
+ */
+#define STORE_BACKEND_IMPL
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#define SL_SCHEMA_VERSION 1
+
+/* The database's view of "outstanding": the partial indexes and the
+ * queries must spell it the same way for the planner to use them. */
+#define SL_OPEN "('ACCEPTED','PROMPT_SENT','ANSWERED')"
+#define SL_DUE "('ACCEPTED','PROMPT_SENT')"
+#define SL_FINAL "('COMPLETED','EXPIRED','FAILED')"
+
+/* Migrations: entry i brings the schema from version i to i + 1.  Append
+ * only; never edit a released entry. */
+static const char *const migrations[SL_SCHEMA_VERSION] = {
+	/* 1: transactions and receipts */
+	"CREATE TABLE tx ("
+	" mssp_trans_id TEXT NOT NULL PRIMARY KEY,"
+	" ap_id TEXT NOT NULL,"
+	" ap_trans_id TEXT NOT NULL,"
+	" content_hash BLOB NOT NULL,"
+	" msisdn TEXT NOT NULL,"
+	" key_id TEXT NOT NULL,"
+	" mode INTEGER NOT NULL CHECK (mode BETWEEN 1 AND 3),"
+	" state TEXT NOT NULL CHECK (state IN"
+	"  ('ACCEPTED','PROMPT_SENT','ANSWERED','COMPLETED','EXPIRED','FAILED')),"
+	" status INTEGER NOT NULL DEFAULT 0,"
+	" created_ms INTEGER NOT NULL,"
+	" deadline_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" notify_url TEXT,"
+	" request BLOB NOT NULL,"
+	" nonce TEXT UNIQUE,"
+	" prompt_ms INTEGER,"
+	" answer BLOB,"
+	" answer_ms INTEGER,"
+	" signature TEXT,"
+	" profile TEXT,"
+	" detail TEXT,"
+	" final_ms INTEGER,"
+	" UNIQUE (ap_id, ap_trans_id),"
+	" CHECK ((state IN " SL_FINAL ") = (status <> 0)),"
+	" CHECK (state <> 'EXPIRED' OR status = 208),"
+	" CHECK (state NOT IN ('PROMPT_SENT','ANSWERED') OR nonce IS NOT NULL),"
+	" CHECK (state <> 'ANSWERED' OR answer IS NOT NULL),"
+	" CHECK (status NOT IN (500, 502) OR signature IS NOT NULL)"
+	") STRICT;"
+	/* one outstanding request per user and key, by the database */
+	"CREATE UNIQUE INDEX tx_one_outstanding ON tx (msisdn, key_id)"
+	" WHERE state IN " SL_OPEN ";"
+	"CREATE INDEX tx_due ON tx (deadline_ms) WHERE state IN " SL_DUE ";"
+	"CREATE INDEX tx_open_ap ON tx (ap_id) WHERE state IN " SL_OPEN ";"
+	"CREATE INDEX tx_open_age ON tx (created_ms, mssp_trans_id) WHERE state IN " SL_OPEN ";"
+	/* The transition table of store.c, again in the database. */
+	"CREATE TRIGGER tx_final_frozen BEFORE UPDATE ON tx"
+	" WHEN OLD.state IN " SL_FINAL
+	" BEGIN SELECT RAISE(ABORT, 'final transaction is immutable'); END;"
+	"CREATE TRIGGER tx_transition BEFORE UPDATE OF state ON tx"
+	" WHEN NEW.state <> OLD.state AND NOT ("
+	"  (OLD.state = 'ACCEPTED' AND NEW.state IN ('PROMPT_SENT','EXPIRED','FAILED')) OR"
+	"  (OLD.state = 'PROMPT_SENT' AND NEW.state IN ('ANSWERED','EXPIRED','FAILED')) OR"
+	"  (OLD.state = 'ANSWERED' AND NEW.state IN ('COMPLETED','FAILED')))"
+	" BEGIN SELECT RAISE(ABORT, 'illegal state transition'); END;"
+	"CREATE TRIGGER tx_keep_open BEFORE DELETE ON tx"
+	" WHEN OLD.state IN " SL_OPEN
+	" BEGIN SELECT RAISE(ABORT, 'outstanding transaction'); END;"
+	/* at most one receipt, and only for a delivered signature */
+	"CREATE TABLE receipt ("
+	" mssp_trans_id TEXT NOT NULL PRIMARY KEY REFERENCES tx (mssp_trans_id),"
+	" message BLOB NOT NULL,"
+	" created_ms INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TRIGGER receipt_needs_signature BEFORE INSERT ON receipt"
+	" WHEN NOT EXISTS (SELECT 1 FROM tx WHERE mssp_trans_id = NEW.mssp_trans_id"
+	"  AND state = 'COMPLETED' AND status IN (500, 502))"
+	" BEGIN SELECT RAISE(ABORT, 'no signature to acknowledge'); END;",
+};
+
+/* The record columns, in the order row_to_tx() reads them.  ?9 selects the
+ * large columns (CASE is evaluated lazily: an unasked blob is never read). */
+#define TX_COLS                                                                        \
+	"t.mssp_trans_id, t.ap_id, t.ap_trans_id, t.content_hash, t.msisdn, t.key_id,"  \
+	" t.mode, t.state, t.status, t.created_ms, t.deadline_ms, t.updated_ms,"        \
+	" t.notify_url, t.nonce, t.prompt_ms, t.answer_ms, t.signature, t.profile,"     \
+	" t.detail, t.final_ms, r.created_ms,"                                         \
+	" CASE WHEN ?9 & 1 THEN t.request END, CASE WHEN ?9 & 2 THEN t.answer END"     \
+	" FROM tx t LEFT JOIN receipt r ON r.mssp_trans_id = t.mssp_trans_id"
+
+enum sl_stmt {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_INSERT,
+	S_BY_APTRANS,
+	S_OPEN_BY_USER,
+	S_PREEMPT,
+	S_GET_ID,
+	S_GET_AP,
+	S_GET_NONCE,
+	S_UPDATE,
+	S_EXPIRE,
+	S_OPEN_PAGE,
+	S_COUNT_OPEN,
+	S_RECEIPT,
+	S_VERSION,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_INSERT] = "INSERT INTO tx (mssp_trans_id, ap_id, ap_trans_id, content_hash, msisdn,"
+		     " key_id, mode, state, status, created_ms, deadline_ms, updated_ms,"
+		     " notify_url, request)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'ACCEPTED', 0, ?8, ?9, ?8, ?10, ?11)",
+	[S_BY_APTRANS] = "SELECT mssp_trans_id, content_hash FROM tx"
+			 " WHERE ap_id = ?1 AND ap_trans_id = ?2",
+	[S_OPEN_BY_USER] = "SELECT mssp_trans_id, state FROM tx"
+			   " WHERE msisdn = ?1 AND key_id = ?2 AND state IN " SL_OPEN,
+	[S_PREEMPT] = "UPDATE tx SET state = 'FAILED', status = 401,"
+		      " detail = 'cancelled by a newer request', updated_ms = ?2, final_ms = ?2"
+		      " WHERE mssp_trans_id = ?1 AND state IN " SL_DUE,
+	[S_GET_ID] = "SELECT " TX_COLS " WHERE t.mssp_trans_id = ?1",
+	[S_GET_AP] = "SELECT " TX_COLS " WHERE t.mssp_trans_id = ?1 AND t.ap_id = ?2",
+	[S_GET_NONCE] = "SELECT " TX_COLS " WHERE t.nonce = ?1",
+	/* the compare-and-set: WHERE state = from (and the deadline) */
+	[S_UPDATE] = "UPDATE tx SET state = ?3, updated_ms = ?4, status = ?5,"
+		     " nonce = coalesce(?6, nonce),"
+		     " prompt_ms = CASE WHEN ?6 IS NOT NULL THEN ?4 ELSE prompt_ms END,"
+		     " answer = coalesce(?7, answer),"
+		     " answer_ms = CASE WHEN ?7 IS NOT NULL THEN ?4 ELSE answer_ms END,"
+		     " signature = ?8, profile = ?9, detail = ?10,"
+		     " final_ms = CASE WHEN ?5 <> 0 THEN ?4 END"
+		     " WHERE mssp_trans_id = ?1 AND state = ?2 AND (?11 = 0 OR deadline_ms > ?4)",
+	[S_EXPIRE] = "UPDATE tx SET state = 'EXPIRED', status = 208, detail = 'deadline reached',"
+		     " updated_ms = ?1, final_ms = ?1"
+		     " WHERE mssp_trans_id IN (SELECT mssp_trans_id FROM tx"
+		     "  WHERE state IN " SL_DUE " AND deadline_ms <= ?1"
+		     "  ORDER BY deadline_ms LIMIT ?2)"
+		     " RETURNING mssp_trans_id",
+	[S_OPEN_PAGE] = "SELECT mssp_trans_id, created_ms FROM tx WHERE state IN " SL_OPEN
+			" AND (created_ms, mssp_trans_id) > (?1, ?2)"
+			" ORDER BY created_ms, mssp_trans_id LIMIT ?3",
+	[S_COUNT_OPEN] = "SELECT count(*) FROM tx WHERE ap_id = ?1 AND state IN " SL_OPEN,
+	[S_RECEIPT] = "INSERT INTO receipt (mssp_trans_id, message, created_ms) VALUES (?1, ?2, ?3)",
+	[S_VERSION] = "SELECT max(version) FROM schema_version",
+};
+
+struct sl {
+	sqlite3 *sl_db;
+	sqlite3_stmt *sl_st[S_COUNT];
+	unsigned sl_flags;
+	bool sl_broken;		/* lost the database: reconnect first      */
+	int64_t sl_retry_at;	/* CLOCK_MONOTONIC ms of the next attempt  */
+	unsigned sl_backoff_ms;
+	char sl_path[MSSP_STORE_MAX_URI + 1];
+};
+
+static const char *const db_states[STORE_ST_COUNT] = {
+	[STORE_ST_ACCEPTED] = "ACCEPTED",   [STORE_ST_PROMPT_SENT] = "PROMPT_SENT",
+	[STORE_ST_ANSWERED] = "ANSWERED",   [STORE_ST_COMPLETED] = "COMPLETED",
+	[STORE_ST_EXPIRED] = "EXPIRED",	    [STORE_ST_FAILED] = "FAILED",
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+/* Does this result mean the database itself is gone or unusable, so that
+ * the connection must be rebuilt? */
+static bool
+rc_unavailable(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_IOERR:
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Every database failure is 900 (F-02, F-05); the detail names the class
+ * with SQLite's generic text, never data. */
+static int
+sl_fail(struct sl *sl, int rc, struct store_err *err, const char *what)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return store_err_set(err, 900, "database busy (%s)", what);
+	case SQLITE_FULL:
+		return store_err_set(err, 900, "database full (%s)", what);
+	case SQLITE_NOMEM:
+		return store_err_set(err, 900, "out of memory (%s)", what);
+	default:
+		break;
+	}
+	if (rc_unavailable(rc)) {
+		sl->sl_broken = true;
+		sl->sl_retry_at = mono_ms() + sl->sl_backoff_ms;
+		return store_err_set(err, 900, "database unavailable (%s: %s)", what,
+				     sqlite3_errstr(rc));
+	}
+	return store_err_set(err, 900, "database error (%s: %s)", what, sqlite3_errstr(rc));
+}
+
+/* ---- connection ------------------------------------------------------------ */
+
+static void
+sl_disconnect(struct sl *sl)
+{
+	size_t i;
+	int persist = 1;
+
+	for (i = 0; i < S_COUNT; i++) {
+		sqlite3_finalize(sl->sl_st[i]);
+		sl->sl_st[i] = NULL;
+	}
+	if (sl->sl_db != NULL && sl->sl_broken) {
+		/* The file we hold may be unlinked and another one (a restored
+		 * copy) may sit at the path now.  A normal last close would
+		 * checkpoint and then unlink "<path>-wal" and "-shm" BY NAME,
+		 * i.e. the new database's: close without either. */
+		sqlite3_db_config(sl->sl_db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+		sqlite3_file_control(sl->sl_db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	}
+	if (sl->sl_db != NULL)
+		sqlite3_close_v2(sl->sl_db);
+	sl->sl_db = NULL;
+}
+
+/* One-row, one-column pragma or query; its text into `buf`. */
+static int
+sl_query_text(sqlite3 *db, const char *sql, char *buf, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *t;
+	int rc;
+
+	buf[0] = '\0';
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		t = sqlite3_column_text(st, 0);
+		snprintf(buf, len, "%s", t ? (const char *)t : "");
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Make the file ourselves with mode 0600 (request documents and MSISDNs
+ * are personal data; SQLite would use 0644), and make its directory entry
+ * durable.  SQLite gives -wal and -shm the database file's mode. */
+static int
+sl_create_file(const char *path, struct store_err *err)
+{
+	char dir[MSSP_STORE_MAX_URI + 1];
+	int fd, dfd, rc = -1;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		return store_err_set(err, 900, "cannot create the database file");
+	}
+	if (fsync(fd) != 0) {
+		store_err_set(err, 900, "cannot create the database file");
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0) {
+		if (dfd >= 0)
+			close(dfd);
+		store_err_set(err, 900, "cannot sync the database directory");
+		goto out;
+	}
+	close(dfd);
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* Read the schema version without writing anything: -1 for a database
+ * without our schema_version table; *ntables counts all tables. */
+static int
+sl_version(struct sl *sl, long *version, int *ntables, struct store_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char buf[32];
+	int rc, has_version = 0;
+
+	*version = -1;
+	*ntables = 0;
+	rc = sqlite3_prepare_v2(sl->sl_db,
+				"SELECT count(*), count(*) FILTER (WHERE name = 'schema_version')"
+				" FROM sqlite_schema WHERE type = 'table'",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*ntables = sqlite3_column_int(st, 0);
+		has_version = sqlite3_column_int(st, 1);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK && has_version) {
+		rc = sl_query_text(sl->sl_db, "SELECT max(version) FROM schema_version", buf,
+				   sizeof(buf));
+		*version = strtol(buf, NULL, 10);
+	}
+	if (rc != SQLITE_OK)
+		return sl_fail(sl, rc, err, "open");
+	return 0;
+}
+
+/* Is this a database we may use (before anything is written to it)? */
+static int
+sl_inspect(struct sl *sl, long *version, struct store_err *err)
+{
+	int ntables;
+
+	if (sl_version(sl, version, &ntables, err) != 0)
+		return -1;
+	if (*version < 0) {
+		/* Never adopt someone else's database, and never initialise
+		 * one that should exist (a lost file is not an empty one). */
+		if (ntables > 0)
+			return store_err_set(err, 900, "not an OpenMSSP database");
+		if (!(sl->sl_flags & STORE_OPEN_CREATE))
+			return store_err_set(err, 900,
+					     "database not initialised (msspd init creates it)");
+		*version = 0;
+	}
+	if (*version > SL_SCHEMA_VERSION)
+		return store_err_set(err, 900, "database schema %ld is newer than this program (%d)",
+				     *version, SL_SCHEMA_VERSION);
+	if ((sl->sl_flags & STORE_OPEN_READONLY) && *version != SL_SCHEMA_VERSION)
+		return store_err_set(err, 900, "database schema %ld is outdated: open it read-write",
+				     *version);
+	return 0;
+}
+
+/* Bring the schema to SL_SCHEMA_VERSION in one transaction (another node
+ * may be doing the same: the version is read again under the lock). */
+static int
+sl_migrate(struct sl *sl, struct store_err *err)
+{
+	sqlite3 *db = sl->sl_db;
+	long version;
+	int rc, i, ntables, ret = -1;
+
+	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return sl_fail(sl, rc, err, "migration");
+	if (sl_version(sl, &version, &ntables, err) != 0)
+		goto out;
+	if (version < 0) {
+		if (ntables > 0) {
+			store_err_set(err, 900, "not an OpenMSSP database");
+			goto out;
+		}
+		rc = sqlite3_exec(db,
+				  "CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY,"
+				  " applied_ms INTEGER NOT NULL) STRICT",
+				  NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			sl_fail(sl, rc, err, "migration");
+			goto out;
+		}
+		version = 0;
+	}
+	if (version > SL_SCHEMA_VERSION) {
+		store_err_set(err, 900, "database schema %ld is newer than this program (%d)",
+			      version, SL_SCHEMA_VERSION);
+		goto out;
+	}
+	for (i = (int)version; i < SL_SCHEMA_VERSION; i++) {
+		char ins[96];
+
+		rc = sqlite3_exec(db, migrations[i], NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			sl_fail(sl, rc, err, "migration");
+			goto out;
+		}
+		/* constants only: no input reaches this text */
+		snprintf(ins, sizeof(ins), "INSERT INTO schema_version VALUES (%d, %lld)", i + 1,
+			 (long long)time(NULL) * 1000);
+		rc = sqlite3_exec(db, ins, NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			sl_fail(sl, rc, err, "migration");
+			goto out;
+		}
+	}
+	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sl_fail(sl, rc, err, "migration");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0 && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+static int
+sl_connect(struct sl *sl, struct store_err *err)
+{
+	char buf[32];
+	long version = 0;
+	int rc, oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+	bool ro = (sl->sl_flags & STORE_OPEN_READONLY) != 0;
+	size_t i;
+
+	sl_disconnect(sl);
+	if (ro) {
+		oflags |= SQLITE_OPEN_READONLY;
+	} else {
+		oflags |= SQLITE_OPEN_READWRITE;
+		if ((sl->sl_flags & STORE_OPEN_CREATE) && sl_create_file(sl->sl_path, err) != 0)
+			return -1;
+	}
+	/* The handle's mutex serialises calls (NOMUTEX: no second lock). */
+	rc = sqlite3_open_v2(sl->sl_path, &sl->sl_db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		store_err_set(err, 900, "cannot open the database (%s)", sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(sl->sl_db, 1);
+	sqlite3_busy_timeout(sl->sl_db, MSSP_STORE_BUSY_TIMEOUT_MS);
+	rc = sqlite3_exec(sl->sl_db, "PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		sl_fail(sl, rc, err, "open");
+		goto fail;
+	}
+	/* Refuse a foreign, uninitialised or too new database before writing
+	 * anything to it (switching to WAL writes the header). */
+	if (sl_inspect(sl, &version, err) != 0)
+		goto fail;
+	if (!ro) {
+		/* WAL is persistent in the file; asking again is cheap. */
+		rc = sl_query_text(sl->sl_db, "PRAGMA journal_mode = WAL", buf, sizeof(buf));
+		if (rc != SQLITE_OK) {
+			sl_fail(sl, rc, err, "open");
+			goto fail;
+		}
+		if (strcmp(buf, "wal") != 0) {
+			store_err_set(err, 900, "cannot switch the database to WAL");
+			goto fail;
+		}
+	} else {
+		rc = sqlite3_exec(sl->sl_db, "PRAGMA query_only = ON", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			sl_fail(sl, rc, err, "open");
+			goto fail;
+		}
+	}
+	/* FULL: fsync the WAL at every commit ("acknowledged => durable").
+	 * Read back, so a build that ignores it cannot go unnoticed. */
+	rc = sqlite3_exec(sl->sl_db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sl_query_text(sl->sl_db, "PRAGMA synchronous", buf, sizeof(buf));
+	if (rc != SQLITE_OK) {
+		sl_fail(sl, rc, err, "open");
+		goto fail;
+	}
+	if (strcmp(buf, "2") != 0) {
+		store_err_set(err, 900, "cannot set synchronous=FULL");
+		goto fail;
+	}
+	if (!ro && version < SL_SCHEMA_VERSION && sl_migrate(sl, err) != 0)
+		goto fail;
+	for (i = 0; i < S_COUNT; i++) {
+		rc = sqlite3_prepare_v3(sl->sl_db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					&sl->sl_st[i], NULL);
+		if (rc != SQLITE_OK) {
+			sl_fail(sl, rc, err, "prepare");
+			goto fail;
+		}
+	}
+	sl->sl_broken = false;
+	sl->sl_backoff_ms = MSSP_STORE_REOPEN_MIN_MS;
+	return 0;
+fail:
+	sl_disconnect(sl);
+	return -1;
+}
+
+/* The database file we hold open: still the one at the path?  (SQLite in
+ * WAL mode would go on writing into an unlinked file without an error.) */
+static int
+sl_check_moved(struct sl *sl, struct store_err *err)
+{
+	int moved = 0;
+
+	if (sqlite3_file_control(sl->sl_db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK ||
+	    moved) {
+		sl->sl_broken = true;
+		sl->sl_retry_at = mono_ms() + sl->sl_backoff_ms;
+		return store_err_set(err, 900, "database unavailable (file moved or removed)");
+	}
+	return 0;
+}
+
+/* Before every operation: reconnect if needed (after the back-off, unless
+ * forced), then make sure the file is still in place. */
+static int
+sl_ready(struct sl *sl, bool force, struct store_err *err)
+{
+	if (sl->sl_broken) {
+		if (!force && mono_ms() < sl->sl_retry_at)
+			return store_err_set(err, 900, "database unavailable");
+		if (sl_connect(sl, err) != 0) {
+			sl->sl_broken = true;
+			sl->sl_backoff_ms = sl->sl_backoff_ms * 2 > MSSP_STORE_REOPEN_MAX_MS
+						    ? MSSP_STORE_REOPEN_MAX_MS
+						    : sl->sl_backoff_ms * 2;
+			sl->sl_retry_at = mono_ms() + sl->sl_backoff_ms;
+			return store_err_set(err, 900, "database unavailable");
+		}
+	}
+	return sl_check_moved(sl, err);
+}
+
+static int
+sl_open(const char *target, unsigned flags, void **impl, struct store_err *err)
+{
+	struct sl *sl;
+
+	*impl = NULL;
+	if (target[0] == '\0' || strcmp(target, ":memory:") == 0 || target[0] == ':')
+		return store_err_set(err, 900, "invalid store URI: a database file path is needed");
+	sl = calloc(1, sizeof(*sl));
+	if (sl == NULL)
+		return store_err_set(err, 900, "out of memory");
+	snprintf(sl->sl_path, sizeof(sl->sl_path), "%s", target);
+	sl->sl_flags = flags;
+	sl->sl_backoff_ms = MSSP_STORE_REOPEN_MIN_MS;
+	if (sl_connect(sl, err) != 0) {
+		free(sl);
+		return -1;
+	}
+	*impl = sl;
+	return 0;
+}
+
+static void
+sl_close(void *impl)
+{
+	struct sl *sl = impl;
+
+	if (sl == NULL)
+		return;
+	sl_disconnect(sl);
+	free(sl);
+}
+
+/* ---- statements ------------------------------------------------------------ */
+
+static void
+st_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static int
+sl_exec(struct sl *sl, enum sl_stmt which, struct store_err *err, const char *what)
+{
+	sqlite3_stmt *st = sl->sl_st[which];
+	int rc = sqlite3_step(st);
+
+	st_done(st);
+	if (rc != SQLITE_DONE)
+		return sl_fail(sl, rc, err, what);
+	return 0;
+}
+
+static int
+sl_begin(struct sl *sl, struct store_err *err)
+{
+	return sl_exec(sl, S_BEGIN, err, "begin");
+}
+
+/* Commit, then check that what we committed went into the file at the
+ * path (else it is not durable where the next open will look: 900). */
+static int
+sl_commit(struct sl *sl, struct store_err *err)
+{
+	if (sl_exec(sl, S_COMMIT, err, "commit") != 0)
+		return -1;
+	return sl_check_moved(sl, err);
+}
+
+static void
+sl_rollback(struct sl *sl)
+{
+	if (sl->sl_db != NULL && !sqlite3_get_autocommit(sl->sl_db)) {
+		sqlite3_step(sl->sl_st[S_ROLLBACK]);
+		st_done(sl->sl_st[S_ROLLBACK]);
+	}
+}
+
+static int
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Text column into a fixed buffer; -1 if it does not fit (a record no
+ * caller could have written: corruption or a manual edit). */
+static int
+col_text(sqlite3_stmt *st, int i, char *buf, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = (size_t)sqlite3_column_bytes(st, i);
+
+	buf[0] = '\0';
+	if (t == NULL)
+		return 0;
+	if (n >= size || memchr(t, '\0', n) != NULL)
+		return -1;
+	memcpy(buf, t, n + 1);
+	return 0;
+}
+
+/* Heap copy of a text/blob column (NULL stays NULL); -1 on memory. */
+static int
+col_dup(sqlite3_stmt *st, int i, size_t max, char **out, size_t *len)
+{
+	const void *p;
+	size_t n;
+
+	*out = NULL;
+	*len = 0;
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return 0;
+	p = sqlite3_column_blob(st, i);
+	n = (size_t)sqlite3_column_bytes(st, i);
+	if (n > max)
+		return -1;
+	*out = store_memdup0(p ? p : "", n);
+	if (*out == NULL)
+		return -1;
+	*len = n;
+	return 0;
+}
+
+static enum store_state
+state_from_text(const unsigned char *t)
+{
+	int i;
+
+	if (t == NULL)
+		return STORE_ST_NONE;
+	for (i = 1; i < STORE_ST_COUNT; i++)
+		if (strcmp((const char *)t, db_states[i]) == 0)
+			return (enum store_state)i;
+	return STORE_ST_NONE;
+}
+
+static int
+row_to_tx(sqlite3_stmt *st, struct store_tx *tx, struct store_err *err)
+{
+	size_t hl = (size_t)sqlite3_column_bytes(st, 3);
+	const void *h = sqlite3_column_blob(st, 3);
+	char *answer = NULL;
+
+	store_tx_clear(tx);
+	if (col_text(st, 0, tx->tx_id, sizeof(tx->tx_id)) != 0 ||
+	    col_text(st, 1, tx->tx_ap_id, sizeof(tx->tx_ap_id)) != 0 ||
+	    col_text(st, 2, tx->tx_ap_trans_id, sizeof(tx->tx_ap_trans_id)) != 0 ||
+	    hl > sizeof(tx->tx_hash) || h == NULL ||
+	    col_text(st, 4, tx->tx_msisdn, sizeof(tx->tx_msisdn)) != 0 ||
+	    col_text(st, 5, tx->tx_key_id, sizeof(tx->tx_key_id)) != 0 ||
+	    col_text(st, 12, tx->tx_notify_url, sizeof(tx->tx_notify_url)) != 0 ||
+	    col_text(st, 13, tx->tx_nonce, sizeof(tx->tx_nonce)) != 0 ||
+	    col_text(st, 17, tx->tx_profile, sizeof(tx->tx_profile)) != 0 ||
+	    col_text(st, 18, tx->tx_detail, sizeof(tx->tx_detail)) != 0)
+		goto corrupt;
+	memcpy(tx->tx_hash, h, hl);
+	tx->tx_hash_len = hl;
+	tx->tx_mode = (enum store_mode)sqlite3_column_int(st, 6);
+	tx->tx_state = state_from_text(sqlite3_column_text(st, 7));
+	if (tx->tx_state == STORE_ST_NONE)
+		goto corrupt;
+	tx->tx_status = sqlite3_column_int(st, 8);
+	tx->tx_created_ms = sqlite3_column_int64(st, 9);
+	tx->tx_deadline_ms = sqlite3_column_int64(st, 10);
+	tx->tx_updated_ms = sqlite3_column_int64(st, 11);
+	tx->tx_prompt_ms = sqlite3_column_int64(st, 14);
+	tx->tx_answer_ms = sqlite3_column_int64(st, 15);
+	tx->tx_final_ms = sqlite3_column_int64(st, 19);
+	tx->tx_receipt_ms = sqlite3_column_int64(st, 20);
+	if (col_dup(st, 16, MSSP_STORE_MAX_SIGNATURE, &tx->tx_signature, &tx->tx_signature_len) != 0 ||
+	    col_dup(st, 21, MSSP_STORE_MAX_REQUEST, &tx->tx_request, &tx->tx_request_len) != 0 ||
+	    col_dup(st, 22, MSSP_STORE_MAX_ANSWER, &answer, &tx->tx_answer_len) != 0) {
+		free(answer);
+		store_tx_clear(tx);
+		return store_err_set(err, 900, "cannot load the transaction record");
+	}
+	tx->tx_answer = (unsigned char *)answer;
+	return 0;
+corrupt:
+	store_tx_clear(tx);
+	return store_err_set(err, 900, "corrupt transaction record");
+}
+
+/* Read one record: 1 found (tx filled), 0 not found, -1 error. */
+static int
+sl_read(struct sl *sl, enum sl_stmt which, const char *key, const char *ap_id, unsigned what,
+	struct store_tx *tx, struct store_err *err)
+{
+	sqlite3_stmt *st = sl->sl_st[which];
+	int rc, ret;
+
+	bind_text(st, 1, key);
+	if (which == S_GET_AP)
+		bind_text(st, 2, ap_id);
+	sqlite3_bind_int(st, 9, (int)what);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = row_to_tx(st, tx, err) == 0 ? 1 : -1;
+	else if (rc == SQLITE_DONE)
+		ret = 0;
+	else
+		ret = sl_fail(sl, rc, err, "read");
+	st_done(st);
+	return ret;
+}
+
+/* ---- operations -------------------------------------------------------------- */
+
+static int
+sl_health(void *impl, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	if (sl_ready(sl, true, err) != 0)
+		return -1;
+	st = sl->sl_st[S_VERSION];
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW)
+		sl_fail(sl, rc, err, "health");
+	else if (sqlite3_column_int(st, 0) != SL_SCHEMA_VERSION)
+		store_err_set(err, 900, "database schema changed under us");
+	else
+		ret = 0;
+	st_done(st);
+	return ret;
+}
+
+static int
+sl_insert(struct sl *sl, const char *id, const struct store_tx_new *n, int64_t now_ms)
+{
+	sqlite3_stmt *st = sl->sl_st[S_INSERT];
+	int rc;
+
+	bind_text(st, 1, id);
+	bind_text(st, 2, n->tn_ap_id);
+	bind_text(st, 3, n->tn_ap_trans_id);
+	sqlite3_bind_blob(st, 4, n->tn_hash, (int)n->tn_hash_len, SQLITE_STATIC);
+	bind_text(st, 5, n->tn_msisdn);
+	bind_text(st, 6, n->tn_key_id);
+	sqlite3_bind_int(st, 7, (int)n->tn_mode);
+	sqlite3_bind_int64(st, 8, now_ms);
+	sqlite3_bind_int64(st, 9, n->tn_deadline_ms);
+	bind_text(st, 10, n->tn_notify_url);
+	sqlite3_bind_blob(st, 11, n->tn_request, (int)n->tn_request_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	st_done(st);
+	return rc;
+}
+
+/* Who holds (ap_id, ap_trans_id)?  1 found, 0 none, -1 error. */
+static int
+sl_find_aptrans(struct sl *sl, const struct store_tx_new *n, char id[STORE_TX_ID_LEN + 1],
+		bool *same, struct store_err *err)
+{
+	sqlite3_stmt *st = sl->sl_st[S_BY_APTRANS];
+	int rc, ret;
+
+	bind_text(st, 1, n->tn_ap_id);
+	bind_text(st, 2, n->tn_ap_trans_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t hl = (size_t)sqlite3_column_bytes(st, 1);
+		const void *h = sqlite3_column_blob(st, 1);
+
+		/* the content hash is not a secret: plain comparison */
+		*same = h != NULL && hl == n->tn_hash_len && memcmp(h, n->tn_hash, hl) == 0;
+		ret = col_text(st, 0, id, STORE_TX_ID_LEN + 1) == 0
+			      ? 1
+			      : store_err_set(err, 900, "corrupt transaction record");
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		ret = sl_fail(sl, rc, err, "create");
+	}
+	st_done(st);
+	return ret;
+}
+
+/* The outstanding transaction of (msisdn, key_id): 1 found, 0, -1. */
+static int
+sl_find_open_user(struct sl *sl, const struct store_tx_new *n, char id[STORE_TX_ID_LEN + 1],
+		  enum store_state *state, struct store_err *err)
+{
+	sqlite3_stmt *st = sl->sl_st[S_OPEN_BY_USER];
+	int rc, ret;
+
+	bind_text(st, 1, n->tn_msisdn);
+	bind_text(st, 2, n->tn_key_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*state = state_from_text(sqlite3_column_text(st, 1));
+		ret = col_text(st, 0, id, STORE_TX_ID_LEN + 1) == 0
+			      ? 1
+			      : store_err_set(err, 900, "corrupt transaction record");
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		ret = sl_fail(sl, rc, err, "create");
+	}
+	st_done(st);
+	return ret;
+}
+
+static int
+sl_create(void *impl, const struct store_tx_new *n, unsigned flags, int64_t now_ms,
+	  struct store_tx *out, struct store_err *err)
+{
+	struct sl *sl = impl;
+	char id[STORE_TX_ID_LEN + 1], other[STORE_TX_ID_LEN + 1];
+	char preempted[STORE_TX_ID_LEN + 1] = "";
+	enum store_state ostate = STORE_ST_NONE;
+	bool same = false, replay = false;
+	int attempt, rc, r, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	for (attempt = 0;; attempt++) {
+		if (attempt >= MSSP_STORE_ID_RETRIES) {
+			store_err_set(err, 900, "cannot allocate a transaction id");
+			goto out;
+		}
+		if (store_new_trans_id(id, err) != 0)
+			goto out;
+		/* Insert first: the unique indexes decide, and only a refused
+		 * insert is classified (under the write lock we hold). */
+		rc = sl_insert(sl, id, n, now_ms);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			continue; /* 2^-128: a fresh id */
+		if (rc != SQLITE_CONSTRAINT_UNIQUE) {
+			sl_fail(sl, rc, err, "create");
+			goto out;
+		}
+		/* A-01 first: a resend of an outstanding request is a replay */
+		r = sl_find_aptrans(sl, n, other, &same, err);
+		if (r < 0)
+			goto out;
+		if (r == 1) {
+			if (!same) {
+				store_err_set(err, 101, "AP_TransID already used with other content");
+				goto out;
+			}
+			memcpy(id, other, sizeof(id));
+			replay = true;
+			break;
+		}
+		r = sl_find_open_user(sl, n, other, &ostate, err);
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			store_err_set(err, 900, "unexpected uniqueness conflict");
+			goto out;
+		}
+		if ((flags & STORE_PREEMPT) && preempted[0] == '\0' &&
+		    (ostate == STORE_ST_ACCEPTED || ostate == STORE_ST_PROMPT_SENT)) {
+			sqlite3_stmt *st = sl->sl_st[S_PREEMPT];
+
+			bind_text(st, 1, other);
+			sqlite3_bind_int64(st, 2, now_ms);
+			rc = sqlite3_step(st);
+			st_done(st);
+			if (rc != SQLITE_DONE) {
+				sl_fail(sl, rc, err, "pre-empt");
+				goto out;
+			}
+			if (sqlite3_changes(sl->sl_db) != 1) {
+				store_err_set(err, 900, "unexpected pre-emption result");
+				goto out;
+			}
+			memcpy(preempted, other, sizeof(preempted));
+			continue;
+		}
+		store_err_set(err, 406, "another request of this user and key is outstanding");
+		goto out;
+	}
+	r = sl_read(sl, S_GET_ID, id, NULL, 0, out, err);
+	if (r <= 0) {
+		if (r == 0)
+			store_err_set(err, 900, "transaction vanished");
+		goto out;
+	}
+	if (replay) {
+		/* nothing was written: end the transaction without a commit */
+		sl_rollback(sl);
+		if (sl_check_moved(sl, err) != 0)
+			goto out;
+	} else if (sl_commit(sl, err) != 0) {
+		goto out;
+	}
+	out->tx_replay = replay;
+	memcpy(out->tx_preempted, preempted, sizeof(preempted));
+	ret = 0;
+out:
+	if (ret != 0) {
+		sl_rollback(sl);
+		store_tx_clear(out);
+	}
+	return ret;
+}
+
+static int
+sl_get(void *impl, const char *id, const char *ap_id, const char *nonce, unsigned what,
+       struct store_tx *out, struct store_err *err)
+{
+	struct sl *sl = impl;
+	int r;
+
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	if (nonce != NULL)
+		r = sl_read(sl, S_GET_NONCE, nonce, NULL, what, out, err);
+	else if (ap_id != NULL)
+		r = sl_read(sl, S_GET_AP, id, ap_id, what, out, err);
+	else
+		r = sl_read(sl, S_GET_ID, id, NULL, what, out, err);
+	if (r == 0)
+		return store_err_set(err, 101, "no such transaction");
+	return r == 1 ? 0 : -1;
+}
+
+static int
+sl_transition(void *impl, const char *id, enum store_state from, enum store_state to,
+	      const struct store_tx_change *chg, int64_t now_ms, struct store_tx *out,
+	      struct store_err *err)
+{
+	static const struct store_tx_change none;
+	const struct store_tx_change *c = chg ? chg : &none;
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_UPDATE];
+	bool deadline = to == STORE_ST_PROMPT_SENT || to == STORE_ST_ANSWERED;
+	int rc, r, ret = -1, status = c->tc_status;
+	bool changed;
+
+	if (to == STORE_ST_EXPIRED)
+		status = 208;
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	bind_text(st, 1, id);
+	bind_text(st, 2, db_states[from]);
+	bind_text(st, 3, db_states[to]);
+	sqlite3_bind_int64(st, 4, now_ms);
+	sqlite3_bind_int(st, 5, status);
+	bind_text(st, 6, c->tc_nonce);
+	if (c->tc_answer != NULL)
+		sqlite3_bind_blob(st, 7, c->tc_answer, (int)c->tc_answer_len, SQLITE_STATIC);
+	if (c->tc_signature != NULL)
+		sqlite3_bind_text(st, 8, c->tc_signature, (int)c->tc_signature_len, SQLITE_STATIC);
+	bind_text(st, 9, c->tc_profile);
+	bind_text(st, 10, c->tc_detail);
+	sqlite3_bind_int(st, 11, deadline ? 1 : 0);
+	rc = sqlite3_step(st);
+	st_done(st);
+	changed = sqlite3_changes(sl->sl_db) == 1;
+	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+		store_err_set(err, 900, "device nonce already in use");
+		goto out;
+	}
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		store_err_set(err, 900, "state change refused by the database");
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		sl_fail(sl, rc, err, "transition");
+		goto out;
+	}
+	r = sl_read(sl, S_GET_ID, id, NULL, 0, out, err);
+	if (r < 0)
+		goto out;
+	if (r == 0) {
+		store_err_set(err, 101, "no such transaction");
+		goto out;
+	}
+	if (rc != SQLITE_DONE || !changed || out->tx_state != to) {
+		/* The compare failed: say why, with the current record. */
+		if (store_state_final(out->tx_state))
+			store_err_set(err, STORE_STATUS_FINAL, "transaction already final (%s)",
+				      store_state_name(out->tx_state));
+		else if (out->tx_state != from)
+			store_err_set(err, STORE_STATUS_CONFLICT, "transaction is %s, not %s",
+				      store_state_name(out->tx_state), store_state_name(from));
+		else
+			store_err_set(err, STORE_STATUS_PAST_DEADLINE, "deadline reached");
+		goto out;
+	}
+	if (sl_commit(sl, err) != 0) {
+		store_tx_clear(out);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret != 0)
+		sl_rollback(sl);
+	return ret;
+}
+
+static int
+sl_receipt(void *impl, const char *ap_id, const char *id, const char *receipt, size_t len,
+	   int64_t now_ms, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_RECEIPT];
+	struct store_tx tx;
+	int rc, r, ret = -1;
+
+	memset(&tx, 0, sizeof(tx));
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	r = sl_read(sl, S_GET_AP, id, ap_id, 0, &tx, err);
+	if (r < 0)
+		goto out;
+	if (r == 0) {
+		if (err != NULL)
+			memset(err, 0, sizeof(*err));
+		store_err_set(err, 101, "no such transaction");
+		goto out;
+	}
+	if (tx.tx_state != STORE_ST_COMPLETED || (tx.tx_status != 500 && tx.tx_status != 502)) {
+		store_err_set(err, 101, "transaction has no signature to acknowledge");
+		goto out;
+	}
+	bind_text(st, 1, id);
+	sqlite3_bind_blob(st, 2, receipt, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	rc = sqlite3_step(st);
+	st_done(st);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+		store_err_set(err, 101, "Receipt already sent");
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		sl_fail(sl, rc, err, "receipt");
+		goto out;
+	}
+	if (sl_commit(sl, err) != 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0)
+		sl_rollback(sl);
+	store_tx_clear(&tx);
+	return ret;
+}
+
+static int
+sl_expire_batch(void *impl, int64_t now_ms, size_t max, char (*ids)[STORE_TX_ID_LEN + 1],
+		size_t *n, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_EXPIRE];
+	int rc, ret = -1;
+
+	*n = 0;
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n >= max || col_text(st, 0, ids[*n], STORE_TX_ID_LEN + 1) != 0) {
+			st_done(st);
+			store_err_set(err, 900, "unexpected expiry result");
+			goto out;
+		}
+		(*n)++;
+	}
+	st_done(st);
+	if (rc != SQLITE_DONE) {
+		sl_fail(sl, rc, err, "expire");
+		goto out;
+	}
+	if (sl_commit(sl, err) != 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0) {
+		sl_rollback(sl);
+		*n = 0;
+	}
+	return ret;
+}
+
+static int
+sl_open_page(void *impl, int64_t after_ms, const char *after_id, size_t max,
+	     char (*ids)[STORE_TX_ID_LEN + 1], int64_t *created, size_t *n, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_OPEN_PAGE];
+	int rc, ret = 0;
+
+	*n = 0;
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, after_ms);
+	bind_text(st, 2, after_id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n >= max || col_text(st, 0, ids[*n], STORE_TX_ID_LEN + 1) != 0) {
+			ret = store_err_set(err, 900, "corrupt transaction record");
+			break;
+		}
+		created[*n] = sqlite3_column_int64(st, 1);
+		(*n)++;
+	}
+	if (ret == 0 && rc != SQLITE_DONE)
+		ret = sl_fail(sl, rc, err, "scan");
+	st_done(st);
+	return ret;
+}
+
+static int
+sl_count_open(void *impl, const char *ap_id, uint64_t *n, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_COUNT_OPEN];
+	int rc, ret = 0;
+
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	bind_text(st, 1, ap_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = (uint64_t)sqlite3_column_int64(st, 0);
+	else
+		ret = sl_fail(sl, rc, err, "count");
+	st_done(st);
+	return ret;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.so_name = "sqlite",
+	.so_open = sl_open,
+	.so_close = sl_close,
+	.so_health = sl_health,
+	.so_create = sl_create,
+	.so_get = sl_get,
+	.so_transition = sl_transition,
+	.so_receipt = sl_receipt,
+	.so_expire_batch = sl_expire_batch,
+	.so_open_page = sl_open_page,
+	.so_count_open = sl_count_open,
+};
