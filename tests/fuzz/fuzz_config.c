@@ -24,8 +24,8 @@ static void
 walk(const struct cfg *c)
 {
 	size_t i;
-	unsigned long v;
-	bool b;
+	unsigned long v = 0;
+	bool b = false;
 	struct cfg_err err;
 
 	for (i = 0; i < cfg_section_count(c); i++) {
@@ -34,6 +34,9 @@ walk(const struct cfg *c)
 		if (t == NULL || cfg_section_find(c, t, n) != (int)i)
 			abort(); /* sections are unique and found again */
 		sink += strlen(t) + (n ? strlen(n) : 0);
+		v = 0;
+		b = false;
+		/* on failure the outputs are left as they were */
 		(void)cfg_get_uint(c, (int)i, "workers", 1, 1, 64, &v, &err);
 		(void)cfg_get_bool(c, (int)i, "debug", false, &b, &err);
 		sink += v + b;
