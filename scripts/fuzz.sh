@@ -20,6 +20,21 @@ CFLAGS="-std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined 
 LIBS="$(pkg-config --libs $PKGS) -lpthread"
 LIB_SRC=$(ls src/util/*.c src/net/*.c src/mss/*.c src/pki/*.c src/store/*.c src/roles/*.c 2>/dev/null || true)
 
+# The library is compiled once (objects reused while their source is
+# unchanged) and each target links against it.
+mkdir -p "$OUT/obj"
+objs=()
+for src in $LIB_SRC; do
+  obj="$OUT/obj/$(echo "$src" | tr / _).o"
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ src/util/limits.h -nt "$obj" ]; then
+    # shellcheck disable=SC2086
+    "$CLANG" $CFLAGS -c "$src" -o "$obj"
+  fi
+  objs+=("$obj")
+done
+rm -f "$OUT/libfuzz.a"
+ar rcs "$OUT/libfuzz.a" "${objs[@]}"
+
 # Optional arguments: target names (soap, json, http, profile, ...).
 want=" $* "
 status=0
@@ -28,7 +43,7 @@ for h in tests/fuzz/fuzz_*.c; do
   if [ $# -gt 0 ] && [[ "$want" != *" $target "* ]]; then continue; fi
   echo "== $name: build"
   # shellcheck disable=SC2086
-  "$CLANG" $CFLAGS "$h" $LIB_SRC $LIBS -o "$OUT/$name"
+  "$CLANG" $CFLAGS "$h" "$OUT/libfuzz.a" $LIBS -o "$OUT/$name"
   work=$(mktemp -d)
   [ -d "tests/fuzz/corpus/$target" ] && cp -r "tests/fuzz/corpus/$target/." "$work/"
   seeds=()
