@@ -62,6 +62,13 @@
 #define MSSP_CFG_MAX_KEYS            64     /* keys in one section             */
 #define MSSP_CFG_ARENA               (4 * 1024 * 1024)
 
+/* ---- Metrics (src/util/metrics) --------------------------------------- */
+#define MSSP_METRICS_MAX_SERIES      512    /* series in one registry          */
+#define MSSP_METRICS_MAX_NAME        96     /* family name bytes               */
+#define MSSP_METRICS_MAX_LABELS      160    /* label text bytes                */
+#define MSSP_METRICS_MAX_HELP        160    /* help line bytes                 */
+#define MSSP_METRICS_MAX_BUCKETS     16     /* histogram upper bounds          */
+
 /* ---- Signature profiles (src/mss/profile) ----------------------------- */
 #define MSSP_PROFILE_MAX_URI         512
 #define MSSP_PROFILE_MAX_EXT         16     /* query/fragment parameters       */
