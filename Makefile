@@ -18,9 +18,9 @@ ifeq ($(CC),cc)
 CC        := gcc
 endif
 
-PKGS      := openssl libxml-2.0 jansson sqlite3 libevent libevent_openssl libevent_pthreads
+PKGS      := openssl libxml-2.0 jansson sqlite3 libevent libevent_openssl libevent_pthreads libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lpthread
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

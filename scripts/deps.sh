@@ -3,6 +3,7 @@
 #
 #   scripts/deps.sh            build + test packages (what make test/run need)
 #   scripts/deps.sh fuzz       also clang-14 and its runtime (make fuzz)
+#   scripts/deps.sh bench      also nginx (the baseline of make bench)
 #   scripts/deps.sh all        every package docs/stack.md lists
 #   scripts/deps.sh --check    exit 1 if a build/test package is missing
 #   scripts/deps.sh --list [fuzz|all]   print the package names (for CI)
@@ -10,9 +11,11 @@ set -euo pipefail
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libxml2-dev
   libxmlsec1-dev libjansson-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
-  libwslay-dev libcmocka-dev openssl curl softhsm2 libengine-pkcs11-openssl"
+  libwslay-dev libcmocka-dev openssl curl softhsm2 libengine-pkcs11-openssl
+  sqlite3 iproute2 procps"
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
-ALL_PKGS="$BUILD_PKGS $FUZZ_PKGS postgresql-15 afl++ valgrind apache2-utils wrk
+BENCH_PKGS="nginx"
+ALL_PKGS="$BUILD_PKGS $FUZZ_PKGS $BENCH_PKGS postgresql-15 afl++ valgrind apache2-utils wrk
   haproxy xmlsec1 sqlite3 softhsm2 libengine-pkcs11-openssl gcovr bear cppcheck
   clang-tidy-14 clang-format-14"
 
@@ -30,13 +33,15 @@ for a in "$@"; do
     --check) check=1 ;;
     --list) list=1 ;;
     fuzz) group=fuzz ;;
+    bench) group=bench ;;
     all) group=all ;;
-    *) echo "usage: $0 [--check|--list] [fuzz|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--check|--list] [fuzz|bench|all]" >&2; exit 2 ;;
   esac
 done
 case "$group" in
   build) want=$BUILD_PKGS ;;
   fuzz) want="$BUILD_PKGS $FUZZ_PKGS" ;;
+  bench) want="$BUILD_PKGS $BENCH_PKGS" ;;
   all) want=$ALL_PKGS ;;
 esac
 

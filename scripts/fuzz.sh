@@ -17,7 +17,7 @@ PKGS="$(sed -n 's/^PKGS *:= *//p' Makefile)"
 # shellcheck disable=SC2086
 CFLAGS="-std=c17 -D_GNU_SOURCE -Isrc -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags $PKGS)"
 # shellcheck disable=SC2086
-LIBS="$(pkg-config --libs $PKGS) -lpthread"
+LIBS="$(pkg-config --libs $PKGS) -lwslay -lpthread"
 LIB_SRC=$(ls src/util/*.c src/net/*.c src/mss/*.c src/pki/*.c src/store/*.c src/roles/*.c 2>/dev/null || true)
 
 # The library is compiled once (objects reused while their source is

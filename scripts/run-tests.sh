@@ -32,6 +32,31 @@ for t in "$BUILD"/tests/test_*; do
   pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + k))
 done
 
+# Integration tests: shell scripts that start real processes (msspd,
+# mss-phone, mss-ap, curl, openssl) on loopback ports and print TAP.
+# MSSP_INTEGRATION=0 skips them (quick unit-only runs).
+if [ "${MSSP_INTEGRATION:-1}" != 0 ]; then
+  for t in tests/integration/test_*.sh; do
+    [ -f "$t" ] || continue
+    name=$(basename "$t" .sh)
+    BUILD=$BUILD bash "$t" >"$log" 2>&1
+    rc=$?
+    p=$(grep -c '^ok ' "$log")
+    f=$(grep '^not ok ' "$log" | grep -vc '# SKIP')
+    k=$(grep '^not ok ' "$log" | grep -c '# SKIP')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+      f=1
+    fi
+    if [ "$f" -gt 0 ]; then
+      echo "FAIL $name ($f failed)"
+      grep -v '^ok ' "$log" | tail -60
+    else
+      echo "ok   $name ($p tests$( [ "$k" -gt 0 ] && echo ", $k skipped"))"
+    fi
+    pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + k))
+  done
+fi
+
 # Message corpus: tests/data/corpus/EXPECTED, via msspctl decode.
 if [ -f tests/data/corpus/EXPECTED ]; then
   out=$(scripts/run-corpus.sh 2>&1)

@@ -1,30 +1,80 @@
 #!/usr/bin/env bash
-# run.sh - what `make run` does at this stage of the project: the message
-# layer and msspctl are built; the server (msspd) arrives with the
-# signature-path work.  Shows the tools working on a real client message.
-set -eu
+# run.sh - `make run`: a working platform on this machine in one command.
+#   - ./run/ is created with `msspd init --demo` if it does not exist
+#     (configuration, development PKI, demo AP, demo users and phones);
+#   - msspd and mss-phone --demo start (their output comes here);
+#   - the endpoints and a ready mss-ap and curl command are printed;
+#   - Ctrl-C stops both cleanly.
+set -u
 BUILD=${1:-build/debug}
-SHARED=${MSSP_SHARED:-../shared}
+RUN=${MSSP_RUN_DIR:-run}
+BIN=$BUILD/bin
+
+if [ ! -f "$RUN/msspd.conf" ]; then
+  echo "== creating $RUN/ (msspd init --demo)"
+  "$BIN/msspd" init --data-dir "$RUN" --demo || exit 1
+fi
+conf() { awk -v s="[$1]" -v k="$2" '$0 == s { f = 1; next } /^\[/ { f = 0 } f && $1 == k { print $3; exit }' "$RUN/msspd.conf"; }
+AE_PORT=$(conf ae port); AFE_PORT=$(conf afe port); ADMIN_PORT=$(conf admin port)
+
+# The curl example's request: a template with a fresh AP_TransID and
+# Instant filled in at each use (the AE refuses an Instant out of skew).
+tmpl=$RUN/demo/sign-request.xml
+cat >"$tmpl" <<'XML'
+<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://www.w3.org/2003/05/soap-envelope">
+ <soapenv:Body>
+  <MSS_Signature>
+   <mss:MSS_SignatureReq xmlns:mss="http://uri.etsi.org/TS102204/v1.1.2#" MajorVersion="1" MinorVersion="1" MessagingMode="synch" TimeOut="60">
+    <mss:AP_Info AP_ID="http://demo.ap/" AP_PWD="demo" AP_TransID="@ID@" Instant="@NOW@"/>
+    <mss:MSSP_Info><mss:MSSP_ID/></mss:MSSP_Info>
+    <mss:MobileUser><mss:MSISDN>+35847000001</mss:MSISDN></mss:MobileUser>
+    <mss:DataToBeSigned MimeType="text/plain" Encoding="UTF-8">Sign in to Demo AP?</mss:DataToBeSigned>
+    <mss:SignatureProfile><mss:mssURI>http://alauda.mobi/nonRepudiation</mss:mssURI></mss:SignatureProfile>
+   </mss:MSS_SignatureReq>
+  </MSS_Signature>
+ </soapenv:Body>
+</soapenv:Envelope>
+XML
+
+MSSPD= PHONE=
+stop() {
+  trap - INT TERM
+  echo
+  echo "== stopping"
+  [ -n "$PHONE" ] && kill -TERM "$PHONE" 2>/dev/null
+  [ -n "$MSSPD" ] && kill -TERM "$MSSPD" 2>/dev/null
+  wait
+  exit 0
+}
+trap stop INT TERM
+
+"$BIN/msspd" --data-dir "$RUN" &
+MSSPD=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "$MSSPD" 2>/dev/null || { echo "msspd did not start"; exit 1; }
+  sleep 0.1
+done
+"$BIN/mss-phone" --data-dir "$RUN" --demo &
+PHONE=$!
+sleep 1
+
 cat <<TXT
-OpenMSSP is built ($BUILD/bin).
 
-msspd, the server, is not part of this build yet.  When it is, 'make run' will:
-  - create ./run/ with 'msspd init --demo' (config, development PKI, demo AP
-    http://demo.ap/ and demo users +35847000001..008) if it does not exist,
-  - start msspd (AE on 9443 with mutual TLS, ME 9444, phones 9445, metrics 9446)
-    and mss-phone --demo,
-  - print a ready mss-ap and curl command that sign for +35847000001.
+== OpenMSSP is running (data in $RUN/)
+   AE (APs, mutual TLS)  https://localhost:$AE_PORT/soap/services/MSS_SignaturePort
+                         https://localhost:$AE_PORT/rest/service  (JSON)
+   AFE (phones)          wss://localhost:$AFE_PORT/app/v1/ws
+   admin (loopback)      http://127.0.0.1:$ADMIN_PORT/metrics  /healthz
+   demo AP http://demo.ap/ ($RUN/demo/), demo users +35847000001..008 (mss-phone --demo)
 
-What works today - the TS 102 204 message layer, through msspctl:
+== sign for +35847000001 with mss-ap (SOAP; add --json for JSON, --mode async|ss):
+$BIN/mss-ap --config $RUN/demo/mss-ap.conf sign --msisdn +35847000001
 
+== the same with curl:
+curl --cacert $RUN/demo/tls-ca.crt --cert $RUN/demo/ap.crt --key $RUN/demo/ap.key -H 'Content-Type: text/xml; charset=utf-8' --data-binary "\$(sed -e "s/@NOW@/\$(date -u +%Y-%m-%dT%H:%M:%SZ)/" -e "s/@ID@/A\$RANDOM\$RANDOM/" $tmpl)" https://localhost:$AE_PORT/soap/services/MSS_SignaturePort
+
+Ctrl-C stops msspd and mss-phone.
 TXT
-example=tests/data/corpus/clients/swisscom-shell/sign.soap.xml
-[ -f "$example" ] || example=$(ls tests/data/corpus/clients/*/*.xml | head -1)
-echo "\$ $BUILD/bin/msspctl decode $example"
-"$BUILD/bin/msspctl" decode "$example" || true
-echo
-echo "\$ $BUILD/bin/msspctl profile match --comparison minimum --requested mss::sign:loa3 --available mss:demo:authn:loa3:app,mss:demo:sign:loa3:app"
-"$BUILD/bin/msspctl" profile match --comparison minimum --requested mss::sign:loa3 \
-  --available mss:demo:authn:loa3:app,mss:demo:sign:loa3:app || true
-echo
-echo "Try: $BUILD/bin/msspctl decode FILE|-    $BUILD/bin/msspctl encode --soap FILE    $BUILD/bin/msspctl --help"
+wait

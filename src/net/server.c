@@ -47,7 +47,17 @@ enum conn_state {
 	C_PARKED,     /* answered later; EOF cancels; park deadline         */
 	C_CLOSING,    /* last response flushing, then shutdown              */
 	C_LINGER,     /* our side shut down; reading and discarding         */
-	C_DEAD        /* waiting for the reaper                             */
+	C_DEAD,       /* waiting for the reaper                             */
+	C_UPGRADED    /* srv_req_upgrade(): bytes go to the application     */
+};
+
+/* The application's view of an upgraded connection (embedded in it). */
+struct srv_up {
+	struct conn *up_c;
+	struct srv_up_ops up_ops;
+	void *up_arg;
+	unsigned up_idle_ms;   /* 0: no idle deadline                       */
+	bool up_notified;      /* uo_closed has run                          */
 };
 
 struct srv_req {
@@ -105,6 +115,8 @@ struct worker {
 	struct conn *w_conns;       /* live connections (doubly linked)     */
 	uint64_t w_next_id;
 	bool w_stopping;
+	struct conn *w_upn;         /* upgraded connections whose uo_closed
+	                             * is due (run by the reaper's event)   */
 	time_t w_date_at;
 	char w_date[40];
 	struct conn *w_park[MSSP_SRV_PARK_BUCKETS];
@@ -141,6 +153,7 @@ struct srv {
 	_Atomic uint64_t s_cancel_gone, s_cancel_deadline;
 	_Atomic uint64_t s_to_handshake, s_to_header, s_to_body, s_to_idle;
 	_Atomic uint64_t s_to_write, s_async_dropped;
+	_Atomic uint64_t s_upgraded, s_up_open;
 };
 
 struct conn {
@@ -179,6 +192,11 @@ struct conn {
 	socklen_t c_addrlen;
 	char c_ip[INET6_ADDRSTRLEN];
 	struct srv_req c_req;
+	bool c_upgraded;            /* handed over by srv_req_upgrade()      */
+	bool c_upn_queued;          /* on the worker's w_upn list            */
+	bool c_up_close_due;        /* srv_up_close() inside the handler     */
+	struct srv_up c_up;
+	struct conn *c_upn_next;
 	struct conn *c_prev, *c_next;  /* worker's live list                 */
 	struct conn *c_park_next;      /* parked-request hash chain          */
 	struct conn *c_dead_next;
@@ -479,6 +497,7 @@ reason_phrase(int status)
 {
 	switch (status) {
 	case 100: return "Continue";
+	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 201: return "Created";
 	case 202: return "Accepted";
@@ -713,6 +732,38 @@ conn_answer_close(struct conn *c, int status)
 
 /* ---- closing --------------------------------------------------------- */
 
+/* uo_closed, once, from the reaper's event only: never from inside
+ * srv_up_write() or another call of the application's, so the application
+ * may free its state there without pulling it from under its own stack. */
+static void
+up_notify(struct conn *c)
+{
+	struct srv_up *up = &c->c_up;
+
+	if (!c->c_upgraded || up->up_notified)
+		return;
+	up->up_notified = true;
+	atomic_fetch_sub_explicit(&c->c_w->w_srv->s_up_open, 1,
+	    memory_order_relaxed);
+	up->up_ops.uo_closed(up, up->up_arg);
+}
+
+/* The application's part is over (closing or lingering): tell it soon,
+ * without waiting for the linger to end. */
+static void
+up_queue_notify(struct conn *c)
+{
+	struct worker *w = c->c_w;
+
+	if (!c->c_upgraded || c->c_up.up_notified || c->c_upn_queued ||
+	    c->c_state == C_DEAD)
+		return;
+	c->c_upn_queued = true;
+	c->c_upn_next = w->w_upn;
+	w->w_upn = c;
+	event_active(w->w_reap, EV_READ, 0);
+}
+
 static void
 reap_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -721,8 +772,19 @@ reap_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	while ((c = w->w_dead) != NULL) {
+	for (;;) {
+		/* Notifications first: a queued connection may be on the
+		 * dead list too, and is freed below. */
+		if ((c = w->w_upn) != NULL) {
+			w->w_upn = c->c_upn_next;
+			c->c_upn_queued = false;
+			up_notify(c);
+			continue;
+		}
+		if ((c = w->w_dead) == NULL)
+			break;
 		w->w_dead = c->c_dead_next;
+		up_notify(c);  /* may close others: they join w_dead */
 		if (c->c_prev != NULL)
 			c->c_prev->c_next = c->c_next;
 		else
@@ -793,6 +855,7 @@ conn_shutdown(struct conn *c)
 		conn_abort(c, false);
 		return;
 	}
+	up_queue_notify(c);
 	if (c->c_tls) {
 		SSL_shutdown(c->c_ssl);
 		ERR_clear_error();
@@ -963,6 +1026,31 @@ finish_request(struct conn *c)
 	conn_arm(c);
 }
 
+/* After the handler that upgraded c returned: HTTP is over for c (the
+ * request was readable until now, so the parser goes back only here). */
+static void
+up_begin(struct conn *c)
+{
+	c->c_req.rq_active = false;
+	c->c_req.rq_http = NULL;
+	c->c_paused = false;
+	if (c->c_parser != NULL) {
+		(void)http_parser_next(c->c_parser);
+		parser_put(c);
+	}
+	if (c->c_up_close_due) {
+		conn_close(c);
+		return;
+	}
+	conn_arm(c);
+	/* Bytes the client sent behind the request: to uo_data from a fresh
+	 * callback, not from inside the handler's caller. */
+	if (c->c_state == C_UPGRADED &&
+	    evbuffer_get_length(bufferevent_get_input(c->c_bev)) > 0)
+		bufferevent_trigger(c->c_bev, EV_READ,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void
 dispatch(struct conn *c)
 {
@@ -995,6 +1083,10 @@ dispatch(struct conn *c)
 	req->rq_http = NULL;
 	if (c->c_state == C_DEAD)
 		return;
+	if (c->c_upgraded) {
+		up_begin(c);
+		return;
+	}
 	if (req->rq_answered) {
 		finish_request(c);
 		return;
@@ -1158,6 +1250,35 @@ conn_process(struct conn *c)
 
 /* ---- bufferevent callbacks ------------------------------------------- */
 
+/* Hand what has arrived on an upgraded connection to the application,
+ * chain by chain, without copying; every byte moves the idle deadline. */
+static void
+up_deliver(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->c_bev);
+	struct evbuffer_iovec v;
+	struct srv_up *up = &c->c_up;
+	bool got = false;
+
+	while (c->c_state == C_UPGRADED && evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		got = true;
+		up->up_ops.uo_data(up, up->up_arg, v.iov_base, v.iov_len);
+		/* the chain is ours until drained: the callback may write or
+		 * close, never read or drain the input */
+		evbuffer_drain(in, v.iov_len);
+	}
+	if (c->c_state != C_UPGRADED && c->c_state != C_DEAD)
+		evbuffer_drain(in, evbuffer_get_length(in));
+	if (got && c->c_state == C_UPGRADED && up->up_idle_ms != 0) {
+		c->c_rd_deadline = loop_now_ms() + up->up_idle_ms;
+		/* Lazy: a timer due earlier re-arms itself when it fires. */
+		if (c->c_timer_at == 0 || c->c_timer_at > c->c_rd_deadline)
+			conn_arm(c);
+	}
+}
+
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -1167,7 +1288,12 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 
 	if (c->c_state == C_DEAD)
 		return;
-	if (c->c_state == C_LINGER) {
+	if (c->c_state == C_UPGRADED) {
+		up_deliver(c);
+		return;
+	}
+	if (c->c_state == C_LINGER ||
+	    (c->c_upgraded && c->c_state == C_CLOSING)) {
 		n = evbuffer_get_length(in);
 		evbuffer_drain(in, n);
 		c->c_linger_bytes += n;
@@ -1295,6 +1421,18 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	 * nothing more can be sent. */
 	if ((what & BEV_EVENT_ERROR) || c->c_tls)
 		c->c_broken = true;
+	if (c->c_state == C_UPGRADED) {
+		up_deliver(c);  /* what came before the EOF */
+		if (c->c_state != C_UPGRADED)
+			return;
+		if (!c->c_broken &&
+		    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+			conn_close(c);  /* a half-closed plain peer still
+			                 * gets what is queued */
+		else
+			conn_abort(c, false);
+		return;
+	}
 	switch (c->c_state) {
 	case C_PARKED:
 		/* The point of keeping EV_READ on while parked: the client is
@@ -1400,6 +1538,11 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		case C_LINGER:
 		case C_CLOSING:
 			conn_abort(c, false);
+			return;
+		case C_UPGRADED:
+			stat_inc(&s->s_to_idle);
+			srv_log(s, "upgrade_idle", c, c->c_l->l_name);
+			conn_close(c);
 			return;
 		default:
 			break;
@@ -1825,6 +1968,170 @@ srv_reply_async(struct srv *s, uint64_t id, const struct srv_response *rs)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- protocol upgrade ------------------------------------------------ */
+
+/* A 101 answer: no body, no Content-Type, no close; an Upgrade header (the
+ * one reserved name it may carry); the rest as for any response. */
+static int
+up_response_check(const struct srv_response *rs)
+{
+	bool has_upgrade = false;
+	size_t i;
+
+	if (rs == NULL || rs->rs_status != 101 || rs->rs_content_type != NULL ||
+	    rs->rs_body_len != 0 || rs->rs_close ||
+	    rs->rs_nheaders > MSSP_SRV_MAX_RESP_HEADERS ||
+	    (rs->rs_nheaders > 0 && rs->rs_headers == NULL))
+		return -1;
+	for (i = 0; i < rs->rs_nheaders; i++) {
+		const struct srv_header *h = &rs->rs_headers[i];
+
+		if (h->sh_name == NULL || h->sh_value == NULL ||
+		    !header_value_ok(h->sh_value) || h->sh_value[0] == '\0')
+			return -1;
+		if (ascii_ieq(h->sh_name, "Upgrade")) {
+			has_upgrade = true;
+			continue;
+		}
+		if (!header_name_ok(h->sh_name))
+			return -1;
+	}
+	return has_upgrade ? 0 : -1;
+}
+
+struct srv_up *
+srv_req_upgrade(struct srv_req *req, const struct srv_response *rs,
+    const struct srv_up_ops *ops, void *arg, unsigned idle_ms)
+{
+	struct conn *c = req->rq_conn;
+	struct srv *s = c->c_w->w_srv;
+	const struct http_request *rq = req->rq_http;
+	struct evbuffer *out = bufferevent_get_output(c->c_bev);
+	struct hbuf h;
+	size_t i;
+
+	if (!loop_in_thread(c->c_w->w_loop) || !req->rq_in_handler ||
+	    !req->rq_active || req->rq_answered || req->rq_ended ||
+	    req->rq_parked || req->rq_head || c->c_state != C_HANDLER ||
+	    c->c_broken || c->c_peer_eof || c->c_w->w_stopping || rq == NULL)
+		return NULL;
+	/* Not keep-alive capable (HTTP/1.0, Connection: close), a body (its
+	 * bytes would be taken for the new protocol's), or answers to
+	 * earlier pipelined requests still unsent. */
+	if (!rq->rq_keep_alive || rq->rq_chunked ||
+	    rq->rq_content_length > 0 || rq->rq_body_len > 0 ||
+	    evbuffer_get_length(out) > 0)
+		return NULL;
+	if (ops == NULL || ops->uo_data == NULL || ops->uo_closed == NULL ||
+	    up_response_check(rs) != 0)
+		return NULL;
+	h.hb_len = 0;
+	h.hb_over = false;
+	hb_adds(&h, "HTTP/1.1 101 Switching Protocols\r\nDate: ");
+	hb_adds(&h, worker_date(c->c_w));
+	/* Connection is the server's to write: it is what makes the 101 an
+	 * upgrade (RFC 9110 7.8), so the application cannot leave it out. */
+	hb_adds(&h, "\r\nConnection: Upgrade");
+	for (i = 0; i < rs->rs_nheaders; i++) {
+		hb_adds(&h, "\r\n");
+		hb_adds(&h, rs->rs_headers[i].sh_name);
+		hb_adds(&h, ": ");
+		hb_adds(&h, rs->rs_headers[i].sh_value);
+	}
+	hb_adds(&h, "\r\n\r\n");
+	if (h.hb_over || evbuffer_add(out, h.hb_buf, h.hb_len) != 0)
+		return NULL;
+	req->rq_answered = true;
+	stat_inc(&s->s_responses);
+	stat_inc(&s->s_upgraded);
+	atomic_fetch_add_explicit(&s->s_up_open, 1, memory_order_relaxed);
+	if (idle_ms > MSSP_SRV_MAX_DEADLINE_MS)
+		idle_ms = MSSP_SRV_MAX_DEADLINE_MS;
+	memset(&c->c_up, 0, sizeof(c->c_up));
+	c->c_up.up_c = c;
+	c->c_up.up_ops = *ops;
+	c->c_up.up_arg = arg;
+	c->c_up.up_idle_ms = idle_ms;
+	c->c_upgraded = true;
+	c->c_state = C_UPGRADED;
+	c->c_park_deadline = 0;
+	c->c_rd_deadline = idle_ms ? loop_now_ms() + idle_ms : 0;
+	/* dispatch() finishes the hand-over once the handler returns */
+	return &c->c_up;
+}
+
+int
+srv_up_write(struct srv_up *up, const void *data, size_t len)
+{
+	struct conn *c = up->up_c;
+	struct evbuffer *out;
+
+	if (!loop_in_thread(c->c_w->w_loop) || c->c_state != C_UPGRADED ||
+	    c->c_broken)
+		return -1;
+	if (len == 0)
+		return 0;
+	out = bufferevent_get_output(c->c_bev);
+	if (len > MSSP_SRV_UP_MAX_OUTPUT ||
+	    evbuffer_get_length(out) > MSSP_SRV_UP_MAX_OUTPUT - len) {
+		/* A peer that does not read must not hold our memory; the
+		 * close is abrupt (nothing more can be queued anyway) and
+		 * uo_closed comes from the reaper, never from in here. */
+		srv_log(c->c_w->w_srv, "upgrade_output_cap", c,
+		    c->c_l->l_name);
+		conn_abort(c, false);
+		return -1;
+	}
+	if (evbuffer_add(out, data, len) != 0) {
+		srv_log(c->c_w->w_srv, "out_of_memory", c, c->c_l->l_name);
+		conn_abort(c, false);
+		return -1;
+	}
+	return 0;
+}
+
+void
+srv_up_close(struct srv_up *up)
+{
+	struct conn *c = up->up_c;
+
+	if (!loop_in_thread(c->c_w->w_loop) || c->c_state != C_UPGRADED)
+		return;
+	if (c->c_req.rq_in_handler) {
+		/* the handler may still read the request from the parser,
+		 * which conn_close() would free: up_begin() closes */
+		c->c_up_close_due = true;
+		return;
+	}
+	conn_close(c);
+}
+
+unsigned
+srv_up_worker(const struct srv_up *up)
+{
+	return up->up_c->c_w->w_index;
+}
+
+const char *
+srv_up_peer_ip(const struct srv_up *up)
+{
+	return up->up_c->c_ip;
+}
+
+void
+srv_up_set_idle(struct srv_up *up, unsigned idle_ms)
+{
+	struct conn *c = up->up_c;
+
+	if (!loop_in_thread(c->c_w->w_loop) || c->c_state != C_UPGRADED)
+		return;
+	if (idle_ms > MSSP_SRV_MAX_DEADLINE_MS)
+		idle_ms = MSSP_SRV_MAX_DEADLINE_MS;
+	up->up_idle_ms = idle_ms;
+	c->c_rd_deadline = idle_ms ? loop_now_ms() + idle_ms : 0;
+	conn_arm(c);
 }
 
 /* ---- setup and teardown ---------------------------------------------- */
@@ -2289,6 +2596,8 @@ srv_get_stats(const struct srv *s, struct srv_stats *o)
 	o->st_timeouts_idle = LD(s_to_idle);
 	o->st_timeouts_write = LD(s_to_write);
 	o->st_async_dropped = LD(s_async_dropped);
+	o->st_upgraded = LD(s_upgraded);
+	o->st_upgraded_open = LD(s_up_open);
 #undef LD
 }
 

@@ -131,6 +131,8 @@ struct srv_stats {
 	uint64_t st_timeouts_idle;
 	uint64_t st_timeouts_write;
 	uint64_t st_async_dropped;     /* async replies for ended requests    */
+	uint64_t st_upgraded;          /* srv_req_upgrade() handed over       */
+	uint64_t st_upgraded_open;     /* gauge: upgraded, uo_closed not yet  */
 };
 
 /*
@@ -265,5 +267,56 @@ int srv_reply(struct srv_req *req, int status, const char *content_type,
  * srv_free().
  */
 int srv_reply_async(struct srv *s, uint64_t id, const struct srv_response *rs);
+
+
+/* ---- protocol upgrade (WebSocket) ------------------------------------ */
+
+/*
+ * An upgraded connection: after srv_req_upgrade() the connection leaves
+ * HTTP (no parser, no HTTP deadlines) and its bytes go to the application
+ * (net/ws.h on top).  Worker thread only; srv_up_worker() tells which loop
+ * (srv_worker_loop) to loop_call() into from other threads.
+ */
+struct srv_up;
+
+struct srv_up_ops {
+	/* Bytes received (borrowed for the call). */
+	void (*uo_data)(struct srv_up *up, void *arg, const uint8_t *data, size_t len);
+	/* The connection is gone (peer closed, error, srv_up_close finished,
+	 * write cap exceeded, idle deadline, server stopping).  Called once;
+	 * `up` is invalid after it returns.  Always from an event of its own
+	 * (never from inside srv_up_write/srv_up_close or uo_data), so the
+	 * application may free its state here; at srv_stop from inside
+	 * srv_stop's shutdown call on the worker.  The connection may still
+	 * linger (read and discard) a moment afterwards, counted in the caps. */
+	void (*uo_closed)(struct srv_up *up, void *arg);
+};
+
+/*
+ * From the handler only: answer req with `rs` (status 101; its headers
+ * carry Upgrade, Connection: Upgrade is added by the server, and e.g.
+ * Sec-WebSocket-Accept) and hand the connection over.  Bytes the client
+ * already sent after the request are delivered to uo_data at once.  The
+ * connection is then closed when idle for idle_ms (reset by every byte
+ * received; 0: never by the server).  Returns the handle, or NULL (request
+ * had a body, was pipelined behind others, not keep-alive capable, bad
+ * response): the request is still to be answered then.
+ */
+struct srv_up *srv_req_upgrade(struct srv_req *req, const struct srv_response *rs,
+    const struct srv_up_ops *ops, void *arg, unsigned idle_ms);
+
+/* Queue bytes (copied).  0, or -1 when closing or past
+ * MSSP_SRV_UP_MAX_OUTPUT queued (the connection is then closed: a peer
+ * that does not read must not hold memory).  The write deadline
+ * (sc_write_ms without progress) applies as to any connection.  Also
+ * allowed from the handler right after srv_req_upgrade (after the 101). */
+int srv_up_write(struct srv_up *up, const void *data, size_t len);
+/* Flush what is queued, then close (TLS close_notify); uo_closed follows.
+ * Bytes received meanwhile are discarded.  No-op once closing. */
+void srv_up_close(struct srv_up *up);
+unsigned srv_up_worker(const struct srv_up *up);
+const char *srv_up_peer_ip(const struct srv_up *up);
+/* Reset the idle deadline (e.g. 0 to disable, or after authentication). */
+void srv_up_set_idle(struct srv_up *up, unsigned idle_ms);
 
 #endif

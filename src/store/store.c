@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/asn1.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 struct store {
@@ -677,6 +679,376 @@ store_tx_count_outstanding(struct store *s, const char *ap_id, uint64_t *n, stru
 	*n = 0;
 	lock(s);
 	rc = s->st_ops->so_count_open(s->st_impl, ap_id, n, err);
+	unlock(s);
+	return rc;
+}
+
+/* ---- the user registry ---------------------------------------------------- */
+
+/* Length of the string in a fixed array of `size` bytes, or SIZE_MAX when
+ * it is not NUL-terminated inside the array (a caller bug: the backend
+ * would read past it). */
+static size_t
+fixed_len(const char *a, size_t size)
+{
+	size_t n = strnlen(a, size);
+
+	return n < size ? n : SIZE_MAX;
+}
+
+/* The normalised MSISDN: "+" and 6..15 digits (E.164 allows 15). */
+static bool
+msisdn_ok(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || s[0] != '+')
+		return false;
+	for (i = 1; s[i] != '\0'; i++)
+		if (i > 15 || s[i] < '0' || s[i] > '9')
+			return false;
+	return i >= 1 + 6;
+}
+
+/* Registry ids (device, key, key group): 1..max chars of
+ * [A-Za-z0-9._:+@-], so they are safe in logs, URLs and JSON as they are. */
+static bool
+reg_id_ok(const char *s, size_t max)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+
+		if (i >= max)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == ':' || c == '+' || c == '@' || c == '-'))
+			return false;
+	}
+	return i >= 1;
+}
+
+/* A display name: UTF-8 (names are not ASCII) without C0/C1 controls,
+ * DEL, surrogates or overlong forms: it ends up in logs and consoles. */
+static bool
+name_ok(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned long cp;
+	size_t i = 0;
+	int r;
+
+	while (i < len) {
+		r = UTF8_getc(p + i, (int)(len - i), &cp);
+		if (r <= 0)
+			return false;
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0xd800 && cp <= 0xdfff) ||
+		    cp > 0x10ffff)
+			return false;
+		i += (size_t)r;
+	}
+	return true;
+}
+
+/* Profile URIs: visible ASCII, one space between each, none empty. */
+static bool
+profiles_ok(const char *s, size_t len)
+{
+	size_t i, tok = 0;
+
+	if (len == 0)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == ' ') {
+			if (tok == 0)
+				return false; /* leading or double space */
+			tok = 0;
+		} else if (c < 0x21 || c > 0x7e || ++tok > MSSP_PROFILE_MAX_URI) {
+			return false;
+		}
+	}
+	return tok > 0; /* no trailing space */
+}
+
+static bool
+hex_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return true;
+}
+
+static int
+check_user(const struct store_user *u, struct store_err *err)
+{
+	size_t n;
+
+	if (u == NULL)
+		return store_err_set(err, 900, "invalid argument: no user");
+	if (fixed_len(u->su_msisdn, sizeof(u->su_msisdn)) == SIZE_MAX ||
+	    !msisdn_ok(u->su_msisdn))
+		return store_err_set(err, 900, "invalid argument: MSISDN");
+	if (u->su_state != STORE_USER_ACTIVE && u->su_state != STORE_USER_SUSPENDED)
+		return store_err_set(err, 900, "invalid argument: user state");
+	if ((n = fixed_len(u->su_name, sizeof(u->su_name))) == SIZE_MAX || !name_ok(u->su_name, n))
+		return store_err_set(err, 900, "invalid argument: user name");
+	return 0;
+}
+
+static int
+check_device(const struct store_device *d, struct store_err *err)
+{
+	unsigned char acc = 0;
+	size_t i;
+
+	if (d == NULL)
+		return store_err_set(err, 900, "invalid argument: no device");
+	if (fixed_len(d->sd_device_id, sizeof(d->sd_device_id)) == SIZE_MAX ||
+	    !reg_id_ok(d->sd_device_id, MSSP_KEYSTORE_MAX_ID))
+		return store_err_set(err, 900, "invalid argument: device id");
+	if (fixed_len(d->sd_msisdn, sizeof(d->sd_msisdn)) == SIZE_MAX || !msisdn_ok(d->sd_msisdn))
+		return store_err_set(err, 900, "invalid argument: MSISDN");
+	if (d->sd_auth_spki_len == 0 || d->sd_auth_spki_len > sizeof(d->sd_auth_spki))
+		return store_err_set(err, 900, "invalid argument: device public key");
+	/* An all-zero channel key is an uninitialised one: never store it.
+	 * (OR of all bytes: no early exit on a secret.) */
+	for (i = 0; i < sizeof(d->sd_e2e_key); i++)
+		acc |= d->sd_e2e_key[i];
+	if (acc == 0)
+		return store_err_set(err, 900, "invalid argument: channel key");
+	if (fixed_len(d->sd_push_token, sizeof(d->sd_push_token)) == SIZE_MAX ||
+	    (d->sd_push_token[0] != '\0' &&
+	     !text_ok(d->sd_push_token, 1, MSSP_STORE_MAX_PUSH_TOKEN, false)))
+		return store_err_set(err, 900, "invalid argument: push token");
+	if (d->sd_state != STORE_DEVICE_ACTIVE && d->sd_state != STORE_DEVICE_DISABLED)
+		return store_err_set(err, 900, "invalid argument: device state");
+	return 0;
+}
+
+static bool
+key_state_ok(enum store_key_state st)
+{
+	return st == STORE_KEY_ACTIVE || st == STORE_KEY_REVOKED || st == STORE_KEY_DISABLED;
+}
+
+static int
+check_key(const struct store_key *k, struct store_err *err)
+{
+	size_t n;
+
+	if (k == NULL)
+		return store_err_set(err, 900, "invalid argument: no key");
+	if (fixed_len(k->sk_key_id, sizeof(k->sk_key_id)) == SIZE_MAX ||
+	    !reg_id_ok(k->sk_key_id, MSSP_STORE_MAX_KEY_ID))
+		return store_err_set(err, 900, "invalid argument: key id");
+	if (fixed_len(k->sk_group, sizeof(k->sk_group)) == SIZE_MAX ||
+	    !reg_id_ok(k->sk_group, MSSP_KEYSTORE_MAX_ID))
+		return store_err_set(err, 900, "invalid argument: key group");
+	if (fixed_len(k->sk_msisdn, sizeof(k->sk_msisdn)) == SIZE_MAX || !msisdn_ok(k->sk_msisdn))
+		return store_err_set(err, 900, "invalid argument: MSISDN");
+	if (fixed_len(k->sk_device_id, sizeof(k->sk_device_id)) == SIZE_MAX ||
+	    !reg_id_ok(k->sk_device_id, MSSP_KEYSTORE_MAX_ID))
+		return store_err_set(err, 900, "invalid argument: device id");
+	if (k->sk_purpose != STORE_KEY_AUTHN && k->sk_purpose != STORE_KEY_SIGN)
+		return store_err_set(err, 900, "invalid argument: key purpose");
+	if ((n = fixed_len(k->sk_profiles, sizeof(k->sk_profiles))) == SIZE_MAX ||
+	    !profiles_ok(k->sk_profiles, n))
+		return store_err_set(err, 900, "invalid argument: profiles");
+	if (!key_state_ok(k->sk_state))
+		return store_err_set(err, 900, "invalid argument: key state");
+	if (k->sk_cert_len > sizeof(k->sk_cert))
+		return store_err_set(err, 900, "invalid argument: certificate");
+	if ((n = fixed_len(k->sk_cert_serial, sizeof(k->sk_cert_serial))) == SIZE_MAX ||
+	    !hex_ok(k->sk_cert_serial, n))
+		return store_err_set(err, 900, "invalid argument: certificate serial");
+	return 0;
+}
+
+int
+store_user_put(struct store *s, const struct store_user *u, int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0 || check_user(u, err) != 0)
+		return -1;
+	if (now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: time");
+	lock(s);
+	rc = s->st_ops->so_user_put(s->st_impl, u, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
+int
+store_device_put(struct store *s, const struct store_device *d, int64_t now_ms,
+		 struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0 || check_device(d, err) != 0)
+		return -1;
+	if (now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: time");
+	lock(s);
+	rc = s->st_ops->so_device_put(s->st_impl, d, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
+int
+store_key_put(struct store *s, const struct store_key *k, int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0 || check_key(k, err) != 0)
+		return -1;
+	if (now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: time");
+	lock(s);
+	rc = s->st_ops->so_key_put(s->st_impl, k, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
+/* Not-found answers of the registry lookups (also for an identifier that
+ * cannot name a record: one answer, whatever the reason). */
+static int
+no_user(struct store_err *err)
+{
+	return store_err_set(err, 105, "unknown user");
+}
+
+int
+store_user_get(struct store *s, const char *msisdn, struct store_user *out, struct store_err *err)
+{
+	int rc;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (s == NULL || msisdn == NULL || out == NULL)
+		return store_err_set(err, 900, "invalid argument: user lookup");
+	if (!msisdn_ok(msisdn))
+		return no_user(err);
+	lock(s);
+	rc = s->st_ops->so_user_get(s->st_impl, msisdn, out, err);
+	unlock(s);
+	if (rc != 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int
+store_device_get(struct store *s, const char *device_id, struct store_device *out,
+		 struct store_err *err)
+{
+	int rc;
+
+	if (out != NULL)
+		OPENSSL_cleanse(out, sizeof(*out));
+	if (s == NULL || device_id == NULL || out == NULL)
+		return store_err_set(err, 900, "invalid argument: device lookup");
+	if (!reg_id_ok(device_id, MSSP_KEYSTORE_MAX_ID))
+		return store_err_set(err, 101, "no such device");
+	lock(s);
+	rc = s->st_ops->so_device_get(s->st_impl, device_id, out, err);
+	unlock(s);
+	if (rc != 0)
+		OPENSSL_cleanse(out, sizeof(*out)); /* may hold a half-read secret */
+	return rc;
+}
+
+int
+store_key_get(struct store *s, const char *key_id, struct store_key *out, struct store_err *err)
+{
+	int rc;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (s == NULL || key_id == NULL || out == NULL)
+		return store_err_set(err, 900, "invalid argument: key lookup");
+	if (!reg_id_ok(key_id, MSSP_STORE_MAX_KEY_ID))
+		return store_err_set(err, 101, "no such key");
+	lock(s);
+	rc = s->st_ops->so_key_get(s->st_impl, key_id, out, err);
+	unlock(s);
+	if (rc != 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int
+store_user_keys(struct store *s, const char *msisdn, struct store_key *out, size_t max, size_t *n,
+		struct store_err *err)
+{
+	int rc;
+
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || msisdn == NULL || n == NULL || (out == NULL && max > 0))
+		return store_err_set(err, 900, "invalid argument: key list");
+	if (max > 0)
+		memset(out, 0, max * sizeof(*out));
+	if (!msisdn_ok(msisdn))
+		return no_user(err);
+	lock(s);
+	rc = s->st_ops->so_user_keys(s->st_impl, msisdn, out, max, n, err);
+	unlock(s);
+	if (rc != 0) {
+		if (max > 0)
+			memset(out, 0, max * sizeof(*out));
+		*n = 0;
+	}
+	return rc;
+}
+
+int
+store_user_devices(struct store *s, const char *msisdn, struct store_device *out, size_t max,
+		   size_t *n, struct store_err *err)
+{
+	int rc;
+
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || msisdn == NULL || n == NULL || (out == NULL && max > 0))
+		return store_err_set(err, 900, "invalid argument: device list");
+	if (max > 0)
+		OPENSSL_cleanse(out, max * sizeof(*out));
+	if (!msisdn_ok(msisdn))
+		return no_user(err);
+	lock(s);
+	rc = s->st_ops->so_user_devices(s->st_impl, msisdn, out, max, n, err);
+	unlock(s);
+	if (rc != 0) {
+		if (max > 0)
+			OPENSSL_cleanse(out, max * sizeof(*out));
+		*n = 0;
+	}
+	return rc;
+}
+
+int
+store_key_set_state(struct store *s, const char *key_id, enum store_key_state st, int64_t now_ms,
+		    struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (key_id == NULL || !key_state_ok(st) || now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: key state change");
+	if (!reg_id_ok(key_id, MSSP_STORE_MAX_KEY_ID))
+		return store_err_set(err, 101, "no such key");
+	lock(s);
+	rc = s->st_ops->so_key_set_state(s->st_impl, key_id, st, now_ms, err);
 	unlock(s);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * store.h - the one storage interface: durable signature transactions.
+ * store.h - the one storage interface: durable signature transactions, and
+ * the user registry (users, devices, keys).
  *
  * A transaction is one MSS_SignatureReq accepted by the AE, from the moment
  * it is accepted until its final status.  Everything a status query, a
@@ -374,6 +375,139 @@ int store_tx_recover_scan(struct store *s, store_tx_cb cb, void *arg, size_t *n_
 int store_tx_count_outstanding(struct store *s, const char *ap_id, uint64_t *n,
 			       struct store_err *err);
 
+/* ---- The user registry: users, their devices and keys -------------------
+ *
+ * What HomeMSSP needs to route and verify (and what the ME issue will
+ * manage): a mobile user by MSISDN, the devices bound to the user (app
+ * channel: device authentication key and end-to-end channel key), and the
+ * user's key groups (purpose, profiles served, certificate).  Same rules as
+ * above: synchronous, worker threads only, errors as struct store_err.
+ * Records are fixed-size (no heap members).  A device record holds a
+ * secret (sd_e2e_key): callers wipe it after use (OPENSSL_cleanse) and
+ * never log it.
+ */
+enum store_user_state {
+	STORE_USER_ACTIVE = 1,
+	STORE_USER_SUSPENDED = 2, /* refused on every request (HomeMSSP
+				   * answers 403)                          */
+};
+
+enum store_key_state {
+	STORE_KEY_ACTIVE = 1,
+	STORE_KEY_REVOKED = 2,	  /* certificate revoked: 501             */
+	STORE_KEY_DISABLED = 3,	  /* administratively disabled            */
+};
+
+enum store_key_purpose {
+	STORE_KEY_AUTHN = 1,
+	STORE_KEY_SIGN = 2,
+};
+
+/* Values of sd_state (an int in the record). */
+enum store_device_state {
+	STORE_DEVICE_ACTIVE = 1,
+	STORE_DEVICE_DISABLED = 2, /* the AFE refuses its connection        */
+};
+
+struct store_user {
+	char su_msisdn[MSSP_STORE_MAX_MSISDN + 1];   /* normalised "+digits" */
+	enum store_user_state su_state;
+	char su_name[MSSP_STORE_MAX_NAME + 1];	     /* display name, or ""  */
+	int64_t su_created_ms;
+	int64_t su_updated_ms;
+};
+
+struct store_device {
+	char sd_device_id[MSSP_KEYSTORE_MAX_ID + 1];
+	char sd_msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	unsigned char sd_auth_spki[MSSP_STORE_MAX_SPKI]; /* device key, SPKI DER */
+	size_t sd_auth_spki_len;
+	unsigned char sd_e2e_key[32];			  /* SECRET: channel key  */
+	char sd_push_token[MSSP_STORE_MAX_PUSH_TOKEN + 1]; /* "" if none          */
+	int sd_state;					  /* 1 active, 2 disabled */
+	int64_t sd_created_ms;
+};
+
+struct store_key {
+	char sk_key_id[MSSP_STORE_MAX_KEY_ID + 1];   /* unique; also the
+						      * store_tx key_id     */
+	char sk_group[MSSP_KEYSTORE_MAX_ID + 1];     /* key group id on the
+						      * device (keystore)   */
+	char sk_msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	char sk_device_id[MSSP_KEYSTORE_MAX_ID + 1];
+	enum store_key_purpose sk_purpose;
+	char sk_profiles[MSSP_STORE_MAX_PROFILES_TEXT + 1]; /* URIs, one space
+						      * between each       */
+	bool sk_has_pin;			     /* false: click-OK key */
+	enum store_key_state sk_state;
+	unsigned char sk_cert[MSSP_STORE_MAX_CERT];  /* certificate DER, may
+						      * be empty (len 0)    */
+	size_t sk_cert_len;
+	char sk_cert_serial[MSSP_STORE_MAX_SERIAL + 1]; /* hex, "" if none  */
+	int64_t sk_created_ms;
+	int64_t sk_updated_ms;
+};
+
+/* Create or replace (by primary key) a record, committed on return.
+ * What is checked (900 for each, a caller bug):
+ *   su_msisdn / sd_msisdn / sk_msisdn  "+" and 6..15 digits;
+ *   ids (sd_device_id, sk_key_id, sk_group, sk_device_id)  1..max chars
+ *     of [A-Za-z0-9._:+@-];
+ *   su_name  "" or UTF-8 without control characters;  su_state, sd_state,
+ *   sk_state, sk_purpose  in their enumerations;  sd_auth_spki_len
+ *   1..MSSP_STORE_MAX_SPKI (not parsed here);  sd_e2e_key not all zero;
+ *   sd_push_token  "" or visible ASCII;  sk_profiles  1..n URIs of
+ *   visible ASCII, one space between each;  sk_cert_len
+ *   0..MSSP_STORE_MAX_CERT;  sk_cert_serial  "" or hex digits;  every
+ *   fixed string NUL-terminated inside its array;  now_ms > 0.
+ * The *_created_ms / *_updated_ms members are ignored: a new record gets
+ * now_ms, a replaced one keeps its creation time (and so its place in
+ * store_user_keys) and gets updated_ms = now_ms.
+ * 101, checked in the same database transaction as the write:
+ *   - the user (device, key) or the device (key) does not exist;
+ *   - the key's device belongs to another user;
+ *   - the device or key exists under another user (records never move
+ *     between users);
+ *   - a new device beyond MSSP_STORE_MAX_USER_DEVICES or a new key beyond
+ *     MSSP_STORE_MAX_USER_KEYS for the user;
+ *   - another key of the device already has this sk_group;
+ *   - a REVOKED key put back to another state with the same certificate
+ *     (a revocation is undone only by a new certificate).
+ * 900 also for a read-only handle or a database failure. */
+int store_user_put(struct store *s, const struct store_user *u, int64_t now_ms,
+		   struct store_err *err);
+int store_device_put(struct store *s, const struct store_device *d, int64_t now_ms,
+		     struct store_err *err);
+int store_key_put(struct store *s, const struct store_key *k, int64_t now_ms,
+		  struct store_err *err);
+
+/* Lookups.  Unknown user: -1 with 105 UNKNOWN_CLIENT; unknown device or
+ * key: -1 with 101.  An identifier that cannot name a record (wrong shape,
+ * too long) gets the same not-found answer; a NULL argument is 900.  On
+ * any failure `out` is zeroed (wiped, for device records). */
+int store_user_get(struct store *s, const char *msisdn, struct store_user *out,
+		   struct store_err *err);
+int store_device_get(struct store *s, const char *device_id, struct store_device *out,
+		     struct store_err *err);
+int store_key_get(struct store *s, const char *key_id, struct store_key *out,
+		  struct store_err *err);
+/* Every key of the user (any state), in creation order, at most `max`
+ * (MSSP_STORE_MAX_USER_KEYS is enough: more is refused at put time);
+ * *n = the number filled.  Unknown user: -1 with 105 (a known user without
+ * keys: 0 with *n = 0).  One consistent read. */
+int store_user_keys(struct store *s, const char *msisdn, struct store_key *out, size_t max,
+		    size_t *n, struct store_err *err);
+/* Every device of the user, in creation order, at most `max`; as above.
+ * The records hold secrets: wipe the whole array after use. */
+int store_user_devices(struct store *s, const char *msisdn, struct store_device *out,
+		       size_t max, size_t *n, struct store_err *err);
+/* Change a key's state (revocation, disable), committed on return.
+ * Unknown key: 101.  A REVOKED key stays REVOKED: another state is 101
+ * (store_key_put with a new certificate re-activates it).  Setting the
+ * current state again succeeds (updated_ms = now_ms). */
+int store_key_set_state(struct store *s, const char *key_id, enum store_key_state st,
+			int64_t now_ms, struct store_err *err);
+
 /* ======================================================================
  * Backend interface: for src/store/store*.c only (define
  * STORE_BACKEND_IMPL before including).  store.c validates every argument
@@ -411,6 +545,31 @@ struct store_ops {
 			    char (*ids)[STORE_TX_ID_LEN + 1], int64_t *created, size_t *n,
 			    struct store_err *err);
 	int (*so_count_open)(void *impl, const char *ap_id, uint64_t *n, struct store_err *err);
+
+	/* The user registry.  Records validated by store.c; created/updated
+	 * times come from now_ms, never from the record.  A put checks its
+	 * rules (user, device, owner, caps) and writes in ONE committed
+	 * database transaction.  Lookups fill a zeroed `out`; not found is
+	 * 105 (user) or 101 (device, key). */
+	int (*so_user_put)(void *impl, const struct store_user *u, int64_t now_ms,
+			   struct store_err *err);
+	int (*so_device_put)(void *impl, const struct store_device *d, int64_t now_ms,
+			     struct store_err *err);
+	int (*so_key_put)(void *impl, const struct store_key *k, int64_t now_ms,
+			  struct store_err *err);
+	int (*so_user_get)(void *impl, const char *msisdn, struct store_user *out,
+			   struct store_err *err);
+	int (*so_device_get)(void *impl, const char *device_id, struct store_device *out,
+			     struct store_err *err);
+	int (*so_key_get)(void *impl, const char *key_id, struct store_key *out,
+			  struct store_err *err);
+	/* Unknown user: 105.  At most `max` records, in creation order. */
+	int (*so_user_keys)(void *impl, const char *msisdn, struct store_key *out, size_t max,
+			    size_t *n, struct store_err *err);
+	int (*so_user_devices)(void *impl, const char *msisdn, struct store_device *out,
+			       size_t max, size_t *n, struct store_err *err);
+	int (*so_key_set_state)(void *impl, const char *key_id, enum store_key_state st,
+				int64_t now_ms, struct store_err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;

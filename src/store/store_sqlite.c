@@ -26,9 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <sqlite3.h>
 
-#define SL_SCHEMA_VERSION 1
+#define SL_SCHEMA_VERSION 2
 
 /* The database's view of "outstanding": the partial indexes and the
  * queries must spell it the same way for the planner to use them. */
@@ -100,6 +101,59 @@ static const char *const migrations[SL_SCHEMA_VERSION] = {
 	" WHEN NOT EXISTS (SELECT 1 FROM tx WHERE mssp_trans_id = NEW.mssp_trans_id"
 	"  AND state = 'COMPLETED' AND status IN (500, 502))"
 	" BEGIN SELECT RAISE(ABORT, 'no signature to acknowledge'); END;",
+	/* 2: the user registry.  Ownership (a device or key never moves to
+	 * another user), a key's device being its user's, and "a revocation
+	 * is undone only by a new certificate" are in the schema; the
+	 * per-user caps are checked by the writer under the write lock (a
+	 * number in a trigger would outlive a change of limits.h). */
+	"CREATE TABLE users ("
+	" msisdn TEXT NOT NULL PRIMARY KEY CHECK (length(msisdn) BETWEEN 7 AND 16"
+	"  AND substr(msisdn, 1, 1) = '+' AND substr(msisdn, 2) NOT GLOB '*[^0-9]*'),"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2)),"
+	" name TEXT,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE devices ("
+	" device_id TEXT NOT NULL PRIMARY KEY,"
+	" msisdn TEXT NOT NULL REFERENCES users (msisdn),"
+	" auth_spki BLOB NOT NULL CHECK (length(auth_spki) > 0),"
+	/* SECRET at rest (store.md): to be wrapped under the master key */
+	" e2e_key BLOB NOT NULL CHECK (length(e2e_key) = 32),"
+	" push_token TEXT,"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2)),"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" UNIQUE (device_id, msisdn)" /* the parent key of keys' device */
+	") STRICT;"
+	"CREATE INDEX devices_by_user ON devices (msisdn, created_ms);"
+	"CREATE TABLE keys ("
+	" key_id TEXT NOT NULL PRIMARY KEY,"
+	" key_group TEXT NOT NULL,"
+	" msisdn TEXT NOT NULL REFERENCES users (msisdn),"
+	" device_id TEXT NOT NULL,"
+	" purpose INTEGER NOT NULL CHECK (purpose IN (1, 2)),"
+	" profiles TEXT NOT NULL CHECK (length(profiles) > 0),"
+	" has_pin INTEGER NOT NULL CHECK (has_pin IN (0, 1)),"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2, 3)),"
+	" cert BLOB,"
+	" cert_serial TEXT,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" UNIQUE (device_id, key_group),"
+	" FOREIGN KEY (device_id, msisdn) REFERENCES devices (device_id, msisdn)"
+	") STRICT;"
+	/* store_user_keys: a user's keys in creation order (rowid breaks ties) */
+	"CREATE INDEX keys_by_user ON keys (msisdn, created_ms);"
+	"CREATE TRIGGER devices_keep_user BEFORE UPDATE OF msisdn ON devices"
+	" WHEN NEW.msisdn <> OLD.msisdn"
+	" BEGIN SELECT RAISE(ABORT, 'device belongs to another user'); END;"
+	"CREATE TRIGGER keys_keep_user BEFORE UPDATE OF msisdn ON keys"
+	" WHEN NEW.msisdn <> OLD.msisdn"
+	" BEGIN SELECT RAISE(ABORT, 'key belongs to another user'); END;"
+	"CREATE TRIGGER keys_revoked_stays BEFORE UPDATE ON keys"
+	" WHEN OLD.state = 2 AND NEW.state <> 2 AND NEW.cert IS OLD.cert"
+	" BEGIN SELECT RAISE(ABORT, 'revoked key'); END;",
 };
 
 /* The record columns, in the order row_to_tx() reads them.  ?9 selects the
@@ -111,6 +165,15 @@ static const char *const migrations[SL_SCHEMA_VERSION] = {
 	" t.detail, t.final_ms, r.created_ms,"                                         \
 	" CASE WHEN ?9 & 1 THEN t.request END, CASE WHEN ?9 & 2 THEN t.answer END"     \
 	" FROM tx t LEFT JOIN receipt r ON r.mssp_trans_id = t.mssp_trans_id"
+
+/* Registry record columns, in the order row_to_device() / row_to_key()
+ * read them. */
+#define DEV_COLS                                                                       \
+	"d.device_id, d.msisdn, d.auth_spki, d.e2e_key, d.push_token, d.state,"         \
+	" d.created_ms"
+#define KEY_COLS                                                                       \
+	"k.key_id, k.key_group, k.msisdn, k.device_id, k.purpose, k.profiles, k.has_pin," \
+	" k.state, k.cert, k.cert_serial, k.created_ms, k.updated_ms"
 
 enum sl_stmt {
 	S_BEGIN,
@@ -129,6 +192,17 @@ enum sl_stmt {
 	S_COUNT_OPEN,
 	S_RECEIPT,
 	S_VERSION,
+	S_USER_PUT,
+	S_DEVICE_CTX,
+	S_DEVICE_PUT,
+	S_KEY_CTX,
+	S_KEY_PUT,
+	S_USER_GET,
+	S_DEVICE_GET,
+	S_KEY_GET,
+	S_USER_DEVICES,
+	S_USER_KEYS,
+	S_KEY_STATE,
 	S_COUNT
 };
 
@@ -171,6 +245,47 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_COUNT_OPEN] = "SELECT count(*) FROM tx WHERE ap_id = ?1 AND state IN " SL_OPEN,
 	[S_RECEIPT] = "INSERT INTO receipt (mssp_trans_id, message, created_ms) VALUES (?1, ?2, ?3)",
 	[S_VERSION] = "SELECT max(version) FROM schema_version",
+	/* The registry.  A replace keeps created_ms (and so the order of
+	 * store_user_keys); the owner is never updated (see the triggers). */
+	[S_USER_PUT] = "INSERT INTO users (msisdn, state, name, created_ms, updated_ms)"
+		       " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (msisdn) DO UPDATE SET"
+		       " state = excluded.state, name = excluded.name,"
+		       " updated_ms = excluded.updated_ms",
+	/* what a device put must know, read under the write lock */
+	[S_DEVICE_CTX] = "SELECT EXISTS (SELECT 1 FROM users WHERE msisdn = ?1),"
+			 " (SELECT msisdn FROM devices WHERE device_id = ?2),"
+			 " (SELECT count(*) FROM devices WHERE msisdn = ?1)",
+	[S_DEVICE_PUT] = "INSERT INTO devices (device_id, msisdn, auth_spki, e2e_key, push_token,"
+			 " state, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
+			 " ON CONFLICT (device_id) DO UPDATE SET auth_spki = excluded.auth_spki,"
+			 " e2e_key = excluded.e2e_key, push_token = excluded.push_token,"
+			 " state = excluded.state, updated_ms = excluded.updated_ms"
+			 " WHERE devices.msisdn = excluded.msisdn",
+	[S_KEY_CTX] = "SELECT EXISTS (SELECT 1 FROM users WHERE msisdn = ?1),"
+		      " (SELECT msisdn FROM devices WHERE device_id = ?2),"
+		      " (SELECT msisdn FROM keys WHERE key_id = ?3),"
+		      " (SELECT count(*) FROM keys WHERE msisdn = ?1)",
+	[S_KEY_PUT] = "INSERT INTO keys (key_id, key_group, msisdn, device_id, purpose, profiles,"
+		      " has_pin, state, cert, cert_serial, created_ms, updated_ms)"
+		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+		      " ON CONFLICT (key_id) DO UPDATE SET key_group = excluded.key_group,"
+		      " device_id = excluded.device_id, purpose = excluded.purpose,"
+		      " profiles = excluded.profiles, has_pin = excluded.has_pin,"
+		      " state = excluded.state, cert = excluded.cert,"
+		      " cert_serial = excluded.cert_serial, updated_ms = excluded.updated_ms"
+		      " WHERE keys.msisdn = excluded.msisdn",
+	[S_USER_GET] = "SELECT msisdn, state, name, created_ms, updated_ms FROM users"
+		       " WHERE msisdn = ?1",
+	[S_DEVICE_GET] = "SELECT " DEV_COLS " FROM devices d WHERE d.device_id = ?1",
+	[S_KEY_GET] = "SELECT " KEY_COLS " FROM keys k WHERE k.key_id = ?1",
+	/* one statement, one snapshot: a row with NULLs = a user without any */
+	[S_USER_DEVICES] = "SELECT " DEV_COLS " FROM users u LEFT JOIN devices d"
+			   " ON d.msisdn = u.msisdn WHERE u.msisdn = ?1"
+			   " ORDER BY d.created_ms, d.rowid",
+	[S_USER_KEYS] = "SELECT " KEY_COLS " FROM users u LEFT JOIN keys k"
+			" ON k.msisdn = u.msisdn WHERE u.msisdn = ?1"
+			" ORDER BY k.created_ms, k.rowid",
+	[S_KEY_STATE] = "UPDATE keys SET state = ?2, updated_ms = ?3 WHERE key_id = ?1",
 };
 
 struct sl {
@@ -1200,6 +1315,404 @@ sl_count_open(void *impl, const char *ap_id, uint64_t *n, struct store_err *err)
 	return ret;
 }
 
+/* ---- the user registry ------------------------------------------------------ */
+
+/* Blob column into a fixed buffer: -1 if longer than `cap` (corruption or
+ * a manual edit).  NULL and empty give length 0. */
+static int
+col_blob(sqlite3_stmt *st, int i, unsigned char *buf, size_t cap, size_t *len)
+{
+	const void *p = sqlite3_column_blob(st, i);
+	size_t n = (size_t)sqlite3_column_bytes(st, i);
+
+	*len = 0;
+	if (p == NULL || n == 0)
+		return 0;
+	if (n > cap)
+		return -1;
+	memcpy(buf, p, n);
+	*len = n;
+	return 0;
+}
+
+static int
+row_to_device(sqlite3_stmt *st, struct store_device *d, struct store_err *err)
+{
+	size_t klen = 0;
+
+	if (col_text(st, 0, d->sd_device_id, sizeof(d->sd_device_id)) != 0 ||
+	    col_text(st, 1, d->sd_msisdn, sizeof(d->sd_msisdn)) != 0 ||
+	    col_blob(st, 2, d->sd_auth_spki, sizeof(d->sd_auth_spki), &d->sd_auth_spki_len) != 0 ||
+	    col_blob(st, 3, d->sd_e2e_key, sizeof(d->sd_e2e_key), &klen) != 0 ||
+	    klen != sizeof(d->sd_e2e_key) ||
+	    col_text(st, 4, d->sd_push_token, sizeof(d->sd_push_token)) != 0) {
+		OPENSSL_cleanse(d, sizeof(*d));
+		return store_err_set(err, 900, "corrupt device record");
+	}
+	d->sd_state = sqlite3_column_int(st, 5);
+	d->sd_created_ms = sqlite3_column_int64(st, 6);
+	return 0;
+}
+
+static int
+row_to_key(sqlite3_stmt *st, struct store_key *k, struct store_err *err)
+{
+	if (col_text(st, 0, k->sk_key_id, sizeof(k->sk_key_id)) != 0 ||
+	    col_text(st, 1, k->sk_group, sizeof(k->sk_group)) != 0 ||
+	    col_text(st, 2, k->sk_msisdn, sizeof(k->sk_msisdn)) != 0 ||
+	    col_text(st, 3, k->sk_device_id, sizeof(k->sk_device_id)) != 0 ||
+	    col_text(st, 5, k->sk_profiles, sizeof(k->sk_profiles)) != 0 ||
+	    col_blob(st, 8, k->sk_cert, sizeof(k->sk_cert), &k->sk_cert_len) != 0 ||
+	    col_text(st, 9, k->sk_cert_serial, sizeof(k->sk_cert_serial)) != 0) {
+		memset(k, 0, sizeof(*k));
+		return store_err_set(err, 900, "corrupt key record");
+	}
+	k->sk_purpose = (enum store_key_purpose)sqlite3_column_int(st, 4);
+	k->sk_has_pin = sqlite3_column_int(st, 6) != 0;
+	k->sk_state = (enum store_key_state)sqlite3_column_int(st, 7);
+	k->sk_created_ms = sqlite3_column_int64(st, 10);
+	k->sk_updated_ms = sqlite3_column_int64(st, 11);
+	return 0;
+}
+
+/* "" is stored as NULL (absent). */
+static int
+bind_opt(sqlite3_stmt *st, int i, const char *s)
+{
+	return bind_text(st, i, s[0] != '\0' ? s : NULL);
+}
+
+/* A refused registry write: the rules the schema holds are the caller's
+ * 101 (what store.h promises), anything else is the database's 900. */
+static int
+reg_refused(struct sl *sl, int rc, struct store_err *err, const char *what)
+{
+	switch (rc) {
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		return store_err_set(err, 101, "%s: no such user or device", what);
+	case SQLITE_CONSTRAINT_UNIQUE:
+		return store_err_set(err, 101, "%s: key group already registered on the device",
+				     what);
+	case SQLITE_CONSTRAINT_TRIGGER:
+		/* the trigger's own text: a constant of the schema, no data */
+		return store_err_set(err, 101, "%s: %s", what, sqlite3_errmsg(sl->sl_db));
+	default:
+		return sl_fail(sl, rc, err, what);
+	}
+}
+
+/* Run the bound write `st` of a registry put and commit: 0 or -1. */
+static int
+reg_write(struct sl *sl, sqlite3_stmt *st, struct store_err *err, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	st_done(st);
+	if (rc != SQLITE_DONE)
+		return reg_refused(sl, rc, err, what);
+	if (sqlite3_changes(sl->sl_db) != 1)
+		/* the upsert's owner guard (checked before: a race is
+		 * impossible under the write lock, but say so if it happens) */
+		return store_err_set(err, 101, "%s: record belongs to another user", what);
+	return sl_commit(sl, err);
+}
+
+static int
+sl_user_put(void *impl, const struct store_user *u, int64_t now_ms, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_USER_PUT];
+
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	bind_text(st, 1, u->su_msisdn);
+	sqlite3_bind_int(st, 2, (int)u->su_state);
+	bind_opt(st, 3, u->su_name);
+	sqlite3_bind_int64(st, 4, now_ms);
+	if (reg_write(sl, st, err, "user") != 0) {
+		sl_rollback(sl);
+		return -1;
+	}
+	return 0;
+}
+
+/* Same text in a column and a string (NULL column: false). */
+static bool
+col_is(sqlite3_stmt *st, int i, const char *s)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t != NULL && strcmp((const char *)t, s) == 0;
+}
+
+static int
+sl_device_put(void *impl, const struct store_device *d, int64_t now_ms, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_DEVICE_CTX];
+	int rc, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	/* The rules, read inside the write transaction: nobody can add a
+	 * device between this count and the insert (BEGIN IMMEDIATE). */
+	bind_text(st, 1, d->sd_msisdn);
+	bind_text(st, 2, d->sd_device_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		st_done(st);
+		sl_fail(sl, rc, err, "device");
+		goto out;
+	}
+	if (sqlite3_column_int(st, 0) == 0)
+		store_err_set(err, 101, "device: no such user");
+	else if (sqlite3_column_type(st, 1) != SQLITE_NULL && !col_is(st, 1, d->sd_msisdn))
+		store_err_set(err, 101, "device: registered to another user");
+	else if (sqlite3_column_type(st, 1) == SQLITE_NULL &&
+		 sqlite3_column_int64(st, 2) >= MSSP_STORE_MAX_USER_DEVICES)
+		store_err_set(err, 101, "device: the user has %d devices already",
+			      MSSP_STORE_MAX_USER_DEVICES);
+	else
+		ret = 0;
+	st_done(st);
+	if (ret != 0)
+		goto out;
+	ret = -1;
+	st = sl->sl_st[S_DEVICE_PUT];
+	bind_text(st, 1, d->sd_device_id);
+	bind_text(st, 2, d->sd_msisdn);
+	sqlite3_bind_blob(st, 3, d->sd_auth_spki, (int)d->sd_auth_spki_len, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, d->sd_e2e_key, (int)sizeof(d->sd_e2e_key), SQLITE_STATIC);
+	bind_opt(st, 5, d->sd_push_token);
+	sqlite3_bind_int(st, 6, d->sd_state);
+	sqlite3_bind_int64(st, 7, now_ms);
+	if (reg_write(sl, st, err, "device") != 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0)
+		sl_rollback(sl);
+	return ret;
+}
+
+static int
+sl_key_put(void *impl, const struct store_key *k, int64_t now_ms, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_KEY_CTX];
+	int rc, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	bind_text(st, 1, k->sk_msisdn);
+	bind_text(st, 2, k->sk_device_id);
+	bind_text(st, 3, k->sk_key_id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		st_done(st);
+		sl_fail(sl, rc, err, "key");
+		goto out;
+	}
+	if (sqlite3_column_int(st, 0) == 0)
+		store_err_set(err, 101, "key: no such user");
+	else if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+		store_err_set(err, 101, "key: no such device");
+	else if (!col_is(st, 1, k->sk_msisdn))
+		store_err_set(err, 101, "key: the device belongs to another user");
+	else if (sqlite3_column_type(st, 2) != SQLITE_NULL && !col_is(st, 2, k->sk_msisdn))
+		store_err_set(err, 101, "key: registered to another user");
+	else if (sqlite3_column_type(st, 2) == SQLITE_NULL &&
+		 sqlite3_column_int64(st, 3) >= MSSP_STORE_MAX_USER_KEYS)
+		store_err_set(err, 101, "key: the user has %d keys already",
+			      MSSP_STORE_MAX_USER_KEYS);
+	else
+		ret = 0;
+	st_done(st);
+	if (ret != 0)
+		goto out;
+	ret = -1;
+	st = sl->sl_st[S_KEY_PUT];
+	bind_text(st, 1, k->sk_key_id);
+	bind_text(st, 2, k->sk_group);
+	bind_text(st, 3, k->sk_msisdn);
+	bind_text(st, 4, k->sk_device_id);
+	sqlite3_bind_int(st, 5, (int)k->sk_purpose);
+	bind_text(st, 6, k->sk_profiles);
+	sqlite3_bind_int(st, 7, k->sk_has_pin ? 1 : 0);
+	sqlite3_bind_int(st, 8, (int)k->sk_state);
+	if (k->sk_cert_len > 0) /* else NULL: no certificate */
+		sqlite3_bind_blob(st, 9, k->sk_cert, (int)k->sk_cert_len, SQLITE_STATIC);
+	bind_opt(st, 10, k->sk_cert_serial);
+	sqlite3_bind_int64(st, 11, now_ms);
+	if (reg_write(sl, st, err, "key") != 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0)
+		sl_rollback(sl);
+	return ret;
+}
+
+static int
+sl_user_get(void *impl, const char *msisdn, struct store_user *out, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_USER_GET];
+	int rc, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	bind_text(st, 1, msisdn);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (col_text(st, 0, out->su_msisdn, sizeof(out->su_msisdn)) != 0 ||
+		    col_text(st, 2, out->su_name, sizeof(out->su_name)) != 0) {
+			store_err_set(err, 900, "corrupt user record");
+		} else {
+			out->su_state = (enum store_user_state)sqlite3_column_int(st, 1);
+			out->su_created_ms = sqlite3_column_int64(st, 3);
+			out->su_updated_ms = sqlite3_column_int64(st, 4);
+			ret = 0;
+		}
+	} else if (rc == SQLITE_DONE) {
+		store_err_set(err, 105, "unknown user");
+	} else {
+		sl_fail(sl, rc, err, "user");
+	}
+	st_done(st);
+	return ret;
+}
+
+static int
+sl_device_get(void *impl, const char *device_id, struct store_device *out, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_DEVICE_GET];
+	int rc, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	bind_text(st, 1, device_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = row_to_device(st, out, err);
+	else if (rc == SQLITE_DONE)
+		store_err_set(err, 101, "no such device");
+	else
+		sl_fail(sl, rc, err, "device");
+	st_done(st);
+	return ret;
+}
+
+static int
+sl_key_get(void *impl, const char *key_id, struct store_key *out, struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_KEY_GET];
+	int rc, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	bind_text(st, 1, key_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = row_to_key(st, out, err);
+	else if (rc == SQLITE_DONE)
+		store_err_set(err, 101, "no such key");
+	else
+		sl_fail(sl, rc, err, "key");
+	st_done(st);
+	return ret;
+}
+
+/* A user's devices or keys: one statement (one snapshot), a user row
+ * LEFT JOINed to its records.  No row: unknown user; one row with a NULL
+ * id: a user without any.  `fill` reads row i into the caller's array. */
+static int
+sl_user_list(struct sl *sl, enum sl_stmt which, const char *msisdn, size_t max, size_t *n,
+	     int (*fill)(sqlite3_stmt *st, void *out, size_t i, struct store_err *err), void *out,
+	     struct store_err *err)
+{
+	sqlite3_stmt *st = sl->sl_st[which];
+	bool user = false;
+	int rc, ret = 0;
+
+	*n = 0;
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	bind_text(st, 1, msisdn);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		user = true;
+		if (sqlite3_column_type(st, 0) == SQLITE_NULL || *n >= max)
+			break; /* none, or the caller's array is full */
+		if (fill(st, out, *n, err) != 0) {
+			ret = -1;
+			break;
+		}
+		(*n)++;
+	}
+	if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		ret = sl_fail(sl, rc, err, "list");
+	else if (ret == 0 && !user)
+		ret = store_err_set(err, 105, "unknown user");
+	st_done(st);
+	return ret;
+}
+
+static int
+fill_device(sqlite3_stmt *st, void *out, size_t i, struct store_err *err)
+{
+	return row_to_device(st, (struct store_device *)out + i, err);
+}
+
+static int
+fill_key(sqlite3_stmt *st, void *out, size_t i, struct store_err *err)
+{
+	return row_to_key(st, (struct store_key *)out + i, err);
+}
+
+static int
+sl_user_devices(void *impl, const char *msisdn, struct store_device *out, size_t max, size_t *n,
+		struct store_err *err)
+{
+	return sl_user_list(impl, S_USER_DEVICES, msisdn, max, n, fill_device, out, err);
+}
+
+static int
+sl_user_keys(void *impl, const char *msisdn, struct store_key *out, size_t max, size_t *n,
+	     struct store_err *err)
+{
+	return sl_user_list(impl, S_USER_KEYS, msisdn, max, n, fill_key, out, err);
+}
+
+static int
+sl_key_set_state(void *impl, const char *key_id, enum store_key_state state, int64_t now_ms,
+		 struct store_err *err)
+{
+	struct sl *sl = impl;
+	sqlite3_stmt *st = sl->sl_st[S_KEY_STATE];
+	int rc, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
+		return -1;
+	bind_text(st, 1, key_id);
+	sqlite3_bind_int(st, 2, (int)state);
+	sqlite3_bind_int64(st, 3, now_ms);
+	rc = sqlite3_step(st);
+	st_done(st);
+	if (rc == SQLITE_CONSTRAINT_TRIGGER)
+		store_err_set(err, 101, "key is revoked");
+	else if (rc != SQLITE_DONE)
+		sl_fail(sl, rc, err, "key state");
+	else if (sqlite3_changes(sl->sl_db) != 1)
+		store_err_set(err, 101, "no such key");
+	else if (sl_commit(sl, err) == 0)
+		ret = 0;
+	if (ret != 0)
+		sl_rollback(sl);
+	return ret;
+}
+
 const struct store_ops store_sqlite_ops = {
 	.so_name = "sqlite",
 	.so_open = sl_open,
@@ -1212,4 +1725,13 @@ const struct store_ops store_sqlite_ops = {
 	.so_expire_batch = sl_expire_batch,
 	.so_open_page = sl_open_page,
 	.so_count_open = sl_count_open,
+	.so_user_put = sl_user_put,
+	.so_device_put = sl_device_put,
+	.so_key_put = sl_key_put,
+	.so_user_get = sl_user_get,
+	.so_device_get = sl_device_get,
+	.so_key_get = sl_key_get,
+	.so_user_keys = sl_user_keys,
+	.so_user_devices = sl_user_devices,
+	.so_key_set_state = sl_key_set_state,
 };

@@ -46,6 +46,18 @@ mss_arena_free(struct mss_arena *a)
 	free(a);
 }
 
+void
+mss_arena_wipe_free(struct mss_arena *a)
+{
+	struct arena_block *b;
+
+	if (a == NULL)
+		return;
+	for (b = a->head; b != NULL; b = b->next)
+		explicit_bzero(b->data, b->used);
+	mss_arena_free(a);
+}
+
 void *
 mss_arena_alloc(struct mss_arena *a, size_t size)
 {

@@ -20,6 +20,9 @@ struct mss_arena;
 struct mss_arena *mss_arena_new(size_t cap);
 /* Releases the arena and every block.  Accepts NULL. */
 void mss_arena_free(struct mss_arena *a);
+/* The same, after zeroing every byte handed out (the arena held secrets:
+ * a configuration file with a channel key or PIN). */
+void mss_arena_wipe_free(struct mss_arena *a);
 /* `size` zeroed bytes aligned for any type; NULL when the cap is reached or
  * memory is short. */
 void *mss_arena_alloc(struct mss_arena *a, size_t size);

@@ -315,11 +315,13 @@ cfg_load(const char *path, const struct cfg_section_schema *schema, size_t n, st
 	len = fread(buf, 1, MSSP_CFG_MAX_BYTES + 1, f);
 	if (ferror(f)) {
 		fclose(f);
+		explicit_bzero(buf, MSSP_CFG_MAX_BYTES + 1);
 		free(buf);
 		return cerr(err, 0, "cannot read configuration"), NULL;
 	}
 	fclose(f);
 	c = cfg_parse(buf, len, schema, n, err);
+	explicit_bzero(buf, len);
 	free(buf);
 	return c;
 }
@@ -329,7 +331,8 @@ cfg_free(struct cfg *c)
 {
 	if (c == NULL)
 		return;
-	mss_arena_free(c->arena);
+	/* a configuration may hold secrets (device.conf: the channel key) */
+	mss_arena_wipe_free(c->arena);
 	free(c);
 }
 

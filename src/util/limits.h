@@ -174,6 +174,14 @@
 #define MSSP_STORE_MAX_SIGNATURE     ((MSSP_PKI_SIG_MAX_CMS + 2) / 3 * 4) /*
                                              * base64 of the largest CMS       */
 #define MSSP_STORE_MAX_DETAIL        256    /* final-state detail text         */
+#define MSSP_STORE_MAX_NAME          128    /* user display name               */
+#define MSSP_STORE_MAX_SPKI          1024   /* device public key, SPKI DER     */
+#define MSSP_STORE_MAX_PUSH_TOKEN    256    /* push-provider token             */
+#define MSSP_STORE_MAX_PROFILES_TEXT 2048   /* a key's profile URIs, joined    */
+#define MSSP_STORE_MAX_CERT          4096   /* a user certificate, DER         */
+#define MSSP_STORE_MAX_SERIAL        40     /* certificate serial, hex         */
+#define MSSP_STORE_MAX_USER_KEYS     8      /* key groups per user             */
+#define MSSP_STORE_MAX_USER_DEVICES  4      /* devices bound to one user       */
 #define MSSP_STORE_MAX_RECEIPT       8192   /* receipt record (caller's text)  */
 #define MSSP_STORE_MAX_TTL_MS        (24LL * 3600 * 1000) /* deadline sanity:
                                              * the validator enforces TimeOut  */
@@ -238,5 +246,111 @@
 #define MSSP_TLS_MAX_CRL_FILE        (32 * 1024 * 1024) /* CRL file            */
 #define MSSP_TLS_MAX_CHAIN           8      /* CA certificates after the leaf  */
 #define MSSP_TLS_MAX_CA_CERTS        256    /* trust anchors (or CRLs) per file */
+
+
+/* ---- Worker pool (util/pool) ----------------------------------------- */
+#define MSSP_POOL_MAX_THREADS        64
+#define MSSP_POOL_MAX_QUEUE          65536  /* jobs waiting, default cap       */
+
+/* ---- App channel (pki/e2e, net/ws, net/wsclient, roles/afe) --------- */
+#define MSSP_E2E_MAX_PLAIN           (160 * 1024) /* one app message       */
+#define MSSP_WS_MAX_MESSAGE          (256 * 1024) /* one WebSocket message */
+#define MSSP_WSC_CONNECT_MS          10000  /* connect + TLS + upgrade         */
+#define MSSP_SRV_UP_MAX_OUTPUT       (1024 * 1024) /* queued on an upgraded
+						   * connection before it is
+						   * closed as too slow      */
+/* added with src/net/ws.c, wsclient.c and the server upgrade: */
+#define MSSP_WS_CLOSE_MS             5000   /* wsclient: close handshake and the
+                                             * server's TCP close after it     */
+#define MSSP_WSC_MAX_OUTPUT          (1024 * 1024) /* queued by a wsclient    */
+#define MSSP_WSC_MAX_HOST            253    /* wc_host (a DNS name)            */
+#define MSSP_WSC_MAX_PATH            1024   /* wc_path                         */
+#define MSSP_APPMSG_MAX_TEXT         256    /* AP display name in a prompt     */
+#define MSSP_APPMSG_MAX_MIME         64
+#define MSSP_AFE_AUTH_MS             10000  /* upgrade -> authenticated        */
+#define MSSP_AFE_PING_MS             25000  /* keep-alive ping interval        */
+#define MSSP_AFE_IDLE_MS             60000  /* nothing received: close         */
+#define MSSP_AFE_MAX_DEVICES         100000 /* connected devices per node      */
+
+/* ---- Outbound HTTP (net/client) --------------------------------------- */
+#define MSSP_HTTPC_MAX_INFLIGHT      1024
+#define MSSP_HTTPC_MAX_RESPONSE      65536
+#define MSSP_HTTPC_TIMEOUT_MS        10000
+/* added with src/net/client.c: */
+#define MSSP_HTTPC_MAX_TIMEOUT_MS    300000 /* a request's own total timeout   */
+#define MSSP_HTTPC_MAX_URL           2048   /* = MSSP_STORE_MAX_URL            */
+#define MSSP_HTTPC_MAX_REQUEST       MSSP_HTTP_MAX_BODY /* POST body: what our
+                                             * own server would accept         */
+#define MSSP_HTTPC_MAX_HEADER        512    /* Content-Type / SOAPAction value */
+#define MSSP_HTTPC_MAX_CONNECTS      64     /* idle keep-alive connections kept
+                                             * per handle                      */
+
+/* ---- msspd configuration and roles (roles/conf, ae, home) ----------- */
+#define MSSP_CONF_MAX_AP_CERTS       4      /* fingerprints per AP (rotation)  */
+#define MSSP_CONF_MAX_APS            1000   /* [ap] sections                   */
+#define MSSP_CONF_MAX_LIST           64     /* profiles / URL prefixes per AP  */
+#define MSSP_AE_NOTIFY_BODY          (64 * 1024) /* notification envelope     */
+#define MSSP_AE_SWEEP_MS             1000   /* wall-clock expiry sweep period  */
+#define MSSP_AE_PARK_GRACE_MS        5000   /* park deadline past TimeOut: the
+					     * monotonic expiry answers first */
+#define MSSP_HOME_MAX_PENDING        64     /* prompts kept per device for a
+					     * reconnect                       */
+#define MSSP_HOME_CERT_CACHE         4096   /* parsed user certificates       */
+
+/* ---- msspd init (cmd/msspd/init.c) ---------------------------------- */
+#define MSSP_INIT_MAX_BENCH_USERS    10000  /* --bench-users M, at most        */
+#define MSSP_INIT_MAX_PATH           4096   /* any path init builds under DIR  */
+#define MSSP_INIT_MAX_CONF           (64 * 1024) /* one generated config file  */
+
+/* ---- App front end (roles/afe) and local push (roles/push) ----------- */
+#define MSSP_AFE_MAX_SIG             256    /* device auth signature, DER
+                                             * (ECDSA P-256: at most 72)       */
+#define MSSP_AFE_CLOSE_MS            5000   /* our close frame -> transport
+                                             * closed even if the peer is mute */
+#define MSSP_AFE_REG_MIN_BUCKETS     256    /* device registry, initial size   */
+#define MSSP_PUSH_MAX_DGRAM          128    /* "mssp-wake 1 <id>\n" fits       */
+
+/* ---- Phone app (src/phone/app, src/cmd/mss-phone) -------------------- */
+#define MSSP_PHONE_MAX_NONCES        1024   /* recent prompt nonces remembered
+                                             * per device (never prompt twice) */
+#define MSSP_PHONE_MAX_PROMPTS       16     /* prompts waiting per device      */
+#define MSSP_PHONE_MAX_ANSWERS       64     /* unacknowledged answers kept     */
+#define MSSP_PHONE_MAX_DEVICES       20000  /* devices one mss-phone runs      */
+#define MSSP_PHONE_MAX_ADDR          64     /* numeric address text            */
+#define MSSP_PHONE_MAX_HOST          255    /* AFE host name (DNS)             */
+#define MSSP_PHONE_MAX_PATH          4096   /* a path built from the data dir  */
+#define MSSP_PHONE_MAX_FILE          16384  /* device.conf / device.key bytes  */
+#define MSSP_PHONE_BACKOFF_MIN_MS    1000   /* reconnect back-off: first, then */
+#define MSSP_PHONE_BACKOFF_MAX_MS    30000  /* doubling up to this             */
+#define MSSP_PHONE_JITTER_PCT        20     /* +/- this share of the back-off  */
+#define MSSP_PHONE_START_SPREAD_MS   5000   /* first connects spread over at
+                                             * most this (bench: many devices) */
+#define MSSP_PHONE_CLOSE_WAIT_MS     1000   /* close handshakes at exit        */
+#define MSSP_PHONE_MAX_INPUT         1024   /* one line typed at a prompt      */
+#define MSSP_PHONE_MAX_WAKES         64     /* wake datagrams read per event   */
+
+/* ---- mss-ap: the AP client and load generator (src/cmd/mss-ap) -------- */
+#define MSSP_AP_MAX_REQUEST          (4 * MSSP_HTTP_MAX_BODY) /* an encoded
+                                             * request (larger than the AE
+                                             * accepts, so 413 can be tried) */
+#define MSSP_AP_MAX_RESPONSE         (256 * 1024) /* one response body        */
+#define MSSP_AP_CONNECT_MS           10000  /* TCP + TLS connect              */
+#define MSSP_AP_HTTP_SLACK_S         15     /* exchange deadline beyond TimeOut */
+#define MSSP_AP_NOTIFY_GRACE_S       10     /* wait for a notification beyond
+                                             * TimeOut                        */
+#define MSSP_AP_NOTIFY_FLUSH_MS      2000   /* receipt answer leaving, at most */
+#define MSSP_AP_MIN_POLL_MS          10     /* --poll-ms lower bound           */
+#define MSSP_AP_MAX_POLL_MS          60000
+#define MSSP_AP_BENCH_MAX_CONNS      100000 /* --connections / park --count    */
+#define MSSP_AP_BENCH_MAX_USERS      1000000
+#define MSSP_AP_BENCH_MAX_SAMPLES    (1u << 24) /* latencies kept (64 MiB)     */
+#define MSSP_AP_BENCH_STATUS_TX      8      /* transactions polled by op=status */
+#define MSSP_AP_BENCH_MAX_DURATION_S 86400
+
+/* ---- App messages (mss/appmsg) --------------------------------------- */
+#define MSSP_APPMSG_MAX_DEPTH        1      /* one flat object of scalars:
+                                             * nesting is refused unparsed */
+#define MSSP_APPMSG_MAX_DTBD         MSSP_MSG_MAX_FIELD /* DTBD bytes: an
+                                             * ordinary message field      */
 
 #endif

@@ -1,0 +1,1668 @@
+/*
+ * ae.c - the Acquiring Entity (see ae.h).
+ *
+ * How a request travels:
+ *   worker loop (ae_handler): AP authentication, decode, validate, AP
+ *     authorisation, rate; then the request is parked and a job goes to
+ *     the pool (the handler never waits for the store);
+ *   pool thread (job_*): store work, HomeMSSP, and the answer through
+ *     srv_reply_async();
+ *   AE loop (ae->a_loop): the monotonic TimeOut timers, the wall-clock
+ *     expiry sweep and the notification client (libcurl multi).
+ *
+ * Waiters: a synchronous request waits in a table keyed by MSSP_TransID
+ * until the transaction is final (ae_on_final) - one table per node.  A
+ * resend of an outstanding synchronous request (after a reconnect or a
+ * restart) waits again on the same transaction.
+ */
+#include "roles/ae.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "mss/json.h"
+#include "mss/msg.h"
+#include "mss/soap.h"
+#include "mss/status.h"
+#include "mss/validate.h"
+#include "net/client.h"
+#include "net/loop.h"
+#include "net/tls.h"
+#include "roles/conf.h"
+#include "roles/home.h"
+#include "roles/node.h"
+#include "util/buf.h"
+#include "util/limits.h"
+#include "util/metrics.h"
+#include "util/pool.h"
+
+#define WAIT_BUCKETS 4096
+#define TIMER_BUCKETS 4096
+#define RATE_BUCKETS 256
+#define AE_OP_PARK_MS 60000 /* status/receipt/profile: the pool answers */
+
+enum fmt { FMT_SOAP12 = 1, FMT_SOAP11, FMT_JSON };
+
+struct waiter {
+	char w_id[STORE_TX_ID_LEN + 1];
+	uint64_t w_req;
+	enum fmt w_fmt;
+	struct waiter *w_next;
+};
+
+struct timer {
+	char t_id[STORE_TX_ID_LEN + 1];
+	struct event *t_ev;
+	struct ae *t_ae;
+	struct timer *t_next;
+};
+
+struct rate {
+	char r_ap[MSSP_STORE_MAX_AP_ID + 1];
+	double r_tokens;
+	uint64_t r_last_ms;
+	struct rate *r_next;
+};
+
+struct ae {
+	const struct mssp_conf *a_conf;
+	struct pool *a_pool;
+	struct home *a_home;
+	struct srv *a_srv;
+	struct loop *a_loop;
+	struct httpc *a_httpc;		/* AE loop thread only */
+	struct event *a_sweep_ev;	/* AE loop thread only */
+	atomic_bool a_sweeping;
+	pthread_mutex_t a_wlock;
+	struct waiter *a_wait[WAIT_BUCKETS];
+	struct timer *a_timers[TIMER_BUCKETS]; /* AE loop thread only */
+	pthread_mutex_t a_rlock;
+	struct rate *a_rates[RATE_BUCKETS];
+	atomic_bool a_stopping;
+	char *a_cert_b64;		/* our AE certificate (handshake)   */
+	X509_NAME *a_cert_issuer;
+	struct metric *m_requests, *m_faults, *m_sig_ok, *m_sig_fail, *m_notify_ok,
+		*m_notify_fail, *m_rate_limited, *m_expired;
+};
+
+/* ---- small helpers -------------------------------------------------- */
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t
+hash_str(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (size_t)(h % n);
+}
+
+static void
+iso_now(char out[64])
+{
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* xs:dateTime with a zone (the validator checked the shape) -> seconds. */
+static int
+parse_instant(const char *s, int64_t *out)
+{
+	struct tm tm;
+	int n = 0;
+	memset(&tm, 0, sizeof tm);
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+		return -1;
+	const char *p = s + n;
+	if (*p == '.') {
+		p++;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	long off = 0;
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int hh, mm;
+		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+			return -1;
+		off = (hh * 60L + mm) * 60L * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	*out = (int64_t)t - off;
+	return 0;
+}
+
+static void
+normalise_msisdn(const char *in, char *out, size_t cap)
+{
+	while (*in == '+')
+		in++;
+	snprintf(out, cap, "+%s", in);
+}
+
+/* ---- rendering answers ------------------------------------------------ */
+
+static const char *
+fmt_ctype(enum fmt f)
+{
+	return f == FMT_JSON ? "application/json;charset=UTF-8" : "text/xml; charset=utf-8";
+}
+
+/* Encode msg (or, when it fails, a 900 fault) into buf; sets rs. */
+static void
+render_msg(enum fmt f, const struct mss_msg *msg, struct mss_buf *buf, struct srv_response *rs)
+{
+	struct mss_err e;
+	int rc;
+	memset(&e, 0, sizeof e);
+	mss_buf_init(buf, MSSP_SRV_MAX_RESPONSE);
+	if (f == FMT_JSON)
+		rc = mss_json_encode(msg, buf, &e);
+	else
+		rc = mss_soap_encode(msg, f == FMT_SOAP11 ? MSS_SOAP_11 : MSS_SOAP_12, buf, &e);
+	memset(rs, 0, sizeof *rs);
+	rs->rs_content_type = fmt_ctype(f);
+	if (rc == 0) {
+		rs->rs_status = 200;
+		rs->rs_body = mss_buf_str(buf);
+		rs->rs_body_len = mss_buf_len(buf);
+		return;
+	}
+	struct mss_fault fl;
+	mss_buf_free(buf);
+	mss_buf_init(buf, MSSP_SRV_MAX_RESPONSE);
+	mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Response could not be encoded");
+	mss_fault_from_err(&e, &fl);
+	if (f == FMT_JSON)
+		mss_json_encode_fault(&fl, buf);
+	else
+		mss_soap_encode_fault(&fl, f == FMT_SOAP11 ? MSS_SOAP_11 : MSS_SOAP_12, buf);
+	rs->rs_status = fl.http_status;
+	rs->rs_body = mss_buf_str(buf);
+	rs->rs_body_len = mss_buf_len(buf);
+}
+
+static void
+render_err(enum fmt f, const struct mss_err *e, struct mss_buf *buf, struct srv_response *rs,
+	   struct srv_header *hdr)
+{
+	struct mss_fault fl;
+	mss_fault_from_err(e, &fl);
+	mss_buf_init(buf, MSSP_SRV_MAX_RESPONSE);
+	memset(rs, 0, sizeof *rs);
+	if (e->kind == MSS_E_HTTP) {
+		/* refused before SOAP/JSON: a plain HTTP answer */
+		mss_buf_addf(buf, "%s\n", e->detail);
+		rs->rs_status = e->code;
+		rs->rs_content_type = "text/plain; charset=utf-8";
+		if (e->code == 429 && hdr) {
+			hdr->sh_name = "Retry-After";
+			hdr->sh_value = "1";
+			rs->rs_headers = hdr;
+			rs->rs_nheaders = 1;
+		} else if (e->code == 405 && hdr) {
+			hdr->sh_name = "Allow";
+			hdr->sh_value = "POST";
+			rs->rs_headers = hdr;
+			rs->rs_nheaders = 1;
+		}
+	} else {
+		if (f == FMT_JSON)
+			mss_json_encode_fault(&fl, buf);
+		else
+			mss_soap_encode_fault(&fl, f == FMT_SOAP11 ? MSS_SOAP_11 : MSS_SOAP_12, buf);
+		rs->rs_status = fl.http_status;
+		rs->rs_content_type = fmt_ctype(f);
+	}
+	rs->rs_body = mss_buf_str(buf);
+	rs->rs_body_len = mss_buf_len(buf);
+}
+
+static void
+reply_msg_async(struct ae *a, uint64_t req, enum fmt f, const struct mss_msg *msg)
+{
+	struct mss_buf buf;
+	struct srv_response rs;
+	render_msg(f, msg, &buf, &rs);
+	(void)srv_reply_async(a->a_srv, req, &rs);
+	mss_buf_free(&buf);
+}
+
+static void
+reply_err_async(struct ae *a, uint64_t req, enum fmt f, const struct mss_err *e)
+{
+	struct mss_buf buf;
+	struct srv_response rs;
+	struct srv_header h;
+	metric_inc(a->m_faults);
+	render_err(f, e, &buf, &rs, &h);
+	(void)srv_reply_async(a->a_srv, req, &rs);
+	mss_buf_free(&buf);
+}
+
+static void
+reply_err_now(struct ae *a, struct srv_req *req, enum fmt f, const struct mss_err *e)
+{
+	struct mss_buf buf;
+	struct srv_response rs;
+	struct srv_header h;
+	metric_inc(a->m_faults);
+	render_err(f, e, &buf, &rs, &h);
+	(void)srv_reply_ex(req, &rs);
+	mss_buf_free(&buf);
+}
+
+/* ---- building response messages ------------------------------------------ */
+
+static struct mss_status *
+make_status(struct mss_msg *m, int code)
+{
+	struct mss_status *st = mss_msg_alloc(m, sizeof *st);
+	if (!st)
+		return NULL;
+	st->code = mss_msg_alloc(m, sizeof *st->code);
+	char num[16];
+	snprintf(num, sizeof num, "%d", code);
+	if (!st->code)
+		return NULL;
+	st->code->value = mss_msg_strdup(m, num);
+	st->message = mss_msg_strdup(m, mss_status_name(code));
+	return st;
+}
+
+/* Fill the common part of a response from the request's. */
+static void
+fill_common(struct ae *a, struct mss_msg *m, const struct mss_common *rq)
+{
+	struct mss_common *c = m->u.common;
+	char now[64];
+	iso_now(now);
+	c->major_version = mss_msg_strdup(m, rq && rq->major_version ? rq->major_version : "1");
+	c->minor_version = mss_msg_strdup(m, rq && rq->minor_version ? rq->minor_version : "1");
+	if (rq && rq->ap_info) {
+		c->ap_info = mss_msg_alloc(m, sizeof *c->ap_info);
+		if (c->ap_info) {
+			c->ap_info->ap_id = mss_msg_strdup(m, rq->ap_info->ap_id);
+			c->ap_info->ap_trans_id = mss_msg_strdup(m, rq->ap_info->ap_trans_id);
+			c->ap_info->instant = mss_msg_strdup(m, rq->ap_info->instant);
+			/* AP_PWD is required by the schema; never echo the AP's */
+			c->ap_info->ap_pwd = rq->ap_info->ap_pwd ? mss_msg_strdup(m, "") : NULL;
+		}
+	}
+	c->mssp_info = mss_msg_alloc(m, sizeof *c->mssp_info);
+	if (c->mssp_info) {
+		c->mssp_info->instant = mss_msg_strdup(m, now);
+		c->mssp_info->mssp_id = mss_msg_alloc(m, sizeof *c->mssp_info->mssp_id);
+		if (c->mssp_info->mssp_id)
+			c->mssp_info->mssp_id->uri = mss_msg_strdup(m, a->a_conf->mssp_id);
+	}
+}
+
+static struct mss_mobile_user *
+make_user(struct mss_msg *m, const char *msisdn)
+{
+	struct mss_mobile_user *u = mss_msg_alloc(m, sizeof *u);
+	if (u)
+		u->msisdn = mss_msg_strdup(m, msisdn);
+	return u;
+}
+
+/* The answer to a finished signature transaction: a SignatureResp /
+ * StatusResp with the signature, or the error as a fault (err set, NULL
+ * returned).  `rq` is the request message that is answered (its AP_Info
+ * is echoed). */
+static struct mss_msg *
+result_msg(struct ae *a, enum mss_msg_type type, const struct store_tx *tx,
+	   const struct mss_common *rq, const char *profile, struct mss_err *err)
+{
+	int code = tx->tx_status;
+	if (!store_state_final(tx->tx_state))
+		code = MSS_OUTSTANDING_TRANSACTION;
+	if (code != MSS_SIGNATURE && code != MSS_VALID_SIGNATURE &&
+	    code != MSS_OUTSTANDING_TRANSACTION && code != MSS_REQUEST_OK) {
+		mss_err_set(err, code ? code : MSS_INTERNAL_ERROR, 0,
+			    tx->tx_detail[0] ? tx->tx_detail : mss_status_name(code));
+		return NULL;
+	}
+	struct mss_msg *m = mss_msg_new(type);
+	if (!m) {
+		mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		return NULL;
+	}
+	fill_common(a, m, rq);
+	struct mss_signature *sig = NULL;
+	if (tx->tx_signature && (code == MSS_SIGNATURE || code == MSS_VALID_SIGNATURE)) {
+		sig = mss_msg_alloc(m, sizeof *sig);
+		if (sig)
+			sig->base64_signature = mss_msg_strdup(m, tx->tx_signature);
+	}
+	if (type == MSS_SIGNATURE_RESP) {
+		struct mss_signature_resp *r = m->u.sig_resp;
+		r->mssp_trans_id = mss_msg_strdup(m, tx->tx_id);
+		r->mobile_user = make_user(m, tx->tx_msisdn);
+		r->signature = sig;
+		if (profile && *profile)
+			r->signature_profile = mss_msg_strdup(m, profile);
+		r->status = make_status(m, code);
+	} else {
+		struct mss_status_resp *r = m->u.status_resp;
+		r->mssp_trans_id = mss_msg_strdup(m, tx->tx_id);
+		r->mobile_user = make_user(m, tx->tx_msisdn);
+		r->signature = sig;
+		r->status = make_status(m, code);
+	}
+	return m;
+}
+
+/* ---- waiters (synchronous requests) ------------------------------------ */
+
+static void
+waiter_add(struct ae *a, const char *id, uint64_t req, enum fmt f)
+{
+	struct waiter *w = calloc(1, sizeof *w);
+	if (!w)
+		return; /* the park deadline answers it */
+	snprintf(w->w_id, sizeof w->w_id, "%s", id);
+	w->w_req = req;
+	w->w_fmt = f;
+	size_t b = hash_str(id, WAIT_BUCKETS);
+	pthread_mutex_lock(&a->a_wlock);
+	w->w_next = a->a_wait[b];
+	a->a_wait[b] = w;
+	pthread_mutex_unlock(&a->a_wlock);
+}
+
+/* Detach every waiter of `id` (a list the caller frees). */
+static struct waiter *
+waiters_take(struct ae *a, const char *id)
+{
+	struct waiter *out = NULL;
+	size_t b = hash_str(id, WAIT_BUCKETS);
+	pthread_mutex_lock(&a->a_wlock);
+	struct waiter **pp = &a->a_wait[b];
+	while (*pp) {
+		struct waiter *w = *pp;
+		if (strcmp(w->w_id, id) == 0) {
+			*pp = w->w_next;
+			w->w_next = out;
+			out = w;
+		} else {
+			pp = &w->w_next;
+		}
+	}
+	pthread_mutex_unlock(&a->a_wlock);
+	return out;
+}
+
+/* ---- timers (AE loop thread) --------------------------------------------- */
+
+struct timer_arm {
+	struct ae *ta_ae;
+	char ta_id[STORE_TX_ID_LEN + 1];
+	int64_t ta_ms; /* relative; < 0: cancel */
+};
+
+static void expire_job(void *ctx, void *arg);
+
+static void
+timer_unlink(struct ae *a, struct timer *t)
+{
+	size_t b = hash_str(t->t_id, TIMER_BUCKETS);
+	for (struct timer **pp = &a->a_timers[b]; *pp; pp = &(*pp)->t_next)
+		if (*pp == t) {
+			*pp = t->t_next;
+			break;
+		}
+	event_free(t->t_ev);
+	free(t);
+}
+
+static void
+timer_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct timer *t = arg;
+	struct ae *a = t->t_ae;
+	char *id = strdup(t->t_id);
+	timer_unlink(a, t);
+	struct timer_arm *ta = calloc(1, sizeof *ta);
+	if (!id || !ta) {
+		free(id);
+		free(ta);
+		return; /* the sweep expires it */
+	}
+	ta->ta_ae = a;
+	snprintf(ta->ta_id, sizeof ta->ta_id, "%s", id);
+	free(id);
+	if (pool_submit(a->a_pool, expire_job, ta) != 0)
+		free(ta);
+}
+
+static void
+timer_arm_on_loop(void *arg)
+{
+	struct timer_arm *ta = arg;
+	struct ae *a = ta->ta_ae;
+	size_t b = hash_str(ta->ta_id, TIMER_BUCKETS);
+	struct timer *t;
+	for (t = a->a_timers[b]; t; t = t->t_next)
+		if (strcmp(t->t_id, ta->ta_id) == 0)
+			break;
+	if (ta->ta_ms < 0) {
+		if (t)
+			timer_unlink(a, t);
+	} else if (!t && !atomic_load(&a->a_stopping)) {
+		t = calloc(1, sizeof *t);
+		if (t) {
+			snprintf(t->t_id, sizeof t->t_id, "%s", ta->ta_id);
+			t->t_ae = a;
+			t->t_ev = evtimer_new(loop_base(a->a_loop), timer_fire, t);
+			if (!t->t_ev) {
+				free(t);
+			} else {
+				struct timeval tv = {.tv_sec = ta->ta_ms / 1000,
+						     .tv_usec = (ta->ta_ms % 1000) * 1000};
+				evtimer_add(t->t_ev, &tv);
+				t->t_next = a->a_timers[b];
+				a->a_timers[b] = t;
+			}
+		}
+	}
+	free(ta);
+}
+
+/* Arm (ms >= 0) or cancel (ms < 0) the TimeOut timer of a transaction. */
+static void
+timer_set(struct ae *a, const char *id, int64_t ms)
+{
+	struct timer_arm *ta = calloc(1, sizeof *ta);
+	if (!ta)
+		return;
+	ta->ta_ae = a;
+	snprintf(ta->ta_id, sizeof ta->ta_id, "%s", id);
+	ta->ta_ms = ms;
+	if (loop_call(a->a_loop, timer_arm_on_loop, ta) != 0)
+		free(ta);
+}
+
+/* ---- notifications (asynchServerServer) ---------------------------------- */
+
+struct notify {
+	struct ae *n_ae;
+	char *n_url;
+	char *n_body;
+	size_t n_len;
+	unsigned n_attempt;
+	struct event *n_retry;
+};
+
+static void notify_send(struct notify *n);
+
+static void
+notify_free(struct notify *n)
+{
+	if (n->n_retry)
+		event_free(n->n_retry);
+	free(n->n_url);
+	free(n->n_body);
+	free(n);
+}
+
+static void
+notify_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	notify_send(arg);
+}
+
+static void
+notify_done(void *arg, int status, const uint8_t *body, size_t len, const char *err)
+{
+	(void)body;
+	(void)len;
+	(void)err;
+	struct notify *n = arg;
+	struct ae *a = n->n_ae;
+	if (status >= 200 && status < 300) {
+		metric_inc(a->m_notify_ok);
+		notify_free(n);
+		return;
+	}
+	if (n->n_attempt > a->a_conf->notify_retries || atomic_load(&a->a_stopping)) {
+		/* given up: the AP can still ask with MSS_StatusReq */
+		metric_inc(a->m_notify_fail);
+		fprintf(stderr, "msspd: notification given up after %u attempts (%s)\n",
+			n->n_attempt, status ? "http error" : err ? err : "transport");
+		notify_free(n);
+		return;
+	}
+	uint64_t ms = (uint64_t)a->a_conf->notify_retry_ms << (n->n_attempt - 1);
+	if (ms > 600000)
+		ms = 600000;
+	if (!n->n_retry)
+		n->n_retry = evtimer_new(loop_base(a->a_loop), notify_retry_cb, n);
+	if (!n->n_retry) {
+		notify_free(n);
+		return;
+	}
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(n->n_retry, &tv);
+}
+
+static void
+notify_send(struct notify *n)
+{
+	struct ae *a = n->n_ae;
+	n->n_attempt++;
+	struct httpc_req r = {
+		.hr_url = n->n_url,
+		.hr_content_type = "application/soap+xml; charset=utf-8",
+		.hr_soap_action = "#MSS_Notification",
+		.hr_body = n->n_body,
+		.hr_body_len = n->n_len,
+	};
+	if (!a->a_httpc || httpc_post(a->a_httpc, &r, notify_done, n) != 0)
+		notify_done(n, 0, NULL, 0, "not started");
+}
+
+static void
+notify_start_on_loop(void *arg)
+{
+	notify_send(arg);
+}
+
+/* Build and queue the notification of a final transaction (pool thread). */
+static void
+notify_queue(struct ae *a, struct store *st, const struct store_tx *tx)
+{
+	struct store_tx full;
+	struct store_err se;
+	struct mss_err me;
+	struct mss_msg *rq = NULL, *m = NULL;
+	memset(&full, 0, sizeof full);
+	memset(&me, 0, sizeof me);
+	if (!tx->tx_notify_url[0] ||
+	    store_tx_get_by_id(st, tx->tx_id, STORE_GET_REQUEST, &full, &se) != 0)
+		goto out;
+	rq = full.tx_request ? mss_json_decode(full.tx_request, full.tx_request_len, 0, &me) : NULL;
+	m = mss_msg_new(MSS_STATUS_RESP);
+	if (!m)
+		goto out;
+	m->op = MSS_OP_NOTIFICATION;
+	fill_common(a, m, rq ? rq->u.common : NULL);
+	struct mss_status_resp *r = m->u.status_resp;
+	r->mssp_trans_id = mss_msg_strdup(m, full.tx_id);
+	r->mobile_user = make_user(m, full.tx_msisdn);
+	r->status = make_status(m, full.tx_status ? full.tx_status : MSS_INTERNAL_ERROR);
+	if (full.tx_signature) {
+		r->signature = mss_msg_alloc(m, sizeof *r->signature);
+		if (r->signature)
+			r->signature->base64_signature = mss_msg_strdup(m, full.tx_signature);
+	}
+	struct mss_buf buf;
+	mss_buf_init(&buf, MSSP_AE_NOTIFY_BODY);
+	if (mss_soap_encode(m, MSS_SOAP_12, &buf, &me) != 0) {
+		mss_buf_free(&buf);
+		goto out;
+	}
+	struct notify *n = calloc(1, sizeof *n);
+	if (!n) {
+		mss_buf_free(&buf);
+		goto out;
+	}
+	n->n_ae = a;
+	n->n_url = strdup(full.tx_notify_url);
+	n->n_body = mss_buf_take(&buf, &n->n_len);
+	if (!n->n_url || !n->n_body || loop_call(a->a_loop, notify_start_on_loop, n) != 0)
+		notify_free(n);
+out:
+	mss_msg_free(rq);
+	mss_msg_free(m);
+	store_tx_clear(&full);
+}
+
+/* ---- the end of a transaction ------------------------------------------ */
+
+void
+ae_on_final(void *arg, struct store *st, const struct store_tx *tx)
+{
+	struct ae *a = arg;
+	if (tx->tx_status == MSS_SIGNATURE || tx->tx_status == MSS_VALID_SIGNATURE)
+		metric_inc(a->m_sig_ok);
+	else
+		metric_inc(a->m_sig_fail);
+	if (tx->tx_state == STORE_ST_EXPIRED)
+		metric_inc(a->m_expired);
+	timer_set(a, tx->tx_id, -1);
+	struct waiter *w = waiters_take(a, tx->tx_id);
+	if (w) {
+		struct store_tx full;
+		struct store_err se;
+		struct mss_err me;
+		struct mss_msg *rq = NULL;
+		memset(&full, 0, sizeof full);
+		memset(&me, 0, sizeof me);
+		if (store_tx_get_by_id(st, tx->tx_id, STORE_GET_REQUEST, &full, &se) == 0 &&
+		    full.tx_request)
+			rq = mss_json_decode(full.tx_request, full.tx_request_len, 0, &me);
+		const struct store_tx *use = full.tx_id[0] ? &full : tx;
+		while (w) {
+			struct waiter *n = w->w_next;
+			struct mss_err e;
+			memset(&e, 0, sizeof e);
+			struct mss_msg *m = result_msg(a, MSS_SIGNATURE_RESP, use,
+						       rq ? rq->u.common : NULL,
+						       use->tx_profile, &e);
+			if (m)
+				reply_msg_async(a, w->w_req, w->w_fmt, m);
+			else
+				reply_err_async(a, w->w_req, w->w_fmt, &e);
+			mss_msg_free(m);
+			free(w);
+			w = n;
+		}
+		mss_msg_free(rq);
+		store_tx_clear(&full);
+	}
+	if (tx->tx_mode == STORE_MODE_ASYNCH_SS)
+		notify_queue(a, st, tx);
+}
+
+/* The TimeOut of a transaction passed (pool thread). */
+static void
+expire_job(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct timer_arm *ta = arg;
+	struct ae *a = ta->ta_ae;
+	struct store_tx tx, out;
+	struct store_err se;
+	memset(&tx, 0, sizeof tx);
+	memset(&out, 0, sizeof out);
+	if (store_tx_get_by_id(nw->nw_store, ta->ta_id, 0, &tx, &se) == 0 &&
+	    (tx.tx_state == STORE_ST_ACCEPTED || tx.tx_state == STORE_ST_PROMPT_SENT)) {
+		struct store_tx_change chg = {.tc_status = MSS_EXPIRED_TRANSACTION};
+		if (store_tx_transition(nw->nw_store, tx.tx_id, tx.tx_state, STORE_ST_EXPIRED, &chg,
+					wall_ms(), &out, &se) == 0) {
+			home_withdraw(a->a_home, &out, MSS_EXPIRED_TRANSACTION);
+			ae_on_final(a, nw->nw_store, &out);
+		}
+	}
+	store_tx_clear(&tx);
+	store_tx_clear(&out);
+	free(ta);
+}
+
+struct sweep_ctx {
+	struct ae *sc_ae;
+	struct store *sc_st;
+};
+
+static int
+sweep_cb(void *arg, const struct store_tx *tx)
+{
+	struct sweep_ctx *sc = arg;
+	home_withdraw(sc->sc_ae->a_home, tx, MSS_EXPIRED_TRANSACTION);
+	ae_on_final(sc->sc_ae, sc->sc_st, tx);
+	return 0;
+}
+
+static void
+sweep_job(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct ae *a = arg;
+	struct sweep_ctx sc = {a, nw->nw_store};
+	struct store_err se;
+	(void)store_tx_expire_due(nw->nw_store, wall_ms(), sweep_cb, &sc, NULL, &se);
+	atomic_store(&a->a_sweeping, false);
+}
+
+static void
+sweep_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ae *a = arg;
+	bool expected = false;
+	if (atomic_compare_exchange_strong(&a->a_sweeping, &expected, true) &&
+	    pool_submit(a->a_pool, sweep_job, a) != 0)
+		atomic_store(&a->a_sweeping, false);
+}
+
+/* ---- the operations (pool thread) ----------------------------------------- */
+
+struct job {
+	struct ae *j_ae;
+	uint64_t j_req;
+	enum fmt j_fmt;
+	struct mss_msg *j_msg;		     /* the request, owned */
+	char j_ap[MSSP_STORE_MAX_AP_ID + 1];
+	unsigned j_timeout_ms;
+	char *j_notify;			     /* SS: the notification URL */
+};
+
+static void
+job_free(struct job *j)
+{
+	mss_msg_free(j->j_msg);
+	free(j->j_notify);
+	free(j);
+}
+
+static enum store_mode
+mode_of(const char *mm)
+{
+	if (!mm || strcmp(mm, "synch") == 0)
+		return STORE_MODE_SYNCH;
+	if (strcmp(mm, "asynchServerServer") == 0)
+		return STORE_MODE_ASYNCH_SS;
+	return STORE_MODE_ASYNCH_CS; /* asynchClientServer, Swisscom "asynch" */
+}
+
+static void
+job_signature(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct job *j = arg;
+	struct ae *a = j->j_ae;
+	struct mss_signature_req *rq = j->j_msg->u.sig_req;
+	struct mss_err e;
+	struct home_choice ch;
+	struct store_tx tx;
+	struct store_err se;
+	struct mss_buf js;
+	memset(&e, 0, sizeof e);
+	memset(&tx, 0, sizeof tx);
+	mss_buf_init(&js, MSSP_STORE_MAX_REQUEST);
+
+	if (home_select(a->a_home, nw->nw_store, rq, &ch, &e) != 0)
+		goto fail;
+	/* the stored request is the JSON mirror: the same content gives the
+	 * same text whatever the encoding it came in */
+	if (mss_json_encode(j->j_msg, &js, &e) != 0) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Request could not be stored");
+		goto fail;
+	}
+	unsigned char hash[32];
+	EVP_Digest(mss_buf_str(&js), mss_buf_len(&js), hash, NULL, EVP_sha256(), NULL);
+	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	normalise_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
+	enum store_mode mode = mode_of(rq->messaging_mode);
+	int64_t now = wall_ms();
+	struct store_tx_new n = {
+		.tn_ap_id = j->j_ap,
+		.tn_ap_trans_id = rq->c.ap_info->ap_trans_id,
+		.tn_hash = hash,
+		.tn_hash_len = sizeof hash,
+		.tn_msisdn = msisdn,
+		.tn_key_id = ch.hk_key.sk_key_id,
+		.tn_mode = mode,
+		.tn_deadline_ms = now + j->j_timeout_ms,
+		.tn_notify_url = j->j_notify,
+		.tn_request = mss_buf_str(&js),
+		.tn_request_len = mss_buf_len(&js),
+	};
+	/* One outstanding request per user and key: the others get 406
+	 * (the "SIM method" of A-22 for every device: exactly one prompt, and
+	 * a running prompt is never pulled from under the user). */
+	if (store_tx_create(nw->nw_store, &n, 0, now, &tx, &se) != 0) {
+		mss_err_set(&e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
+			    se.status == MSS_PB_SIGNATURE_PROCESS ? "Outstanding transaction"
+			    : se.status == MSS_WRONG_PARAM	  ? "AP_TransID already used"
+								  : "Transaction could not be stored");
+		goto fail;
+	}
+	if (mode == STORE_MODE_SYNCH) {
+		waiter_add(a, tx.tx_id, j->j_req, j->j_fmt);
+	} else {
+		struct mss_msg *m = result_msg(a, MSS_SIGNATURE_RESP, &tx, &rq->c, ch.hk_profile, &e);
+		if (m) {
+			/* an accepted asynchronous request: 100 with its id */
+			struct mss_signature_resp *r = m->u.sig_resp;
+			if (!store_state_final(tx.tx_state))
+				r->status = make_status(m, MSS_REQUEST_OK);
+			reply_msg_async(a, j->j_req, j->j_fmt, m);
+			mss_msg_free(m);
+		} else {
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+		}
+	}
+	if (tx.tx_replay) {
+		/* a resend: never a second prompt; if it ended meanwhile, answer */
+		struct store_tx cur;
+		memset(&cur, 0, sizeof cur);
+		if (mode == STORE_MODE_SYNCH &&
+		    store_tx_get_by_id(nw->nw_store, tx.tx_id, 0, &cur, &se) == 0 &&
+		    store_state_final(cur.tx_state)) {
+			struct waiter *w = waiters_take(a, tx.tx_id);
+			struct mss_msg *m = NULL;
+			struct mss_err e2;
+			memset(&e2, 0, sizeof e2);
+			m = result_msg(a, MSS_SIGNATURE_RESP, &cur, &rq->c, cur.tx_profile, &e2);
+			while (w) {
+				struct waiter *nx = w->w_next;
+				if (m)
+					reply_msg_async(a, w->w_req, w->w_fmt, m);
+				else
+					reply_err_async(a, w->w_req, w->w_fmt, &e2);
+				free(w);
+				w = nx;
+			}
+			mss_msg_free(m);
+		}
+		store_tx_clear(&cur);
+		goto out;
+	}
+	timer_set(a, tx.tx_id, (int64_t)j->j_timeout_ms);
+	if (home_prompt(a->a_home, nw->nw_store, &tx, rq, &e) != 0) {
+		struct store_tx_change chg = {.tc_status = MSS_INTERNAL_ERROR,
+					      .tc_detail = "prompt failed"};
+		struct store_tx fin;
+		memset(&fin, 0, sizeof fin);
+		if (store_tx_transition(nw->nw_store, tx.tx_id, STORE_ST_ACCEPTED, STORE_ST_FAILED,
+					&chg, wall_ms(), &fin, &se) == 0)
+			ae_on_final(a, nw->nw_store, &fin);
+		store_tx_clear(&fin);
+	}
+	goto out;
+fail:
+	reply_err_async(a, j->j_req, j->j_fmt, &e);
+out:
+	OPENSSL_cleanse(&ch, sizeof ch);
+	store_tx_clear(&tx);
+	mss_buf_free(&js);
+	job_free(j);
+}
+
+static void
+job_status(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct job *j = arg;
+	struct ae *a = j->j_ae;
+	struct mss_status_req *rq = j->j_msg->u.status_req;
+	struct store_tx tx;
+	struct store_err se;
+	struct mss_err e;
+	memset(&tx, 0, sizeof tx);
+	memset(&e, 0, sizeof e);
+	if (store_tx_get(nw->nw_store, j->j_ap, rq->mssp_trans_id, 0, &tx, &se) != 0) {
+		mss_err_set(&e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
+			    se.status == MSS_WRONG_PARAM ? "No such transaction"
+							 : "Transaction store unavailable");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+	} else {
+		struct mss_msg *m = result_msg(a, MSS_STATUS_RESP, &tx, &rq->c, NULL, &e);
+		if (m)
+			reply_msg_async(a, j->j_req, j->j_fmt, m);
+		else
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+		mss_msg_free(m);
+	}
+	store_tx_clear(&tx);
+	job_free(j);
+}
+
+static void
+job_receipt(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct job *j = arg;
+	struct ae *a = j->j_ae;
+	struct mss_receipt_req *rq = j->j_msg->u.receipt_req;
+	struct store_err se;
+	struct mss_err e;
+	struct store_tx tx;
+	struct mss_buf js;
+	memset(&e, 0, sizeof e);
+	memset(&tx, 0, sizeof tx);
+	mss_buf_init(&js, MSSP_STORE_MAX_RECEIPT);
+	const char *text = rq->message && rq->message->data ? rq->message->data : "";
+	if (mss_json_encode(j->j_msg, &js, &e) != 0 ||
+	    store_tx_receipt(nw->nw_store, j->j_ap, rq->mssp_trans_id, mss_buf_str(&js),
+			     mss_buf_len(&js), wall_ms(), &se) != 0) {
+		if (!e.code)
+			mss_err_set(&e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
+				    se.detail[0] ? se.detail : "Receipt refused");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+		goto out;
+	}
+	if (store_tx_get(nw->nw_store, j->j_ap, rq->mssp_trans_id, 0, &tx, &se) == 0)
+		home_receipt(a->a_home, nw->nw_store, &tx, text);
+	struct mss_msg *m = mss_msg_new(MSS_RECEIPT_RESP);
+	if (m) {
+		fill_common(a, m, &rq->c);
+		m->u.receipt_resp->status = make_status(m, MSS_REQUEST_OK);
+		reply_msg_async(a, j->j_req, j->j_fmt, m);
+		mss_msg_free(m);
+	} else {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+	}
+out:
+	store_tx_clear(&tx);
+	mss_buf_free(&js);
+	job_free(j);
+}
+
+static bool
+flag_true(const char *v)
+{
+	return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static void
+job_profile(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct job *j = arg;
+	struct ae *a = j->j_ae;
+	struct mss_profile_req *rq = j->j_msg->u.profile_req;
+	struct mss_err e;
+	struct store_err se;
+	struct store_user u;
+	struct store_key *keys = calloc(MSSP_STORE_MAX_USER_KEYS, sizeof *keys);
+	size_t nkeys = 0;
+	struct mss_msg *m = NULL;
+	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	memset(&e, 0, sizeof e);
+	if (!keys) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		goto fail;
+	}
+	if (!rq->mobile_user || !rq->mobile_user->msisdn) {
+		mss_err_set(&e, MSS_MISSING_PARAM, 0, "MSISDN missing");
+		goto fail;
+	}
+	normalise_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
+	if (store_user_get(nw->nw_store, msisdn, &u, &se) != 0) {
+		mss_err_set(&e, se.status == MSS_UNKNOWN_CLIENT ? MSS_UNKNOWN_CLIENT : MSS_INTERNAL_ERROR,
+			    0, se.status == MSS_UNKNOWN_CLIENT ? "Unknown user" : "Store unavailable");
+		goto fail;
+	}
+	if (u.su_state != STORE_USER_ACTIVE) {
+		mss_err_set(&e, MSS_CARD_BLOCKED, 0, "User suspended");
+		goto fail;
+	}
+	if (store_user_keys(nw->nw_store, msisdn, keys, MSSP_STORE_MAX_USER_KEYS, &nkeys, &se) != 0) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Store unavailable");
+		goto fail;
+	}
+	m = mss_msg_new(MSS_PROFILE_RESP);
+	if (!m) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		goto fail;
+	}
+	fill_common(a, m, &rq->c);
+	struct mss_profile_resp *r = m->u.profile_resp;
+	r->signature_profile = mss_msg_alloc(m, sizeof *r->signature_profile);
+	size_t cap = MSSP_STORE_MAX_USER_KEYS * MSSP_KEYSTORE_MAX_PROFILES;
+	if (r->signature_profile)
+		r->signature_profile->items = mss_msg_alloc(m, cap * sizeof(void *));
+	for (size_t k = 0; k < nkeys && r->signature_profile && r->signature_profile->items; k++) {
+		if (keys[k].sk_state != STORE_KEY_ACTIVE)
+			continue;
+		char prof[MSSP_STORE_MAX_PROFILES_TEXT + 1];
+		snprintf(prof, sizeof prof, "%s", keys[k].sk_profiles);
+		char *save = NULL;
+		for (char *t = strtok_r(prof, " ", &save); t && r->signature_profile->n < cap;
+		     t = strtok_r(NULL, " ", &save))
+			r->signature_profile->items[r->signature_profile->n++] = mss_msg_strdup(m, t);
+	}
+	r->status = make_status(m, MSS_REQUEST_OK);
+	if (flag_true(rq->get_certificates) && r->status) {
+		/* Methics extension: the app keys and their certificates */
+		struct mss_status_detail *d = mss_msg_alloc(m, sizeof *d);
+		struct mss_pq_extension *x = mss_msg_alloc(m, sizeof *x);
+		struct mss_pq_sscds *ss = mss_msg_alloc(m, sizeof *ss);
+		struct mss_pq_sscd *app = mss_msg_alloc(m, sizeof *app);
+		if (d && x && ss && app) {
+			r->status->detail = d;
+			d->profile_query_ext = x;
+			x->sscds = ss;
+			ss->app = mss_msg_alloc(m, sizeof *ss->app);
+			if (ss->app) {
+				ss->app->items = mss_msg_alloc(m, sizeof(void *));
+				if (ss->app->items) {
+					ss->app->items[0] = app;
+					ss->app->n = 1;
+				}
+			}
+			app->state = mss_msg_strdup(m, "ACTIVE");
+			app->certificate = mss_msg_alloc(m, sizeof *app->certificate);
+			if (app->certificate)
+				app->certificate->items = mss_msg_alloc(m, nkeys * sizeof(void *) + 1);
+			for (size_t k = 0; k < nkeys && app->certificate && app->certificate->items;
+			     k++) {
+				if (!keys[k].sk_cert_len)
+					continue;
+				struct mss_pq_certificate *c = mss_msg_alloc(m, sizeof *c);
+				char *b64 = mss_msg_alloc(m, 4 * ((keys[k].sk_cert_len + 2) / 3) + 1);
+				if (!c || !b64)
+					break;
+				EVP_EncodeBlock((unsigned char *)b64, keys[k].sk_cert,
+						(int)keys[k].sk_cert_len);
+				const unsigned char *cp = keys[k].sk_cert;
+				X509 *x509 = d2i_X509(NULL, &cp, (long)keys[k].sk_cert_len);
+				char subj[512] = "";
+				if (x509) {
+					X509_NAME_oneline(X509_get_subject_name(x509), subj, sizeof subj);
+					X509_free(x509);
+				}
+				c->state = mss_msg_strdup(m, keys[k].sk_state == STORE_KEY_ACTIVE
+								 ? "ACTIVE"
+								 : keys[k].sk_state == STORE_KEY_REVOKED
+									   ? "REVOKED"
+									   : "INACTIVE");
+				c->algorithm = mss_msg_strdup(m, "EC");
+				c->x509_certificate = mss_msg_alloc(m, sizeof *c->x509_certificate);
+				c->x509_subject_name = mss_msg_alloc(m, sizeof *c->x509_subject_name);
+				if (c->x509_certificate && c->x509_subject_name) {
+					c->x509_certificate->items = mss_msg_alloc(m, sizeof(void *));
+					c->x509_subject_name->items = mss_msg_alloc(m, sizeof(void *));
+					if (c->x509_certificate->items && c->x509_subject_name->items) {
+						c->x509_certificate->items[0] = b64;
+						c->x509_certificate->n = 1;
+						c->x509_subject_name->items[0] = mss_msg_strdup(m, subj);
+						c->x509_subject_name->n = 1;
+					}
+				}
+				app->certificate->items[app->certificate->n++] = c;
+			}
+		}
+	}
+	reply_msg_async(a, j->j_req, j->j_fmt, m);
+	goto out;
+fail:
+	reply_err_async(a, j->j_req, j->j_fmt, &e);
+out:
+	if (keys)
+		OPENSSL_cleanse(keys, MSSP_STORE_MAX_USER_KEYS * sizeof *keys);
+	free(keys);
+	mss_msg_free(m);
+	job_free(j);
+}
+
+/* ---- MSS_Handshake ------------------------------------------------------ */
+
+/* The signature algorithms this MSSP verifies (XML-DSig identifiers). */
+static const char *const ae_sig_algs[] = {
+	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+	"http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+};
+
+static struct mss_list *
+list_new(struct mss_msg *m, size_t cap)
+{
+	struct mss_list *l = mss_msg_alloc(m, sizeof *l);
+	if (l && cap)
+		l->items = mss_msg_alloc(m, cap * sizeof(void *));
+	return l && (!cap || l->items) ? l : NULL;
+}
+
+/* Does `dn` (as an AP writes it) name the issuer of our certificate? */
+static bool
+dn_matches(const char *dn, X509_NAME *issuer)
+{
+	char one[512], rfc[512];
+	BIO *b = BIO_new(BIO_s_mem());
+	int n = 0;
+	if (b && X509_NAME_print_ex(b, issuer, 0, XN_FLAG_RFC2253) >= 0)
+		n = BIO_read(b, rfc, sizeof rfc - 1);
+	BIO_free(b);
+	rfc[n > 0 ? n : 0] = 0;
+	X509_NAME_oneline(issuer, one, sizeof one);
+	return strcasecmp(dn, rfc) == 0 || strcasecmp(dn, one) == 0;
+}
+
+/* The answer to MSS_HandshakeReq: no message-level security is offered
+ * (every SecureMethods flag false: TLS protects the channel); our server
+ * certificate when the AP trusts its issuer; the AP's certificates that
+ * are bound to this AP; the algorithms both sides know. */
+static struct mss_msg *
+handshake_answer(struct ae *a, const struct mss_msg *rqm, const struct conf_ap *ap,
+		 struct mss_err *e)
+{
+	const struct mss_handshake_req *rq = rqm->u.hs_req;
+	struct mss_msg *m = mss_msg_new(MSS_HANDSHAKE_RESP);
+	if (!m) {
+		mss_err_set(e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		return NULL;
+	}
+	fill_common(a, m, rqm->u.common);
+	struct mss_handshake_resp *r = m->u.hs_resp;
+	char id[2 + 32];
+	unsigned char rnd[16];
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
+		goto oom;
+	id[0] = 'H';
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(id + 1 + 2 * i, 3, "%02x", rnd[i]);
+	r->mssp_trans_id = mss_msg_strdup(m, id);
+	r->secure_methods = mss_msg_alloc(m, sizeof *r->secure_methods);
+	if (!r->mssp_trans_id || !r->secure_methods)
+		goto oom;
+	struct mss_secure_methods *sm = r->secure_methods;
+	sm->signature = sm->registration = sm->notification = sm->profile_query = sm->receipt =
+		sm->status = mss_msg_strdup(m, "false");
+	r->mssp_certificates = list_new(m, 1);
+	size_t ncert = rq->certificates ? rq->certificates->n : 0;
+	size_t nalg = rq->signature_algs ? rq->signature_algs->n : 0;
+	r->ap_certificates = list_new(m, ncert);
+	r->signature_algs = list_new(m, nalg);
+	if (!r->mssp_certificates || !r->ap_certificates || !r->signature_algs)
+		goto oom;
+	if (a->a_cert_b64 && rq->root_cas)
+		for (size_t i = 0; i < rq->root_cas->n; i++)
+			if (dn_matches(rq->root_cas->items[i], a->a_cert_issuer)) {
+				r->mssp_certificates->items[r->mssp_certificates->n++] =
+					mss_msg_strdup(m, a->a_cert_b64);
+				break;
+			}
+	for (size_t i = 0; i < ncert; i++) {
+		const char *b64 = rq->certificates->items[i];
+		size_t bl = strlen(b64);
+		unsigned char *der = malloc(bl);
+		int dl = der ? EVP_DecodeBlock(der, (const unsigned char *)b64, (int)bl) : -1;
+		const unsigned char *p = der;
+		X509 *x = dl > 0 ? d2i_X509(NULL, &p, dl) : NULL;
+		uint8_t fp[TLS_FP_LEN];
+		bool bound = false;
+		if (x && tls_cert_fingerprint(x, fp) == 0)
+			for (size_t k = 0; k < ap->ca_nfps; k++)
+				bound |= CRYPTO_memcmp(ap->ca_fps[k], fp, TLS_FP_LEN) == 0;
+		if (bound)
+			r->ap_certificates->items[r->ap_certificates->n++] = mss_msg_strdup(m, b64);
+		X509_free(x);
+		free(der);
+	}
+	for (size_t i = 0; i < nalg; i++)
+		for (size_t k = 0; k < sizeof ae_sig_algs / sizeof ae_sig_algs[0]; k++)
+			if (strcmp(rq->signature_algs->items[i], ae_sig_algs[k]) == 0) {
+				r->signature_algs->items[r->signature_algs->n++] =
+					mss_msg_strdup(m, ae_sig_algs[k]);
+				break;
+			}
+	return m;
+oom:
+	mss_msg_free(m);
+	mss_err_set(e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+	return NULL;
+}
+
+/* ---- the handler (worker loop) ------------------------------------------- */
+
+static bool
+rate_take(struct ae *a, const struct conf_ap *ap)
+{
+	if (!ap->ca_rate)
+		return true;
+	uint64_t now = loop_now_ms();
+	size_t b = hash_str(ap->ca_id, RATE_BUCKETS);
+	bool ok = false;
+	pthread_mutex_lock(&a->a_rlock);
+	struct rate *r;
+	for (r = a->a_rates[b]; r; r = r->r_next)
+		if (strcmp(r->r_ap, ap->ca_id) == 0)
+			break;
+	if (!r) {
+		r = calloc(1, sizeof *r);
+		if (r) {
+			snprintf(r->r_ap, sizeof r->r_ap, "%s", ap->ca_id);
+			r->r_tokens = ap->ca_rate;
+			r->r_last_ms = now;
+			r->r_next = a->a_rates[b];
+			a->a_rates[b] = r;
+		}
+	}
+	if (r) {
+		r->r_tokens += (double)(now - r->r_last_ms) * ap->ca_rate / 1000.0;
+		if (r->r_tokens > ap->ca_rate)
+			r->r_tokens = ap->ca_rate;
+		r->r_last_ms = now;
+		if (r->r_tokens >= 1.0) {
+			r->r_tokens -= 1.0;
+			ok = true;
+		}
+	}
+	pthread_mutex_unlock(&a->a_rlock);
+	return ok;
+}
+
+static bool
+ctype_is(const char *ct, const char *want)
+{
+	if (!ct)
+		return false;
+	size_t n = strlen(want);
+	return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+static int
+submit(struct ae *a, struct srv_req *req, pool_job_fn fn, struct job *j, unsigned park_ms)
+{
+	if (srv_req_park(req, park_ms) != 0)
+		return -1;
+	j->j_req = srv_req_id(req);
+	if (pool_submit(a->a_pool, fn, j) != 0) {
+		/* parked but the pool refused: answer through the async path */
+		struct mss_err e;
+		memset(&e, 0, sizeof e);
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Server busy");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+		job_free(j);
+	}
+	return 0;
+}
+
+void
+ae_handler(struct srv_req *req, void *arg)
+{
+	struct ae *a = arg;
+	struct mss_err e;
+	struct mss_msg *msg = NULL;
+	struct conf_aps *aps = NULL;
+	const struct conf_ap *ap;
+	struct job *j = NULL;
+	enum fmt f = FMT_SOAP12;
+	memset(&e, 0, sizeof e);
+	metric_inc(a->m_requests);
+
+	const char *path = srv_req_path(req);
+	const char *ct = srv_req_header(req, "Content-Type");
+	bool soap = strncmp(path, "/soap/services/MSS_", 19) == 0 && strstr(path, "Port") &&
+		    !strchr(path, '?');
+	bool json = strcmp(path, "/rest/service") == 0 || strncmp(path, "/rest/service/", 14) == 0;
+	if (!soap && !json) {
+		mss_err_http(&e, 404, "Not found");
+		goto answer;
+	}
+	if (json)
+		f = FMT_JSON;
+	else if (ctype_is(ct, "text/xml"))
+		f = FMT_SOAP11; /* replaced by the envelope's version below */
+	if (strcmp(srv_req_method(req), "POST") != 0) {
+		mss_err_http(&e, 405, "Only POST");
+		goto answer;
+	}
+	if (json ? !ctype_is(ct, "application/json")
+		 : !(ctype_is(ct, "text/xml") || ctype_is(ct, "application/soap+xml"))) {
+		mss_err_http(&e, 415, "Unsupported media type");
+		goto answer;
+	}
+	/* the AP is who its certificate says, on every request (P-11, T-08) */
+	aps = conf_aps_get();
+	ap = conf_ap_by_fp(aps, srv_req_peer_fp(req));
+	if (!ap || ap->ca_suspended) {
+		mss_err_set(&e, MSS_UNAUTHORIZED_ACCESS, ap ? 1043 : 0,
+			    ap ? "Service suspended" : "Unauthorized access");
+		goto answer;
+	}
+	if (!rate_take(a, ap)) {
+		metric_inc(a->m_rate_limited);
+		mss_err_http(&e, 429, "Too many requests");
+		goto answer;
+	}
+	size_t blen;
+	const char *body = (const char *)srv_req_body(req, &blen);
+	msg = json ? mss_json_decode(body, blen, MSS_JSON_REQUESTS_ONLY, &e)
+		   : mss_soap_decode(body, blen, MSS_SOAP_REQUESTS_ONLY, &e);
+	if (!json && msg)
+		f = msg->soap == MSS_SOAP_11 ? FMT_SOAP11 : FMT_SOAP12;
+	if (!msg || mss_validate(msg, &e) != 0)
+		goto answer;
+	const struct mss_ap_info *ai = msg->u.common->ap_info;
+	if (!ai || !ai->ap_id || strcmp(ai->ap_id, ap->ca_id) != 0) {
+		mss_err_set(&e, MSS_UNAUTHORIZED_ACCESS, 0, "Unauthorized access");
+		goto answer;
+	}
+	if (ai->instant) {
+		int64_t t;
+		int64_t now = wall_ms() / 1000;
+		if (parse_instant(ai->instant, &t) != 0 ||
+		    llabs(now - t) > (long long)a->a_conf->instant_skew_s) {
+			mss_err_set(&e, MSS_WRONG_PARAM, 0, "Instant outside the allowed skew");
+			goto answer;
+		}
+	}
+	j = calloc(1, sizeof *j);
+	if (!j) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		goto answer;
+	}
+	j->j_ae = a;
+	j->j_fmt = f;
+	snprintf(j->j_ap, sizeof j->j_ap, "%s", ap->ca_id);
+
+	switch (msg->type) {
+	case MSS_SIGNATURE_REQ: {
+		struct mss_signature_req *rq = msg->u.sig_req;
+		enum store_mode mode = mode_of(rq->messaging_mode);
+		unsigned want = mode == STORE_MODE_SYNCH	  ? CONF_MODE_SYNCH
+				: mode == STORE_MODE_ASYNCH_SS ? CONF_MODE_ASYNCH_SS
+							       : CONF_MODE_ASYNCH_CS;
+		if (!(ap->ca_modes & want)) {
+			mss_err_set(&e, MSS_WRONG_PARAM, MSS_SUB_ILLEGAL_MESSAGINGMODE,
+				    "Messaging mode not allowed");
+			goto answer;
+		}
+		if (rq->signature_profile && !conf_ap_profile_allowed(ap, rq->signature_profile)) {
+			mss_err_set(&e, MSS_UNSUPPORTED_PROFILE, 0, "Unsupported profile");
+			goto answer;
+		}
+		if (mode == STORE_MODE_ASYNCH_SS) {
+			const char *url = ai->ap_url;
+			if (!url && ap->ca_nnotify == 1 && strchr(ap->ca_notify[0] + 8, '/'))
+				url = ap->ca_notify[0];
+			if (!url || !conf_ap_notify_allowed(ap, url) ||
+			    strlen(url) > MSSP_STORE_MAX_URL) {
+				mss_err_set(&e, MSS_WRONG_PARAM, 0, "Notification URL not allowed");
+				goto answer;
+			}
+			j->j_notify = strdup(url);
+			if (!j->j_notify) {
+				mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+				goto answer;
+			}
+		}
+		unsigned long to = a->a_conf->default_timeout_s;
+		if (rq->timeout) {
+			char *end;
+			to = strtoul(rq->timeout, &end, 10);
+			if (*end || to == 0 || to > a->a_conf->max_timeout_s) {
+				mss_err_set(&e, MSS_WRONG_PARAM, 0, "TimeOut out of range");
+				goto answer;
+			}
+		}
+		j->j_timeout_ms = (unsigned)to * 1000;
+		j->j_msg = msg;
+		msg = NULL;
+		unsigned park = mode == STORE_MODE_SYNCH ? j->j_timeout_ms + MSSP_AE_PARK_GRACE_MS
+							 : AE_OP_PARK_MS;
+		if (submit(a, req, job_signature, j, park) != 0) {
+			mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Server busy");
+			goto answer;
+		}
+		j = NULL;
+		break;
+	}
+	case MSS_STATUS_REQ:
+	case MSS_RECEIPT_REQ:
+	case MSS_PROFILE_REQ: {
+		pool_job_fn fn = msg->type == MSS_STATUS_REQ	? job_status
+				 : msg->type == MSS_RECEIPT_REQ ? job_receipt
+								: job_profile;
+		j->j_msg = msg;
+		msg = NULL;
+		if (submit(a, req, fn, j, AE_OP_PARK_MS) != 0) {
+			mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Server busy");
+			goto answer;
+		}
+		j = NULL;
+		break;
+	}
+	case MSS_HANDSHAKE_REQ: {
+		struct mss_msg *m = handshake_answer(a, msg, ap, &e);
+		if (!m)
+			goto answer;
+		struct mss_buf buf;
+		struct srv_response rs;
+		render_msg(f, m, &buf, &rs);
+		(void)srv_reply_ex(req, &rs);
+		mss_buf_free(&buf);
+		mss_msg_free(m);
+		break;
+	}
+	default:
+		/* MSS_Registration belongs to the ME listener (issue 5) */
+		mss_err_set(&e, MSS_WRONG_PARAM, 0, "Operation not offered on this interface");
+		goto answer;
+	}
+	goto out;
+answer:
+	reply_err_now(a, req, f, &e);
+out:
+	if (j)
+		job_free(j);
+	mss_msg_free(msg);
+	conf_aps_put(aps);
+}
+
+void
+ae_cancel(struct srv_req *req, void *arg, enum srv_cancel why)
+{
+	struct ae *a = arg;
+	if (why != SRV_CANCEL_DEADLINE)
+		return; /* gone: the waiter's answer is dropped by the server */
+	struct mss_err e;
+	memset(&e, 0, sizeof e);
+	mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "No outcome in time");
+	/* the format is not known here any more: SOAP 1.2, read by every client */
+	reply_err_now(a, req, FMT_SOAP12, &e);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+struct ae *
+ae_new(const struct ae_conf *c, char *err, size_t errlen)
+{
+	struct ae *a = calloc(1, sizeof *a);
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->a_conf = c->ac_conf;
+	a->a_pool = c->ac_pool;
+	a->a_home = c->ac_home;
+	pthread_mutex_init(&a->a_wlock, NULL);
+	pthread_mutex_init(&a->a_rlock, NULL);
+	struct metrics *m = c->ac_metrics;
+	if (m) {
+		a->m_requests = metrics_counter(m, "mssp_ae_requests_total", NULL,
+						"Requests received on the AE listener");
+		a->m_faults = metrics_counter(m, "mssp_ae_faults_total", NULL,
+					      "Requests answered with a fault or HTTP error");
+		a->m_rate_limited = metrics_counter(m, "mssp_ae_rate_limited_total", NULL,
+						    "Requests refused by an AP's rate limit (429)");
+		a->m_sig_ok = metrics_counter(m, "mssp_tx_final_total", "outcome=\"signature\"",
+					      "Transactions finished, by outcome");
+		a->m_sig_fail = metrics_counter(m, "mssp_tx_final_total", "outcome=\"error\"",
+						"Transactions finished, by outcome");
+		a->m_expired = metrics_counter(m, "mssp_tx_expired_total", NULL,
+					       "Transactions expired (208)");
+		a->m_notify_ok = metrics_counter(m, "mssp_notify_total", "result=\"delivered\"",
+						 "asynchServerServer notifications");
+		a->m_notify_fail = metrics_counter(m, "mssp_notify_total", "result=\"given_up\"",
+						   "asynchServerServer notifications");
+	}
+	FILE *cf = fopen(a->a_conf->ae_cert, "r");
+	X509 *cert = cf ? PEM_read_X509(cf, NULL, NULL, NULL) : NULL;
+	if (cf)
+		fclose(cf);
+	if (cert) {
+		unsigned char *der = NULL;
+		int dl = i2d_X509(cert, &der);
+		if (dl > 0) {
+			a->a_cert_b64 = malloc(4 * ((size_t)dl + 2) / 3 + 4);
+			if (a->a_cert_b64)
+				EVP_EncodeBlock((unsigned char *)a->a_cert_b64, der, dl);
+		}
+		OPENSSL_free(der);
+		a->a_cert_issuer = X509_NAME_dup(X509_get_issuer_name(cert));
+		X509_free(cert);
+	}
+	a->a_loop = loop_new();
+	if (!a->a_loop) {
+		snprintf(err, errlen, "cannot create the AE loop");
+		ae_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void
+ae_attach(struct ae *a, struct srv *s)
+{
+	a->a_srv = s;
+}
+
+static void
+ae_loop_init(void *arg)
+{
+	struct ae *a = arg;
+	struct httpc_tls tls = {
+		.ht_cert_file = a->a_conf->notify_cert,
+		.ht_key_file = a->a_conf->notify_key,
+		.ht_ca_file = a->a_conf->notify_ca,
+	};
+	a->a_httpc = httpc_new(a->a_loop, &tls);
+	a->a_sweep_ev = event_new(loop_base(a->a_loop), -1, EV_PERSIST, sweep_timer, a);
+	if (a->a_sweep_ev) {
+		struct timeval tv = {.tv_sec = MSSP_AE_SWEEP_MS / 1000,
+				     .tv_usec = (MSSP_AE_SWEEP_MS % 1000) * 1000};
+		evtimer_add(a->a_sweep_ev, &tv);
+	}
+}
+
+struct recover_ctx {
+	struct ae *rc_ae;
+	struct store *rc_st;
+	size_t rc_n;
+};
+
+static int
+recover_cb(void *arg, const struct store_tx *tx)
+{
+	struct recover_ctx *rc = arg;
+	struct ae *a = rc->rc_ae;
+	int64_t left = tx->tx_deadline_ms - wall_ms();
+	if (left > 0 && !store_state_final(tx->tx_state))
+		timer_set(a, tx->tx_id, left);
+	home_recover(a->a_home, rc->rc_st, tx);
+	rc->rc_n++;
+	return 0;
+}
+
+static void
+recover_job(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct recover_ctx rc = {.rc_ae = arg, .rc_st = nw->nw_store};
+	struct store_err se;
+	if (store_tx_recover_scan(nw->nw_store, recover_cb, &rc, NULL, &se) != 0)
+		fprintf(stderr, "msspd: recovery scan failed: %s\n", se.detail);
+	else if (rc.rc_n)
+		fprintf(stderr, "msspd: recovery: %zu open transactions resumed\n", rc.rc_n);
+}
+
+int
+ae_start(struct ae *a, char *err, size_t errlen)
+{
+	if (loop_start(a->a_loop) != 0 || loop_call(a->a_loop, ae_loop_init, a) != 0) {
+		snprintf(err, errlen, "cannot start the AE loop");
+		return -1;
+	}
+	if (pool_submit(a->a_pool, recover_job, a) != 0) {
+		snprintf(err, errlen, "cannot start recovery");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ae_loop_fini(void *arg)
+{
+	struct ae *a = arg;
+	if (a->a_sweep_ev) {
+		event_free(a->a_sweep_ev);
+		a->a_sweep_ev = NULL;
+	}
+	for (size_t b = 0; b < TIMER_BUCKETS; b++)
+		while (a->a_timers[b])
+			timer_unlink(a, a->a_timers[b]);
+	if (a->a_httpc) {
+		httpc_free(a->a_httpc); /* pending notifications end ("shutdown") */
+		a->a_httpc = NULL;
+	}
+}
+
+void
+ae_stop(struct ae *a)
+{
+	if (!a || atomic_exchange(&a->a_stopping, true))
+		return;
+	if (a->a_loop && loop_call(a->a_loop, ae_loop_fini, a) == 0)
+		loop_stop(a->a_loop);
+}
+
+void
+ae_free(struct ae *a)
+{
+	if (!a)
+		return;
+	ae_stop(a);
+	loop_free(a->a_loop);
+	for (size_t b = 0; b < WAIT_BUCKETS; b++) {
+		struct waiter *w = a->a_wait[b];
+		while (w) {
+			struct waiter *n = w->w_next;
+			free(w);
+			w = n;
+		}
+	}
+	for (size_t b = 0; b < RATE_BUCKETS; b++) {
+		struct rate *r = a->a_rates[b];
+		while (r) {
+			struct rate *n = r->r_next;
+			free(r);
+			r = n;
+		}
+	}
+	pthread_mutex_destroy(&a->a_wlock);
+	pthread_mutex_destroy(&a->a_rlock);
+	free(a->a_cert_b64);
+	X509_NAME_free(a->a_cert_issuer);
+	free(a);
+}

@@ -1,0 +1,96 @@
+/*
+ * afe.h - the app front end: phones connect over TLS WebSocket
+ * (GET /app/v1/ws on the AFE listener, upgraded by the server layer),
+ * authenticate with their device key, and then exchange end-to-end
+ * protected blobs (pki/e2e.h) with HomeMSSP, which the AFE relays without
+ * being able to read them.
+ *
+ * Wire protocol between phone and AFE (text frames, compact JSON):
+ *   AFE  -> app  {"t":"challenge","c":base64(32 random bytes)}   at once
+ *   app  -> AFE  {"t":"auth","d":device_id,"n":base64(16-byte app nonce),
+ *                 "s":base64(e2e_auth_sign signature)}
+ *   AFE  -> app  {"t":"ready"}        authenticated; or close 4001
+ *   both         {"t":"e2e","b":base64(blob)}   relayed to/from HomeMSSP
+ *   Anything else, a second auth, a blob before "ready", an unknown device,
+ *   a disabled device, a bad signature: close 4001 (auth) or 1008, logged.
+ *   The store unavailable, the AFE busy or full: close 4003 (try again
+ *   later; not 1013, which ws.h does not send).
+ *   No auth within MSSP_AFE_AUTH_MS: closed (4001).  Pings every MSSP_AFE_PING_MS;
+ *   nothing received for MSSP_AFE_IDLE_MS: closed.
+ * A device has at most one connection: a newer authenticated connection
+ * replaces the older one (closed with 4002), and gets a new session id.
+ *
+ * The device's public key is looked up in the store through the worker
+ * pool (never on the loop thread); the store is the only truth (a device
+ * registered on another node can connect here).
+ *
+ * Threads: afe_handler runs on server worker threads; afe_send and
+ * afe_wake from any thread.  Callbacks (afe_ops) run on the device
+ * connection's worker thread, never concurrently for one device.
+ */
+#ifndef MSSP_ROLES_AFE_H
+#define MSSP_ROLES_AFE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pki/e2e.h"
+
+struct afe;
+struct srv;
+struct srv_req;
+struct pool;
+struct push_provider;
+
+struct afe_ops {
+	/* Device authenticated; `session` identifies this connection (never
+	 * 0, never reused). */
+	void (*ao_online)(void *arg, const char *device_id, uint64_t session,
+			  const uint8_t app_nonce[E2E_NONCE_LEN]);
+	/* A blob from the device (borrowed for the call). */
+	void (*ao_blob)(void *arg, const char *device_id, uint64_t session, const uint8_t *blob,
+			size_t len);
+	/* The connection of `session` ended. */
+	void (*ao_offline)(void *arg, const char *device_id, uint64_t session);
+};
+
+struct afe_stats {
+	uint64_t as_online;	  /* gauge: authenticated devices */
+	uint64_t as_auth_ok;
+	uint64_t as_auth_failed;
+	uint64_t as_blobs_in;
+	uint64_t as_blobs_out;
+	uint64_t as_send_offline; /* afe_send to a device not connected */
+	uint64_t as_wakes;
+};
+
+/* ops and push are borrowed for the life of the afe (push may be NULL). */
+struct afe *afe_new(struct pool *pool, const struct afe_ops *ops, void *arg,
+		    struct push_provider *push);
+/* Deadlines in milliseconds (0: the MSSP_AFE_* default): authentication
+ * after the upgrade, ping interval, idle close.  Before afe_attach (tests
+ * shorten them; a deployment may tune them behind a load balancer whose
+ * own idle timeout is shorter than MSSP_AFE_IDLE_MS). */
+void afe_set_timeouts(struct afe *a, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms);
+/* Bind to the server whose listener uses afe_handler (after srv_new,
+ * before srv_start). */
+void afe_attach(struct afe *a, struct srv *s);
+/* The listener's handler (sl_handler, sl_arg = the afe). */
+void afe_handler(struct srv_req *req, void *arg);
+
+/* Send a blob to the device's connection of `session` (0: whatever
+ * connection it has now).  Copied.  0 when queued, -1 when the device is
+ * not connected or the session has changed. */
+int afe_send(struct afe *a, const char *device_id, uint64_t session, const uint8_t *blob,
+	     size_t len);
+bool afe_online(struct afe *a, const char *device_id);
+/* Wake a disconnected device through the push provider (0 when handed
+ * over). */
+int afe_wake(struct afe *a, const char *device_id, const char *push_token);
+void afe_get_stats(struct afe *a, struct afe_stats *out);
+/* Close every device connection (before srv_stop).  Idempotent. */
+void afe_stop(struct afe *a);
+void afe_free(struct afe *a); /* accepts NULL */
+
+#endif

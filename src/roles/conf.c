@@ -1,0 +1,531 @@
+/*
+ * conf.c - msspd.conf into struct mssp_conf (see conf.h).
+ */
+#include "roles/conf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "util/config.h"
+#include "util/limits.h"
+
+static const char *const node_keys[] = {"id", "workers", "pool_threads", "max_conns",
+					"conns_per_ip", NULL};
+static const char *const store_keys[] = {"uri", NULL};
+static const char *const ae_keys[] = {"listen", "port", "cert", "key", "client_ca", "mssp_id",
+				      "instant_skew_s", "default_timeout_s", "max_timeout_s",
+				      NULL};
+static const char *const afe_keys[] = {"listen", "port", "cert", "key",
+				       "push", "push_addr", "push_port", NULL};
+static const char *const admin_keys[] = {"listen", "port", NULL};
+static const char *const me_keys[] = {"listen", "port", NULL};
+static const char *const home_keys[] = {"user_ca", NULL};
+static const char *const notify_keys[] = {"cert", "key", "ca", "retries", "retry_ms", NULL};
+static const char *const ap_keys[] = {"name", "cert_sha256", "profiles", "modes",
+				      "notify_urls", "rate", "suspended", NULL};
+
+static const struct cfg_section_schema schema[] = {
+	{"node", false, node_keys},	{"store", false, store_keys},
+	{"ae", false, ae_keys},		{"afe", false, afe_keys},
+	{"admin", false, admin_keys},	{"me", false, me_keys},
+	{"home", false, home_keys},	{"notify", false, notify_keys},
+	{"ap", true, ap_keys},
+};
+#define NSCHEMA (sizeof schema / sizeof schema[0])
+
+static int
+errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Resolve `v` against the data directory; NULL on memory shortage. */
+static char *
+path_join(const char *dir, const char *v)
+{
+	char *out;
+	if (v[0] == '/')
+		return strdup(v);
+	if (asprintf(&out, "%s/%s", dir, v) < 0)
+		return NULL;
+	return out;
+}
+
+static int
+get_str(const struct cfg *c, int sec, const char *secname, const char *key, const char *def,
+	char **out, char *err, size_t errlen)
+{
+	const char *v = sec >= 0 ? cfg_get(c, sec, key) : NULL;
+	if (!v)
+		v = def;
+	if (!v)
+		return errf(err, errlen, "[%s] %s is required", secname, key);
+	*out = strdup(v);
+	return *out ? 0 : errf(err, errlen, "out of memory");
+}
+
+static int
+get_path(const struct cfg *c, int sec, const char *secname, const char *key, const char *def,
+	 const char *dir, char **out, char *err, size_t errlen)
+{
+	const char *v = sec >= 0 ? cfg_get(c, sec, key) : NULL;
+	if (!v)
+		v = def;
+	if (!v || !*v)
+		return errf(err, errlen, "[%s] %s is required", secname, key);
+	*out = path_join(dir, v);
+	return *out ? 0 : errf(err, errlen, "out of memory");
+}
+
+static int
+get_uint(const struct cfg *c, int sec, const char *key, unsigned long def, unsigned long min,
+	 unsigned long max, unsigned *out, char *err, size_t errlen)
+{
+	unsigned long v = def;
+	struct cfg_err ce;
+	if (sec >= 0 && cfg_get_uint(c, sec, key, def, min, max, &v, &ce) != 0)
+		return errf(err, errlen, "line %u: %s", ce.line, ce.msg);
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Split a list on blanks and commas into a NULL-free array of copies. */
+static int
+split_list(const char *v, char ***out, size_t *n)
+{
+	char **arr = NULL;
+	size_t cnt = 0;
+	const char *p = v;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		const char *s = p;
+		while (*p && *p != ' ' && *p != '\t' && *p != ',')
+			p++;
+		if (cnt >= MSSP_CONF_MAX_LIST)
+			goto fail;
+		char **na = realloc(arr, (cnt + 1) * sizeof *arr);
+		if (!na)
+			goto fail;
+		arr = na;
+		arr[cnt] = strndup(s, (size_t)(p - s));
+		if (!arr[cnt])
+			goto fail;
+		cnt++;
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+fail:
+	for (size_t i = 0; i < cnt; i++)
+		free(arr[i]);
+	free(arr);
+	return -1;
+}
+
+static void
+free_list(char **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(l[i]);
+	free(l);
+}
+
+static int
+hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+static void
+ap_clear(struct conf_ap *a)
+{
+	free(a->ca_id);
+	free(a->ca_name);
+	free_list(a->ca_profiles, a->ca_nprofiles);
+	free_list(a->ca_notify, a->ca_nnotify);
+	memset(a, 0, sizeof *a);
+}
+
+static void
+aps_free(struct conf_aps *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->naps; i++)
+		ap_clear(&t->aps[i]);
+	free(t->aps);
+	free(t);
+}
+
+static int
+load_ap(const struct cfg *c, int sec, struct conf_ap *a, char *err, size_t errlen)
+{
+	const char *id = cfg_section_name(c, sec);
+	const char *v;
+	a->ca_id = strdup(id);
+	if (!a->ca_id)
+		return errf(err, errlen, "out of memory");
+	if (!*id || strlen(id) > MSSP_STORE_MAX_AP_ID)
+		return errf(err, errlen, "[ap] section name must be an AP_ID of 1..%d bytes",
+			    MSSP_STORE_MAX_AP_ID);
+	v = cfg_get(c, sec, "name");
+	a->ca_name = strdup(v ? v : id);
+	if (!a->ca_name)
+		return errf(err, errlen, "out of memory");
+	if (strlen(a->ca_name) > MSSP_APPMSG_MAX_TEXT)
+		return errf(err, errlen, "line %u: AP name too long", cfg_line(c, sec, "name"));
+
+	v = cfg_get(c, sec, "cert_sha256");
+	if (!v)
+		return errf(err, errlen, "[ap] %s: cert_sha256 is required (no AP without a "
+			    "certificate binding, P-11)", "section");
+	char **fps;
+	size_t nfps;
+	if (split_list(v, &fps, &nfps) != 0)
+		return errf(err, errlen, "line %u: too many fingerprints",
+			    cfg_line(c, sec, "cert_sha256"));
+	int rc = 0;
+	if (nfps == 0 || nfps > MSSP_CONF_MAX_AP_CERTS)
+		rc = errf(err, errlen, "line %u: 1..%d fingerprints",
+			  cfg_line(c, sec, "cert_sha256"), MSSP_CONF_MAX_AP_CERTS);
+	for (size_t i = 0; rc == 0 && i < nfps; i++) {
+		const char *h = fps[i];
+		size_t hl = strlen(h);
+		/* accept "AB:CD:..." as openssl prints it, and plain hex */
+		size_t k = 0;
+		for (size_t j = 0; j < hl && rc == 0;) {
+			if (h[j] == ':') {
+				j++;
+				continue;
+			}
+			int hi = hexval((unsigned char)h[j]);
+			int lo = j + 1 < hl ? hexval((unsigned char)h[j + 1]) : -1;
+			if (hi < 0 || lo < 0 || k >= TLS_FP_LEN)
+				rc = -1;
+			else
+				a->ca_fps[i][k++] = (uint8_t)(hi << 4 | lo);
+			j += 2;
+		}
+		if (rc != 0 || k != TLS_FP_LEN)
+			rc = errf(err, errlen, "line %u: cert_sha256 must be 64 hex digits",
+				  cfg_line(c, sec, "cert_sha256"));
+	}
+	a->ca_nfps = nfps;
+	free_list(fps, nfps);
+	if (rc)
+		return rc;
+
+	v = cfg_get(c, sec, "profiles");
+	if (!v || strcmp(v, "*") == 0) {
+		a->ca_all_profiles = true;
+	} else if (split_list(v, &a->ca_profiles, &a->ca_nprofiles) != 0) {
+		return errf(err, errlen, "line %u: too many profiles", cfg_line(c, sec, "profiles"));
+	}
+
+	v = cfg_get(c, sec, "modes");
+	if (!v)
+		v = "synch asynchClientServer asynchServerServer";
+	char **modes;
+	size_t nmodes;
+	if (split_list(v, &modes, &nmodes) != 0)
+		return errf(err, errlen, "line %u: bad modes", cfg_line(c, sec, "modes"));
+	for (size_t i = 0; i < nmodes; i++) {
+		if (strcmp(modes[i], "synch") == 0)
+			a->ca_modes |= CONF_MODE_SYNCH;
+		else if (strcmp(modes[i], "asynchClientServer") == 0)
+			a->ca_modes |= CONF_MODE_ASYNCH_CS;
+		else if (strcmp(modes[i], "asynchServerServer") == 0)
+			a->ca_modes |= CONF_MODE_ASYNCH_SS;
+		else
+			rc = -1;
+	}
+	free_list(modes, nmodes);
+	if (rc)
+		return errf(err, errlen, "line %u: modes are synch, asynchClientServer, "
+			    "asynchServerServer", cfg_line(c, sec, "modes"));
+
+	v = cfg_get(c, sec, "notify_urls");
+	if (v && split_list(v, &a->ca_notify, &a->ca_nnotify) != 0)
+		return errf(err, errlen, "line %u: too many URLs", cfg_line(c, sec, "notify_urls"));
+	for (size_t i = 0; i < a->ca_nnotify; i++)
+		if (strncmp(a->ca_notify[i], "https://", 8) != 0 || strlen(a->ca_notify[i]) < 10)
+			return errf(err, errlen, "line %u: notification URLs must be https://host...",
+				    cfg_line(c, sec, "notify_urls"));
+	if (get_uint(c, sec, "rate", 0, 0, 1000000, &a->ca_rate, err, errlen))
+		return -1;
+	struct cfg_err ce;
+	if (cfg_get_bool(c, sec, "suspended", false, &a->ca_suspended, &ce) != 0)
+		return errf(err, errlen, "line %u: %s", ce.line, ce.msg);
+	return 0;
+}
+
+static struct conf_aps *
+load_aps(const struct cfg *c, char *err, size_t errlen)
+{
+	struct conf_aps *t = calloc(1, sizeof *t);
+	if (!t) {
+		errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->refs = 1;
+	size_t n = cfg_section_count(c);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cfg_section_type(c, i), "ap") != 0)
+			continue;
+		if (t->naps >= MSSP_CONF_MAX_APS) {
+			errf(err, errlen, "more than %d APs", MSSP_CONF_MAX_APS);
+			goto fail;
+		}
+		struct conf_ap *na = realloc(t->aps, (t->naps + 1) * sizeof *na);
+		if (!na) {
+			errf(err, errlen, "out of memory");
+			goto fail;
+		}
+		t->aps = na;
+		memset(&t->aps[t->naps], 0, sizeof t->aps[0]);
+		t->naps++;
+		if (load_ap(c, (int)i, &t->aps[t->naps - 1], err, errlen) != 0)
+			goto fail;
+	}
+	/* one certificate maps to exactly one AP (P-11) */
+	for (size_t i = 0; i < t->naps; i++)
+		for (size_t j = i + 1; j < t->naps; j++)
+			for (size_t a = 0; a < t->aps[i].ca_nfps; a++)
+				for (size_t b = 0; b < t->aps[j].ca_nfps; b++)
+					if (memcmp(t->aps[i].ca_fps[a], t->aps[j].ca_fps[b],
+						   TLS_FP_LEN) == 0) {
+						errf(err, errlen, "one certificate is bound to two "
+							     "APs");
+						goto fail;
+					}
+	return t;
+fail:
+	aps_free(t);
+	return NULL;
+}
+
+static struct cfg *
+load_file(const char *data_dir, char *err, size_t errlen)
+{
+	char *path;
+	if (asprintf(&path, "%s/msspd.conf", data_dir) < 0) {
+		errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	struct cfg_err ce;
+	struct cfg *c = cfg_load(path, schema, NSCHEMA, &ce);
+	if (!c) {
+		if (ce.line)
+			errf(err, errlen, "%s line %u: %s", path, ce.line, ce.msg);
+		else
+			errf(err, errlen, "%s: %s", path, ce.msg);
+	}
+	free(path);
+	return c;
+}
+
+struct mssp_conf *
+conf_load(const char *data_dir, char *err, size_t errlen)
+{
+	struct cfg *c = load_file(data_dir, err, errlen);
+	if (!c)
+		return NULL;
+	struct mssp_conf *m = calloc(1, sizeof *m);
+	if (!m) {
+		errf(err, errlen, "out of memory");
+		cfg_free(c);
+		return NULL;
+	}
+	int node = cfg_section_find(c, "node", NULL);
+	int st = cfg_section_find(c, "store", NULL);
+	int ae = cfg_section_find(c, "ae", NULL);
+	int afe = cfg_section_find(c, "afe", NULL);
+	int adm = cfg_section_find(c, "admin", NULL);
+	int home = cfg_section_find(c, "home", NULL);
+	int nt = cfg_section_find(c, "notify", NULL);
+	const char *d = data_dir;
+	char *uca = NULL;
+	int rc = 0;
+	m->data_dir = strdup(d);
+	rc |= m->data_dir ? 0 : errf(err, errlen, "out of memory");
+	rc = rc ? rc : get_str(c, node, "node", "id", "node1", &m->node_id, err, errlen);
+	rc = rc ? rc : get_uint(c, node, "workers", 2, 0, MSSP_SRV_MAX_WORKERS, &m->workers, err, errlen);
+	rc = rc ? rc : get_uint(c, node, "pool_threads", 4, 1, MSSP_POOL_MAX_THREADS, &m->pool_threads, err, errlen);
+	rc = rc ? rc : get_uint(c, node, "max_conns", MSSP_SRV_MAX_CONNS, 1, MSSP_SRV_MAX_CONNS, &m->max_conns, err, errlen);
+	rc = rc ? rc : get_uint(c, node, "conns_per_ip", MSSP_SRV_CONNS_PER_IP, 1, MSSP_SRV_MAX_CONNS, &m->conns_per_ip, err, errlen);
+	if (!rc) {
+		const char *u = st >= 0 ? cfg_get(c, st, "uri") : NULL;
+		if (!u)
+			u = "sqlite:mssp.db";
+		if (strncmp(u, "sqlite:", 7) == 0 && u[7] != '/') {
+			if (asprintf(&m->store_uri, "sqlite:%s/%s", d, u + 7) < 0)
+				m->store_uri = NULL;
+		} else {
+			m->store_uri = strdup(u);
+		}
+		if (!m->store_uri)
+			rc = errf(err, errlen, "out of memory");
+	}
+	rc = rc ? rc : get_str(c, ae, "ae", "listen", "127.0.0.1", &m->ae_listen, err, errlen);
+	rc = rc ? rc : get_uint(c, ae, "port", 9443, 0, 65535, &m->ae_port, err, errlen);
+	rc = rc ? rc : get_path(c, ae, "ae", "cert", "tls/server.crt", d, &m->ae_cert, err, errlen);
+	rc = rc ? rc : get_path(c, ae, "ae", "key", "tls/server.key", d, &m->ae_key, err, errlen);
+	rc = rc ? rc : get_path(c, ae, "ae", "client_ca", "tls/ca.crt", d, &m->ae_client_ca, err, errlen);
+	rc = rc ? rc : get_str(c, ae, "ae", "mssp_id", "http://openmssp.local/", &m->mssp_id, err, errlen);
+	rc = rc ? rc : get_uint(c, ae, "instant_skew_s", 300, 1, 86400, &m->instant_skew_s, err, errlen);
+	rc = rc ? rc : get_uint(c, ae, "max_timeout_s", MSSP_MSG_MAX_TIMEOUT_S, 1, MSSP_MSG_MAX_TIMEOUT_S, &m->max_timeout_s, err, errlen);
+	rc = rc ? rc : get_uint(c, ae, "default_timeout_s", 80, 1, MSSP_MSG_MAX_TIMEOUT_S, &m->default_timeout_s, err, errlen);
+	rc = rc ? rc : get_str(c, afe, "afe", "listen", "127.0.0.1", &m->afe_listen, err, errlen);
+	rc = rc ? rc : get_uint(c, afe, "port", 9445, 0, 65535, &m->afe_port, err, errlen);
+	rc = rc ? rc : get_path(c, afe, "afe", "cert", "tls/server.crt", d, &m->afe_cert, err, errlen);
+	rc = rc ? rc : get_path(c, afe, "afe", "key", "tls/server.key", d, &m->afe_key, err, errlen);
+	rc = rc ? rc : get_str(c, afe, "afe", "push", "none", &m->push, err, errlen);
+	rc = rc ? rc : get_str(c, afe, "afe", "push_addr", "127.0.0.1", &m->push_addr, err, errlen);
+	rc = rc ? rc : get_uint(c, afe, "push_port", 0, 0, 65535, &m->push_port, err, errlen);
+	if (!rc && strcmp(m->push, "local") != 0 && strcmp(m->push, "none") != 0)
+		rc = errf(err, errlen, "[afe] push is local or none");
+	rc = rc ? rc : get_str(c, adm, "admin", "listen", "127.0.0.1", &m->admin_listen, err, errlen);
+	rc = rc ? rc : get_uint(c, adm, "port", 9446, 0, 65535, &m->admin_port, err, errlen);
+	rc = rc ? rc : get_path(c, home, "home", "user_ca", "ca", d, &uca, err, errlen);
+	if (!rc && asprintf(&m->user_ca_cert, "%s/ca.crt", uca) < 0) {
+		m->user_ca_cert = NULL;
+		rc = errf(err, errlen, "out of memory");
+	}
+	free(uca);
+	rc = rc ? rc : get_path(c, nt, "notify", "cert", "tls/server.crt", d, &m->notify_cert, err, errlen);
+	rc = rc ? rc : get_path(c, nt, "notify", "key", "tls/server.key", d, &m->notify_key, err, errlen);
+	rc = rc ? rc : get_path(c, nt, "notify", "ca", "tls/ca.crt", d, &m->notify_ca, err, errlen);
+	rc = rc ? rc : get_uint(c, nt, "retries", 5, 0, 20, &m->notify_retries, err, errlen);
+	rc = rc ? rc : get_uint(c, nt, "retry_ms", 2000, 100, 600000, &m->notify_retry_ms, err, errlen);
+	if (!rc && m->default_timeout_s > m->max_timeout_s)
+		rc = errf(err, errlen, "[ae] default_timeout_s exceeds max_timeout_s");
+	if (!rc) {
+		m->aps = load_aps(c, err, errlen);
+		if (!m->aps)
+			rc = -1;
+	}
+	cfg_free(c);
+	if (rc) {
+		conf_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+struct conf_aps *
+conf_load_aps(const char *data_dir, char *err, size_t errlen)
+{
+	struct cfg *c = load_file(data_dir, err, errlen);
+	if (!c)
+		return NULL;
+	struct conf_aps *t = load_aps(c, err, errlen);
+	cfg_free(c);
+	return t;
+}
+
+void
+conf_free(struct mssp_conf *m)
+{
+	if (!m)
+		return;
+	char **strs[] = {&m->data_dir, &m->node_id, &m->store_uri, &m->ae_listen, &m->ae_cert,
+			 &m->ae_key, &m->ae_client_ca, &m->mssp_id, &m->afe_listen, &m->afe_cert,
+			 &m->afe_key, &m->push, &m->push_addr, &m->admin_listen,
+			 &m->user_ca_cert, &m->notify_cert, &m->notify_key, &m->notify_ca};
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+		free(*strs[i]);
+	conf_aps_put(m->aps);
+	free(m);
+}
+
+static pthread_mutex_t aps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conf_aps *aps_current;
+
+void
+conf_aps_swap(struct conf_aps *t)
+{
+	pthread_mutex_lock(&aps_lock);
+	struct conf_aps *old = aps_current;
+	aps_current = t;
+	pthread_mutex_unlock(&aps_lock);
+	conf_aps_put(old);
+}
+
+struct conf_aps *
+conf_aps_get(void)
+{
+	pthread_mutex_lock(&aps_lock);
+	struct conf_aps *t = aps_current;
+	if (t)
+		t->refs++;
+	pthread_mutex_unlock(&aps_lock);
+	return t;
+}
+
+void
+conf_aps_put(struct conf_aps *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&aps_lock);
+	unsigned left = --t->refs;
+	pthread_mutex_unlock(&aps_lock);
+	if (left == 0)
+		aps_free(t);
+}
+
+const struct conf_ap *
+conf_ap_by_fp(const struct conf_aps *t, const uint8_t fp[TLS_FP_LEN])
+{
+	const struct conf_ap *found = NULL;
+	if (!t || !fp)
+		return NULL;
+	/* every entry is compared, in constant time, whatever matches */
+	for (size_t i = 0; i < t->naps; i++)
+		for (size_t j = 0; j < t->aps[i].ca_nfps; j++)
+			if (CRYPTO_memcmp(t->aps[i].ca_fps[j], fp, TLS_FP_LEN) == 0 && !found)
+				found = &t->aps[i];
+	return found;
+}
+
+bool
+conf_ap_profile_allowed(const struct conf_ap *ap, const char *uri)
+{
+	if (ap->ca_all_profiles)
+		return true;
+	for (size_t i = 0; i < ap->ca_nprofiles; i++)
+		if (strcmp(ap->ca_profiles[i], uri) == 0)
+			return true;
+	return false;
+}
+
+bool
+conf_ap_notify_allowed(const struct conf_ap *ap, const char *url)
+{
+	for (size_t i = 0; i < ap->ca_nnotify; i++) {
+		size_t n = strlen(ap->ca_notify[i]);
+		if (strncmp(url, ap->ca_notify[i], n) == 0)
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,117 @@
+/*
+ * conf.h - msspd's configuration: DIR/msspd.conf (docs/internals/datadir.md)
+ * read through util/config (strict INI: an unknown key, a bad value or a
+ * missing required key refuses the whole file, bad-inputs F-11).
+ *
+ * The AP table is the part that changes at run time (an AP suspended,
+ * a certificate rotated): msspd reloads the file on SIGHUP and swaps the
+ * table (conf_aps_swap); each request takes a reference to the table it
+ * uses (conf_aps_get / conf_aps_put), so a reload never frees a table
+ * under a running request.  The rest of the configuration needs a restart.
+ *
+ * Ownership: conf_load returns a struct mssp_conf owned by the caller
+ * (conf_free); every string in it belongs to it.  Paths are absolute
+ * (resolved against the data directory).
+ */
+#ifndef MSSP_ROLES_CONF_H
+#define MSSP_ROLES_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/tls.h"
+#include "util/limits.h"
+
+#define CONF_ERR_MAX 256
+
+/* Messaging modes an AP may use (bit set). */
+enum conf_mode {
+	CONF_MODE_SYNCH = 1 << 0,
+	CONF_MODE_ASYNCH_CS = 1 << 1,
+	CONF_MODE_ASYNCH_SS = 1 << 2,
+};
+
+struct conf_ap {
+	char *ca_id;			  /* AP_ID, exact                        */
+	char *ca_name;			  /* shown to the user                   */
+	uint8_t ca_fps[MSSP_CONF_MAX_AP_CERTS][TLS_FP_LEN];
+	size_t ca_nfps;
+	bool ca_all_profiles;
+	char **ca_profiles;		  /* ca_nprofiles URIs (exact)           */
+	size_t ca_nprofiles;
+	unsigned ca_modes;		  /* enum conf_mode bits                 */
+	char **ca_notify;		  /* allowed notification URL prefixes   */
+	size_t ca_nnotify;
+	unsigned ca_rate;		  /* requests per second, 0: unlimited   */
+	bool ca_suspended;
+};
+
+struct conf_aps {
+	struct conf_ap *aps;
+	size_t naps;
+	/* reference count, protected by the conf module's lock */
+	unsigned refs;
+};
+
+struct mssp_conf {
+	char *data_dir;
+	char *node_id;
+	unsigned workers;
+	unsigned pool_threads;
+	unsigned max_conns;		  /* open connections, all listeners     */
+	unsigned conns_per_ip;		  /* from one address (phones behind one
+					   * NAT, a load generator: raise it)   */
+	char *store_uri;
+	/* [ae] */
+	char *ae_listen;
+	unsigned ae_port;
+	char *ae_cert, *ae_key, *ae_client_ca;
+	char *mssp_id;
+	unsigned instant_skew_s;
+	unsigned default_timeout_s;
+	unsigned max_timeout_s;
+	/* [afe] */
+	char *afe_listen;
+	unsigned afe_port;
+	char *afe_cert, *afe_key;
+	char *push;			  /* "local" or "none"                   */
+	char *push_addr;
+	unsigned push_port;
+	/* [admin] */
+	char *admin_listen;
+	unsigned admin_port;
+	/* [home] */
+	char *user_ca_cert;		  /* <user_ca>/ca.crt                    */
+	/* [notify] */
+	char *notify_cert, *notify_key, *notify_ca;
+	unsigned notify_retries;
+	unsigned notify_retry_ms;
+	/* [ap "..."] sections, as loaded (also the first table) */
+	struct conf_aps *aps;
+};
+
+/* Load DIR/msspd.conf.  NULL with err (line number and reason, never a
+ * value). */
+struct mssp_conf *conf_load(const char *data_dir, char *err, size_t errlen);
+void conf_free(struct mssp_conf *c); /* accepts NULL */
+
+/* Only the AP table of DIR/msspd.conf (SIGHUP).  NULL with err; the
+ * returned table has one reference (the caller's). */
+struct conf_aps *conf_load_aps(const char *data_dir, char *err, size_t errlen);
+
+/* The process-wide current AP table: install (takes over the caller's
+ * reference; the old table is released), get a reference, release one. */
+void conf_aps_swap(struct conf_aps *t);
+struct conf_aps *conf_aps_get(void);
+void conf_aps_put(struct conf_aps *t);
+
+/* The AP whose certificate fingerprint is fp (constant-time compare over
+ * every fingerprint), or NULL. */
+const struct conf_ap *conf_ap_by_fp(const struct conf_aps *t, const uint8_t fp[TLS_FP_LEN]);
+/* Is `uri` allowed for the AP (profiles) / is `url` under an allowed
+ * notification prefix? */
+bool conf_ap_profile_allowed(const struct conf_ap *ap, const char *uri);
+bool conf_ap_notify_allowed(const struct conf_ap *ap, const char *url);
+
+#endif
