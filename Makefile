@@ -114,7 +114,7 @@ fuzz: deps-check
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 bench: deps-check
-	@$(MAKE) --no-print-directory VARIANT=release $(patsubst build/$(VARIANT)/%,build/release/%,$(BENCHES)) build/release/bin/msspctl
+	@$(MAKE) --no-print-directory VARIANT=release $(patsubst build/$(VARIANT)/%,build/release/%,$(BENCHES)) build/release/bin/msspctl build/release/bin/msspd build/release/bin/mss-ap build/release/bin/mss-phone
 	@BUILD=build/release scripts/bench.sh
 
 run: deps-check all

@@ -25,3 +25,113 @@ else
   echo "openssl speed: summary lines not found; figures without baseline"
   "$BUILD/bench/bench_pki" "$SECS"
 fi
+
+# ---------------------------------------------------------------------------
+# The whole signature path: mss-ap bench (libcurl multi, keep-alive mutual
+# TLS, C connections) -> msspd -> mss-phone --demo answering at once with
+# ECDSA P-256 click-OK keys, every transaction stored durably and every
+# signature verified by HomeMSSP.  Baseline in the same run: the same
+# client GETting a static response from nginx over the same TLS (mutual,
+# same certificates, keep-alive).  Then the memory of parked synchronous
+# requests (phones stopped, so every request waits for its user).
+BENCH_USERS=${BENCH_USERS:-200}
+BENCH_CONNS=${BENCH_CONNS:-64}
+BENCH_PARK=${BENCH_PARK:-10000}
+BIN=$BUILD/bin
+echo "== signature path (msspd + mss-phone --demo + mss-ap bench, $BENCH_CONNS connections; baseline: nginx, same client and TLS)"
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  scripts/deps.sh bench >/dev/null || { echo "nginx missing: signature-path figures skipped"; exit 0; }
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+users=$(( BENCH_PARK > BENCH_USERS ? BENCH_PARK : BENCH_USERS ))
+# The data directory (users, keys, certificates) is made once and kept in
+# build/ (never committed): creating 10,000 users takes a while.
+DATA=$BUILD/bench-data-$users
+if [ ! -f "$DATA/msspd.conf" ]; then
+  rm -rf "$DATA"
+  echo "creating $users bench users in $DATA (once)"
+  "$BIN/msspd" init --data-dir "$DATA" --demo --base-port 17443 --bench-users "$users" >/dev/null || exit 1
+  # a load generator is one address with many connections; no AP rate limit
+  sed -i -e 's/^\[node\]$/[node]\nconns_per_ip = 20000/' -e 's/^rate = .*/rate = 0/' "$DATA/msspd.conf"
+fi
+W=$(mktemp -d)
+pids=()
+bench_cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5
+                  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+trap bench_cleanup EXIT
+"$BIN/msspd" --data-dir "$DATA" >"$W/msspd.log" 2>&1 &
+MSSPD=$!; pids+=("$MSSPD")
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:17446/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+only=$(for i in $(seq 0 $((BENCH_USERS - 1))); do printf '+%d,' $((35849000000 + i)); done)
+"$BIN/mss-phone" --data-dir "$DATA" --demo --only "${only%,}" --log "$W/phone.log" >/dev/null 2>&1 &
+PHONE=$!; pids+=("$PHONE")
+for _ in $(seq 1 300); do
+  [ "$(grep -c '^READY' "$W/phone.log" 2>/dev/null)" -ge "$BENCH_USERS" ] && break; sleep 0.1
+done
+AP=("$BIN/mss-ap" --config "$DATA/demo/mss-ap.conf")
+"${AP[@]}" bench --users-from +35849000000 --users "$BENCH_USERS" --connections "$BENCH_CONNS" \
+  --duration 2 --profile mss:demo:authn:loa2:app >/dev/null 2>&1   # warm-up
+echo "-- msspd: complete synchronous signatures (ECDSA P-256, verified)"
+"${AP[@]}" bench --users-from +35849000000 --users "$BENCH_USERS" --connections "$BENCH_CONNS" \
+  --duration "$SECS" --profile mss:demo:authn:loa2:app
+echo "-- msspd: MSS_StatusReq"
+"${AP[@]}" bench --op status --users-from +35849000000 --users "$BENCH_USERS" \
+  --connections "$BENCH_CONNS" --duration "$SECS" --profile mss:demo:authn:loa2:app
+
+# baseline: nginx, 2 workers (as msspd), the same certificates, mutual TLS
+mkdir -p "$W/ng"
+cat >"$W/ng/nginx.conf" <<NG
+worker_processes 2;
+pid $W/ng/nginx.pid;
+error_log $W/ng/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $W/ng; proxy_temp_path $W/ng; fastcgi_temp_path $W/ng;
+  uwsgi_temp_path $W/ng; scgi_temp_path $W/ng;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:17450 ssl;
+    ssl_certificate $PWD/$DATA/tls/server.crt;
+    ssl_certificate_key $PWD/$DATA/tls/server.key;
+    ssl_client_certificate $PWD/$DATA/tls/ca.crt;
+    ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { default_type text/plain; return 200 "ok\n"; }
+  }
+}
+NG
+"$NGINX" -c "$W/ng/nginx.conf" -p "$W/ng" -g 'daemon off;' 2>"$W/ng/stderr" &
+pids+=($!)
+sleep 1
+echo "-- baseline: nginx static GET over the same mutual TLS, same client"
+"${AP[@]}" bench --op get --get-url https://localhost:17450/ --connections "$BENCH_CONNS" --duration "$SECS"
+
+# memory per parked synchronous request: the phones are stopped, so each
+# request waits (a prompt queued for an offline device) until TimeOut.
+# Parked in batches of 500 (one mss-ap each, so handshakes do not pile up
+# past the server's handshake deadline); the figure is the MARGINAL cost
+# between half and all of them, so that one-time growth (thread arenas,
+# caches, the handshake peak) is not spread over the requests.
+kill "$PHONE" 2>/dev/null || true; wait "$PHONE" 2>/dev/null || true
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+parked_now() { curl -s http://127.0.0.1:17446/metrics | awk '$1 == "mssp_parked_requests" { print $2 }'; }
+batch=500
+nb=$(( BENCH_PARK / batch )); [ "$nb" -ge 2 ] || nb=2
+half_rss=0 half_parked=0
+for i in $(seq 0 $((nb - 1))); do
+  "${AP[@]}" bench --op park --count "$batch" --msisdn-from "+$((35849000000 + i * batch))" \
+    --timeout 300 --duration 900 --profile mss:demo:authn:loa2:app >"$W/park.$i" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 600); do grep -q '^parked=' "$W/park.$i" && break; sleep 0.1; done
+  if [ "$i" -eq $(( nb / 2 - 1 )) ]; then
+    sleep 2; half_rss=$(rss "$MSSPD"); half_parked=$(parked_now)
+  fi
+done
+sleep 2
+all_rss=$(rss "$MSSPD"); all_parked=$(parked_now)
+d=$(( all_parked - half_parked ))
+echo "-- msspd: $all_parked requests parked (RSS $all_rss KiB; $half_parked parked at $half_rss KiB):" \
+     "$(( d > 0 ? (all_rss - half_rss) * 1024 / d : 0 )) bytes per additional parked request (its mutual TLS connection included)"
+exit 0

@@ -73,7 +73,7 @@ cat <<TXT
 $BIN/mss-ap --config $RUN/demo/mss-ap.conf sign --msisdn +35847000001
 
 == the same with curl:
-curl --cacert $RUN/demo/tls-ca.crt --cert $RUN/demo/ap.crt --key $RUN/demo/ap.key -H 'Content-Type: text/xml; charset=utf-8' --data-binary "\$(sed -e "s/@NOW@/\$(date -u +%Y-%m-%dT%H:%M:%SZ)/" -e "s/@ID@/A\$RANDOM\$RANDOM/" $tmpl)" https://localhost:$AE_PORT/soap/services/MSS_SignaturePort
+curl -sS --cacert $RUN/demo/tls-ca.crt --cert $RUN/demo/ap.crt --key $RUN/demo/ap.key -H 'Content-Type: text/xml; charset=utf-8' --data-binary "\$(sed -e "s/@NOW@/\$(date -u +%Y-%m-%dT%H:%M:%SZ)/" -e "s/@ID@/A\$RANDOM\$RANDOM/" $tmpl)" https://localhost:$AE_PORT/soap/services/MSS_SignaturePort
 
 Ctrl-C stops msspd and mss-phone.
 TXT

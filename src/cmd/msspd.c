@@ -28,6 +28,7 @@
 #include "roles/node.h"
 #include "roles/push.h"
 #include "store/store.h"
+#include "util/log.h"
 #include "util/metrics.h"
 #include "util/pool.h"
 
@@ -85,8 +86,7 @@ srv_logger(void *arg, const char *event, const char *peer, const char *detail)
 {
 	(void)arg;
 	/* one line per event; never bytes a peer sent */
-	fprintf(stderr, "msspd: event=%s peer=%s%s%s\n", event, peer[0] ? peer : "-",
-		detail && *detail ? " detail=" : "", detail && *detail ? detail : "");
+	LOG_EV(event, "peer", peer[0] ? peer : "-", "detail", detail && *detail ? detail : NULL);
 }
 
 static void
@@ -158,6 +158,7 @@ run(const char *dir)
 		fprintf(stderr, "msspd: configuration refused: %s\n", err);
 		return 1;
 	}
+	log_set_node(n.conf->node_id);
 	n.conf->aps->refs++; /* the process-wide table shares it */
 	conf_aps_swap(n.conf->aps);
 	mss_soap_init();
@@ -278,14 +279,17 @@ run(const char *dir)
 		if (sig == SIGHUP) {
 			struct conf_aps *t = conf_load_aps(dir, err, sizeof err);
 			if (t) {
+				char na[24];
+				snprintf(na, sizeof na, "%zu", t->naps);
 				conf_aps_swap(t);
-				fprintf(stderr, "msspd: AP table reloaded (%zu APs)\n", t->naps);
+				LOG_EV("conf.reloaded", "aps", na);
 			} else {
-				fprintf(stderr, "msspd: reload refused, old AP table kept: %s\n", err);
+				/* the old table stays: a bad file never weakens (F-11) */
+				LOG_EV("conf.reload_refused", "detail", err);
 			}
 			continue;
 		}
-		fprintf(stderr, "msspd: stopping\n");
+		LOG_EV("node.stopping", "signal", sig == SIGINT ? "INT" : "TERM");
 		break;
 	}
 	rc = 0;

@@ -9,14 +9,18 @@
  * between two calls, which the protocol-error path below relies on.
  *
  * Re-entrancy: the caller's callbacks may call any ws_* function, ws_free
- * included.  Every public entry counts its depth; the outermost one
- * flushes output, decides whether the WebSocket is finished and calls
- * wi_closed as its very last action (the callee may free w there).  A
- * ws_free() from inside only marks w, and the outermost entry frees it.
- * ws_send() flushes at once, also from inside wi_message (wslay's send side
- * shares no state with its receive side), so a write refused by the
- * transport fails that very ws_send() and nothing piles up inside wslay;
- * only from inside wi_write itself is sending left to the outer flush.
+ * included; only ws_feed() is refused (-1, nothing read) while a ws_feed()
+ * is on the stack: wslay's receive side is not re-entrant (a nested
+ * wslay_event_recv() from inside its message callback corrupts its input
+ * state), and the bytes would be out of order anyway.  Every public entry
+ * counts its depth; the outermost one flushes output, decides whether the
+ * WebSocket is finished and calls wi_closed as its very last action (the
+ * callee may free w there).  A ws_free() from inside only marks w, and the
+ * outermost entry frees it.  ws_send() flushes at once, also from inside
+ * wi_message (wslay's send side shares no state with its receive side), so
+ * a write refused by the transport fails that very ws_send() and nothing
+ * piles up inside wslay; only from inside wi_write itself is sending left
+ * to the outer flush.
  */
 #include "net/ws.h"
 
@@ -47,6 +51,7 @@ struct ws {
 	bool w_done;           /* wi_closed has been called                   */
 	bool w_failed;         /* transport write failed or wslay gave up     */
 	bool w_in_send;        /* inside wslay_event_send()                   */
+	bool w_in_feed;        /* inside ws_feed() (wslay_event_recv())       */
 	uint16_t w_fail_code;
 	uint16_t w_our_code;   /* close code we sent first (0: peer first)    */
 };
@@ -322,12 +327,15 @@ ws_feed(struct ws *w, const uint8_t *data, size_t len)
 
 	if (!ws_enter(w))
 		return -1;
-	if (w->w_in_len > 0) {
+	if (w->w_in_feed) {
 		/* ws_feed() from inside wi_message: bytes would be out of
-		 * order with the ones being parsed. */
+		 * order with the ones being parsed, and wslay_event_recv()
+		 * must not be re-entered (even when the outer call has read
+		 * all its bytes: wslay is still inside its frame loop). */
 		w->w_depth--;
 		return -1;
 	}
+	w->w_in_feed = true;
 	w->w_in = data;
 	w->w_in_len = len;
 	while (w->w_in_len > 0 && !w->w_failed && !w->w_zombie &&
@@ -337,8 +345,10 @@ ws_feed(struct ws *w, const uint8_t *data, size_t len)
 		rc = wslay_event_recv(w->w_ctx);
 		if (rc == WSLAY_ERR_CALLBACK_FAILURE) {
 			/* Our recv callback never fails: a malformed frame
-			 * header (wslay_frame.c WSLAY_ERR_PROTO). */
-			if (w->w_failed)
+			 * header (wslay_frame.c WSLAY_ERR_PROTO).  After a
+			 * ws_free() from wi_message nothing may reach the
+			 * caller any more, not even this close frame. */
+			if (w->w_failed || w->w_zombie)
 				break;
 			if (wslay_event_get_close_sent(w->w_ctx)) {
 				/* one close frame only (RFC 6455 §5.5.1) */
@@ -361,6 +371,7 @@ ws_feed(struct ws *w, const uint8_t *data, size_t len)
 	/* Bytes after a close or an error are not read (RFC 6455 §5.5.1). */
 	w->w_in = NULL;
 	w->w_in_len = 0;
+	w->w_in_feed = false;
 	return ws_leave(w);
 }
 

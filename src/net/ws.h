@@ -50,7 +50,9 @@ struct ws *ws_new(bool client, const struct ws_io *io, void *arg, size_t max_msg
 void ws_free(struct ws *w);
 
 /* Bytes received from the transport.  0, or -1 once the ws has failed or
- * closed (wi_closed has been called or is being called). */
+ * closed (wi_closed has been called or is being called), and -1 (reading
+ * nothing) when called from inside one of this ws's own callbacks: wslay's
+ * receive loop is not re-entrant. */
 int ws_feed(struct ws *w, const uint8_t *data, size_t len);
 /* Send one message.  0, or -1 (closing, too large, write failed). */
 int ws_send(struct ws *w, const uint8_t *msg, size_t len, bool binary);

@@ -17,6 +17,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -628,6 +630,12 @@ wsc_connect(struct event_base *base, const struct wsc_conf *conf,
 		wsc_err(e, "connect failed");
 		goto fail;
 	}
+	/* small messages in both directions (prompt, answer, ack): without
+	 * this, Nagle and delayed ACKs add tens of milliseconds to each */
+	evutil_socket_t fd = bufferevent_getfd(c->c_bev);
+	int one = 1;
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->c_st = WSC_CONNECTING;
 	wsc_arm(c, conf->wc_timeout_ms ? conf->wc_timeout_ms :
 	    MSSP_WSC_CONNECT_MS);

@@ -3,18 +3,22 @@
  * docs/internals/ca.md).
  *
  * Shape: a CA is a directory.  Every change (issue, revoke, CRL) takes an
- * exclusive flock on DIR/lock, re-reads the database if another process
- * replaced it, changes it in memory, writes it atomically (temp file, fsync,
- * rename, fsync of the directory) and only then returns.  Files are never
- * rewritten in place, so a reader that keeps the file it parsed open can
- * tell by inode whether it is still current (the kept descriptor also stops
- * the inode number from being reused).
+ * exclusive flock on DIR/lock, brings its copy of the database up to date,
+ * changes it, makes the change durable and only then returns.  Files are
+ * written atomically (temp file, fsync, rename, fsync of the directory) and
+ * never rewritten in place; the one exception is ca.db, to which issuance
+ * appends one line (O_APPEND, fsync) so that n certificates cost O(n), not
+ * O(n^2).  A reader keeps the database file it parsed open: a different
+ * inode means it was replaced (the kept descriptor stops the inode number
+ * from being reused), a larger size that it grew, and then only the new
+ * lines are parsed.
  */
 #include "pki/ca.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +44,12 @@
 
 #define CA_PATH_MAX	    4096
 #define CA_NAME_MAX	    31 /* profile names                          */
-#define CA_DB_MAGIC	    "openmssp-ca-db 1\n"
-#define CA_DB_MAX_BYTES	    ((size_t)MSSP_CA_DB_MAX_RECORDS * MSSP_CA_DB_MAX_LINE + 256)
+#define CA_DB_MAGIC	    "openmssp-ca-db 2\n" /* written: appended records allowed */
+#define CA_DB_MAGIC_V1	    "openmssp-ca-db 1\n" /* still read: body and end line only */
+#define CA_DB_SUM_HEX	    64		/* SHA-256 in hex                       */
+#define CA_DB_READ_TRIES    3		/* full reads racing a writer, see reload */
+/* every record line, the magic and end lines, and one torn tail */
+#define CA_DB_MAX_BYTES	    (((size_t)MSSP_CA_DB_MAX_RECORDS + 1) * MSSP_CA_DB_MAX_LINE + 256)
 #define CA_SERIAL_BYTES	    20 /* 159 random bits after clearing the top */
 #define CA_SERIAL_TRIES	    8  /* a collision needs 2^79 certificates     */
 #define CA_ROOT_DAYS	    7305
@@ -91,13 +99,22 @@ struct ca_rec {
 };
 
 struct ca_db {
-	struct ca_rec *d_recs;
+	struct ca_rec *d_recs; /* in file order */
 	size_t d_n;
 	size_t d_alloc;
+	uint32_t *d_idx;       /* serial -> record index + 1, 0 = empty slot */
+	size_t d_idx_size;     /* a power of two, at least 2 * d_n          */
 	int d_fd; /* the file d_recs came from, kept open; -1: reload */
-	/* its size and times when read: an in-place edit (by hand) shows */
+	int d_version;	       /* of its magic line: 1 or 2                  */
+	/* its size and times when last looked at (a torn tail included):
+	 * growth means appends, anything else a replacement or an edit */
 	off_t d_size;
 	struct timespec d_mtim, d_ctim;
+	/* the valid prefix: it ends at d_off, after the last complete line;
+	 * d_sum is the chain value there, written in the file at d_sum_off */
+	off_t d_off;
+	off_t d_sum_off;
+	char d_sum[CA_DB_SUM_HEX + 1];
 };
 
 struct pki_ca {
@@ -194,9 +211,11 @@ out:
 }
 
 /* Read all of an open file, at most `max` bytes, NUL-terminated
- * (OPENSSL_free).  -1 if larger, not a regular file, or on I/O error. */
+ * (OPENSSL_free); *stp (may be NULL) gets the fstat the size came from.
+ * -1 if larger, not a regular file, shorter than that size, or on I/O
+ * error. */
 static int
-ca_read_fd(int fd, size_t max, char **out, size_t *outlen)
+ca_read_fd(int fd, size_t max, char **out, size_t *outlen, struct stat *stp)
 {
 	struct stat st;
 	size_t off = 0, size;
@@ -225,6 +244,8 @@ ca_read_fd(int fd, size_t max, char **out, size_t *outlen)
 	buf[size] = '\0';
 	*out = buf;
 	*outlen = size;
+	if (stp != NULL)
+		*stp = st;
 	return 0;
 }
 
@@ -247,7 +268,7 @@ ca_read_file(const char *dir, const char *name, size_t max, bool optional, char 
 			return 0;
 		return pki_err_set(err, 900, "CA directory: cannot open %s: %s", name, strerror(errno));
 	}
-	rc = ca_read_fd(fd, max, out, outlen);
+	rc = ca_read_fd(fd, max, out, outlen, NULL);
 	close(fd);
 	if (rc != 0)
 		return pki_err_set(err, 900, "CA directory: cannot read %s (too large or not a file)",
@@ -908,50 +929,157 @@ ca_profile_find(const struct ca_conf *c, const char *name)
 
 /* ---- the issuance database -------------------------------------------- */
 
+/*
+ * ca.db (docs/internals/ca.md): the magic line, the body, "end COUNT SUM"
+ * where SUM is the SHA-256 of every byte before that line, then records
+ * appended one at a time as "+ SUM2 RECORD" where SUM2 chains on from the
+ * previous SUM.  Issuing appends one line (O_APPEND, fsync): O(1) per
+ * certificate instead of rewriting the whole file.  Anything that changes
+ * an existing record (revocation) rewrites the file atomically, which
+ * folds the appended records back into the body.
+ *
+ * A torn tail - a last line without its '\n', or a last line holding a NUL
+ * byte (a block of an unfinished append that never reached the disk) - is
+ * an append that never completed, so its certificate was never returned:
+ * readers ignore it, and the next writer truncates it under the lock
+ * before appending.  Every complete line before it must parse and chain,
+ * or the whole database is refused.
+ */
+
+static void
+ca_rec_free(struct ca_rec *r)
+{
+	OPENSSL_free(r->r_profile);
+	OPENSSL_free(r->r_subject);
+	r->r_profile = r->r_subject = NULL;
+}
+
 static void
 ca_db_clear(struct ca_db *d)
 {
 	size_t i;
 
-	for (i = 0; i < d->d_n; i++) {
-		OPENSSL_free(d->d_recs[i].r_profile);
-		OPENSSL_free(d->d_recs[i].r_subject);
-	}
+	for (i = 0; i < d->d_n; i++)
+		ca_rec_free(&d->d_recs[i]);
 	OPENSSL_free(d->d_recs);
+	OPENSSL_free(d->d_idx);
 	if (d->d_fd >= 0)
 		close(d->d_fd);
-	d->d_recs = NULL;
-	d->d_n = d->d_alloc = 0;
+	memset(d, 0, sizeof(*d));
 	d->d_fd = -1;
 }
 
-static int
-ca_db_grow(struct ca_db *d)
+/* FNV-1a: serials are random, a simple spread is enough. */
+static uint32_t
+ca_serial_hash(const char *s)
 {
-	struct ca_rec *nr;
-	size_t na;
+	uint32_t h = 2166136261u;
 
-	if (d->d_n < d->d_alloc)
-		return 0;
-	if (d->d_alloc >= MSSP_CA_DB_MAX_RECORDS)
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* The index slot of `serial`: the slot that names its record, or the empty
+ * slot where it would go (open addressing, linear probing; d_idx_size is a
+ * power of two and the table is never more than half full). */
+static size_t
+ca_db_slot(const struct ca_db *d, const char *serial)
+{
+	size_t mask = d->d_idx_size - 1, i = ca_serial_hash(serial) & mask;
+
+	while (d->d_idx[i] != 0 && strcmp(d->d_recs[d->d_idx[i] - 1].r_serial, serial) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static struct ca_rec *
+ca_db_find(const struct ca_db *d, const char *serial)
+{
+	size_t i;
+
+	if (d->d_idx_size == 0)
+		return NULL;
+	i = ca_db_slot(d, serial);
+	return d->d_idx[i] != 0 ? &d->d_recs[d->d_idx[i] - 1] : NULL;
+}
+
+/* Room for one more record, in d_recs and in the index, so that
+ * ca_db_push() cannot fail for lack of memory.  -1: full (d_n at
+ * MSSP_CA_DB_MAX_RECORDS) or out of memory. */
+static int
+ca_db_reserve(struct ca_db *d)
+{
+	if (d->d_n >= MSSP_CA_DB_MAX_RECORDS)
 		return -1;
-	na = d->d_alloc ? d->d_alloc * 2 : 64;
-	if (na > MSSP_CA_DB_MAX_RECORDS)
-		na = MSSP_CA_DB_MAX_RECORDS;
-	nr = OPENSSL_realloc(d->d_recs, na * sizeof(*nr));
-	if (nr == NULL)
-		return -1;
-	d->d_recs = nr;
-	d->d_alloc = na;
+	if (d->d_n == d->d_alloc) {
+		size_t na = d->d_alloc ? d->d_alloc * 2 : 64;
+		struct ca_rec *nr;
+
+		if (na > MSSP_CA_DB_MAX_RECORDS)
+			na = MSSP_CA_DB_MAX_RECORDS;
+		nr = OPENSSL_realloc(d->d_recs, na * sizeof(*nr));
+		if (nr == NULL)
+			return -1;
+		d->d_recs = nr;
+		d->d_alloc = na;
+	}
+	if ((d->d_n + 1) * 2 > d->d_idx_size) {
+		size_t ns = d->d_idx_size ? d->d_idx_size * 2 : 128, i;
+		uint32_t *ni = OPENSSL_zalloc(ns * sizeof(*ni));
+
+		if (ni == NULL)
+			return -1;
+		OPENSSL_free(d->d_idx);
+		d->d_idx = ni;
+		d->d_idx_size = ns;
+		for (i = 0; i < d->d_n; i++)
+			d->d_idx[ca_db_slot(d, d->d_recs[i].r_serial)] = (uint32_t)(i + 1);
+	}
 	return 0;
 }
 
+/* Append *r after ca_db_reserve(); its strings now belong to `d`.  -1
+ * (nothing taken) for a serial already present. */
 static int
-ca_rec_cmp(const void *a, const void *b)
+ca_db_push(struct ca_db *d, const struct ca_rec *r)
 {
-	const struct ca_rec *const *x = a, *const *y = b;
+	size_t s = ca_db_slot(d, r->r_serial);
 
-	return strcmp((*x)->r_serial, (*y)->r_serial);
+	if (d->d_idx[s] != 0)
+		return -1;
+	d->d_recs[d->d_n] = *r;
+	d->d_idx[s] = (uint32_t)++d->d_n;
+	return 0;
+}
+
+/* Drop the last record.  Undoing the most recent insertion leaves a
+ * linear-probing table exactly as it was before it, so clearing its slot
+ * is enough. */
+static void
+ca_db_pop(struct ca_db *d)
+{
+	struct ca_rec *r = &d->d_recs[d->d_n - 1];
+
+	d->d_idx[ca_db_slot(d, r->r_serial)] = 0;
+	ca_rec_free(r);
+	d->d_n--;
+}
+
+/* Not snprintf: this runs once per appended line when reading. */
+static void
+ca_hex32(const unsigned char md[32], char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 0x0f];
+	}
+	out[64] = '\0';
 }
 
 static void
@@ -959,12 +1087,28 @@ ca_sha256_hex(const void *data, size_t len, char out[65])
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
-	size_t i;
 
 	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
 		memset(md, 0, sizeof(md));
-	for (i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	ca_hex32(md, out);
+}
+
+/* One record as text, with its newline: SERIAL NOTAFTER V|R REVTIME|-
+ * REASON|- PROFILE SUBJECT.  The length, or -1 if it does not fit. */
+static int
+ca_rec_text(const struct ca_rec *r, char *out, size_t size)
+{
+	char na[16], rt[16];
+	int n;
+
+	ca_time_fmt(r->r_not_after, na);
+	if (r->r_revoked)
+		ca_time_fmt(r->r_rev_time, rt);
+	n = snprintf(out, size, "%s %s %c %s %s %s %s\n", r->r_serial, na,
+		     r->r_revoked ? 'R' : 'V', r->r_revoked ? rt : "-",
+		     r->r_revoked ? pki_ca_reason_name(r->r_reason) : "-", r->r_profile,
+		     r->r_subject);
+	return (n < 0 || (size_t)n >= size) ? -1 : n;
 }
 
 /* One record line (without "\n"): SERIAL NOTAFTER V|R REVTIME|- REASON|-
@@ -1021,211 +1165,487 @@ ca_db_parse_line(const char *p, size_t len, struct ca_rec *r)
 	r->r_profile = OPENSSL_strndup(f[5], fl[5]);
 	r->r_subject = OPENSSL_strndup(q, (size_t)(end - q));
 	if (r->r_profile == NULL || r->r_subject == NULL) {
-		OPENSSL_free(r->r_profile);
-		OPENSSL_free(r->r_subject);
+		ca_rec_free(r);
 		return -1;
 	}
 	return 0;
+}
+
+/* The chain value after an appended line: SHA-256 (hex) of the previous
+ * value's 64 hex digits followed by the line's bytes after its own value
+ * (" RECORD\n").  `ctx` and `md` are reused from line to line: the
+ * implicit fetch of EVP_Digest() would cost more than hashing the line. */
+static int
+ca_db_chain(EVP_MD_CTX *ctx, const EVP_MD *md, const char prev[65], const char *rest, size_t len,
+	    char out[65])
+{
+	unsigned char v[32];
+	unsigned int vlen = 0;
+
+	if (!EVP_DigestInit_ex2(ctx, md, NULL) || !EVP_DigestUpdate(ctx, prev, CA_DB_SUM_HEX) ||
+	    !EVP_DigestUpdate(ctx, rest, len) || !EVP_DigestFinal_ex(ctx, v, &vlen) || vlen != 32)
+		return -1;
+	ca_hex32(v, out);
+	return 0;
+}
+
+/* Parse appended lines "+ SUM RECORD\n" in [p, end) of `buf`, whose first
+ * byte is at file offset `buf_off`, chaining on from d_sum.  Stops without
+ * error at a torn tail.  d_off / d_sum / d_sum_off follow the last
+ * complete line.  On error the records already added stay (the caller
+ * discards or pops them). */
+static int
+ca_db_parse_appended(struct ca_db *d, const char *buf, off_t buf_off, const char *p,
+		     const char *end, size_t lineno, struct pki_err *err)
+{
+	EVP_MD *md = NULL;
+	EVP_MD_CTX *ctx = NULL;
+	const char *nl;
+	char sum[65];
+	struct ca_rec r;
+	size_t len;
+	int rc = -1;
+
+	if (p < end && ((md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+			(ctx = EVP_MD_CTX_new()) == NULL)) {
+		pki_err_set(err, 900, "CA database: no SHA-256");
+		goto out;
+	}
+	for (; p < end; p = nl + 1) {
+		lineno++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			break; /* torn: the append never finished */
+		len = (size_t)(nl - p);
+		if (nl + 1 == end && memchr(p, '\0', len) != NULL)
+			break; /* torn: part of it never reached the disk */
+		if (len >= MSSP_CA_DB_MAX_LINE) {
+			pki_err_set(err, 900, "CA database: line %zu too long", lineno);
+			goto out;
+		}
+		if (len <= 3 + CA_DB_SUM_HEX || p[0] != '+' || p[1] != ' ' ||
+		    p[2 + CA_DB_SUM_HEX] != ' ') {
+			pki_err_set(err, 900, "CA database: line %zu malformed", lineno);
+			goto out;
+		}
+		if (ca_db_chain(ctx, md, d->d_sum, p + 2 + CA_DB_SUM_HEX,
+				len - 2 - CA_DB_SUM_HEX + 1, sum) != 0) {
+			pki_err_set(err, 900, "CA database: SHA-256 failed");
+			goto out;
+		}
+		if (CRYPTO_memcmp(sum, p + 2, CA_DB_SUM_HEX) != 0) {
+			pki_err_set(err, 900,
+				    "CA database: line %zu checksum mismatch (edited, or lines lost)",
+				    lineno);
+			goto out;
+		}
+		if (ca_db_reserve(d) != 0) {
+			pki_err_set(err, 900, "CA database: more than %d records",
+				    MSSP_CA_DB_MAX_RECORDS);
+			goto out;
+		}
+		if (ca_db_parse_line(p + 3 + CA_DB_SUM_HEX, len - 3 - CA_DB_SUM_HEX, &r) != 0) {
+			pki_err_set(err, 900, "CA database: line %zu malformed", lineno);
+			goto out;
+		}
+		if (ca_db_push(d, &r) != 0) {
+			ca_rec_free(&r);
+			pki_err_set(err, 900, "CA database: line %zu: duplicate serial number",
+				    lineno);
+			goto out;
+		}
+		memcpy(d->d_sum, sum, sizeof(d->d_sum));
+		d->d_sum_off = buf_off + (p + 2 - buf);
+		d->d_off = buf_off + (nl + 1 - buf);
+	}
+	rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	EVP_MD_free(md);
+	return rc;
 }
 
 /* Parse the whole database text into `d` (empty on entry). */
 static int
 ca_db_parse(const char *text, size_t tlen, struct ca_db *d, struct pki_err *err)
 {
-	const char *p, *end = text + tlen, *nl, *foot = NULL;
-	const struct ca_rec **sorted = NULL;
+	const char *p, *end = text + tlen, *nl = NULL, *foot = NULL;
 	char sum[65], count_txt[16];
-	size_t len, lineno = 1, i;
-	int rc = -1;
+	size_t len, lineno = 1, clen;
+	struct ca_rec r;
 
-	if (tlen < sizeof(CA_DB_MAGIC) - 1 || memcmp(text, CA_DB_MAGIC, sizeof(CA_DB_MAGIC) - 1) != 0) {
-		pki_err_set(err, 900, "CA database: not an OpenMSSP CA database");
-		goto out;
-	}
-	p = text + sizeof(CA_DB_MAGIC) - 1;
-	while (p < end) {
+	if (tlen >= sizeof(CA_DB_MAGIC) - 1 && memcmp(text, CA_DB_MAGIC, sizeof(CA_DB_MAGIC) - 1) == 0)
+		d->d_version = 2;
+	else if (tlen >= sizeof(CA_DB_MAGIC_V1) - 1 &&
+		 memcmp(text, CA_DB_MAGIC_V1, sizeof(CA_DB_MAGIC_V1) - 1) == 0)
+		d->d_version = 1;
+	else
+		return pki_err_set(err, 900, "CA database: not an OpenMSSP CA database");
+	for (p = text + sizeof(CA_DB_MAGIC) - 1; p < end; p = nl + 1) {
 		lineno++;
 		nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL) {
-			pki_err_set(err, 900, "CA database: line %zu truncated", lineno);
-			goto out;
-		}
+		if (nl == NULL)
+			break; /* a torn tail: no end line follows, refused below */
 		len = (size_t)(nl - p);
-		if (len >= MSSP_CA_DB_MAX_LINE) {
-			pki_err_set(err, 900, "CA database: line %zu too long", lineno);
-			goto out;
-		}
+		if (len >= MSSP_CA_DB_MAX_LINE)
+			return pki_err_set(err, 900, "CA database: line %zu too long", lineno);
 		if (len >= 4 && memcmp(p, "end ", 4) == 0) {
 			foot = p;
 			break;
 		}
-		if (ca_db_grow(d) != 0) {
-			pki_err_set(err, 900, "CA database: more than %d records", MSSP_CA_DB_MAX_RECORDS);
-			goto out;
+		if (ca_db_reserve(d) != 0)
+			return pki_err_set(err, 900, "CA database: more than %d records",
+					   MSSP_CA_DB_MAX_RECORDS);
+		if (ca_db_parse_line(p, len, &r) != 0)
+			return pki_err_set(err, 900, "CA database: line %zu malformed", lineno);
+		if (ca_db_push(d, &r) != 0) {
+			ca_rec_free(&r);
+			return pki_err_set(err, 900, "CA database: line %zu: duplicate serial number",
+					   lineno);
 		}
-		if (ca_db_parse_line(p, len, &d->d_recs[d->d_n]) != 0) {
-			pki_err_set(err, 900, "CA database: line %zu malformed", lineno);
-			goto out;
-		}
-		d->d_n++;
-		p = nl + 1;
 	}
-	if (foot == NULL) {
-		pki_err_set(err, 900, "CA database: end line missing (truncated file)");
-		goto out;
-	}
+	if (foot == NULL)
+		return pki_err_set(err, 900, "CA database: end line missing (truncated file)");
 	/* end COUNT SHA256(everything before this line) */
 	ca_sha256_hex(text, (size_t)(foot - text), sum);
-	if (snprintf(count_txt, sizeof(count_txt), "%zu", d->d_n) >= (int)sizeof(count_txt) ||
-	    (size_t)(end - foot) != 4 + strlen(count_txt) + 1 + 64 + 1 ||
-	    memcmp(foot + 4, count_txt, strlen(count_txt)) != 0 ||
-	    foot[4 + strlen(count_txt)] != ' ' ||
-	    CRYPTO_memcmp(foot + 5 + strlen(count_txt), sum, 64) != 0 || end[-1] != '\n') {
-		pki_err_set(err, 900, "CA database: count or checksum mismatch (edited or truncated)");
-		goto out;
-	}
-	/* duplicate serials: sort a view */
-	if (d->d_n > 1) {
-		sorted = OPENSSL_malloc(d->d_n * sizeof(*sorted));
-		if (sorted == NULL) {
-			pki_err_set(err, 900, "CA database: out of memory");
-			goto out;
-		}
-		for (i = 0; i < d->d_n; i++)
-			sorted[i] = &d->d_recs[i];
-		qsort(sorted, d->d_n, sizeof(*sorted), ca_rec_cmp);
-		for (i = 1; i < d->d_n; i++)
-			if (strcmp(sorted[i - 1]->r_serial, sorted[i]->r_serial) == 0) {
-				pki_err_set(err, 900, "CA database: duplicate serial number");
-				goto out;
-			}
-	}
-	rc = 0;
-out:
-	OPENSSL_free(sorted);
-	return rc;
+	if (snprintf(count_txt, sizeof(count_txt), "%zu", d->d_n) >= (int)sizeof(count_txt))
+		return pki_err_set(err, 900, "CA database: too many records");
+	clen = strlen(count_txt);
+	if ((size_t)(nl - foot) != 4 + clen + 1 + CA_DB_SUM_HEX ||
+	    memcmp(foot + 4, count_txt, clen) != 0 || foot[4 + clen] != ' ' ||
+	    CRYPTO_memcmp(foot + 5 + clen, sum, CA_DB_SUM_HEX) != 0 ||
+	    (d->d_version == 1 && nl + 1 != end))
+		return pki_err_set(err, 900,
+				   "CA database: count or checksum mismatch (edited or truncated)");
+	memcpy(d->d_sum, sum, sizeof(d->d_sum));
+	d->d_sum_off = (off_t)(foot + 5 + clen - text);
+	d->d_off = (off_t)(nl + 1 - text);
+	return ca_db_parse_appended(d, text, 0, nl + 1, end, lineno, err);
 }
 
+/* The whole database in the current format (body and end line); the end
+ * line's checksum in `sum`. */
 static int
-ca_db_format(const struct ca_db *d, struct mss_buf *b)
+ca_db_format(const struct ca_db *d, struct mss_buf *b, char sum[65])
 {
-	char na[16], rt[16], sum[65];
+	char line[MSSP_CA_DB_MAX_LINE];
 	size_t i;
-	int rc = 0;
+	int n;
 
-	rc |= mss_buf_adds(b, CA_DB_MAGIC);
-	for (i = 0; i < d->d_n && rc == 0; i++) {
-		const struct ca_rec *r = &d->d_recs[i];
-
-		ca_time_fmt(r->r_not_after, na);
-		if (r->r_revoked)
-			ca_time_fmt(r->r_rev_time, rt);
-		rc |= mss_buf_addf(b, "%s %s %c %s %s %s %s\n", r->r_serial, na,
-				   r->r_revoked ? 'R' : 'V', r->r_revoked ? rt : "-",
-				   r->r_revoked ? pki_ca_reason_name(r->r_reason) : "-",
-				   r->r_profile, r->r_subject);
-	}
-	if (rc != 0)
+	if (mss_buf_adds(b, CA_DB_MAGIC) != 0)
 		return -1;
+	for (i = 0; i < d->d_n; i++) {
+		n = ca_rec_text(&d->d_recs[i], line, sizeof(line));
+		if (n < 0 || mss_buf_add(b, line, (size_t)n) != 0)
+			return -1;
+	}
 	ca_sha256_hex(mss_buf_str(b), mss_buf_len(b), sum);
 	return mss_buf_addf(b, "end %zu %s\n", d->d_n, sum);
 }
 
-/* Remember the file the records now match. */
+/* Remember which file, and which state of it, the records now match. */
 static void
-ca_db_keep(struct ca_db *d, int fd)
+ca_db_keep(struct ca_db *d, int fd, const struct stat *st)
 {
-	struct stat st;
-
+	if (d->d_fd >= 0 && d->d_fd != fd)
+		close(d->d_fd);
 	d->d_fd = fd;
-	if (fstat(fd, &st) != 0) {
-		close(fd);
-		d->d_fd = -1; /* unknown state: re-read next time */
-		return;
-	}
-	d->d_size = st.st_size;
-	d->d_mtim = st.st_mtim;
-	d->d_ctim = st.st_ctim;
+	d->d_size = st->st_size;
+	d->d_mtim = st->st_mtim;
+	d->d_ctim = st->st_ctim;
 }
 
-/* Re-read DIR/ca.db unless the file we hold is still the current one. */
-int
-pki_ca_reload(struct pki_ca *ca, struct pki_err *err)
+/* Forget the file: the next access re-reads it in full. */
+static void
+ca_db_stale(struct ca_db *d)
 {
-	char path[CA_PATH_MAX], *text = NULL;
-	struct ca_db nd = { .d_fd = -1 };
-	struct stat cur, mine;
-	size_t tlen = 0;
-	int fd = -1;
+	if (d->d_fd >= 0)
+		close(d->d_fd);
+	d->d_fd = -1;
+}
 
-	if (ca_path(path, sizeof(path), ca->ca_dir, "ca.db") != 0)
-		return pki_err_set(err, 900, "CA directory path too long");
-	if (stat(path, &cur) != 0)
-		return pki_err_set(err, 900, "CA database: %s", strerror(errno));
-	if (ca->ca_db.d_fd >= 0 && fstat(ca->ca_db.d_fd, &mine) == 0 && mine.st_dev == cur.st_dev &&
-	    mine.st_ino == cur.st_ino && mine.st_size == ca->ca_db.d_size &&
-	    mine.st_mtim.tv_sec == ca->ca_db.d_mtim.tv_sec &&
-	    mine.st_mtim.tv_nsec == ca->ca_db.d_mtim.tv_nsec &&
-	    mine.st_ctim.tv_sec == ca->ca_db.d_ctim.tv_sec &&
-	    mine.st_ctim.tv_nsec == ca->ca_db.d_ctim.tv_nsec)
-		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return pki_err_set(err, 900, "CA database: %s", strerror(errno));
-	if (ca_read_fd(fd, CA_DB_MAX_BYTES, &text, &tlen) != 0) {
-		close(fd);
-		return pki_err_set(err, 900, "CA database: cannot read (too large or not a file)");
+/* The file we hold (st: its fstat) has grown since we read it: parse only
+ * what was appended.  -1 when that is not possible or not safe (the file
+ * shrank, kept its size but changed - an edit in place - or the line we
+ * stopped at is not there any more): the caller re-reads everything, and
+ * `d` is as it was. */
+static int
+ca_db_read_tail(struct ca_db *d, const struct stat *st)
+{
+	struct pki_err e = { 0 };
+	size_t n0 = d->d_n, len, off = 0;
+	off_t off0 = d->d_off, sum_off0 = d->d_sum_off;
+	char sum0[65], *buf;
+	ssize_t r;
+
+	if (d->d_version != 2 || st->st_size == d->d_size || st->st_size < d->d_off ||
+	    (unsigned long long)st->st_size > CA_DB_MAX_BYTES || d->d_sum_off <= 0 ||
+	    d->d_sum_off + CA_DB_SUM_HEX > d->d_off)
+		return -1;
+	len = (size_t)(st->st_size - d->d_sum_off);
+	buf = OPENSSL_malloc(len + 1);
+	if (buf == NULL)
+		return -1;
+	while (off < len) {
+		r = pread(d->d_fd, buf + off, len - off, d->d_sum_off + (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		off += (size_t)r;
 	}
-	if (ca_db_parse(text, tlen, &nd, err) != 0) {
-		close(fd);
-		ca_db_clear(&nd);
-		OPENSSL_free(text);
+	/* the chain value we stopped at must still be where we saw it */
+	if (off != len || memcmp(buf, d->d_sum, CA_DB_SUM_HEX) != 0) {
+		OPENSSL_free(buf);
 		return -1;
 	}
-	OPENSSL_free(text);
-	ca_db_clear(&ca->ca_db);
-	ca->ca_db = nd;
-	ca_db_keep(&ca->ca_db, fd);
+	memcpy(sum0, d->d_sum, sizeof(sum0));
+	if (ca_db_parse_appended(d, buf, d->d_sum_off, buf + (d->d_off - d->d_sum_off), buf + len,
+				 0, &e) != 0) {
+		while (d->d_n > n0)
+			ca_db_pop(d);
+		memcpy(d->d_sum, sum0, sizeof(sum0));
+		d->d_off = off0;
+		d->d_sum_off = sum_off0;
+		OPENSSL_free(buf);
+		return -1;
+	}
+	OPENSSL_free(buf);
+	d->d_size = st->st_size;
+	d->d_mtim = st->st_mtim;
+	d->d_ctim = st->st_ctim;
 	return 0;
 }
 
-/* Write the in-memory database; on failure the memory copy is marked
- * stale so the next operation re-reads the file. */
+static bool
+ca_stat_same(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Read and parse DIR/ca.db in full; replaces ca->ca_db only on success.
+ * *changed: the file changed while we read it (a reader without the lock
+ * may meet a writer truncating a torn tail), so a retry may succeed. */
+static int
+ca_db_read_full(struct pki_ca *ca, const char *path, bool *changed, struct pki_err *err)
+{
+	struct ca_db nd = { .d_fd = -1 };
+	struct stat st, after;
+	char *text = NULL;
+	size_t tlen = 0;
+	int fd, rc = -1;
+
+	*changed = false;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return pki_err_set(err, 900, "CA database: %s", strerror(errno));
+	if (ca_read_fd(fd, CA_DB_MAX_BYTES, &text, &tlen, &st) != 0)
+		pki_err_set(err, 900, "CA database: cannot read (too large or not a file)");
+	else if (ca_db_parse(text, tlen, &nd, err) == 0)
+		rc = 0;
+	OPENSSL_free(text);
+	if (rc != 0) {
+		*changed = fstat(fd, &after) == 0 && !ca_stat_same(&st, &after);
+		close(fd);
+		ca_db_clear(&nd);
+		return -1;
+	}
+	ca_db_clear(&ca->ca_db);
+	ca->ca_db = nd;
+	ca_db_keep(&ca->ca_db, fd, &st);
+	return 0;
+}
+
+/* Bring the records up to date with DIR/ca.db: nothing if the file we
+ * hold is unchanged, the appended tail if it only grew, else a full read. */
+int
+pki_ca_reload(struct pki_ca *ca, struct pki_err *err)
+{
+	struct ca_db *d = &ca->ca_db;
+	char path[CA_PATH_MAX];
+	struct stat cur, mine;
+	bool changed;
+	int tries;
+
+	if (ca_path(path, sizeof(path), ca->ca_dir, "ca.db") != 0)
+		return pki_err_set(err, 900, "CA directory path too long");
+	for (tries = 1;; tries++) {
+		if (stat(path, &cur) != 0)
+			return pki_err_set(err, 900, "CA database: %s", strerror(errno));
+		/* the kept descriptor pins the inode: a replaced file always
+		 * shows a different inode number */
+		if (d->d_fd >= 0 && fstat(d->d_fd, &mine) == 0 && mine.st_dev == cur.st_dev &&
+		    mine.st_ino == cur.st_ino) {
+			if (mine.st_size == d->d_size && mine.st_mtim.tv_sec == d->d_mtim.tv_sec &&
+			    mine.st_mtim.tv_nsec == d->d_mtim.tv_nsec &&
+			    mine.st_ctim.tv_sec == d->d_ctim.tv_sec &&
+			    mine.st_ctim.tv_nsec == d->d_ctim.tv_nsec)
+				return 0;
+			if (ca_db_read_tail(d, &mine) == 0)
+				return 0;
+		}
+		if (ca_db_read_full(ca, path, &changed, err) == 0)
+			return 0;
+		if (!changed || tries >= CA_DB_READ_TRIES)
+			return -1;
+	}
+}
+
+/* Rewrite the whole database atomically from memory (revocation, and the
+ * first issuance into a version 1 file).  On failure the memory copy is
+ * marked stale so the next operation re-reads the file. */
 static int
 ca_db_save(struct pki_ca *ca, struct pki_err *err)
 {
+	struct ca_db *d = &ca->ca_db;
 	struct mss_buf b;
+	struct stat st;
+	char sum[65];
 	int fd = -1, rc = -1;
 
 	mss_buf_init(&b, CA_DB_MAX_BYTES);
-	if (ca_db_format(&ca->ca_db, &b) != 0) {
+	if (ca_db_format(d, &b, sum) != 0) {
 		pki_err_set(err, 900, "CA database: too large");
 		goto out;
 	}
 	if (ca_write_atomic(ca->ca_dir, "ca.db", mss_buf_str(&b), mss_buf_len(&b), 0600, &fd, err) != 0)
 		goto out;
-	if (ca->ca_db.d_fd >= 0)
-		close(ca->ca_db.d_fd);
-	ca_db_keep(&ca->ca_db, fd);
+	if (fstat(fd, &st) != 0 || st.st_size != (off_t)mss_buf_len(&b)) {
+		close(fd); /* written and durable; the next call re-reads it */
+		ca_db_stale(d);
+		rc = 0;
+		goto out;
+	}
+	ca_db_keep(d, fd, &st);
+	d->d_version = 2;
+	memcpy(d->d_sum, sum, sizeof(d->d_sum));
+	d->d_off = st.st_size;
+	d->d_sum_off = st.st_size - 1 - CA_DB_SUM_HEX;
 	rc = 0;
 out:
-	if (rc != 0 && ca->ca_db.d_fd >= 0) {
-		close(ca->ca_db.d_fd);
-		ca->ca_db.d_fd = -1;
-	}
+	if (rc != 0)
+		ca_db_stale(d);
 	mss_buf_free(&b);
 	return rc;
 }
 
-static struct ca_rec *
-ca_db_find(const struct ca_db *d, const char *serial)
+/* Append one new record to DIR/ca.db, under the lock, just after
+ * pki_ca_reload() and ca_db_reserve(): one write(2) of the complete line
+ * to an O_APPEND descriptor, then fsync(2) of the file (an append to an
+ * existing file needs no fsync of the directory).  The record's strings
+ * belong to the database from here on, success or not. */
+static int
+ca_db_append(struct pki_ca *ca, struct ca_rec *rec, struct pki_err *err)
 {
-	size_t i;
+	struct ca_db *d = &ca->ca_db;
+	char path[CA_PATH_MAX], line[MSSP_CA_DB_MAX_LINE + 1], sum[65];
+	struct stat st, ours;
+	EVP_MD_CTX *ctx;
+	size_t len, off = 0;
+	bool touched = false;
+	int wfd = -1, n, rc = -1;
+	ssize_t w;
 
-	for (i = 0; i < d->d_n; i++)
-		if (strcmp(d->d_recs[i].r_serial, serial) == 0)
-			return &d->d_recs[i];
-	return NULL;
+	if (d->d_version != 2 || d->d_fd < 0) {
+		/* a version 1 file (or one we could not pin): rewrite it */
+		if (ca_db_push(d, rec) != 0) {
+			ca_rec_free(rec);
+			return pki_err_set(err, 900, "CA: duplicate serial number");
+		}
+		if (ca_db_save(ca, err) != 0) {
+			ca_db_pop(d);
+			return -1;
+		}
+		return 0;
+	}
+	/* "+ " SUM " RECORD\n": the record text goes in after the chain value */
+	memcpy(line, "+ ", 2);
+	n = ca_rec_text(rec, line + 2 + CA_DB_SUM_HEX + 1, sizeof(line) - 3 - CA_DB_SUM_HEX);
+	if (n < 0 || 3 + CA_DB_SUM_HEX + (size_t)n - 1 >= MSSP_CA_DB_MAX_LINE) {
+		ca_rec_free(rec);
+		return pki_err_set(err, 900, "CA database: record too long");
+	}
+	line[2 + CA_DB_SUM_HEX] = ' ';
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL || ca_db_chain(ctx, EVP_sha256(), d->d_sum, line + 2 + CA_DB_SUM_HEX,
+				       (size_t)n + 1, sum) != 0) {
+		EVP_MD_CTX_free(ctx);
+		ca_rec_free(rec);
+		return pki_err_set(err, 900, "CA database: SHA-256 failed");
+	}
+	EVP_MD_CTX_free(ctx);
+	memcpy(line + 2, sum, CA_DB_SUM_HEX);
+	len = 3 + CA_DB_SUM_HEX + (size_t)n;
+
+	if (ca_path(path, sizeof(path), ca->ca_dir, "ca.db") != 0) {
+		pki_err_set(err, 900, "CA directory path too long");
+		goto out;
+	}
+	wfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (wfd < 0 || fstat(wfd, &st) != 0 || fstat(d->d_fd, &ours) != 0) {
+		pki_err_set(err, 900, "CA database: cannot open for append: %s", strerror(errno));
+		goto out;
+	}
+	/* under the lock, right after the reload: the same file, and at least
+	 * the bytes we parsed */
+	if (st.st_dev != ours.st_dev || st.st_ino != ours.st_ino || st.st_size < d->d_off) {
+		pki_err_set(err, 900, "CA database: changed under the lock");
+		goto out;
+	}
+	if (st.st_size > d->d_off) {
+		/* a torn tail left by an append that never finished */
+		touched = true;
+		if (ftruncate(wfd, d->d_off) != 0)
+			goto io;
+	}
+	while (off < len) {
+		w = write(wfd, line + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto io;
+		touched = true;
+		off += (size_t)w;
+	}
+	if (fsync(wfd) != 0 || fstat(wfd, &st) != 0)
+		goto io;
+	if (ca_db_push(d, rec) != 0) {
+		/* cannot happen: the serial was drawn against this state */
+		pki_err_set(err, 900, "CA: duplicate serial number");
+		goto out;
+	}
+	rec = NULL;
+	if (st.st_size != d->d_off + (off_t)len) {
+		ca_db_stale(d); /* someone wrote without the lock: re-read */
+	} else {
+		memcpy(d->d_sum, sum, sizeof(d->d_sum));
+		d->d_sum_off = d->d_off + 2;
+		d->d_off = st.st_size;
+		d->d_size = st.st_size;
+		d->d_mtim = st.st_mtim;
+		d->d_ctim = st.st_ctim;
+	}
+	rc = 0;
+	goto out;
+io:
+	pki_err_set(err, 900, "CA database: cannot append: %s", strerror(errno));
+	/* Take the line back (a partial one would read as torn anyway).  If it
+	 * stays - the truncation fails, or a crash brings back what a failed
+	 * fsync did write - it is a record whose certificate was never
+	 * returned, which is allowed: it can still be revoked. */
+	if (touched && ftruncate(wfd, d->d_off) != 0) {
+		/* left torn: readers ignore it, the next writer truncates it */
+	}
+out:
+	if (rc != 0)
+		ca_db_stale(d); /* the next operation re-reads the file */
+	if (rec != NULL)
+		ca_rec_free(rec);
+	if (wfd >= 0)
+		close(wfd);
+	return rc;
 }
 
 static int
@@ -1593,7 +2013,7 @@ ca_issue_locked(struct pki_ca *ca, const X509_NAME *subj, EVP_PKEY *pub,
 {
 	struct ca_ext_set es;
 	ASN1_INTEGER *serial = NULL;
-	struct ca_rec *r;
+	struct ca_rec rec;
 	X509 *x = NULL;
 	time_t now = time(NULL), na;
 	int lockfd = -1;
@@ -1616,8 +2036,12 @@ ca_issue_locked(struct pki_ca *ca, const X509_NAME *subj, EVP_PKEY *pub,
 	}
 	if (ca_lock(ca->ca_dir, &lockfd, err) != 0 || pki_ca_reload(ca, err) != 0)
 		goto fail;
-	if (ca->ca_db.d_n >= MSSP_CA_DB_MAX_RECORDS || ca_db_grow(&ca->ca_db) != 0) {
+	if (ca->ca_db.d_n >= MSSP_CA_DB_MAX_RECORDS) {
 		pki_err_set(err, 900, "CA database: full (%d records)", MSSP_CA_DB_MAX_RECORDS);
+		goto fail;
+	}
+	if (ca_db_reserve(&ca->ca_db) != 0) {
+		pki_err_set(err, 900, "CA database: out of memory");
 		goto fail;
 	}
 	serial = ca_new_serial(&ca->ca_db);
@@ -1635,20 +2059,17 @@ ca_issue_locked(struct pki_ca *ca, const X509_NAME *subj, EVP_PKEY *pub,
 		pki_err_set(err, 900, "CA: subject too long for the database");
 		goto fail;
 	}
-	r = &ca->ca_db.d_recs[ca->ca_db.d_n];
-	memset(r, 0, sizeof(*r));
-	if (ca_serial_from_asn1(serial, r->r_serial) != 0) {
+	memset(&rec, 0, sizeof(rec));
+	if (ca_serial_from_asn1(serial, rec.r_serial) != 0) {
 		pki_err_set(err, 900, "CA: bad serial number");
 		goto fail;
 	}
-	r->r_not_after = na;
-	r->r_subject = subject;
-	r->r_profile = profile;
-	ca->ca_db.d_n++;
-	if (ca_db_save(ca, err) != 0) {
-		ca->ca_db.d_n--; /* the record stays owned by subject/profile */
+	rec.r_not_after = na;
+	rec.r_subject = subject;
+	rec.r_profile = profile;
+	subject = profile = NULL; /* the database's now, whatever happens */
+	if (ca_db_append(ca, &rec, err) != 0)
 		goto fail;
-	}
 	ca_unlock(lockfd);
 	ASN1_INTEGER_free(serial);
 	return x;

@@ -21,7 +21,8 @@
  *
  * Threads: a struct pki_ca is not thread-safe; use one per thread or lock
  * around it.  Several processes may share a directory: every change takes
- * an exclusive flock(2) on DIR/lock and re-reads the database first.
+ * an exclusive flock(2) on DIR/lock and brings its copy of the database up
+ * to date first (only the lines appended since, when the file just grew).
  *
  * Directory layout (docs/internals/ca.md):
  *   ca.crt     this CA's certificate (PEM)
@@ -30,7 +31,8 @@
  *              absent when the key is a PKCS#11 object
  *   ca.conf    settings and certificate profiles (the PKCS#11 URI, never
  *              the PIN)
- *   ca.db      issuance database, one line per issued certificate
+ *   ca.db      issuance database, one line per issued certificate;
+ *              issuance appends a line, revocation rewrites the file
  *   crlnumber  the last CRL number used
  *   crl.pem    the current CRL
  */
@@ -125,7 +127,8 @@ struct pki_ca_identity {
  * CA's own.  The key is checked with pki_policy_check_key(`pol`, NULL =
  * default) - key quality (ROCA, Fermat, duplicates) is the caller's job
  * (src/pki/keycheck) before this call.  The certificate is recorded in the
- * database before it is returned in *out (a new reference: X509_free).
+ * database (one line appended to ca.db and fsync'd) before it is returned
+ * in *out (a new reference: X509_free).
  * 0, or -1 with err (101 identity/profile, 407 key refused, 900). */
 int pki_ca_issue(struct pki_ca *ca, const char *profile, const struct pki_ca_identity *id,
 		 EVP_PKEY *pub, const struct pki_policy *pol, unsigned days, X509 **out,
@@ -181,7 +184,10 @@ struct pki_ca_entry {
 	const char *ce_subject; /* RFC 2253, ASCII (escaped)          */
 };
 
-/* Re-read the database if another process changed it.  0 or -1 (900). */
+/* Re-read the database if another process changed it: nothing if the file
+ * is unchanged, only the appended lines if it grew, else all of it.  A
+ * torn last line (an append that never finished) is ignored.  0 or -1
+ * (900). */
 int pki_ca_reload(struct pki_ca *ca, struct pki_err *err);
 /* Number of records (after the last read). */
 size_t pki_ca_count(const struct pki_ca *ca);

@@ -15,7 +15,7 @@
 #include "util/metrics.h"
 #include "util/pool.h"
 
-#define HEALTH_PARK_MS 5000
+#define HEALTH_PARK_MS MSSP_ADMIN_HEALTH_PARK_MS
 
 struct admin {
 	struct metrics *ad_metrics;

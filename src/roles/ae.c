@@ -34,6 +34,7 @@
 #include <openssl/x509.h>
 
 #include "mss/json.h"
+#include "mss/lex.h"
 #include "mss/msg.h"
 #include "mss/soap.h"
 #include "mss/status.h"
@@ -46,13 +47,14 @@
 #include "roles/node.h"
 #include "util/buf.h"
 #include "util/limits.h"
+#include "util/log.h"
 #include "util/metrics.h"
 #include "util/pool.h"
 
-#define WAIT_BUCKETS 4096
-#define TIMER_BUCKETS 4096
-#define RATE_BUCKETS 256
-#define AE_OP_PARK_MS 60000 /* status/receipt/profile: the pool answers */
+#define WAIT_BUCKETS MSSP_AE_WAIT_BUCKETS
+#define TIMER_BUCKETS MSSP_AE_TIMER_BUCKETS
+#define RATE_BUCKETS MSSP_AE_RATE_BUCKETS
+#define AE_OP_PARK_MS MSSP_AE_OP_PARK_MS
 
 enum fmt { FMT_SOAP12 = 1, FMT_SOAP11, FMT_JSON };
 
@@ -85,6 +87,9 @@ struct ae {
 	struct loop *a_loop;
 	struct httpc *a_httpc;		/* AE loop thread only */
 	struct event *a_sweep_ev;	/* AE loop thread only */
+	struct event *a_stuck_ev;	/* AE loop thread only */
+	struct notify *a_notifies;	/* AE loop thread only */
+	atomic_bool a_stuck_running;
 	atomic_bool a_sweeping;
 	pthread_mutex_t a_wlock;
 	struct waiter *a_wait[WAIT_BUCKETS];
@@ -127,53 +132,6 @@ iso_now(char out[64])
 	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		 (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
-/* xs:dateTime with a zone (the validator checked the shape) -> seconds. */
-static int
-parse_instant(const char *s, int64_t *out)
-{
-	struct tm tm;
-	int n = 0;
-	memset(&tm, 0, sizeof tm);
-	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
-		return -1;
-	const char *p = s + n;
-	if (*p == '.') {
-		p++;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	long off = 0;
-	if (*p == 'Z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int hh, mm;
-		if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
-			return -1;
-		off = (hh * 60L + mm) * 60L * (*p == '+' ? 1 : -1);
-		p += 6;
-	} else {
-		return -1;
-	}
-	if (*p)
-		return -1;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*out = (int64_t)t - off;
-	return 0;
-}
-
-static void
-normalise_msisdn(const char *in, char *out, size_t cap)
-{
-	while (*in == '+')
-		in++;
-	snprintf(out, cap, "+%s", in);
 }
 
 /* ---- rendering answers ------------------------------------------------ */
@@ -236,6 +194,11 @@ render_err(enum fmt f, const struct mss_err *e, struct mss_buf *buf, struct srv_
 			hdr->sh_value = "1";
 			rs->rs_headers = hdr;
 			rs->rs_nheaders = 1;
+		} else if (e->code == 503 && hdr) {
+			hdr->sh_name = "Retry-After";
+			hdr->sh_value = "1";
+			rs->rs_headers = hdr;
+			rs->rs_nheaders = 1;
 		} else if (e->code == 405 && hdr) {
 			hdr->sh_name = "Allow";
 			hdr->sh_value = "POST";
@@ -274,6 +237,18 @@ reply_err_async(struct ae *a, uint64_t req, enum fmt f, const struct mss_err *e)
 	render_err(f, e, &buf, &rs, &h);
 	(void)srv_reply_async(a->a_srv, req, &rs);
 	mss_buf_free(&buf);
+}
+
+/* A response built by result_msg: msg, or when it could not be built
+ * (NULL), the error e it left. */
+static void
+reply_result_async(struct ae *a, uint64_t req, enum fmt f, const struct mss_msg *msg,
+		   const struct mss_err *e)
+{
+	if (msg)
+		reply_msg_async(a, req, f, msg);
+	else
+		reply_err_async(a, req, f, e);
 }
 
 static void
@@ -392,20 +367,32 @@ result_msg(struct ae *a, enum mss_msg_type type, const struct store_tx *tx,
 
 /* ---- waiters (synchronous requests) ------------------------------------ */
 
-static void
+/* 0, or -1 when MSSP_AE_MAX_WAITERS already wait on `id`. */
+static int
 waiter_add(struct ae *a, const char *id, uint64_t req, enum fmt f)
 {
 	struct waiter *w = calloc(1, sizeof *w);
 	if (!w)
-		return; /* the park deadline answers it */
+		return 0; /* the park deadline answers it */
 	snprintf(w->w_id, sizeof w->w_id, "%s", id);
 	w->w_req = req;
 	w->w_fmt = f;
 	size_t b = hash_str(id, WAIT_BUCKETS);
+	unsigned same = 0;
 	pthread_mutex_lock(&a->a_wlock);
-	w->w_next = a->a_wait[b];
-	a->a_wait[b] = w;
+	for (struct waiter *x = a->a_wait[b]; x; x = x->w_next)
+		same += strcmp(x->w_id, id) == 0;
+	if (same < MSSP_AE_MAX_WAITERS) {
+		w->w_next = a->a_wait[b];
+		a->a_wait[b] = w;
+		w = NULL;
+	}
 	pthread_mutex_unlock(&a->a_wlock);
+	if (w) {
+		free(w);
+		return -1;
+	}
+	return 0;
 }
 
 /* Detach every waiter of `id` (a list the caller frees). */
@@ -525,6 +512,7 @@ timer_set(struct ae *a, const char *id, int64_t ms)
 /* ---- notifications (asynchServerServer) ---------------------------------- */
 
 struct notify {
+	struct notify *n_next, *n_prev;	/* a_notifies (AE loop thread) */
 	struct ae *n_ae;
 	char *n_url;
 	char *n_body;
@@ -538,6 +526,12 @@ static void notify_send(struct notify *n);
 static void
 notify_free(struct notify *n)
 {
+	if (n->n_prev)
+		n->n_prev->n_next = n->n_next;
+	else if (n->n_ae->a_notifies == n)
+		n->n_ae->a_notifies = n->n_next;
+	if (n->n_next)
+		n->n_next->n_prev = n->n_prev;
 	if (n->n_retry)
 		event_free(n->n_retry);
 	free(n->n_url);
@@ -569,14 +563,16 @@ notify_done(void *arg, int status, const uint8_t *body, size_t len, const char *
 	if (n->n_attempt > a->a_conf->notify_retries || atomic_load(&a->a_stopping)) {
 		/* given up: the AP can still ask with MSS_StatusReq */
 		metric_inc(a->m_notify_fail);
-		fprintf(stderr, "msspd: notification given up after %u attempts (%s)\n",
-			n->n_attempt, status ? "http error" : err ? err : "transport");
+		char att[16];
+		snprintf(att, sizeof att, "%u", n->n_attempt);
+		LOG_EV("notify.given_up", "attempts", att, "why",
+		       status ? "http error" : err ? err : "transport");
 		notify_free(n);
 		return;
 	}
 	uint64_t ms = (uint64_t)a->a_conf->notify_retry_ms << (n->n_attempt - 1);
-	if (ms > 600000)
-		ms = 600000;
+	if (ms > MSSP_AE_NOTIFY_MAX_BACKOFF_MS)
+		ms = MSSP_AE_NOTIFY_MAX_BACKOFF_MS;
 	if (!n->n_retry)
 		n->n_retry = evtimer_new(loop_base(a->a_loop), notify_retry_cb, n);
 	if (!n->n_retry) {
@@ -606,7 +602,13 @@ notify_send(struct notify *n)
 static void
 notify_start_on_loop(void *arg)
 {
-	notify_send(arg);
+	struct notify *n = arg;
+	struct ae *a = n->n_ae;
+	n->n_next = a->a_notifies;
+	if (a->a_notifies)
+		a->a_notifies->n_prev = n;
+	a->a_notifies = n;
+	notify_send(n);
 }
 
 /* Build and queue the notification of a final transaction (pool thread). */
@@ -665,6 +667,10 @@ void
 ae_on_final(void *arg, struct store *st, const struct store_tx *tx)
 {
 	struct ae *a = arg;
+	char code[16];
+	snprintf(code, sizeof code, "%d", tx->tx_status);
+	LOG_EV("tx.final", "tx", tx->tx_id, "state", store_state_name(tx->tx_state), "status", code,
+	       "detail", tx->tx_detail[0] ? tx->tx_detail : NULL);
 	if (tx->tx_status == MSS_SIGNATURE || tx->tx_status == MSS_VALID_SIGNATURE)
 		metric_inc(a->m_sig_ok);
 	else
@@ -691,10 +697,7 @@ ae_on_final(void *arg, struct store *st, const struct store_tx *tx)
 			struct mss_msg *m = result_msg(a, MSS_SIGNATURE_RESP, use,
 						       rq ? rq->u.common : NULL,
 						       use->tx_profile, &e);
-			if (m)
-				reply_msg_async(a, w->w_req, w->w_fmt, m);
-			else
-				reply_err_async(a, w->w_req, w->w_fmt, &e);
+			reply_result_async(a, w->w_req, w->w_fmt, m, &e);
 			mss_msg_free(m);
 			free(w);
 			w = n;
@@ -756,6 +759,41 @@ sweep_job(void *ctx, void *arg)
 	atomic_store(&a->a_sweeping, false);
 }
 
+/* Answers recorded but never finalised (the store failed at that moment
+ * and its retries too): finish them from the stored answer (F-01d). */
+static int
+stuck_cb(void *arg, const struct store_tx *tx)
+{
+	struct sweep_ctx *sc = arg;
+	if (tx->tx_state == STORE_ST_ANSWERED &&
+	    tx->tx_answer_ms + MSSP_AE_STUCK_AGE_MS < wall_ms())
+		home_recover(sc->sc_ae->a_home, sc->sc_st, tx);
+	return 0;
+}
+
+static void
+stuck_job(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct ae *a = arg;
+	struct sweep_ctx sc = {a, nw->nw_store};
+	struct store_err se;
+	(void)store_tx_recover_scan(nw->nw_store, stuck_cb, &sc, NULL, &se);
+	atomic_store(&a->a_stuck_running, false);
+}
+
+static void
+stuck_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct ae *a = arg;
+	bool expected = false;
+	if (atomic_compare_exchange_strong(&a->a_stuck_running, &expected, true) &&
+	    pool_submit(a->a_pool, stuck_job, a) != 0)
+		atomic_store(&a->a_stuck_running, false);
+}
+
 static void
 sweep_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -776,6 +814,12 @@ struct job {
 	enum fmt j_fmt;
 	struct mss_msg *j_msg;		     /* the request, owned */
 	char j_ap[MSSP_STORE_MAX_AP_ID + 1];
+	struct conf_aps *j_aps;		     /* a reference: the table j_conf_ap
+					      * lives in, as the request saw it */
+	const struct conf_ap *j_conf_ap;
+	uint64_t j_arrival;		     /* loop_now_ms() at the handler  */
+	int64_t j_arrival_wall;		     /* wall ms at the handler        */
+	unsigned j_park_ms;		     /* the park budget               */
 	unsigned j_timeout_ms;
 	char *j_notify;			     /* SS: the notification URL */
 };
@@ -783,6 +827,7 @@ struct job {
 static void
 job_free(struct job *j)
 {
+	conf_aps_put(j->j_aps);
 	mss_msg_free(j->j_msg);
 	free(j->j_notify);
 	free(j);
@@ -814,8 +859,20 @@ job_signature(void *ctx, void *arg)
 	memset(&tx, 0, sizeof tx);
 	mss_buf_init(&js, MSSP_STORE_MAX_REQUEST);
 
-	if (home_select(a->a_home, nw->nw_store, rq, &ch, &e) != 0)
+	/* a request that waited in the queue until its answer is overdue is
+	 * not started: the AP may already have been told 900 (park deadline),
+	 * and a prompt now would be an orphan */
+	uint64_t waited = loop_now_ms() - j->j_arrival;
+	if (waited + MSSP_AE_START_MARGIN_MS >= j->j_park_ms ||
+	    waited + MSSP_AE_START_MARGIN_MS >= j->j_timeout_ms) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Server busy");
 		goto fail;
+	}
+	if (home_select(a->a_home, nw->nw_store, rq, j->j_conf_ap, &ch, &e) != 0)
+		goto fail;
+	/* AP_PWD is neither kept nor part of the resend identity */
+	if (rq->c.ap_info && rq->c.ap_info->ap_pwd)
+		rq->c.ap_info->ap_pwd = mss_msg_strdup(j->j_msg, "");
 	/* the stored request is the JSON mirror: the same content gives the
 	 * same text whatever the encoding it came in */
 	if (mss_json_encode(j->j_msg, &js, &e) != 0) {
@@ -825,9 +882,13 @@ job_signature(void *ctx, void *arg)
 	unsigned char hash[32];
 	EVP_Digest(mss_buf_str(&js), mss_buf_len(&js), hash, NULL, EVP_sha256(), NULL);
 	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
-	normalise_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
+	home_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
 	enum store_mode mode = mode_of(rq->messaging_mode);
 	int64_t now = wall_ms();
+	/* TimeOut counts from the request's arrival, not from the queue */
+	int64_t deadline = j->j_arrival_wall + j->j_timeout_ms;
+	if (deadline <= now + (int64_t)MSSP_AE_START_MARGIN_MS)
+		deadline = now + MSSP_AE_START_MARGIN_MS;
 	struct store_tx_new n = {
 		.tn_ap_id = j->j_ap,
 		.tn_ap_trans_id = rq->c.ap_info->ap_trans_id,
@@ -836,7 +897,7 @@ job_signature(void *ctx, void *arg)
 		.tn_msisdn = msisdn,
 		.tn_key_id = ch.hk_key.sk_key_id,
 		.tn_mode = mode,
-		.tn_deadline_ms = now + j->j_timeout_ms,
+		.tn_deadline_ms = deadline,
 		.tn_notify_url = j->j_notify,
 		.tn_request = mss_buf_str(&js),
 		.tn_request_len = mss_buf_len(&js),
@@ -852,7 +913,12 @@ job_signature(void *ctx, void *arg)
 		goto fail;
 	}
 	if (mode == STORE_MODE_SYNCH) {
-		waiter_add(a, tx.tx_id, j->j_req, j->j_fmt);
+		if (waiter_add(a, tx.tx_id, j->j_req, j->j_fmt) != 0) {
+			/* resends of one request parked again and again: bounded */
+			mss_err_set(&e, MSS_PB_SIGNATURE_PROCESS, 0, "Request already waiting");
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+			goto out;
+		}
 	} else {
 		struct mss_msg *m = result_msg(a, MSS_SIGNATURE_RESP, &tx, &rq->c, ch.hk_profile, &e);
 		if (m) {
@@ -866,6 +932,11 @@ job_signature(void *ctx, void *arg)
 			reply_err_async(a, j->j_req, j->j_fmt, &e);
 		}
 	}
+	char masked[MSSP_STORE_MAX_MSISDN + 1];
+	log_msisdn(msisdn, masked, sizeof masked);
+	LOG_EV("tx.accepted", "tx", tx.tx_id, "ap", j->j_ap, "msisdn", masked, "key", tx.tx_key_id,
+	       "mode", rq->messaging_mode ? rq->messaging_mode : "synch",
+	       "replay", tx.tx_replay ? "yes" : "no");
 	if (tx.tx_replay) {
 		/* a resend: never a second prompt; if it ended meanwhile, answer */
 		struct store_tx cur;
@@ -880,10 +951,7 @@ job_signature(void *ctx, void *arg)
 			m = result_msg(a, MSS_SIGNATURE_RESP, &cur, &rq->c, cur.tx_profile, &e2);
 			while (w) {
 				struct waiter *nx = w->w_next;
-				if (m)
-					reply_msg_async(a, w->w_req, w->w_fmt, m);
-				else
-					reply_err_async(a, w->w_req, w->w_fmt, &e2);
+				reply_result_async(a, w->w_req, w->w_fmt, m, &e2);
 				free(w);
 				w = nx;
 			}
@@ -892,7 +960,7 @@ job_signature(void *ctx, void *arg)
 		store_tx_clear(&cur);
 		goto out;
 	}
-	timer_set(a, tx.tx_id, (int64_t)j->j_timeout_ms);
+	timer_set(a, tx.tx_id, deadline - wall_ms());
 	if (home_prompt(a->a_home, nw->nw_store, &tx, rq, &e) != 0) {
 		struct store_tx_change chg = {.tc_status = MSS_INTERNAL_ERROR,
 					      .tc_detail = "prompt failed"};
@@ -932,10 +1000,7 @@ job_status(void *ctx, void *arg)
 		reply_err_async(a, j->j_req, j->j_fmt, &e);
 	} else {
 		struct mss_msg *m = result_msg(a, MSS_STATUS_RESP, &tx, &rq->c, NULL, &e);
-		if (m)
-			reply_msg_async(a, j->j_req, j->j_fmt, m);
-		else
-			reply_err_async(a, j->j_req, j->j_fmt, &e);
+		reply_result_async(a, j->j_req, j->j_fmt, m, &e);
 		mss_msg_free(m);
 	}
 	store_tx_clear(&tx);
@@ -984,6 +1049,18 @@ out:
 	job_free(j);
 }
 
+/* "EC" or "RSA" (Methics MobileUserCertificate/@Algorithm). */
+static const char *
+x509_algorithm(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	EVP_PKEY *k = x ? X509_get0_pubkey(x) : NULL;
+	const char *alg = k && EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA ? "RSA" : "EC";
+	X509_free(x);
+	return alg;
+}
+
 static bool
 flag_true(const char *v)
 {
@@ -1013,7 +1090,7 @@ job_profile(void *ctx, void *arg)
 		mss_err_set(&e, MSS_MISSING_PARAM, 0, "MSISDN missing");
 		goto fail;
 	}
-	normalise_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
+	home_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
 	if (store_user_get(nw->nw_store, msisdn, &u, &se) != 0) {
 		mss_err_set(&e, se.status == MSS_UNKNOWN_CLIENT ? MSS_UNKNOWN_CLIENT : MSS_INTERNAL_ERROR,
 			    0, se.status == MSS_UNKNOWN_CLIENT ? "Unknown user" : "Store unavailable");
@@ -1083,7 +1160,7 @@ job_profile(void *ctx, void *arg)
 						(int)keys[k].sk_cert_len);
 				const unsigned char *cp = keys[k].sk_cert;
 				X509 *x509 = d2i_X509(NULL, &cp, (long)keys[k].sk_cert_len);
-				char subj[512] = "";
+				char subj[MSSP_AE_MAX_SUBJECT] = "";
 				if (x509) {
 					X509_NAME_oneline(X509_get_subject_name(x509), subj, sizeof subj);
 					X509_free(x509);
@@ -1093,7 +1170,8 @@ job_profile(void *ctx, void *arg)
 								 : keys[k].sk_state == STORE_KEY_REVOKED
 									   ? "REVOKED"
 									   : "INACTIVE");
-				c->algorithm = mss_msg_strdup(m, "EC");
+				c->algorithm = mss_msg_strdup(m, x509_algorithm(keys[k].sk_cert,
+										 keys[k].sk_cert_len));
 				c->x509_certificate = mss_msg_alloc(m, sizeof *c->x509_certificate);
 				c->x509_subject_name = mss_msg_alloc(m, sizeof *c->x509_subject_name);
 				if (c->x509_certificate && c->x509_subject_name) {
@@ -1285,7 +1363,10 @@ submit(struct ae *a, struct srv_req *req, pool_job_fn fn, struct job *j, unsigne
 {
 	if (srv_req_park(req, park_ms) != 0)
 		return -1;
+	/* the encoding, for an answer from the cancel callback */
+	srv_req_set_data(req, (void *)(uintptr_t)j->j_fmt);
 	j->j_req = srv_req_id(req);
+	j->j_park_ms = park_ms;
 	if (pool_submit(a->a_pool, fn, j) != 0) {
 		/* parked but the pool refused: answer through the async path */
 		struct mss_err e;
@@ -1359,9 +1440,10 @@ ae_handler(struct srv_req *req, void *arg)
 		goto answer;
 	}
 	if (ai->instant) {
-		int64_t t;
-		int64_t now = wall_ms() / 1000;
-		if (parse_instant(ai->instant, &t) != 0 ||
+		long long t;
+		bool tz;
+		long long now = wall_ms() / 1000;
+		if (mss_lex_datetime(ai->instant, &t, &tz) != 0 || !tz ||
 		    llabs(now - t) > (long long)a->a_conf->instant_skew_s) {
 			mss_err_set(&e, MSS_WRONG_PARAM, 0, "Instant outside the allowed skew");
 			goto answer;
@@ -1375,6 +1457,11 @@ ae_handler(struct srv_req *req, void *arg)
 	j->j_ae = a;
 	j->j_fmt = f;
 	snprintf(j->j_ap, sizeof j->j_ap, "%s", ap->ca_id);
+	j->j_aps = aps;
+	aps = NULL; /* the job holds the table reference now */
+	j->j_conf_ap = ap;
+	j->j_arrival = loop_now_ms();
+	j->j_arrival_wall = wall_ms();
 
 	switch (msg->type) {
 	case MSS_SIGNATURE_REQ: {
@@ -1388,8 +1475,10 @@ ae_handler(struct srv_req *req, void *arg)
 				    "Messaging mode not allowed");
 			goto answer;
 		}
-		if (rq->signature_profile && !conf_ap_profile_allowed(ap, rq->signature_profile)) {
-			mss_err_set(&e, MSS_UNSUPPORTED_PROFILE, 0, "Unsupported profile");
+		/* the AP's profile allow-list applies to the key HomeMSSP picks
+		 * (home_select), whatever the request names (P-12) */
+		if (!ai->ap_trans_id) {
+			mss_err_set(&e, MSS_MISSING_PARAM, 0, "AP_TransID missing");
 			goto answer;
 		}
 		if (mode == STORE_MODE_ASYNCH_SS) {
@@ -1422,7 +1511,7 @@ ae_handler(struct srv_req *req, void *arg)
 		unsigned park = mode == STORE_MODE_SYNCH ? j->j_timeout_ms + MSSP_AE_PARK_GRACE_MS
 							 : AE_OP_PARK_MS;
 		if (submit(a, req, job_signature, j, park) != 0) {
-			mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Server busy");
+			mss_err_http(&e, 503, "Server busy");
 			goto answer;
 		}
 		j = NULL;
@@ -1437,7 +1526,7 @@ ae_handler(struct srv_req *req, void *arg)
 		j->j_msg = msg;
 		msg = NULL;
 		if (submit(a, req, fn, j, AE_OP_PARK_MS) != 0) {
-			mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Server busy");
+			mss_err_http(&e, 503, "Server busy");
 			goto answer;
 		}
 		j = NULL;
@@ -1479,8 +1568,8 @@ ae_cancel(struct srv_req *req, void *arg, enum srv_cancel why)
 	struct mss_err e;
 	memset(&e, 0, sizeof e);
 	mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "No outcome in time");
-	/* the format is not known here any more: SOAP 1.2, read by every client */
-	reply_err_now(a, req, FMT_SOAP12, &e);
+	uintptr_t f = (uintptr_t)srv_req_data(req);
+	reply_err_now(a, req, f >= FMT_SOAP12 && f <= FMT_JSON ? (enum fmt)f : FMT_SOAP12, &e);
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
@@ -1564,6 +1653,11 @@ ae_loop_init(void *arg)
 				     .tv_usec = (MSSP_AE_SWEEP_MS % 1000) * 1000};
 		evtimer_add(a->a_sweep_ev, &tv);
 	}
+	a->a_stuck_ev = event_new(loop_base(a->a_loop), -1, EV_PERSIST, stuck_timer, a);
+	if (a->a_stuck_ev) {
+		struct timeval tv = {.tv_sec = MSSP_AE_STUCK_SCAN_MS / 1000, .tv_usec = 0};
+		evtimer_add(a->a_stuck_ev, &tv);
+	}
 }
 
 struct recover_ctx {
@@ -1591,10 +1685,13 @@ recover_job(void *ctx, void *arg)
 	struct node_worker *nw = ctx;
 	struct recover_ctx rc = {.rc_ae = arg, .rc_st = nw->nw_store};
 	struct store_err se;
-	if (store_tx_recover_scan(nw->nw_store, recover_cb, &rc, NULL, &se) != 0)
-		fprintf(stderr, "msspd: recovery scan failed: %s\n", se.detail);
-	else if (rc.rc_n)
-		fprintf(stderr, "msspd: recovery: %zu open transactions resumed\n", rc.rc_n);
+	if (store_tx_recover_scan(nw->nw_store, recover_cb, &rc, NULL, &se) != 0) {
+		LOG_EV("recovery.failed", "detail", se.detail);
+	} else if (rc.rc_n) {
+		char n[24];
+		snprintf(n, sizeof n, "%zu", rc.rc_n);
+		LOG_EV("recovery.resumed", "open_transactions", n);
+	}
 }
 
 int
@@ -1622,10 +1719,16 @@ ae_loop_fini(void *arg)
 	for (size_t b = 0; b < TIMER_BUCKETS; b++)
 		while (a->a_timers[b])
 			timer_unlink(a, a->a_timers[b]);
+	if (a->a_stuck_ev) {
+		event_free(a->a_stuck_ev);
+		a->a_stuck_ev = NULL;
+	}
 	if (a->a_httpc) {
 		httpc_free(a->a_httpc); /* pending notifications end ("shutdown") */
 		a->a_httpc = NULL;
 	}
+	while (a->a_notifies) /* those waiting for a retry */
+		notify_free(a->a_notifies);
 }
 
 void

@@ -39,6 +39,7 @@
 #include "roles/push.h"
 #include "store/store.h"
 #include "util/limits.h"
+#include "util/log.h"
 #include "util/pool.h"
 
 #define AFE_PATH "/app/v1/ws"
@@ -526,6 +527,9 @@ conn_close(struct afe_conn *c, uint16_t code, const char *reason)
 {
 	if (c->c_state == CS_CLOSING || c->c_gone)
 		return;
+	if (code == AFE_CLOSE_AUTH || code == AFE_CLOSE_POLICY)
+		LOG_EV(code == AFE_CLOSE_AUTH ? "afe.auth_refused" : "afe.policy_close", "peer",
+		       c->c_up ? srv_up_peer_ip(c->c_up) : "-", "why", reason);
 	c->c_state = CS_CLOSING;
 	conn_unregister(c);
 	if (c->c_timer != NULL)
@@ -1138,6 +1142,17 @@ afe_online(struct afe *a, const char *device_id)
 	unsigned w;
 
 	return a != NULL && device_id != NULL && reg_lookup(a, device_id, &s, &w);
+}
+
+uint64_t
+afe_session(struct afe *a, const char *device_id)
+{
+	uint64_t s = 0;
+	unsigned w;
+
+	if (a == NULL || device_id == NULL || !reg_lookup(a, device_id, &s, &w))
+		return 0;
+	return s;
 }
 
 int

@@ -85,6 +85,8 @@ void afe_handler(struct srv_req *req, void *arg);
 int afe_send(struct afe *a, const char *device_id, uint64_t session, const uint8_t *blob,
 	     size_t len);
 bool afe_online(struct afe *a, const char *device_id);
+/* The session of the device's current connection, 0 when offline. */
+uint64_t afe_session(struct afe *a, const char *device_id);
 /* Wake a disconnected device through the push provider (0 when handed
  * over). */
 int afe_wake(struct afe *a, const char *device_id, const char *push_token);

@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ctype.h>
+#include <strings.h>
+
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 
 #include "util/config.h"
@@ -268,9 +272,9 @@ load_ap(const struct cfg *c, int sec, struct conf_ap *a, char *err, size_t errle
 	if (v && split_list(v, &a->ca_notify, &a->ca_nnotify) != 0)
 		return errf(err, errlen, "line %u: too many URLs", cfg_line(c, sec, "notify_urls"));
 	for (size_t i = 0; i < a->ca_nnotify; i++)
-		if (strncmp(a->ca_notify[i], "https://", 8) != 0 || strlen(a->ca_notify[i]) < 10)
-			return errf(err, errlen, "line %u: notification URLs must be https://host...",
-				    cfg_line(c, sec, "notify_urls"));
+		if (!conf_notify_rule_valid(a->ca_notify[i]))
+			return errf(err, errlen, "line %u: notification URLs are "
+				    "https://HOST[:PORT|:*][/PATH]", cfg_line(c, sec, "notify_urls"));
 	if (get_uint(c, sec, "rate", 0, 0, 1000000, &a->ca_rate, err, errlen))
 		return -1;
 	struct cfg_err ce;
@@ -508,24 +512,96 @@ conf_ap_by_fp(const struct conf_aps *t, const uint8_t fp[TLS_FP_LEN])
 	return found;
 }
 
-bool
-conf_ap_profile_allowed(const struct conf_ap *ap, const char *uri)
+/* One allowed notification target: "https://HOST[:PORT|:*][/PATH]".
+ * Parsed strictly here (at load) so that matching compares parts, never
+ * raw prefixes: "https://ap.example" must not allow
+ * "https://ap.example.evil/" nor "https://ap.example@evil/" (A-16). */
+struct notify_rule {
+	char host[256];
+	long port;	/* -1: any */
+	char path[MSSP_STORE_MAX_URL + 1];
+};
+
+static int
+notify_rule_parse(const char *s, struct notify_rule *r)
 {
-	if (ap->ca_all_profiles)
-		return true;
-	for (size_t i = 0; i < ap->ca_nprofiles; i++)
-		if (strcmp(ap->ca_profiles[i], uri) == 0)
-			return true;
-	return false;
+	memset(r, 0, sizeof *r);
+	if (strncmp(s, "https://", 8) != 0)
+		return -1;
+	const char *h = s + 8, *e = h;
+	while (*e && *e != ':' && *e != '/')
+		e++;
+	if (e == h || (size_t)(e - h) >= sizeof r->host)
+		return -1;
+	for (const char *p = h; p < e; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-'))
+			return -1;
+	memcpy(r->host, h, (size_t)(e - h));
+	r->port = 443;
+	if (*e == ':') {
+		e++;
+		if (*e == '*') {
+			r->port = -1;
+			e++;
+		} else {
+			char *end;
+			r->port = strtol(e, &end, 10);
+			if (end == e || r->port < 1 || r->port > 65535)
+				return -1;
+			e = end;
+		}
+	}
+	if (*e && *e != '/')
+		return -1;
+	snprintf(r->path, sizeof r->path, "%s", *e ? e : "/");
+	return 0;
+}
+
+bool
+conf_notify_rule_valid(const char *rule)
+{
+	struct notify_rule r;
+	return notify_rule_parse(rule, &r) == 0;
 }
 
 bool
 conf_ap_notify_allowed(const struct conf_ap *ap, const char *url)
 {
-	for (size_t i = 0; i < ap->ca_nnotify; i++) {
-		size_t n = strlen(ap->ca_notify[i]);
-		if (strncmp(url, ap->ca_notify[i], n) == 0)
-			return true;
+	bool ok = false;
+	char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *pw = NULL, *path = NULL;
+	CURLU *u = curl_url();
+	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		goto out;
+	/* no credentials in a callback URL, ever */
+	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK)
+		goto out;
+	if (strcmp(scheme, "https") != 0)
+		goto out;
+	long pnum = strtol(port, NULL, 10);
+	for (size_t i = 0; i < ap->ca_nnotify && !ok; i++) {
+		struct notify_rule r;
+		if (notify_rule_parse(ap->ca_notify[i], &r) != 0)
+			continue;
+		if (strcasecmp(r.host, host) != 0 || (r.port >= 0 && r.port != pnum))
+			continue;
+		size_t n = strlen(r.path);
+		/* a path prefix ends on a segment boundary */
+		if (strncmp(path, r.path, n) == 0 &&
+		    (r.path[n - 1] == '/' || path[n] == 0 || path[n] == '/'))
+			ok = true;
 	}
-	return false;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(user);
+	curl_free(pw);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return ok;
 }

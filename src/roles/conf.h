@@ -109,9 +109,11 @@ void conf_aps_put(struct conf_aps *t);
 /* The AP whose certificate fingerprint is fp (constant-time compare over
  * every fingerprint), or NULL. */
 const struct conf_ap *conf_ap_by_fp(const struct conf_aps *t, const uint8_t fp[TLS_FP_LEN]);
-/* Is `uri` allowed for the AP (profiles) / is `url` under an allowed
- * notification prefix? */
-bool conf_ap_profile_allowed(const struct conf_ap *ap, const char *uri);
+/* Is `url` an https URL, without credentials, whose host and port are an
+ * allowed target's (notify_urls: "https://HOST[:PORT|:*][/PATH]") and
+ * whose path starts with the target's path on a segment boundary? */
 bool conf_ap_notify_allowed(const struct conf_ap *ap, const char *url);
+/* Is `rule` a valid notify_urls entry? */
+bool conf_notify_rule_valid(const char *rule);
 
 #endif

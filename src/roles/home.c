@@ -24,6 +24,8 @@
 
 #include "mss/appmsg.h"
 #include "mss/json.h"
+#include "mss/lex.h"
+#include "mss/validate.h"
 #include "mss/profile.h"
 #include "pki/e2e.h"
 #include "pki/sig.h"
@@ -32,9 +34,10 @@
 #include "roles/node.h"
 #include "util/buf.h"
 #include "util/limits.h"
+#include "util/log.h"
 #include "util/pool.h"
 
-#define HOME_BUCKETS 1024
+#define HOME_BUCKETS MSSP_HOME_DEV_BUCKETS
 #define VALIDATE_AS "http://uri.etsi.org/TS102204/v1.1.2#validate"
 
 struct pending {
@@ -132,6 +135,19 @@ pending_drop_locked(struct home *h, struct dev *d, const char *nonce)
 	}
 }
 
+/* Forget the prompt of nonce wherever it waits (the transaction ended). */
+static void
+drop_pending(struct home *h, const char *nonce)
+{
+	if (!nonce[0])
+		return;
+	pthread_mutex_lock(&h->h_lock);
+	for (size_t b = 0; b < HOME_BUCKETS; b++)
+		for (struct dev *d = h->h_devs[b]; d; d = d->d_next)
+			pending_drop_locked(h, d, nonce);
+	pthread_mutex_unlock(&h->h_lock);
+}
+
 /* Send an encoded app message to a device (no pending copy).  Any thread. */
 static void
 send_to_device(struct home *h, const char *device_id, const struct appmsg *m)
@@ -225,8 +241,8 @@ home_get_stats(struct home *h, struct home_stats *o)
 
 /* ---- key selection ---------------------------------------------------- */
 
-static void
-normalise_msisdn(const char *in, char *out, size_t cap)
+void
+home_msisdn(const char *in, char *out, size_t cap)
 {
 	const char *p = in;
 	while (*p == '+')
@@ -244,9 +260,26 @@ parse_profile(const char *uri, struct mss_profile *p)
 	return mss_profile_parse(uri, p, e, sizeof e);
 }
 
+/* May the AP use a key of profile `p`?  An allowed entry covers the key
+ * profiles that satisfy it exactly (mss::sign:loa3 covers
+ * mss:demo:sign:loa3:app). */
+static bool
+ap_allows(const struct conf_ap *ap, const struct mss_profile *p)
+{
+	if (!ap || ap->ca_all_profiles)
+		return true;
+	for (size_t i = 0; i < ap->ca_nprofiles; i++) {
+		struct mss_profile allowed;
+		if (parse_profile(ap->ca_profiles[i], &allowed) == 0 &&
+		    mss_profile_satisfies(&allowed, p, MSS_CMP_EXACT))
+			return true;
+	}
+	return false;
+}
+
 int
 home_select(struct home *h, struct store *st, const struct mss_signature_req *req,
-	    struct home_choice *out, struct mss_err *err)
+	    const struct conf_ap *ap, struct home_choice *out, struct mss_err *err)
 {
 	(void)h;
 	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
@@ -255,7 +288,13 @@ home_select(struct home *h, struct store *st, const struct mss_signature_req *re
 	memset(out, 0, sizeof *out);
 	if (!req->mobile_user || !req->mobile_user->msisdn)
 		return mss_err_set(err, MSS_MISSING_PARAM, 0, "MSISDN missing");
-	normalise_msisdn(req->mobile_user->msisdn, msisdn, sizeof msisdn);
+	/* the user must be shown what is signed (P-02): checked before
+	 * anything is created */
+	char *shown = NULL;
+	if (home_display_text(req, &shown, err) != 0)
+		return -1;
+	free(shown);
+	home_msisdn(req->mobile_user->msisdn, msisdn, sizeof msisdn);
 	if (store_user_get(st, msisdn, &u, &se) != 0)
 		return mss_err_set(err, se.status == MSS_UNKNOWN_CLIENT ? MSS_UNKNOWN_CLIENT
 									 : MSS_INTERNAL_ERROR,
@@ -301,6 +340,9 @@ home_select(struct home *h, struct store *st, const struct mss_signature_req *re
 				continue;
 			if (want.pr_op == MSS_PROFILE_OP_ANY || av[nav].pr_op == want.pr_op)
 				op_seen = true;
+			/* a key the AP may not use is not a candidate (P-12) */
+			if (!ap_allows(ap, &av[nav]))
+				continue;
 			owner[nav++] = k;
 		}
 	}
@@ -383,6 +425,61 @@ home_dtbs_bytes(const struct mss_signature_req *req, uint8_t **out, size_t *len,
 	return 0;
 }
 
+int
+home_display_text(const struct mss_signature_req *req, char **out, struct mss_err *err)
+{
+	*out = NULL;
+	if (req->dtbd && req->dtbd->data && req->dtbd->data[0]) {
+		const char *enc = req->dtbd->encoding;
+		if (enc && strcasecmp(enc, "base64") == 0) {
+			size_t n = strlen(req->dtbd->data);
+			char *t = malloc(n + 1);
+			long l = t ? mss_lex_base64_decode(req->dtbd->data, (unsigned char *)t, n) : -1;
+			if (l <= 0) {
+				free(t);
+				return mss_err_set(err, MSS_WRONG_PARAM, MSS_SUB_UNSUPPORTED_MIMETYPE_OR_ENCODING,
+						   "Bad base64 DataToBeDisplayed");
+			}
+			t[l] = 0;
+			if (strlen(t) != (size_t)l || mss_display_text_check(t, err) != 0) {
+				free(t);
+				return err->code ? -1 : mss_err_set(err, MSS_INAPPROPRIATE_DATA, 0,
+								     "Inappropriate data");
+			}
+			*out = t;
+			return 0;
+		}
+		*out = strdup(req->dtbd->data);
+		return *out ? 0 : mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Out of memory");
+	}
+	const char *mt = req->dtbs ? req->dtbs->mime_type : NULL;
+	if (mt && strncasecmp(mt, "text/plain", 10) != 0)
+		return mss_err_set(err, MSS_MISSING_PARAM, MSS_SUB_DTBD_MISSING,
+				   "DataToBeDisplayed missing");
+	uint8_t *b;
+	size_t n;
+	if (home_dtbs_bytes(req, &b, &n, err) != 0)
+		return -1;
+	char *t = malloc(n + 1);
+	if (!t) {
+		free(b);
+		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Out of memory");
+	}
+	memcpy(t, b, n);
+	t[n] = 0;
+	free(b);
+	/* text that is not showable as it stands (NUL, controls, bidi, too
+	 * long, not UTF-8) is refused, never shown altered (P-02) */
+	if (n == 0 || strlen(t) != n || !mss_lex_utf8_valid(t, n) ||
+	    mss_display_text_check(t, err) != 0) {
+		free(t);
+		return err->code ? -1 : mss_err_set(err, MSS_MISSING_PARAM, MSS_SUB_DTBD_MISSING,
+						     "DataToBeDisplayed missing");
+	}
+	*out = t;
+	return 0;
+}
+
 /* ---- prompting -------------------------------------------------------- */
 
 static void
@@ -440,15 +537,11 @@ build_prompt(const struct store_tx *tx, const struct mss_signature_req *req,
 		 sp ? (int)(sp - key->sk_profiles) : (int)strlen(key->sk_profiles),
 		 key->sk_profiles);
 	m.am_pin = key->sk_has_pin;
-	const char *dtbd = req->dtbd && req->dtbd->data ? req->dtbd->data : NULL;
-	m.am_dtbd = strdup(dtbd ? dtbd : (req->dtbs && req->dtbs->data &&
-					  !(req->dtbs->encoding &&
-					    strcasecmp(req->dtbs->encoding, "base64") == 0)
-					  ? req->dtbs->data : ""));
 	snprintf(m.am_dtbd_mime, sizeof m.am_dtbd_mime, "text/plain");
-	if (home_dtbs_bytes(req, &m.am_dtbs, &m.am_dtbs_len, err) != 0 || !m.am_dtbd) {
+	if (home_display_text(req, &m.am_dtbd, err) != 0 ||
+	    home_dtbs_bytes(req, &m.am_dtbs, &m.am_dtbs_len, err) != 0) {
 		appmsg_clear(&m);
-		return err->code ? -1 : mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		return -1;
 	}
 	/* the app knows two kinds: text it can show, and bytes it cannot */
 	const char *mt = req->dtbs->mime_type;
@@ -579,7 +672,16 @@ home_prompt(struct home *h, struct store *st, const struct store_tx *tx,
 		return 0;
 	}
 	atomic_fetch_add(&h->h_prompts, 1);
+	LOG_EV("tx.prompt", "tx", tx->tx_id, "device", key.sk_device_id, "key", key.sk_key_id);
 	queue_prompt(h, key.sk_device_id, nonce, txt, len);
+	/* an expiry that ran between the commit and the queueing found no
+	 * prompt to withdraw: look again, so that a dead prompt is never kept
+	 * for re-sending */
+	struct store_tx now;
+	memset(&now, 0, sizeof now);
+	if (store_tx_get_by_id(st, tx->tx_id, 0, &now, &se) == 0 && store_state_final(now.tx_state))
+		home_withdraw(h, &now, now.tx_status ? now.tx_status : MSS_EXPIRED_TRANSACTION);
+	store_tx_clear(&now);
 	store_tx_clear(&cur);
 	return 0;
 }
@@ -704,6 +806,7 @@ finalise_answer(struct home *h, struct store *st, const struct store_tx *tx,
 	if (!cert || !ans->am_cms ||
 	    pki_sig_cms_verify(ans->am_cms, ans->am_cms_len, dtbs, dtbs_len, &vo, NULL, &pe) != 0) {
 		atomic_fetch_add(&h->h_invalid, 1);
+		LOG_EV("tx.signature_invalid", "tx", tx->tx_id, "key", tx->tx_key_id);
 		chg.tc_status = MSS_INVALID_SIGNATURE;
 		chg.tc_detail = "signature does not verify";
 		goto commit;
@@ -723,16 +826,23 @@ finalise_answer(struct home *h, struct store *st, const struct store_tx *tx,
 	chg.tc_signature = sig64;
 	chg.tc_signature_len = sig64_len;
 commit:
-	if (store_tx_transition(st, tx->tx_id, STORE_ST_ANSWERED, to, &chg, wall_ms(), &fin,
-				&se) == 0 &&
-	    h->h_conf.hc_on_final)
-		h->h_conf.hc_on_final(h->h_conf.hc_arg, st, &fin);
-	/* tell the app the outcome (it may forget the answer now) */
-	pthread_mutex_lock(&h->h_lock);
-	for (size_t b = 0; b < HOME_BUCKETS; b++)
-		for (struct dev *d = h->h_devs[b]; d; d = d->d_next)
-			pending_drop_locked(h, d, tx->tx_nonce);
-	pthread_mutex_unlock(&h->h_lock);
+	/* The answer is acknowledged already: if the store refuses the final
+	 * step now, try again a little later (a pool thread may wait); if it
+	 * still cannot, the AE's stuck-answer scan finishes it later. */
+	for (unsigned attempt = 0;; attempt++) {
+		int rc = store_tx_transition(st, tx->tx_id, STORE_ST_ANSWERED, to, &chg, wall_ms(),
+					     &fin, &se);
+		if (rc == 0) {
+			if (h->h_conf.hc_on_final)
+				h->h_conf.hc_on_final(h->h_conf.hc_arg, st, &fin);
+			break;
+		}
+		if (se.status != MSS_INTERNAL_ERROR || attempt + 1 >= MSSP_HOME_FINAL_TRIES)
+			break;
+		struct timespec ts = {0, (long)MSSP_HOME_FINAL_RETRY_MS * 1000000L << attempt};
+		nanosleep(&ts, NULL);
+	}
+	drop_pending(h, tx->tx_nonce);
 	X509_free(cert);
 	free(sig64);
 	free(dtbs);
@@ -786,10 +896,14 @@ answer_job_run(void *ctx, void *arg)
 	}
 	/* the answer must come from the device that holds the key */
 	if (store_key_get(nw->nw_store, tx.tx_key_id, &key, &se) != 0 ||
-	    strcmp(key.sk_device_id, j->aj_device) != 0)
+	    strcmp(key.sk_device_id, j->aj_device) != 0) {
+		LOG_EV("answer.foreign_device", "tx", tx.tx_id, "device", j->aj_device);
 		goto out;
+	}
 	if (store_state_final(tx.tx_state)) {
 		atomic_fetch_add(&h->h_late, 1);
+		LOG_EV("answer.late", "tx", tx.tx_id, "state", store_state_name(tx.tx_state));
+		drop_pending(h, tx.tx_nonce);
 		send_ack(h, j->aj_device, ans.am_nonce, tx.tx_status);
 		goto out;
 	}
@@ -808,6 +922,9 @@ answer_job_run(void *ctx, void *arg)
 			goto out; /* a conflict: another worker records it */
 		}
 		/* recorded: the app may forget it; then verify and finish */
+		char st[16];
+		snprintf(st, sizeof st, "%d", ans.am_status);
+		LOG_EV("tx.answered", "tx", tx.tx_id, "status", st);
 		send_ack(h, j->aj_device, ans.am_nonce, 0);
 		finalise_answer(h, nw->nw_store, &cur, &ans);
 	} else if (tx.tx_state == STORE_ST_ANSWERED) {
@@ -897,6 +1014,10 @@ online_job_run(void *ctx, void *arg)
 		goto wipe;
 	pthread_mutex_lock(&h->h_lock);
 	struct dev *d = dev_find(h, j->oj_device, true);
+	/* two online jobs of one device may run out of order on two pool
+	 * threads: only the connection the AFE holds now gets a session */
+	if (d && afe_session(h->h_afe, j->oj_device) != j->oj_session)
+		d = NULL;
 	if (d) {
 		e2e_session_wipe(&d->d_es);
 		d->d_session = 0;

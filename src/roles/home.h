@@ -63,13 +63,27 @@ struct home_choice {
 	char hk_profile[MSSP_PROFILE_MAX_URI + 1]; /* its profile, canonical */
 };
 
-/* Choose the key for `req` (pool thread): the user (105 unknown, 403
- * suspended), the keys that satisfy the requested profile under the
- * comparison (109 none of the user's profiles fits; 404 the user has no
- * key for that operation at all), the key state (501 revoked certificate,
- * 404 disabled).  0 with `out`, or -1 with err. */
+/* Choose the key for `req` (pool thread): what the user will see (102 /
+ * FiCom 1021 when there is no text to show: a hash or binary DTBS needs a
+ * DataToBeDisplayed, P-02), the user (105 unknown, 403 suspended), the
+ * keys that satisfy the requested profile under the comparison AND whose
+ * profile the AP may use (`ap`, NULL: no restriction; an allowed entry
+ * covers a key profile it satisfies exactly) (109 none fits; 404 the user
+ * has no key for that operation at all), the key state (501 revoked
+ * certificate, 404 disabled, 422 no certificate).  0 with `out`, or -1
+ * with err. */
+struct conf_ap;
 int home_select(struct home *h, struct store *st, const struct mss_signature_req *req,
-		struct home_choice *out, struct mss_err *err);
+		const struct conf_ap *ap, struct home_choice *out, struct mss_err *err);
+
+/* The text the user is shown for `req`: DataToBeDisplayed, or else the
+ * DTBS when it is text (base64 text decoded).  Never empty.  malloc'ed
+ * (free); -1 with 102/1021 (nothing showable) or 107/101. */
+int home_display_text(const struct mss_signature_req *req, char **out, struct mss_err *err);
+
+/* "+" followed by the digits of an MSISDN as the AP wrote it (with or
+ * without "+"; the validator checked the rest): the store's form. */
+void home_msisdn(const char *in, char *out, size_t cap);
 
 /* Start the user interaction of a committed ACCEPTED transaction (pool
  * thread): CAS to PROMPT_SENT with a fresh nonce (committed first), then

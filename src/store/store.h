@@ -19,18 +19,29 @@
  * Calling context: every function here is SYNCHRONOUS and may block on the
  * disk (fsync) or on the database's write lock for up to
  * MSSP_STORE_BUSY_TIMEOUT_MS.  Call it from worker threads only, NEVER from
- * an event-loop thread.
+ * an event-loop thread.  A write may also wait for the writes of other
+ * threads of the process (group commit, below), and a calling thread may
+ * run other threads' writes for them (it is then the group's leader): the
+ * store creates no thread of its own.
  *
  * Thread safety: a handle may be shared by threads (an internal mutex
  * serialises its calls), but for parallel work each worker thread opens its
  * own handle (store_open, or store_clone of an existing one): one database
- * connection per thread.  Handles in one process, or in many processes and
- * nodes, coordinate through the database alone (locks, unique indexes,
+ * connection per thread for the reads.  Writes (SQLite): every read-write
+ * handle of the process on the same database file shares ONE writer
+ * connection and queue; the queued writes run as one database transaction
+ * (each in its own savepoint: a refused write does not affect the others)
+ * with one commit, one fsync, for the group - docs/internals/store.md
+ * "Group commit".  Handles in one process, or in many processes and nodes,
+ * coordinate through the database alone (locks, unique indexes,
  * compare-and-set updates).  A handle MUST NOT be used in a child after
- * fork(): open a new one there.
+ * fork(): open a new one there (the child gets its own writer).
  *
  * Durability: a function that changes the database returns success only
- * after the change is committed (SQLite: WAL fsync'd, synchronous=FULL).
+ * after the change is committed (SQLite: WAL fsync'd, synchronous=FULL) -
+ * with group commit, after the commit of its whole group; its outcome,
+ * refusals included, is reported only then.  If that commit fails, every
+ * write of the group returns 900 and none of them is in the database.
  * "Committed before reported": the caller sends REQUEST_OK, a prompt, an
  * acknowledgement to the device or a result to the AP only after the call
  * that records it returned 0.
@@ -513,7 +524,9 @@ int store_key_set_state(struct store *s, const char *key_id, enum store_key_stat
  * STORE_BACKEND_IMPL before including).  store.c validates every argument
  * (lengths, states, the transition table, the fields of a change), holds
  * the handle's mutex around each call and runs the scan loops; a backend
- * does the database work.  Each op returns 0 or -1 with err.
+ * does the database work.  Each op returns 0 or -1 with err.  "One
+ * committed database transaction" below: SQLite commits a write op with
+ * the other writes of its group (it is rolled back alone if it fails).
  * ====================================================================== */
 #ifdef STORE_BACKEND_IMPL
 
@@ -573,6 +586,21 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+
+/* Group commit of the SQLite backend, process-wide counters (tests,
+ * benchmarks; docs/internals/store.md "Group commit"): COMMITs done by the
+ * writer threads, write operations they contained, and COMMITs that
+ * failed (every operation of such a group answered 900). */
+struct store_sqlite_stats {
+	uint64_t ss_commits;
+	uint64_t ss_writes;
+	uint64_t ss_failed_commits;
+};
+void store_sqlite_stats(struct store_sqlite_stats *out);
+/* TEST HOOK: the next `n` group COMMITs of this process fail (SQLite's
+ * commit hook turns them into a rollback).  0 disarms it.  Never called by
+ * the programs. */
+void store_sqlite_test_fail_commits(unsigned n);
 
 /* Shared helpers for backends. */
 int store_new_trans_id(char id[STORE_TX_ID_LEN + 1], struct store_err *err);

@@ -1,15 +1,32 @@
 /*
  * store_sqlite.c - the SQLite backend of store.h.
  *
- * One connection per handle.  Settings (stack.md section 5): WAL journal,
- * synchronous=FULL (a commit is fsync'd before it returns: NORMAL could
- * lose the last commits on power loss), busy_timeout, foreign_keys=ON,
- * trusted_schema=OFF, STRICT tables, every data statement prepared once at
- * open.  Every write is one "BEGIN IMMEDIATE ... COMMIT", so the write lock
- * is taken first and the checks made inside the transaction see the state
- * the write applies to.  Correctness rules are in the schema (unique
+ * One connection per handle for the reads.  Settings (stack.md section 5):
+ * WAL journal, synchronous=FULL (a commit is fsync'd before it returns:
+ * NORMAL could lose the last commits on power loss), busy_timeout,
+ * foreign_keys=ON, trusted_schema=OFF, STRICT tables, every data statement
+ * prepared once at open.  Correctness rules are in the schema (unique
  * indexes, CHECKs, triggers), so a second node or a manual edit cannot
  * break them either.
+ *
+ * Writes: GROUP COMMIT.  SQLite admits one writer at a time and every
+ * commit costs one WAL fsync, so one commit per write capped the whole
+ * process at about 1/fsync writes per second however many threads wrote.
+ * Every write of every read-write handle on one database file in this
+ * process therefore goes through ONE writer: one connection and one queue
+ * (struct sl_writer, shared through a registry keyed by the file's
+ * canonical path, counted by the handles).  A caller queues its operation
+ * as a closure; the caller at the head of the queue, when no group is
+ * running, is the LEADER (no thread of our own: a lone writer runs its
+ * operation itself, without a hand-off).  The leader takes what is queued
+ * (at most MSSP_STORE_GROUP_MAX), opens ONE "BEGIN IMMEDIATE" (the write
+ * lock first: checks inside see the state the writes apply to), runs each
+ * operation inside its own SAVEPOINT (a refused one - 101, 406, CONFLICT,
+ * ... - is rolled back alone), COMMITs once (one fsync), and only then
+ * wakes the others: nobody is told "done" before the commit is durable
+ * (P-18).  If the COMMIT fails, nothing of the group is committed and
+ * every operation of it fails with 900.  Writes arriving during a commit
+ * form the next group: the slower the disk, the larger the groups.
  *
  * Arguments were validated by store.c; this file trusts their shape.
  */
@@ -19,6 +36,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +199,9 @@ enum sl_stmt {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_INSERT,
 	S_BY_APTRANS,
 	S_OPEN_BY_USER,
@@ -210,6 +233,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	/* one operation of a group (the writer's transaction) */
+	[S_SAVEPOINT] = "SAVEPOINT op",
+	[S_RELEASE] = "RELEASE op",
+	[S_ROLLBACK_TO] = "ROLLBACK TO op",
 	[S_INSERT] = "INSERT INTO tx (mssp_trans_id, ap_id, ap_trans_id, content_hash, msisdn,"
 		     " key_id, mode, state, status, created_ms, deadline_ms, updated_ms,"
 		     " notify_url, request)"
@@ -288,14 +315,19 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_KEY_STATE] = "UPDATE keys SET state = ?2, updated_ms = ?3 WHERE key_id = ?1",
 };
 
+struct sl_writer;
+
 struct sl {
 	sqlite3 *sl_db;
 	sqlite3_stmt *sl_st[S_COUNT];
 	unsigned sl_flags;
 	bool sl_broken;		/* lost the database: reconnect first      */
+	bool sl_is_writer;	/* the connection of a writer (group commit) */
 	int64_t sl_retry_at;	/* CLOCK_MONOTONIC ms of the next attempt  */
 	unsigned sl_backoff_ms;
-	char sl_path[MSSP_STORE_MAX_URI + 1];
+	struct sl_writer *sl_writer; /* a handle's writer; NULL: read-only
+				 * handle, or the writer's own connection   */
+	char sl_path[PATH_MAX > MSSP_STORE_MAX_URI ? PATH_MAX : MSSP_STORE_MAX_URI + 1];
 };
 
 static const char *const db_states[STORE_ST_COUNT] = {
@@ -311,6 +343,42 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- group commit counters and the test hook -------------------------------- */
+
+/* Process-wide, for tests and benchmarks (store_sqlite_stats). */
+static atomic_uint_fast64_t stat_commits, stat_ops, stat_failed;
+/* store_sqlite_test_fail_commits: COMMITs still to refuse. */
+static atomic_uint fail_commits;
+
+void
+store_sqlite_stats(struct store_sqlite_stats *out)
+{
+	out->ss_commits = atomic_load(&stat_commits);
+	out->ss_writes = atomic_load(&stat_ops);
+	out->ss_failed_commits = atomic_load(&stat_failed);
+}
+
+void
+store_sqlite_test_fail_commits(unsigned n)
+{
+	atomic_store(&fail_commits, n);
+}
+
+/* The commit hook of writer connections: non-zero turns the COMMIT into a
+ * ROLLBACK (SQLITE_CONSTRAINT_COMMITHOOK), the real failure path of a
+ * group.  Zero unless a test armed it. */
+static int
+sl_commit_hook(void *arg)
+{
+	unsigned n = atomic_load(&fail_commits);
+
+	(void)arg;
+	while (n > 0)
+		if (atomic_compare_exchange_weak(&fail_commits, &n, n - 1))
+			return 1;
+	return 0;
 }
 
 /* ---- errors -------------------------------------------------------------- */
@@ -579,14 +647,20 @@ sl_connect(struct sl *sl, struct store_err *err)
 		if ((sl->sl_flags & STORE_OPEN_CREATE) && sl_create_file(sl->sl_path, err) != 0)
 			return -1;
 	}
-	/* The handle's mutex serialises calls (NOMUTEX: no second lock). */
+	/* The handle's mutex serialises calls on a handle's connection, being
+	 * the leader (w_busy) those on a writer's (NOMUTEX: no second lock;
+	 * SQLite allows a connection to move between threads so). */
 	rc = sqlite3_open_v2(sl->sl_path, &sl->sl_db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		store_err_set(err, 900, "cannot open the database (%s)", sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(sl->sl_db, 1);
+	/* Another process's writer may hold the lock: the writer's BEGIN
+	 * IMMEDIATE waits for it, as a handle's did before group commit. */
 	sqlite3_busy_timeout(sl->sl_db, MSSP_STORE_BUSY_TIMEOUT_MS);
+	if (sl->sl_is_writer)
+		sqlite3_commit_hook(sl->sl_db, sl_commit_hook, NULL);
 	rc = sqlite3_exec(sl->sl_db, "PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF",
 			  NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -682,6 +756,10 @@ sl_ready(struct sl *sl, bool force, struct store_err *err)
 	return sl_check_moved(sl, err);
 }
 
+static struct sl_writer *writer_attach(const char *path, unsigned flags,
+				       struct store_err *err);
+static void writer_detach(struct sl_writer *wr);
+
 static int
 sl_open(const char *target, unsigned flags, void **impl, struct store_err *err)
 {
@@ -700,6 +778,13 @@ sl_open(const char *target, unsigned flags, void **impl, struct store_err *err)
 		free(sl);
 		return -1;
 	}
+	/* After the connect: the file exists and its schema is current. */
+	if (!(flags & STORE_OPEN_READONLY) &&
+	    (sl->sl_writer = writer_attach(sl->sl_path, flags, err)) == NULL) {
+		sl_disconnect(sl);
+		free(sl);
+		return -1;
+	}
 	*impl = sl;
 	return 0;
 }
@@ -711,6 +796,8 @@ sl_close(void *impl)
 
 	if (sl == NULL)
 		return;
+	if (sl->sl_writer != NULL)
+		writer_detach(sl->sl_writer);
 	sl_disconnect(sl);
 	free(sl);
 }
@@ -759,6 +846,324 @@ sl_rollback(struct sl *sl)
 		sqlite3_step(sl->sl_st[S_ROLLBACK]);
 		st_done(sl->sl_st[S_ROLLBACK]);
 	}
+}
+
+/* ---- the writer: group commit ------------------------------------------------ */
+
+/* The body of one write operation, run by the writer on its connection
+ * `w` inside the group's transaction and its own savepoint: 0, or -1 with
+ * err (the writer then rolls back to the savepoint).  It never begins,
+ * commits or rolls back the transaction itself. */
+typedef int (*sl_op_fn)(struct sl *w, void *arg, struct store_err *err);
+
+/* One queued write: lives on the caller's stack while the caller sleeps. */
+struct sl_job {
+	sl_op_fn j_run;			/* NULL: a ping (store_health)       */
+	void *j_arg;
+	int j_rc;
+	bool j_done;			/* under w_lock                      */
+	struct store_err j_err;
+	pthread_cond_t j_cv;		/* its caller sleeps on it           */
+	struct sl_job *j_next;
+};
+
+/* The writer of one database file: its connection and its queue.  The
+ * caller whose job is at the head of the queue while no group runs is the
+ * LEADER: it runs the group on w_conn for everyone, then wakes the others
+ * and the next head. */
+struct sl_writer {
+	struct sl_writer *w_next;	/* the registry's list               */
+	unsigned w_refs;		/* handles using it (under reg_lock) */
+	pthread_mutex_t w_lock;		/* the queue and w_busy              */
+	struct sl_job *w_head, *w_tail;	/* waiting, not yet taken            */
+	bool w_busy;			/* a leader is running a group       */
+	struct sl w_conn;		/* used by the leader of the moment
+					 * only (w_busy), by its opener before
+					 * and its closer after              */
+};
+
+/* Every writer of this process, by canonical path.  Not inherited by a
+ * fork child (no leader of them lives there, and their connections are the
+ * parent's): reset by reg_atfork_child. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sl_writer *reg_head;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void
+mtx_lock(pthread_mutex_t *m)
+{
+	if (pthread_mutex_lock(m) != 0)
+		abort(); /* a broken invariant of this process (style habit 15) */
+}
+
+static void
+mtx_unlock(pthread_mutex_t *m)
+{
+	if (pthread_mutex_unlock(m) != 0)
+		abort();
+}
+
+static void
+reg_atfork_prepare(void)
+{
+	mtx_lock(&reg_lock);
+}
+
+static void
+reg_atfork_parent(void)
+{
+	mtx_unlock(&reg_lock);
+}
+
+/* The child has none of the parent's callers: forget the writers (leaked,
+ * never touched: their connections belong to the parent), so that a
+ * handle opened in the child gets its own writer. */
+static void
+reg_atfork_child(void)
+{
+	reg_head = NULL;
+	mtx_unlock(&reg_lock);
+}
+
+static void
+reg_init(void)
+{
+	if (pthread_atfork(reg_atfork_prepare, reg_atfork_parent, reg_atfork_child) != 0)
+		abort();
+}
+
+/* Fail every job of [first, end) that is not a ping, except `keep`, with
+ * `e` (900): a group whose transaction did not commit. */
+static void
+jobs_fail(struct sl_job *first, struct sl_job *end, const struct sl_job *keep,
+	  const struct store_err *e)
+{
+	struct sl_job *j;
+
+	for (j = first; j != NULL && j != end; j = j->j_next) {
+		if (j == keep || j->j_run == NULL)
+			continue;
+		j->j_rc = -1;
+		j->j_err.status = 900;
+		snprintf(j->j_err.detail, sizeof(j->j_err.detail), "%s", e->detail);
+	}
+}
+
+/* Run jobs from `first` (pings skipped) in ONE transaction, as many as go
+ * before one of them ends the transaction by itself (SQLite rolls a whole
+ * transaction back on some errors: full disk, I/O) or breaks the
+ * connection.  Returns the first job not run (NULL: all were). */
+static struct sl_job *
+group_run(struct sl *w, struct sl_job *first)
+{
+	struct store_err e = { 0 };
+	struct sl_job *j, *end = NULL, *culprit = NULL;
+	uint_fast64_t n = 0;
+
+	if (sl_ready(w, false, &e) != 0 || sl_begin(w, &e) != 0) {
+		jobs_fail(first, NULL, NULL, &e);
+		return NULL;
+	}
+	for (j = first; j != NULL; j = j->j_next) {
+		if (j->j_run == NULL)
+			continue;
+		if (sl_exec(w, S_SAVEPOINT, &e, "savepoint") != 0) {
+			culprit = j;
+			j->j_rc = -1;
+			j->j_err = e;
+			end = j->j_next;
+			break;
+		}
+		j->j_rc = j->j_run(w, j->j_arg, &j->j_err);
+		n++;
+		if (j->j_rc != 0 && !sqlite3_get_autocommit(w->sl_db)) {
+			/* this operation only; the group goes on */
+			sqlite3_step(w->sl_st[S_ROLLBACK_TO]);
+			st_done(w->sl_st[S_ROLLBACK_TO]);
+		}
+		if (sqlite3_get_autocommit(w->sl_db) || w->sl_broken ||
+		    sl_exec(w, S_RELEASE, &e, "savepoint") != 0) {
+			/* The transaction is gone, or the connection: what
+			 * ran before in it is not committed. */
+			culprit = j;
+			if (j->j_rc == 0) {
+				j->j_rc = -1;
+				j->j_err = e;
+				if (e.status == 0)
+					store_err_set(&j->j_err, 900,
+						      "database error (transaction rolled back)");
+			}
+			end = j->j_next;
+			break;
+		}
+	}
+	if (culprit != NULL) {
+		sl_rollback(w);
+		store_err_set(&e, 900, "database error (group rolled back: %s)", culprit->j_err.detail);
+		jobs_fail(first, end, culprit, &e);
+		return end;
+	}
+	/* One COMMIT, one fsync, for the whole group; and the file must still
+	 * be the one at the path (else not durable where the next open will
+	 * look).  If either fails, nothing of the group counts: every
+	 * operation answers 900, even one refused with 101/406 (its refusal
+	 * may rest on a write of the group that is now undone). */
+	if (sl_commit(w, &e) != 0) {
+		sl_rollback(w);
+		atomic_fetch_add(&stat_failed, 1);
+		jobs_fail(first, NULL, NULL, &e);
+		return NULL;
+	}
+	atomic_fetch_add(&stat_commits, 1);
+	atomic_fetch_add(&stat_ops, n);
+	return NULL;
+}
+
+/* Queue `run(arg)` on the handle's writer and return when it is done: 0,
+ * or -1 with err.  The caller either waits for a leader to run it, or
+ * becomes the leader itself: takes what is queued (itself first, at most
+ * MSSP_STORE_GROUP_MAX), runs it as one group, wakes the others.  Jobs that
+ * arrive meanwhile queue up for the next group: the longer a commit takes,
+ * the larger the next group.  The handle's mutex (store.c) is held. */
+static int
+sl_submit(struct sl *sl, sl_op_fn run, void *arg, struct store_err *err)
+{
+	struct sl_writer *wr = sl->sl_writer;
+	struct sl_job j = { .j_run = run, .j_arg = arg };
+	struct sl_job *last, *k, *next;
+	size_t n;
+
+	if (wr == NULL)
+		return store_err_set(err, 900, "store opened read-only");
+	if (pthread_cond_init(&j.j_cv, NULL) != 0)
+		return store_err_set(err, 900, "cannot create a condition variable");
+	mtx_lock(&wr->w_lock);
+	if (wr->w_tail != NULL)
+		wr->w_tail->j_next = &j;
+	else
+		wr->w_head = &j;
+	wr->w_tail = &j;
+	while (!j.j_done && (wr->w_busy || wr->w_head != &j))
+		if (pthread_cond_wait(&j.j_cv, &wr->w_lock) != 0)
+			abort();
+	if (!j.j_done) {
+		/* The leader.  Take the group out of the queue, so that new
+		 * arrivals link behind an empty queue, not into the group. */
+		wr->w_busy = true;
+		for (last = &j, n = 1; last->j_next != NULL && n < MSSP_STORE_GROUP_MAX; n++)
+			last = last->j_next;
+		wr->w_head = last->j_next;
+		if (wr->w_head == NULL)
+			wr->w_tail = NULL;
+		last->j_next = NULL;
+		mtx_unlock(&wr->w_lock);
+
+		/* Pings first: a forced reconnect (store_health) also serves
+		 * the writes behind it. */
+		for (k = &j; k != NULL; k = k->j_next)
+			if (k->j_run == NULL)
+				k->j_rc = sl_ready(&wr->w_conn, true, &k->j_err);
+		for (k = &j; k != NULL;)
+			k = group_run(&wr->w_conn, k);
+
+		mtx_lock(&wr->w_lock);
+		for (k = j.j_next; k != NULL; k = next) {
+			next = k->j_next; /* its caller frees k once woken */
+			k->j_done = true;
+			if (pthread_cond_signal(&k->j_cv) != 0)
+				abort();
+		}
+		j.j_done = true;
+		wr->w_busy = false;
+		if (wr->w_head != NULL && pthread_cond_signal(&wr->w_head->j_cv) != 0)
+			abort();
+	}
+	mtx_unlock(&wr->w_lock);
+	pthread_cond_destroy(&j.j_cv);
+	if (j.j_rc != 0 && err != NULL)
+		*err = j.j_err;
+	return j.j_rc;
+}
+
+static void
+writer_free(struct sl_writer *wr)
+{
+	sl_disconnect(&wr->w_conn);
+	pthread_mutex_destroy(&wr->w_lock);
+	free(wr);
+}
+
+/* The writer of `path` (an existing database file): found by its
+ * canonical path, or started.  Counted: writer_detach. */
+static struct sl_writer *
+writer_attach(const char *path, unsigned flags, struct store_err *err)
+{
+	char key[PATH_MAX];
+	struct sl_writer *wr;
+
+	if (pthread_once(&reg_once, reg_init) != 0)
+		abort();
+	if (realpath(path, key) == NULL || strlen(key) >= sizeof(wr->w_conn.sl_path)) {
+		store_err_set(err, 900, "cannot resolve the database path");
+		return NULL;
+	}
+	mtx_lock(&reg_lock);
+	for (wr = reg_head; wr != NULL; wr = wr->w_next)
+		if (strcmp(wr->w_conn.sl_path, key) == 0) {
+			wr->w_refs++;
+			goto out;
+		}
+	wr = calloc(1, sizeof(*wr));
+	if (wr == NULL) {
+		store_err_set(err, 900, "out of memory");
+		goto out;
+	}
+	snprintf(wr->w_conn.sl_path, sizeof(wr->w_conn.sl_path), "%s", key);
+	/* the database exists and its schema is current: never CREATE here */
+	wr->w_conn.sl_flags = flags & ~(unsigned)STORE_OPEN_CREATE;
+	wr->w_conn.sl_is_writer = true;
+	wr->w_conn.sl_backoff_ms = MSSP_STORE_REOPEN_MIN_MS;
+	if (pthread_mutex_init(&wr->w_lock, NULL) != 0) {
+		free(wr);
+		wr = NULL;
+		store_err_set(err, 900, "cannot create a mutex");
+		goto out;
+	}
+	if (sl_connect(&wr->w_conn, err) != 0) {
+		writer_free(wr);
+		wr = NULL;
+		goto out;
+	}
+	wr->w_refs = 1;
+	wr->w_next = reg_head;
+	reg_head = wr;
+out:
+	mtx_unlock(&reg_lock);
+	return wr;
+}
+
+/* A handle lets go of its writer; the last one closes it.  No job can be
+ * queued then: a job belongs to a caller inside a call on an open handle
+ * (store_close: "no call on the handle may be running"), and a queued
+ * job of another handle keeps that handle, so the writer, alive until a
+ * leader ran it. */
+static void
+writer_detach(struct sl_writer *wr)
+{
+	struct sl_writer **pp;
+	bool last;
+
+	mtx_lock(&reg_lock);
+	last = --wr->w_refs == 0;
+	if (last)
+		for (pp = &reg_head; *pp != NULL; pp = &(*pp)->w_next)
+			if (*pp == wr) {
+				*pp = wr->w_next;
+				break;
+			}
+	mtx_unlock(&reg_lock);
+	if (last)
+		writer_free(wr);
 }
 
 static int
@@ -911,6 +1316,10 @@ sl_health(void *impl, struct store_err *err)
 	else
 		ret = 0;
 	st_done(st);
+	/* The writes go through the writer's connection: it must be sound
+	 * too (a ping reconnects it at once if it had lost the database). */
+	if (ret == 0 && sl->sl_writer != NULL)
+		ret = sl_submit(sl, NULL, NULL, err);
 	return ret;
 }
 
@@ -990,19 +1399,27 @@ sl_find_open_user(struct sl *sl, const struct store_tx_new *n, char id[STORE_TX_
 	return ret;
 }
 
+struct create_args {
+	const struct store_tx_new *n;
+	unsigned flags;
+	int64_t now_ms;
+	struct store_tx *out;
+};
+
 static int
-sl_create(void *impl, const struct store_tx_new *n, unsigned flags, int64_t now_ms,
-	  struct store_tx *out, struct store_err *err)
+run_create(struct sl *sl, void *arg, struct store_err *err)
 {
-	struct sl *sl = impl;
+	const struct create_args *a = arg;
+	const struct store_tx_new *n = a->n;
+	unsigned flags = a->flags;
+	int64_t now_ms = a->now_ms;
+	struct store_tx *out = a->out;
 	char id[STORE_TX_ID_LEN + 1], other[STORE_TX_ID_LEN + 1];
 	char preempted[STORE_TX_ID_LEN + 1] = "";
 	enum store_state ostate = STORE_ST_NONE;
 	bool same = false, replay = false;
 	int attempt, rc, r, ret = -1;
 
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
 	for (attempt = 0;; attempt++) {
 		if (attempt >= MSSP_STORE_ID_RETRIES) {
 			store_err_set(err, 900, "cannot allocate a transaction id");
@@ -1069,23 +1486,28 @@ sl_create(void *impl, const struct store_tx_new *n, unsigned flags, int64_t now_
 			store_err_set(err, 900, "transaction vanished");
 		goto out;
 	}
-	if (replay) {
-		/* nothing was written: end the transaction without a commit */
-		sl_rollback(sl);
-		if (sl_check_moved(sl, err) != 0)
-			goto out;
-	} else if (sl_commit(sl, err) != 0) {
-		goto out;
-	}
+	/* A replay wrote nothing; it is reported after the group's commit
+	 * all the same (the record it found may be a write of the group). */
 	out->tx_replay = replay;
 	memcpy(out->tx_preempted, preempted, sizeof(preempted));
 	ret = 0;
 out:
-	if (ret != 0) {
-		sl_rollback(sl);
+	if (ret != 0)
 		store_tx_clear(out);
-	}
 	return ret;
+}
+
+static int
+sl_create(void *impl, const struct store_tx_new *n, unsigned flags, int64_t now_ms,
+	  struct store_tx *out, struct store_err *err)
+{
+	struct create_args a = { n, flags, now_ms, out };
+
+	if (sl_submit(impl, run_create, &a, err) != 0) {
+		store_tx_clear(out);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -1108,23 +1530,31 @@ sl_get(void *impl, const char *id, const char *ap_id, const char *nonce, unsigne
 	return r == 1 ? 0 : -1;
 }
 
+struct transition_args {
+	const char *id;
+	enum store_state from, to;
+	const struct store_tx_change *chg;
+	int64_t now_ms;
+	struct store_tx *out;
+};
+
 static int
-sl_transition(void *impl, const char *id, enum store_state from, enum store_state to,
-	      const struct store_tx_change *chg, int64_t now_ms, struct store_tx *out,
-	      struct store_err *err)
+run_transition(struct sl *sl, void *arg, struct store_err *err)
 {
 	static const struct store_tx_change none;
-	const struct store_tx_change *c = chg ? chg : &none;
-	struct sl *sl = impl;
+	const struct transition_args *a = arg;
+	const char *id = a->id;
+	enum store_state from = a->from, to = a->to;
+	const struct store_tx_change *c = a->chg ? a->chg : &none;
+	int64_t now_ms = a->now_ms;
+	struct store_tx *out = a->out;
 	sqlite3_stmt *st = sl->sl_st[S_UPDATE];
 	bool deadline = to == STORE_ST_PROMPT_SENT || to == STORE_ST_ANSWERED;
-	int rc, r, ret = -1, status = c->tc_status;
+	int rc, r, status = c->tc_status;
 	bool changed;
 
 	if (to == STORE_ST_EXPIRED)
 		status = 208;
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
 	bind_text(st, 1, id);
 	bind_text(st, 2, db_states[from]);
 	bind_text(st, 3, db_states[to]);
@@ -1141,60 +1571,68 @@ sl_transition(void *impl, const char *id, enum store_state from, enum store_stat
 	rc = sqlite3_step(st);
 	st_done(st);
 	changed = sqlite3_changes(sl->sl_db) == 1;
-	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
-		store_err_set(err, 900, "device nonce already in use");
-		goto out;
-	}
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		store_err_set(err, 900, "state change refused by the database");
-		goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		sl_fail(sl, rc, err, "transition");
-		goto out;
-	}
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return store_err_set(err, 900, "device nonce already in use");
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return store_err_set(err, 900, "state change refused by the database");
+	if (rc != SQLITE_DONE)
+		return sl_fail(sl, rc, err, "transition");
 	r = sl_read(sl, S_GET_ID, id, NULL, 0, out, err);
 	if (r < 0)
-		goto out;
-	if (r == 0) {
-		store_err_set(err, 101, "no such transaction");
-		goto out;
-	}
-	if (rc != SQLITE_DONE || !changed || out->tx_state != to) {
+		return -1;
+	if (r == 0)
+		return store_err_set(err, 101, "no such transaction");
+	if (!changed || out->tx_state != to) {
 		/* The compare failed: say why, with the current record. */
 		if (store_state_final(out->tx_state))
-			store_err_set(err, STORE_STATUS_FINAL, "transaction already final (%s)",
-				      store_state_name(out->tx_state));
-		else if (out->tx_state != from)
-			store_err_set(err, STORE_STATUS_CONFLICT, "transaction is %s, not %s",
-				      store_state_name(out->tx_state), store_state_name(from));
-		else
-			store_err_set(err, STORE_STATUS_PAST_DEADLINE, "deadline reached");
-		goto out;
+			return store_err_set(err, STORE_STATUS_FINAL,
+					     "transaction already final (%s)",
+					     store_state_name(out->tx_state));
+		if (out->tx_state != from)
+			return store_err_set(err, STORE_STATUS_CONFLICT, "transaction is %s, not %s",
+					     store_state_name(out->tx_state),
+					     store_state_name(from));
+		return store_err_set(err, STORE_STATUS_PAST_DEADLINE, "deadline reached");
 	}
-	if (sl_commit(sl, err) != 0) {
-		store_tx_clear(out);
-		goto out;
-	}
-	ret = 0;
-out:
-	if (ret != 0)
-		sl_rollback(sl);
-	return ret;
+	return 0;
 }
 
 static int
-sl_receipt(void *impl, const char *ap_id, const char *id, const char *receipt, size_t len,
-	   int64_t now_ms, struct store_err *err)
+sl_transition(void *impl, const char *id, enum store_state from, enum store_state to,
+	      const struct store_tx_change *chg, int64_t now_ms, struct store_tx *out,
+	      struct store_err *err)
 {
-	struct sl *sl = impl;
+	struct transition_args a = { id, from, to, chg, now_ms, out };
+	struct store_err e = { 0 };
+	int rc = sl_submit(impl, run_transition, &a, &e);
+
+	/* A group that did not commit: the record read in it is not the
+	 * database's (store.c keeps `out` only for the store-local codes). */
+	if (rc != 0 && e.status == 900)
+		store_tx_clear(out);
+	if (rc != 0 && err != NULL)
+		*err = e;
+	return rc;
+}
+
+struct receipt_args {
+	const char *ap_id, *id, *receipt;
+	size_t len;
+	int64_t now_ms;
+};
+
+static int
+run_receipt(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct receipt_args *a = arg;
+	const char *ap_id = a->ap_id, *id = a->id, *receipt = a->receipt;
+	size_t len = a->len;
+	int64_t now_ms = a->now_ms;
 	sqlite3_stmt *st = sl->sl_st[S_RECEIPT];
 	struct store_tx tx;
 	int rc, r, ret = -1;
 
 	memset(&tx, 0, sizeof(tx));
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
 	r = sl_read(sl, S_GET_AP, id, ap_id, 0, &tx, err);
 	if (r < 0)
 		goto out;
@@ -1221,51 +1659,66 @@ sl_receipt(void *impl, const char *ap_id, const char *id, const char *receipt, s
 		sl_fail(sl, rc, err, "receipt");
 		goto out;
 	}
-	if (sl_commit(sl, err) != 0)
-		goto out;
 	ret = 0;
 out:
-	if (ret != 0)
-		sl_rollback(sl);
 	store_tx_clear(&tx);
 	return ret;
 }
 
 static int
-sl_expire_batch(void *impl, int64_t now_ms, size_t max, char (*ids)[STORE_TX_ID_LEN + 1],
-		size_t *n, struct store_err *err)
+sl_receipt(void *impl, const char *ap_id, const char *id, const char *receipt, size_t len,
+	   int64_t now_ms, struct store_err *err)
 {
-	struct sl *sl = impl;
+	struct receipt_args a = { ap_id, id, receipt, len, now_ms };
+
+	return sl_submit(impl, run_receipt, &a, err);
+}
+
+struct expire_args {
+	int64_t now_ms;
+	size_t max;
+	char (*ids)[STORE_TX_ID_LEN + 1];
+	size_t *n;
+};
+
+static int
+run_expire(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct expire_args *a = arg;
 	sqlite3_stmt *st = sl->sl_st[S_EXPIRE];
-	int rc, ret = -1;
+	size_t *n = a->n;
+	int rc;
 
 	*n = 0;
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	sqlite3_bind_int64(st, 1, a->now_ms);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)a->max);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n >= max || col_text(st, 0, ids[*n], STORE_TX_ID_LEN + 1) != 0) {
+		if (*n >= a->max || col_text(st, 0, a->ids[*n], STORE_TX_ID_LEN + 1) != 0) {
 			st_done(st);
-			store_err_set(err, 900, "unexpected expiry result");
-			goto out;
+			return store_err_set(err, 900, "unexpected expiry result");
 		}
 		(*n)++;
 	}
 	st_done(st);
-	if (rc != SQLITE_DONE) {
-		sl_fail(sl, rc, err, "expire");
-		goto out;
-	}
-	if (sl_commit(sl, err) != 0)
-		goto out;
-	ret = 0;
-out:
-	if (ret != 0) {
-		sl_rollback(sl);
+	if (rc != SQLITE_DONE)
+		return sl_fail(sl, rc, err, "expire");
+	return 0;
+}
+
+/* One batch, through the writer like every write: its transaction may be
+ * shared with other operations, still one batch per call. */
+static int
+sl_expire_batch(void *impl, int64_t now_ms, size_t max, char (*ids)[STORE_TX_ID_LEN + 1],
+		size_t *n, struct store_err *err)
+{
+	struct expire_args a = { now_ms, max, ids, n };
+
+	*n = 0;
+	if (sl_submit(impl, run_expire, &a, err) != 0) {
 		*n = 0;
+		return -1;
 	}
-	return ret;
+	return 0;
 }
 
 static int
@@ -1401,7 +1854,8 @@ reg_refused(struct sl *sl, int rc, struct store_err *err, const char *what)
 	}
 }
 
-/* Run the bound write `st` of a registry put and commit: 0 or -1. */
+/* Run the bound write `st` of a registry put: 0, or -1 (the writer rolls
+ * the put's savepoint back; it commits the group). */
 static int
 reg_write(struct sl *sl, sqlite3_stmt *st, struct store_err *err, const char *what)
 {
@@ -1414,26 +1868,35 @@ reg_write(struct sl *sl, sqlite3_stmt *st, struct store_err *err, const char *wh
 		/* the upsert's owner guard (checked before: a race is
 		 * impossible under the write lock, but say so if it happens) */
 		return store_err_set(err, 101, "%s: record belongs to another user", what);
-	return sl_commit(sl, err);
+	return 0;
+}
+
+/* The arguments of a registry put, run by the writer. */
+struct reg_args {
+	const void *rec;
+	int64_t now_ms;
+};
+
+static int
+run_user_put(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct reg_args *a = arg;
+	const struct store_user *u = a->rec;
+	sqlite3_stmt *st = sl->sl_st[S_USER_PUT];
+
+	bind_text(st, 1, u->su_msisdn);
+	sqlite3_bind_int(st, 2, (int)u->su_state);
+	bind_opt(st, 3, u->su_name);
+	sqlite3_bind_int64(st, 4, a->now_ms);
+	return reg_write(sl, st, err, "user");
 }
 
 static int
 sl_user_put(void *impl, const struct store_user *u, int64_t now_ms, struct store_err *err)
 {
-	struct sl *sl = impl;
-	sqlite3_stmt *st = sl->sl_st[S_USER_PUT];
+	struct reg_args a = { u, now_ms };
 
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
-	bind_text(st, 1, u->su_msisdn);
-	sqlite3_bind_int(st, 2, (int)u->su_state);
-	bind_opt(st, 3, u->su_name);
-	sqlite3_bind_int64(st, 4, now_ms);
-	if (reg_write(sl, st, err, "user") != 0) {
-		sl_rollback(sl);
-		return -1;
-	}
-	return 0;
+	return sl_submit(impl, run_user_put, &a, err);
 }
 
 /* Same text in a column and a string (NULL column: false). */
@@ -1445,39 +1908,57 @@ col_is(sqlite3_stmt *st, int i, const char *s)
 	return t != NULL && strcmp((const char *)t, s) == 0;
 }
 
-static int
-sl_device_put(void *impl, const struct store_device *d, int64_t now_ms, struct store_err *err)
-{
-	struct sl *sl = impl;
-	sqlite3_stmt *st = sl->sl_st[S_DEVICE_CTX];
-	int rc, ret = -1;
+/* The rules of a registry put, read inside its write transaction (the
+ * writer's BEGIN IMMEDIATE: nobody can add a record between the check and
+ * the write): step the context query `st`, bound by the caller, whose one
+ * row starts with "the user exists", and let `rules` judge the rest of it
+ * against the record `rec`: 0, or -1 (the caller's 101, or a database
+ * failure; the writer rolls the put's savepoint back). */
+typedef int (*reg_rules_fn)(sqlite3_stmt *st, const void *rec, struct store_err *err);
 
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
-	/* The rules, read inside the write transaction: nobody can add a
-	 * device between this count and the insert (BEGIN IMMEDIATE). */
+static int
+reg_check(struct sl *sl, sqlite3_stmt *st, reg_rules_fn rules, const void *rec,
+	  struct store_err *err, const char *what)
+{
+	int rc = sqlite3_step(st), ret = -1;
+
+	if (rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 0)
+		store_err_set(err, 101, "%s: no such user", what);
+	else if (rc == SQLITE_ROW)
+		ret = rules(st, rec, err);
+	st_done(st);
+	if (rc != SQLITE_ROW)
+		ret = sl_fail(sl, rc, err, what);
+	return ret;
+}
+
+/* S_DEVICE_CTX: (user exists), device's owner (or NULL), user's devices. */
+static int
+device_rules(sqlite3_stmt *st, const void *rec, struct store_err *err)
+{
+	const struct store_device *d = rec;
+
+	if (sqlite3_column_type(st, 1) != SQLITE_NULL && !col_is(st, 1, d->sd_msisdn))
+		return store_err_set(err, 101, "device: registered to another user");
+	if (sqlite3_column_type(st, 1) == SQLITE_NULL &&
+	    sqlite3_column_int64(st, 2) >= MSSP_STORE_MAX_USER_DEVICES)
+		return store_err_set(err, 101, "device: the user has %d devices already",
+				     MSSP_STORE_MAX_USER_DEVICES);
+	return 0;
+}
+
+static int
+run_device_put(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct reg_args *a = arg;
+	const struct store_device *d = a->rec;
+	int64_t now_ms = a->now_ms;
+	sqlite3_stmt *st = sl->sl_st[S_DEVICE_CTX];
+
 	bind_text(st, 1, d->sd_msisdn);
 	bind_text(st, 2, d->sd_device_id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		st_done(st);
-		sl_fail(sl, rc, err, "device");
-		goto out;
-	}
-	if (sqlite3_column_int(st, 0) == 0)
-		store_err_set(err, 101, "device: no such user");
-	else if (sqlite3_column_type(st, 1) != SQLITE_NULL && !col_is(st, 1, d->sd_msisdn))
-		store_err_set(err, 101, "device: registered to another user");
-	else if (sqlite3_column_type(st, 1) == SQLITE_NULL &&
-		 sqlite3_column_int64(st, 2) >= MSSP_STORE_MAX_USER_DEVICES)
-		store_err_set(err, 101, "device: the user has %d devices already",
-			      MSSP_STORE_MAX_USER_DEVICES);
-	else
-		ret = 0;
-	st_done(st);
-	if (ret != 0)
-		goto out;
-	ret = -1;
+	if (reg_check(sl, st, device_rules, d, err, "device") != 0)
+		return -1;
 	st = sl->sl_st[S_DEVICE_PUT];
 	bind_text(st, 1, d->sd_device_id);
 	bind_text(st, 2, d->sd_msisdn);
@@ -1486,51 +1967,50 @@ sl_device_put(void *impl, const struct store_device *d, int64_t now_ms, struct s
 	bind_opt(st, 5, d->sd_push_token);
 	sqlite3_bind_int(st, 6, d->sd_state);
 	sqlite3_bind_int64(st, 7, now_ms);
-	if (reg_write(sl, st, err, "device") != 0)
-		goto out;
-	ret = 0;
-out:
-	if (ret != 0)
-		sl_rollback(sl);
-	return ret;
+	return reg_write(sl, st, err, "device");
 }
 
 static int
-sl_key_put(void *impl, const struct store_key *k, int64_t now_ms, struct store_err *err)
+sl_device_put(void *impl, const struct store_device *d, int64_t now_ms, struct store_err *err)
 {
-	struct sl *sl = impl;
-	sqlite3_stmt *st = sl->sl_st[S_KEY_CTX];
-	int rc, ret = -1;
+	struct reg_args a = { d, now_ms };
 
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
+	return sl_submit(impl, run_device_put, &a, err);
+}
+
+/* S_KEY_CTX: (user exists), device's owner (or NULL), key's owner (or
+ * NULL), user's keys. */
+static int
+key_rules(sqlite3_stmt *st, const void *rec, struct store_err *err)
+{
+	const struct store_key *k = rec;
+
+	if (sqlite3_column_type(st, 1) == SQLITE_NULL)
+		return store_err_set(err, 101, "key: no such device");
+	if (!col_is(st, 1, k->sk_msisdn))
+		return store_err_set(err, 101, "key: the device belongs to another user");
+	if (sqlite3_column_type(st, 2) != SQLITE_NULL && !col_is(st, 2, k->sk_msisdn))
+		return store_err_set(err, 101, "key: registered to another user");
+	if (sqlite3_column_type(st, 2) == SQLITE_NULL &&
+	    sqlite3_column_int64(st, 3) >= MSSP_STORE_MAX_USER_KEYS)
+		return store_err_set(err, 101, "key: the user has %d keys already",
+				     MSSP_STORE_MAX_USER_KEYS);
+	return 0;
+}
+
+static int
+run_key_put(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct reg_args *a = arg;
+	const struct store_key *k = a->rec;
+	int64_t now_ms = a->now_ms;
+	sqlite3_stmt *st = sl->sl_st[S_KEY_CTX];
+
 	bind_text(st, 1, k->sk_msisdn);
 	bind_text(st, 2, k->sk_device_id);
 	bind_text(st, 3, k->sk_key_id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		st_done(st);
-		sl_fail(sl, rc, err, "key");
-		goto out;
-	}
-	if (sqlite3_column_int(st, 0) == 0)
-		store_err_set(err, 101, "key: no such user");
-	else if (sqlite3_column_type(st, 1) == SQLITE_NULL)
-		store_err_set(err, 101, "key: no such device");
-	else if (!col_is(st, 1, k->sk_msisdn))
-		store_err_set(err, 101, "key: the device belongs to another user");
-	else if (sqlite3_column_type(st, 2) != SQLITE_NULL && !col_is(st, 2, k->sk_msisdn))
-		store_err_set(err, 101, "key: registered to another user");
-	else if (sqlite3_column_type(st, 2) == SQLITE_NULL &&
-		 sqlite3_column_int64(st, 3) >= MSSP_STORE_MAX_USER_KEYS)
-		store_err_set(err, 101, "key: the user has %d keys already",
-			      MSSP_STORE_MAX_USER_KEYS);
-	else
-		ret = 0;
-	st_done(st);
-	if (ret != 0)
-		goto out;
-	ret = -1;
+	if (reg_check(sl, st, key_rules, k, err, "key") != 0)
+		return -1;
 	st = sl->sl_st[S_KEY_PUT];
 	bind_text(st, 1, k->sk_key_id);
 	bind_text(st, 2, k->sk_group);
@@ -1544,85 +2024,91 @@ sl_key_put(void *impl, const struct store_key *k, int64_t now_ms, struct store_e
 		sqlite3_bind_blob(st, 9, k->sk_cert, (int)k->sk_cert_len, SQLITE_STATIC);
 	bind_opt(st, 10, k->sk_cert_serial);
 	sqlite3_bind_int64(st, 11, now_ms);
-	if (reg_write(sl, st, err, "key") != 0)
-		goto out;
-	ret = 0;
-out:
-	if (ret != 0)
-		sl_rollback(sl);
+	return reg_write(sl, st, err, "key");
+}
+
+static int
+sl_key_put(void *impl, const struct store_key *k, int64_t now_ms, struct store_err *err)
+{
+	struct reg_args a = { k, now_ms };
+
+	return sl_submit(impl, run_key_put, &a, err);
+}
+
+static int
+row_to_user(sqlite3_stmt *st, struct store_user *u, struct store_err *err)
+{
+	if (col_text(st, 0, u->su_msisdn, sizeof(u->su_msisdn)) != 0 ||
+	    col_text(st, 2, u->su_name, sizeof(u->su_name)) != 0)
+		return store_err_set(err, 900, "corrupt user record");
+	u->su_state = (enum store_user_state)sqlite3_column_int(st, 1);
+	u->su_created_ms = sqlite3_column_int64(st, 3);
+	u->su_updated_ms = sqlite3_column_int64(st, 4);
+	return 0;
+}
+
+/* Row readers for sl_reg_get and sl_user_list: row i into the array out. */
+typedef int (*reg_fill_fn)(sqlite3_stmt *st, void *out, size_t i, struct store_err *err);
+
+static int
+fill_user(sqlite3_stmt *st, void *out, size_t i, struct store_err *err)
+{
+	return row_to_user(st, (struct store_user *)out + i, err);
+}
+
+static int
+fill_device(sqlite3_stmt *st, void *out, size_t i, struct store_err *err)
+{
+	return row_to_device(st, (struct store_device *)out + i, err);
+}
+
+static int
+fill_key(sqlite3_stmt *st, void *out, size_t i, struct store_err *err)
+{
+	return row_to_key(st, (struct store_key *)out + i, err);
+}
+
+/* One registry record by its id (statement `which`, ?1): read by `fill`
+ * into *out, or `missing_status` with `missing` when there is none. */
+static int
+sl_reg_get(struct sl *sl, enum sl_stmt which, const char *id, reg_fill_fn fill, void *out,
+	   int missing_status, const char *missing, const char *what, struct store_err *err)
+{
+	sqlite3_stmt *st = sl->sl_st[which];
+	int rc, ret = -1;
+
+	if (sl_ready(sl, false, err) != 0)
+		return -1;
+	bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		ret = fill(st, out, 0, err);
+	else if (rc == SQLITE_DONE)
+		store_err_set(err, missing_status, "%s", missing);
+	else
+		sl_fail(sl, rc, err, what);
+	st_done(st);
 	return ret;
 }
 
 static int
 sl_user_get(void *impl, const char *msisdn, struct store_user *out, struct store_err *err)
 {
-	struct sl *sl = impl;
-	sqlite3_stmt *st = sl->sl_st[S_USER_GET];
-	int rc, ret = -1;
-
-	if (sl_ready(sl, false, err) != 0)
-		return -1;
-	bind_text(st, 1, msisdn);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (col_text(st, 0, out->su_msisdn, sizeof(out->su_msisdn)) != 0 ||
-		    col_text(st, 2, out->su_name, sizeof(out->su_name)) != 0) {
-			store_err_set(err, 900, "corrupt user record");
-		} else {
-			out->su_state = (enum store_user_state)sqlite3_column_int(st, 1);
-			out->su_created_ms = sqlite3_column_int64(st, 3);
-			out->su_updated_ms = sqlite3_column_int64(st, 4);
-			ret = 0;
-		}
-	} else if (rc == SQLITE_DONE) {
-		store_err_set(err, 105, "unknown user");
-	} else {
-		sl_fail(sl, rc, err, "user");
-	}
-	st_done(st);
-	return ret;
+	return sl_reg_get(impl, S_USER_GET, msisdn, fill_user, out, 105, "unknown user", "user",
+			  err);
 }
 
 static int
 sl_device_get(void *impl, const char *device_id, struct store_device *out, struct store_err *err)
 {
-	struct sl *sl = impl;
-	sqlite3_stmt *st = sl->sl_st[S_DEVICE_GET];
-	int rc, ret = -1;
-
-	if (sl_ready(sl, false, err) != 0)
-		return -1;
-	bind_text(st, 1, device_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		ret = row_to_device(st, out, err);
-	else if (rc == SQLITE_DONE)
-		store_err_set(err, 101, "no such device");
-	else
-		sl_fail(sl, rc, err, "device");
-	st_done(st);
-	return ret;
+	return sl_reg_get(impl, S_DEVICE_GET, device_id, fill_device, out, 101, "no such device",
+			  "device", err);
 }
 
 static int
 sl_key_get(void *impl, const char *key_id, struct store_key *out, struct store_err *err)
 {
-	struct sl *sl = impl;
-	sqlite3_stmt *st = sl->sl_st[S_KEY_GET];
-	int rc, ret = -1;
-
-	if (sl_ready(sl, false, err) != 0)
-		return -1;
-	bind_text(st, 1, key_id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		ret = row_to_key(st, out, err);
-	else if (rc == SQLITE_DONE)
-		store_err_set(err, 101, "no such key");
-	else
-		sl_fail(sl, rc, err, "key");
-	st_done(st);
-	return ret;
+	return sl_reg_get(impl, S_KEY_GET, key_id, fill_key, out, 101, "no such key", "key", err);
 }
 
 /* A user's devices or keys: one statement (one snapshot), a user row
@@ -1630,8 +2116,7 @@ sl_key_get(void *impl, const char *key_id, struct store_key *out, struct store_e
  * id: a user without any.  `fill` reads row i into the caller's array. */
 static int
 sl_user_list(struct sl *sl, enum sl_stmt which, const char *msisdn, size_t max, size_t *n,
-	     int (*fill)(sqlite3_stmt *st, void *out, size_t i, struct store_err *err), void *out,
-	     struct store_err *err)
+	     reg_fill_fn fill, void *out, struct store_err *err)
 {
 	sqlite3_stmt *st = sl->sl_st[which];
 	bool user = false;
@@ -1660,18 +2145,6 @@ sl_user_list(struct sl *sl, enum sl_stmt which, const char *msisdn, size_t max, 
 }
 
 static int
-fill_device(sqlite3_stmt *st, void *out, size_t i, struct store_err *err)
-{
-	return row_to_device(st, (struct store_device *)out + i, err);
-}
-
-static int
-fill_key(sqlite3_stmt *st, void *out, size_t i, struct store_err *err)
-{
-	return row_to_key(st, (struct store_key *)out + i, err);
-}
-
-static int
 sl_user_devices(void *impl, const char *msisdn, struct store_device *out, size_t max, size_t *n,
 		struct store_err *err)
 {
@@ -1685,32 +2158,40 @@ sl_user_keys(void *impl, const char *msisdn, struct store_key *out, size_t max, 
 	return sl_user_list(impl, S_USER_KEYS, msisdn, max, n, fill_key, out, err);
 }
 
+struct key_state_args {
+	const char *key_id;
+	enum store_key_state state;
+	int64_t now_ms;
+};
+
+static int
+run_key_set_state(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct key_state_args *a = arg;
+	sqlite3_stmt *st = sl->sl_st[S_KEY_STATE];
+	int rc;
+
+	bind_text(st, 1, a->key_id);
+	sqlite3_bind_int(st, 2, (int)a->state);
+	sqlite3_bind_int64(st, 3, a->now_ms);
+	rc = sqlite3_step(st);
+	st_done(st);
+	if (rc == SQLITE_CONSTRAINT_TRIGGER)
+		return store_err_set(err, 101, "key is revoked");
+	if (rc != SQLITE_DONE)
+		return sl_fail(sl, rc, err, "key state");
+	if (sqlite3_changes(sl->sl_db) != 1)
+		return store_err_set(err, 101, "no such key");
+	return 0;
+}
+
 static int
 sl_key_set_state(void *impl, const char *key_id, enum store_key_state state, int64_t now_ms,
 		 struct store_err *err)
 {
-	struct sl *sl = impl;
-	sqlite3_stmt *st = sl->sl_st[S_KEY_STATE];
-	int rc, ret = -1;
+	struct key_state_args a = { key_id, state, now_ms };
 
-	if (sl_ready(sl, false, err) != 0 || sl_begin(sl, err) != 0)
-		return -1;
-	bind_text(st, 1, key_id);
-	sqlite3_bind_int(st, 2, (int)state);
-	sqlite3_bind_int64(st, 3, now_ms);
-	rc = sqlite3_step(st);
-	st_done(st);
-	if (rc == SQLITE_CONSTRAINT_TRIGGER)
-		store_err_set(err, 101, "key is revoked");
-	else if (rc != SQLITE_DONE)
-		sl_fail(sl, rc, err, "key state");
-	else if (sqlite3_changes(sl->sl_db) != 1)
-		store_err_set(err, 101, "no such key");
-	else if (sl_commit(sl, err) == 0)
-		ret = 0;
-	if (ret != 0)
-		sl_rollback(sl);
-	return ret;
+	return sl_submit(impl, run_key_set_state, &a, err);
 }
 
 const struct store_ops store_sqlite_ops = {

@@ -193,6 +193,9 @@
                                              * call visits at most             */
 #define MSSP_STORE_REOPEN_MIN_MS     250    /* reconnect back-off after the    */
 #define MSSP_STORE_REOPEN_MAX_MS     30000  /* database became unavailable     */
+/* -- store group commit (store_sqlite.c writer thread) -- */
+#define MSSP_STORE_GROUP_MAX         256    /* writes per group: one database
+                                             * transaction, one commit/fsync   */
 
 /* ---- Server: loops, listeners, connections (src/net/loop, server) ---- */
 /* The connection and parking caps are defaults that a configuration may
@@ -295,7 +298,24 @@
 					     * monotonic expiry answers first */
 #define MSSP_HOME_MAX_PENDING        64     /* prompts kept per device for a
 					     * reconnect                       */
-#define MSSP_HOME_CERT_CACHE         4096   /* parsed user certificates       */
+#define MSSP_HOME_FINAL_TRIES        3      /* final commit of an answer       */
+#define MSSP_HOME_FINAL_RETRY_MS     100    /* first back-off, doubling        */
+#define MSSP_HOME_DEV_BUCKETS        1024   /* device table hash buckets       */
+#define MSSP_AE_WAIT_BUCKETS         4096   /* waiter table hash buckets       */
+#define MSSP_AE_TIMER_BUCKETS        4096   /* TimeOut timer hash buckets      */
+#define MSSP_AE_RATE_BUCKETS         256    /* per-AP state hash buckets       */
+#define MSSP_AE_OP_PARK_MS           60000  /* status/receipt/profile: the pool
+					     * answers within this             */
+#define MSSP_AE_START_MARGIN_MS      1000   /* a signature job that starts this
+					     * close to its deadline is refused */
+#define MSSP_AE_MAX_WAITERS          8      /* parked resends of one synchronous
+					     * transaction                     */
+#define MSSP_AE_NOTIFY_MAX_BACKOFF_MS 600000
+#define MSSP_AE_STUCK_SCAN_MS        60000  /* look for answers not finalised */
+#define MSSP_AE_STUCK_AGE_MS         30000  /* ... older than this            */
+#define MSSP_ADMIN_HEALTH_PARK_MS    5000
+#define MSSP_AE_MAX_SUBJECT          512    /* certificate subject in a profile
+					     * query answer                    */
 
 /* ---- msspd init (cmd/msspd/init.c) ---------------------------------- */
 #define MSSP_INIT_MAX_BENCH_USERS    10000  /* --bench-users M, at most        */
@@ -352,5 +372,9 @@
                                              * nesting is refused unparsed */
 #define MSSP_APPMSG_MAX_DTBD         MSSP_MSG_MAX_FIELD /* DTBD bytes: an
                                              * ordinary message field      */
+
+/* ---- Logging (util/log) ------------------------------------------------ */
+#define MSSP_LOG_MAX_LINE            1024   /* one log line, newline included  */
+#define MSSP_LOG_MAX_VALUE           160    /* bytes of one value (then cut)   */
 
 #endif

@@ -34,12 +34,12 @@ out=$(post "$(soap_req +35847000001 other$RANDOM "$(now_instant)" synch x http:/
 check "AP_ID of another AP with the demo AP's certificate: 104" grep -q "mss:_104" <<<"$out"
 sed -i 's/^suspended = false/suspended = true/' "$DIR/msspd.conf"
 kill -HUP "$MSSPD_PID"
-wait_for "$WORK/msspd.log" "AP table reloaded" 5
+wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5
 out=$(ap sign --msisdn +35847000001 2>&1)
 check "suspended AP (after SIGHUP): 104" grep -q "fault 104" <<<"$out"
 sed -i 's/^suspended = true/suspended = false/' "$DIR/msspd.conf"
 kill -HUP "$MSSPD_PID"
-wait_for "$WORK/msspd.log" "AP table reloaded" 5 2
+wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5 2
 out=$(ap sign --msisdn +35847000001 2>&1)
 check "resumed AP signs again" grep -q "signature verified" <<<"$out"
 
@@ -58,6 +58,32 @@ out=$(post "$(soap_req +35847000001 to$RANDOM "$(now_instant)" synch x http://de
 check "TimeOut above the maximum: a fault" grep -q "^HTTP 500" <<<"$out"
 out=$(post '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
 check "DOCTYPE refused, nothing of /etc/passwd echoed" bash -c "grep -q '^HTTP 500' <<<\"\$1\" && ! grep -q root: <<<\"\$1\"" _ "$out"
+
+# --- what the user sees (P-02) and what the AP may use (P-12) -------------------
+b64req() { # msisdn ap_trans_id mimetype data(base64) [profile]
+  cat <<XML
+<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://www.w3.org/2003/05/soap-envelope"><soapenv:Body><MSS_Signature><mss:MSS_SignatureReq xmlns:mss="http://uri.etsi.org/TS102204/v1.1.2#" MajorVersion="1" MinorVersion="1" MessagingMode="synch" TimeOut="20"><mss:AP_Info AP_ID="http://demo.ap/" AP_PWD="x" AP_TransID="$2" Instant="$(now_instant)"/><mss:MSSP_Info><mss:MSSP_ID/></mss:MSSP_Info><mss:MobileUser><mss:MSISDN>$1</mss:MSISDN></mss:MobileUser><mss:DataToBeSigned MimeType="$3" Encoding="base64">$4</mss:DataToBeSigned>${5:+<mss:SignatureProfile><mss:mssURI>$5</mss:mssURI></mss:SignatureProfile>}</mss:MSS_SignatureReq></MSS_Signature></soapenv:Body></soapenv:Envelope>
+XML
+}
+hash=$(printf 'contract' | openssl dgst -sha256 -binary | base64)
+out=$(post "$(b64req +35847000001 h$RANDOM$RANDOM application/x-sha256 "$hash" mss::sign:loa3)")
+check "a hash DTBS without DataToBeDisplayed: 102, nothing signed unseen" grep -q "mss:_102" <<<"$out"
+text=$(printf 'Transfer 10 EUR to Demo AP' | base64)
+out=$(post "$(b64req +35847000001 t$RANDOM$RANDOM text/plain "$text" mss::sign:loa3)")
+check "base64 text DTBS without DTBD: shown decoded and signed" grep -q 'StatusCode Value="500"' <<<"$out"
+sed -i 's/^profiles = \*/profiles = mss::sign:loa3/' "$DIR/msspd.conf"
+kill -HUP "$MSSPD_PID"
+wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5 3
+out=$(ap sign --msisdn +35847000001 --profile mss::authn:loa2 2>&1)
+check "a profile outside the AP's allow-list: 109" grep -q "fault 109" <<<"$out"
+out=$(post "$(b64req +35847000001 n$RANDOM$RANDOM text/plain "$text")")
+check "no SignatureProfile: only a key the AP may use is chosen" \
+  grep -q "mss:demo:sign:loa3:app" <<<"$out"
+out=$(ap sign --msisdn +35847000001 --profile mss:demo:sign:loa3:app 2>&1)
+check "a concrete profile covered by an allowed one signs" grep -q "signature verified" <<<"$out"
+sed -i 's/^profiles = mss::sign:loa3/profiles = */' "$DIR/msspd.conf"
+kill -HUP "$MSSPD_PID"
+wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5 4
 
 # --- replay (A-01) -------------------------------------------------------------
 id=replay$RANDOM$RANDOM; inst=$(now_instant)

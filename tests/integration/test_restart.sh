@@ -35,7 +35,7 @@ wait "$MSSPD_PID" 2>/dev/null
 ok "msspd killed with -9 with three transactions open"
 start_msspd 1 || { nok "msspd restarts"; finish; exit 1; }
 ok "msspd restarted on the same data"
-check "recovery reports the open transactions" grep -q "recovery: .* open transactions resumed" "$WORK/msspd.log"
+check "recovery reports the open transactions" grep -q "ev=recovery.resumed" "$WORK/msspd.log"
 
 out=$(status_of "$t_wait")
 check "status query after the restart: 504 while the user has not answered" grep -q "status 504" <<<"$out"

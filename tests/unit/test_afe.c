@@ -57,6 +57,8 @@
 #include "store/store.h"
 #include "util/pool.h"
 
+#include "testtls.h"
+
 #define MSISDN "+41790000001"
 #define DEV_OK "dev-ok"
 #define DEV_OFF "dev-disabled"
@@ -197,100 +199,6 @@ ev_count(enum ev_kind kind)
 	return n;
 }
 
-/* ---- PKI for the TLS listener ------------------------------------------ */
-
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey, bool ca)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	X509V3_CTX ctx;
-	static long serial = 1;
-	const char *ca_ext[][2] = { { "basicConstraints", "critical,CA:TRUE" },
-				    { "keyUsage", "critical,keyCertSign,cRLSign" },
-				    { "subjectKeyIdentifier", "hash" } };
-	const char *leaf_ext[][2] = { { "basicConstraints", "critical,CA:FALSE" },
-				      { "keyUsage", "critical,digitalSignature" },
-				      { "extendedKeyUsage", "serverAuth" },
-				      { "subjectAltName", "IP:127.0.0.1,DNS:localhost" },
-				      { "authorityKeyIdentifier", "keyid:always" } };
-	size_t n = ca ? 3 : 5;
-
-	assert_non_null(x);
-	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(x, name);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-	X509_NAME_free(name);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, key);
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	for (size_t i = 0; i < n; i++) {
-		const char *(*e)[2] = ca ? &ca_ext[i] : &leaf_ext[i];
-		X509_EXTENSION *ext = X509V3_EXT_conf(NULL, &ctx, (*e)[0], (*e)[1]);
-
-		assert_non_null(ext);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
-	return x;
-}
-
-static void
-write_pem(const char *name, X509 *x, EVP_PKEY *k)
-{
-	char p[512];
-	FILE *f;
-
-	snprintf(p, sizeof(p), "%s/%s", T.dir, name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	if (x != NULL)
-		assert_int_equal(PEM_write_X509(f, x), 1);
-	else
-		assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
-	fclose(f);
-}
-
-static void
-make_tls(void)
-{
-	EVP_PKEY *cak = EVP_EC_gen("P-256"), *sk = EVP_EC_gen("P-256");
-	X509 *ca, *leaf;
-	struct net_err e;
-	char cert[512], key[512], cafile[512];
-	struct tls_server_conf sc = { 0 };
-	struct tls_client_conf cc = { 0 };
-
-	assert_non_null(cak);
-	assert_non_null(sk);
-	ca = make_cert(cak, "afe test CA", NULL, NULL, true);
-	leaf = make_cert(sk, "localhost", ca, cak, false);
-	write_pem("ca.pem", ca, NULL);
-	write_pem("srv.pem", leaf, NULL);
-	write_pem("srv.key", NULL, sk);
-	snprintf(cert, sizeof(cert), "%s/srv.pem", T.dir);
-	snprintf(key, sizeof(key), "%s/srv.key", T.dir);
-	snprintf(cafile, sizeof(cafile), "%s/ca.pem", T.dir);
-	sc.ts_cert_file = cert;
-	sc.ts_key_file = key;
-	T.server_ctx = tls_server_ctx_new(&sc, &e);
-	if (T.server_ctx == NULL)
-		fail_msg("server ctx: %s", e.ne_detail);
-	cc.tc_ca_file = cafile;
-	cc.tc_alpn_http11 = true;
-	T.client_ctx = tls_client_ctx_new(&cc, &e);
-	if (T.client_ctx == NULL)
-		fail_msg("client ctx: %s", e.ne_detail);
-	X509_free(ca);
-	X509_free(leaf);
-	EVP_PKEY_free(cak);
-	EVP_PKEY_free(sk);
-}
-
 /* ---- the store and the pool ------------------------------------------- */
 
 static void
@@ -393,10 +301,12 @@ group_setup(void **state)
 	(void)state;
 	pthread_mutex_init(&T.mu, NULL);
 	pthread_cond_init(&T.cv, NULL);
-	snprintf(T.dir, sizeof(T.dir), "/tmp/test_afe.XXXXXX");
-	assert_non_null(mkdtemp(T.dir));
+	assert_int_equal(td_make(T.dir, sizeof(T.dir), "test_afe"), 0);
 	snprintf(T.uri, sizeof(T.uri), "sqlite:%s/t.db", T.dir);
-	make_tls();
+	/* PKI for the TLS listener (testtls.h) */
+	tt_make_server_pki(T.dir, "afe test CA");
+	T.server_ctx = tt_server_ctx(T.dir, "server", NULL, NULL);
+	T.client_ctx = tt_client_ctx(T.dir, "ca.pem", NULL, true);
 
 	T.dev_key = EVP_EC_gen("P-256");
 	T.other_key = EVP_EC_gen("P-256");
@@ -439,16 +349,6 @@ group_setup(void **state)
 	return 0;
 }
 
-static void
-rm_dir(void)
-{
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", T.dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", T.dir);
-}
-
 static int
 group_teardown(void **state)
 {
@@ -463,7 +363,8 @@ group_teardown(void **state)
 	SSL_CTX_free(T.client_ctx);
 	EVP_PKEY_free(T.dev_key);
 	EVP_PKEY_free(T.other_key);
-	rm_dir();
+	if (td_remove(T.dir) != 0)
+		fprintf(stderr, "cannot remove %s\n", T.dir);
 	return 0;
 }
 
@@ -525,19 +426,10 @@ static const struct ws_io rc_io = { rc_wi_write, rc_wi_message, rc_wi_closed };
 static int
 rc_open_raw(struct rc *c, uint16_t port, const char *req)
 {
-	struct sockaddr_in sa;
-	struct timeval tv = { 5, 0 };
 	size_t n = 0;
 
 	memset(c, 0, sizeof(*c));
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(c->fd >= 0);
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	c->fd = tt_tcp_connect(port, NULL);
 	c->ssl = SSL_new(T.client_ctx);
 	assert_non_null(c->ssl);
 	assert_int_equal(tls_client_prepare(c->ssl, "localhost"), 0);
@@ -675,6 +567,23 @@ b64dec(const char *s, uint8_t *out, size_t cap)
 	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
 	assert_true(n >= 0);
 	return (size_t)n - pad;
+}
+
+/* m (freed here) is an "e2e" message {"t","b"} whose "b" carries exactly
+ * data[0..len). */
+static void
+expect_e2e(char *m, const uint8_t *data, size_t len)
+{
+	uint8_t got[256];
+	json_t *j;
+
+	assert_non_null(m);
+	j = parse_obj(m, "e2e");
+	assert_int_equal(json_object_size(j), 2);
+	assert_int_equal(b64dec(json_string_value(json_object_get(j, "b")), got, sizeof(got)), len);
+	assert_memory_equal(got, data, len);
+	json_decref(j);
+	free(m);
 }
 
 static char *
@@ -839,10 +748,9 @@ test_auth_and_relay(void **state)
 	struct rc c;
 	uint64_t session;
 	struct afe_stats st0, st1;
-	uint8_t blob[200], got[256];
+	uint8_t blob[200];
 	char *m;
 	struct ev e;
-	json_t *j;
 
 	(void)state;
 	ev_reset();
@@ -856,22 +764,8 @@ test_auth_and_relay(void **state)
 		blob[i] = (uint8_t)(i * 7 + 1);
 	assert_int_equal(afe_send(T.n.afe, DEV_OK, session, blob, sizeof(blob)), 0);
 	assert_int_equal(afe_send(T.n.afe, DEV_OK, 0, blob, 17), 0);
-	m = rc_next(&c, 3000);
-	assert_non_null(m);
-	j = parse_obj(m, "e2e");
-	assert_int_equal(json_object_size(j), 2);
-	assert_int_equal(b64dec(json_string_value(json_object_get(j, "b")), got, sizeof(got)),
-			 sizeof(blob));
-	assert_memory_equal(got, blob, sizeof(blob));
-	json_decref(j);
-	free(m);
-	m = rc_next(&c, 3000);
-	assert_non_null(m);
-	j = parse_obj(m, "e2e");
-	assert_int_equal(b64dec(json_string_value(json_object_get(j, "b")), got, sizeof(got)), 17);
-	assert_memory_equal(got, blob, 17);
-	json_decref(j);
-	free(m);
+	expect_e2e(rc_next(&c, 3000), blob, sizeof(blob));
+	expect_e2e(rc_next(&c, 3000), blob, 17);
 
 	/* app -> HomeMSSP */
 	m = e2e_msg(blob + 3, 100);
@@ -966,9 +860,7 @@ test_replace(void **state)
 {
 	struct rc a, b;
 	uint64_t s1, s2;
-	uint8_t blob[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, got[16];
-	char *m;
-	json_t *j;
+	uint8_t blob[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 
 	(void)state;
 	ev_reset();
@@ -982,14 +874,7 @@ test_replace(void **state)
 	assert_true(afe_online(T.n.afe, DEV_B));
 	assert_int_equal(afe_send(T.n.afe, DEV_B, s1, blob, sizeof(blob)), -1);
 	assert_int_equal(afe_send(T.n.afe, DEV_B, s2, blob, sizeof(blob)), 0);
-	m = rc_next(&b, 3000);
-	assert_non_null(m);
-	j = parse_obj(m, "e2e");
-	assert_int_equal(b64dec(json_string_value(json_object_get(j, "b")), got, sizeof(got)),
-			 sizeof(blob));
-	assert_memory_equal(got, blob, sizeof(blob));
-	json_decref(j);
-	free(m);
+	expect_e2e(rc_next(&b, 3000), blob, sizeof(blob));
 	rc_free(&a);
 	rc_free(&b); /* no close frame: the transport just goes */
 	assert_true(ev_wait(EV_OFFLINE, DEV_B, s2, 3000, NULL));
@@ -1186,11 +1071,10 @@ static void
 test_wsclient(void **state)
 {
 	struct wc w;
-	uint8_t ch[E2E_CHALLENGE_LEN], nonce[E2E_NONCE_LEN], got[64];
+	uint8_t ch[E2E_CHALLENGE_LEN], nonce[E2E_NONCE_LEN];
 	uint8_t blob[33];
 	char *m;
 	struct ev e;
-	json_t *j;
 
 	(void)state;
 	ev_reset();
@@ -1212,14 +1096,7 @@ test_wsclient(void **state)
 
 	assert_int_equal(RAND_bytes(blob, sizeof(blob)), 1);
 	assert_int_equal(afe_send(T.n.afe, DEV_OK, e.e_session, blob, sizeof(blob)), 0);
-	m = wc_next(&w, 3000);
-	assert_non_null(m);
-	j = parse_obj(m, "e2e");
-	assert_int_equal(b64dec(json_string_value(json_object_get(j, "b")), got, sizeof(got)),
-			 sizeof(blob));
-	assert_memory_equal(got, blob, sizeof(blob));
-	json_decref(j);
-	free(m);
+	expect_e2e(wc_next(&w, 3000), blob, sizeof(blob));
 	wc_send(&w, e2e_msg(blob, 20));
 	assert_true(ev_wait(EV_BLOB, DEV_OK, e.e_session, 3000, &e));
 	assert_int_equal(e.e_len, 20);

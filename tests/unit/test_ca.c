@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -955,6 +956,393 @@ test_database(void **state)
 	assert_int_equal(sh("mv %s.bak %s", p, p), 0);
 }
 
+/* ---- the append-only database ------------------------------------------ */
+
+/* Lines of `text` that start with `prefix`. */
+static size_t
+count_prefix(const char *text, const char *prefix)
+{
+	size_t n = 0, pl = strlen(prefix);
+	const char *p = text;
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, prefix, pl) == 0)
+			n++;
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	return n;
+}
+
+static void
+append_bytes(const char *file, const void *d, size_t n)
+{
+	FILE *f = fopen(file, "ab");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(d, 1, n, f), n);
+	fclose(f);
+}
+
+static void
+sha256_hex(const void *d, size_t n, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	int i;
+
+	assert_int_equal(EVP_Digest(d, n, md, &mdlen, EVP_sha256(), NULL), 1);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static ino_t
+inode_of(const char *file)
+{
+	struct stat st;
+
+	assert_int_equal(stat(file, &st), 0);
+	return st.st_ino;
+}
+
+/* Issuance appends one line to the same file; a reopen finds every record;
+ * a revocation folds the appended lines into the body; issuing after it
+ * appends again. */
+static void
+test_db_append(void **state)
+{
+	enum { N = 200 };
+	struct fx *f = *state;
+	struct pki_err err = { 0 };
+	struct pki_ca *ca, *b;
+	struct pki_ca_entry e;
+	char d[512], p[512], *serials[N], *text, *hex;
+	ino_t ino;
+	size_t i, n;
+	X509 *x;
+
+	path(d, sizeof(d), f->tmp, "appendca");
+	ca = init_ca(d, PKI_CA_KEY_EC_P256, "Append Root", NULL, PASS);
+	path(p, sizeof(p), d, "ca.db");
+	ino = inode_of(p);
+	for (i = 0; i < N; i++) {
+		x = issue(ca, i % 2 ? "sign" : "authn", f->user);
+		serials[i] = serial_hex(x);
+		X509_free(x);
+	}
+	assert_int_equal(inode_of(p), ino); /* appended to, never replaced */
+	assert_int_equal(pki_ca_count(ca), N);
+	text = tu_slurp(p, &n);
+	assert_true(strncmp(text, "openmssp-ca-db 2\nend 0 ", 23) == 0);
+	assert_int_equal(count_prefix(text, "+ "), N);
+	assert_int_equal(text[n - 1], '\n');
+	free(text);
+
+	b = pki_ca_open(d, NULL, 0, &err);
+	assert_non_null(b);
+	assert_int_equal(pki_ca_count(b), N);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(pki_ca_entry_at(b, i, &e), 0); /* issuance order */
+		assert_string_equal(e.ce_serial, serials[i]);
+		assert_int_equal(pki_ca_lookup(b, serials[i], &e, &err), 0);
+		assert_string_equal(e.ce_profile, i % 2 ? "sign" : "authn");
+		assert_non_null(strstr(e.ce_subject, "CN=Anna Muster"));
+		assert_false(e.ce_revoked);
+	}
+	assert_int_equal(pki_ca_lookup(b, "0123", &e, &err), -1);
+	assert_int_equal(err.status, 422);
+
+	/* a revocation rewrites the file: the appended lines join the body */
+	assert_int_equal(pki_ca_revoke(b, serials[7], PKI_CA_REASON_SUPERSEDED, 0, &err), 0);
+	assert_true(inode_of(p) != ino);
+	text = tu_slurp(p, &n);
+	assert_true(strncmp(text, "openmssp-ca-db 2\n", 17) == 0);
+	assert_int_equal(count_prefix(text, "+ "), 0);
+	assert_non_null(strstr(text, "\nend 200 "));
+	free(text);
+	/* the issuing handle re-reads the new file and appends after its end */
+	x = issue(ca, "sign", f->user);
+	hex = serial_hex(x);
+	assert_int_equal(pki_ca_lookup(ca, serials[7], &e, &err), 0);
+	assert_true(e.ce_revoked);
+	assert_int_equal(e.ce_reason, PKI_CA_REASON_SUPERSEDED);
+	assert_int_equal(pki_ca_lookup(b, hex, &e, &err), 0);
+	assert_int_equal(pki_ca_count(b), N + 1);
+	text = tu_slurp(p, &n);
+	assert_int_equal(count_prefix(text, "+ "), 1);
+	free(text);
+
+	OPENSSL_free(hex);
+	X509_free(x);
+	for (i = 0; i < N; i++)
+		OPENSSL_free(serials[i]);
+	pki_ca_free(b);
+	pki_ca_free(ca);
+}
+
+/* Rewrite a body-only (version 2) database text as version 1. */
+static char *
+as_version1(const char *text)
+{
+	const char *foot = strstr(text, "\nend ");
+	size_t body, cnt;
+	char sum[65], *out;
+
+	assert_non_null(foot);
+	body = (size_t)(foot - text) + 1;
+	assert_int_equal(sscanf(foot + 5, "%zu", &cnt), 1);
+	out = malloc(body + 100);
+	assert_non_null(out);
+	memcpy(out, text, body);
+	out[body] = '\0';
+	assert_true(strncmp(out, "openmssp-ca-db 2\n", 17) == 0);
+	out[15] = '1';
+	sha256_hex(out, body, sum);
+	snprintf(out + body, 100, "end %zu %s\n", cnt, sum);
+	return out;
+}
+
+/* The torn-tail rule: a last line without its newline, or holding NUL
+ * bytes, is an append that never finished; every reader ignores it and
+ * the next issuance truncates it.  Any other bad line is refused.  Version
+ * 1 files are read, and the first issuance rewrites them. */
+static void
+test_db_torn_tail(void **state)
+{
+	struct fx *f = *state;
+	struct pki_err err = { 0 };
+	struct pki_ca *ca, *a, *b;
+	struct pki_ca_entry e;
+	char d[512], p[512], *s[3], *text, *good, *t2, *line, *v1;
+	static const char nuls[] = "+ \0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\n";
+	size_t i, n, n2, gn;
+	X509 *x;
+
+	path(d, sizeof(d), f->tmp, "tornca");
+	ca = init_ca(d, PKI_CA_KEY_EC_P256, "Torn Root", NULL, PASS);
+	path(p, sizeof(p), d, "ca.db");
+	for (i = 0; i < 3; i++) {
+		x = issue(ca, "authn", f->user);
+		s[i] = serial_hex(x);
+		X509_free(x);
+	}
+	a = pki_ca_open(d, NULL, 0, &err); /* a reader, like the OCSP responder */
+	assert_non_null(a);
+	assert_int_equal(pki_ca_count(a), 3);
+
+	/* a crash in the middle of an append: a line's first 40 bytes */
+	text = tu_slurp(p, &n);
+	line = strstr(text, "\n+ ");
+	assert_non_null(line);
+	append_bytes(p, line + 1, 40);
+	b = pki_ca_open(d, NULL, 0, &err);
+	assert_non_null(b);
+	assert_int_equal(pki_ca_count(b), 3);
+	assert_int_equal(pki_ca_lookup(a, s[2], &e, &err), 0);
+	assert_int_equal(pki_ca_count(a), 3);
+	pki_ca_free(b);
+	/* the next issuance cuts the torn bytes off before appending */
+	x = issue(ca, "sign", f->user);
+	OPENSSL_free(s[0]);
+	s[0] = serial_hex(x);
+	X509_free(x);
+	t2 = tu_slurp(p, &n2);
+	assert_true(n2 > n && memcmp(t2, text, n) == 0);
+	assert_true(strncmp(t2 + n, "+ ", 2) == 0);
+	assert_ptr_equal(strchr(t2 + n, '\n'), t2 + n2 - 1); /* exactly one new line */
+	free(t2);
+	assert_int_equal(pki_ca_lookup(a, s[0], &e, &err), 0);
+	assert_int_equal(pki_ca_count(a), 4);
+	free(text);
+
+	/* a last line with NUL bytes: blocks of an append that never reached
+	 * the disk */
+	text = tu_slurp(p, &n);
+	append_bytes(p, nuls, sizeof(nuls) - 1);
+	b = pki_ca_open(d, NULL, 0, &err);
+	assert_non_null(b);
+	assert_int_equal(pki_ca_count(b), 4);
+	x = issue(ca, "sign", f->user);
+	X509_free(x);
+	t2 = tu_slurp(p, &n2);
+	assert_true(n2 > n && memcmp(t2, text, n) == 0 && t2[n] == '+');
+	assert_null(memchr(t2, '\0', n2));
+	free(t2);
+	assert_int_equal(pki_ca_reload(b, &err), 0);
+	assert_int_equal(pki_ca_count(b), 5);
+	pki_ca_free(b);
+	free(text);
+
+	/* complete lines are never "torn": a bad one is refused, and the live
+	 * reader fails closed */
+	good = tu_slurp(p, &gn);
+	append_bytes(p, "+ garbage\n", 10);
+	assert_null(pki_ca_open(d, NULL, 0, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "malformed"));
+	assert_int_equal(pki_ca_lookup(a, s[1], &e, &err), -1);
+	assert_int_equal(err.status, 900);
+	/* an appended record edited: the chain breaks at that line */
+	text = strdup(good);
+	line = strstr(text, "\n+ ");
+	line = strstr(line + 1, "\n+ "); /* the second appended line */
+	assert_non_null(line);
+	line = strstr(line, "Anna");
+	line[3] = 'e';
+	write_bytes(p, (unsigned char *)text, gn);
+	assert_null(pki_ca_open(d, NULL, 0, &err));
+	assert_non_null(strstr(err.detail, "checksum"));
+	/* an appended line lost in the middle: the chain breaks too */
+	memcpy(text, good, gn);
+	line = strstr(text, "\n+ ") + 1;
+	t2 = strchr(line, '\n') + 1;
+	memmove(line, t2, gn - (size_t)(t2 - text));
+	write_bytes(p, (unsigned char *)text, gn - (size_t)(t2 - line));
+	assert_null(pki_ca_open(d, NULL, 0, &err));
+	assert_non_null(strstr(err.detail, "checksum"));
+	free(text);
+	/* restored in place: the reader recovers */
+	write_bytes(p, (unsigned char *)good, gn);
+	assert_int_equal(pki_ca_lookup(a, s[1], &e, &err), 0);
+	assert_int_equal(pki_ca_count(a), 5);
+	free(good);
+
+	/* version 1 (body and end line only) is still read; appended lines
+	 * after it are not */
+	assert_int_equal(pki_ca_revoke(ca, s[1], PKI_CA_REASON_KEY_COMPROMISE, 0, &err), 0);
+	text = tu_slurp(p, &n);
+	v1 = as_version1(text);
+	free(text);
+	write_bytes(p, (unsigned char *)v1, strlen(v1));
+	b = pki_ca_open(d, NULL, 0, &err);
+	assert_non_null(b);
+	assert_int_equal(pki_ca_count(b), 5);
+	assert_int_equal(pki_ca_lookup(b, s[1], &e, &err), 0);
+	assert_true(e.ce_revoked);
+	pki_ca_free(b);
+	text = tu_slurp(p, &n); /* v1 + one appended line taken from elsewhere */
+	free(text);
+	append_bytes(p, "+ 0000000000000000000000000000000000000000000000000000000000000000 x\n",
+		     69);
+	assert_null(pki_ca_open(d, NULL, 0, &err));
+	assert_non_null(strstr(err.detail, "mismatch"));
+	write_bytes(p, (unsigned char *)v1, strlen(v1));
+	/* the first issuance into a version 1 file rewrites it as version 2,
+	 * the next one appends */
+	x = issue(ca, "sign", f->user);
+	X509_free(x);
+	text = tu_slurp(p, &n);
+	assert_true(strncmp(text, "openmssp-ca-db 2\n", 17) == 0);
+	assert_int_equal(count_prefix(text, "+ "), 0);
+	assert_non_null(strstr(text, "\nend 6 "));
+	free(text);
+	x = issue(ca, "sign", f->user);
+	X509_free(x);
+	text = tu_slurp(p, &n);
+	assert_int_equal(count_prefix(text, "+ "), 1);
+	free(text);
+	assert_int_equal(pki_ca_reload(a, &err), 0);
+	assert_int_equal(pki_ca_count(a), 7);
+	assert_int_equal(pki_ca_lookup(a, s[1], &e, &err), 0);
+	assert_true(e.ce_revoked);
+
+	free(v1);
+	for (i = 0; i < 3; i++)
+		OPENSSL_free(s[i]);
+	pki_ca_free(a);
+	pki_ca_free(ca);
+}
+
+/* Child of test_db_two_writers: issue `n` certificates through its own
+ * handle.  No cmocka here: the exit status says how it went. */
+static void
+child_issue(const char *dir, EVP_PKEY *key, int n)
+{
+	struct pki_err err = { 0 };
+	struct pki_ca *ca = pki_ca_open(dir, PASS, strlen(PASS), &err);
+	int i, rc = 0;
+	X509 *x;
+
+	if (ca == NULL)
+		_exit(2);
+	for (i = 0; i < n && rc == 0; i++) {
+		x = NULL;
+		if (pki_ca_issue(ca, "sign", &ident, key, NULL, 0, &x, &err) != 0)
+			rc = 3;
+		X509_free(x);
+	}
+	pki_ca_free(ca);
+	_exit(rc);
+}
+
+/* Two handles issuing in turn see each other's certificates and never
+ * reuse a serial; then two processes issue at the same time while a third
+ * handle reads without the lock and never fails. */
+static void
+test_db_two_writers(void **state)
+{
+	enum { TURNS = 40, EACH = 30 };
+	struct fx *f = *state;
+	struct pki_err err = { 0 };
+	struct pki_ca *h[2], *r;
+	struct pki_ca_entry e;
+	char d[512], *serials[TURNS];
+	size_t i, j, last;
+	int status;
+	pid_t pid;
+	X509 *x;
+
+	path(d, sizeof(d), f->tmp, "twoca");
+	h[0] = init_ca(d, PKI_CA_KEY_EC_P256, "Two Writers Root", NULL, PASS);
+	h[1] = pki_ca_open(d, PASS, strlen(PASS), &err);
+	assert_non_null(h[1]);
+	for (i = 0; i < TURNS; i++) {
+		x = issue(h[i % 2], i % 3 ? "sign" : "authn", f->user);
+		serials[i] = serial_hex(x);
+		X509_free(x);
+		assert_int_equal(pki_ca_lookup(h[(i + 1) % 2], serials[i], &e, &err), 0);
+		assert_int_equal(pki_ca_count(h[0]), i + 1);
+		assert_int_equal(pki_ca_count(h[1]), i + 1);
+		for (j = 0; j < i; j++)
+			assert_string_not_equal(serials[j], serials[i]);
+	}
+
+	r = pki_ca_open(d, NULL, 0, &err);
+	assert_non_null(r);
+	last = pki_ca_count(r);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		child_issue(d, f->user, EACH);
+	for (i = 0; i < EACH; i++) {
+		x = issue(h[i % 2], "authn", f->user);
+		X509_free(x);
+		/* a lock-free reader may meet a half-written line: never an error */
+		if (pki_ca_reload(r, &err) != 0)
+			fail_msg("reload during concurrent appends: %s", err.detail);
+		assert_true(pki_ca_count(r) >= last);
+		last = pki_ca_count(r);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(pki_ca_reload(r, &err), 0);
+	assert_int_equal(pki_ca_count(r), TURNS + 2 * EACH);
+	pki_ca_free(r);
+	/* a fresh full read: chain and duplicate checks over everything */
+	r = pki_ca_open(d, NULL, 0, &err);
+	assert_non_null(r);
+	assert_int_equal(pki_ca_count(r), TURNS + 2 * EACH);
+	for (i = 0; i < TURNS; i++) {
+		assert_int_equal(pki_ca_lookup(r, serials[i], &e, &err), 0);
+		OPENSSL_free(serials[i]);
+	}
+	pki_ca_free(r);
+	pki_ca_free(h[0]);
+	pki_ca_free(h[1]);
+}
+
 /* RSA-3072 root (the one slow key generation), an end-entity certificate
  * straight from it, and the same flow. */
 static void
@@ -1117,6 +1505,9 @@ main(void)
 		cmocka_unit_test(test_flow_issuing),
 		cmocka_unit_test(test_key_file),
 		cmocka_unit_test(test_database),
+		cmocka_unit_test(test_db_append),
+		cmocka_unit_test(test_db_torn_tail),
+		cmocka_unit_test(test_db_two_writers),
 		cmocka_unit_test(test_rsa_root),
 		cmocka_unit_test(test_pkcs11),
 	};

@@ -7,8 +7,8 @@
  * handler echoes, answers 500 or 302, parks (a slow peer), or sends a body
  * over the client's cap.  A tiny raw-socket peer sends a chunked body over
  * the cap (our server always sends Content-Length).  All certificates are
- * made here, in a mkdtemp() directory, with OpenSSL APIs (as in
- * test_server.c); no key is committed.
+ * made here, in a mkdtemp() directory, with OpenSSL APIs (testtls.h); no
+ * key is committed.
  *
  * The client's functions run on the loop thread (loop_call) and its done
  * callbacks record into struct res there; the cmocka thread only waits and
@@ -43,6 +43,8 @@
 #include "net/server.h"
 #include "net/tls.h"
 #include "util/limits.h"
+
+#include "testtls.h"
 
 #define CT_SOAP "application/soap+xml; charset=utf-8"
 #define DELAY_PARK_MS 3000
@@ -157,93 +159,10 @@ test_cancel(struct srv_req *req, void *arg, enum srv_cancel why)
 		srv_reply(req, 200, "text/plain", "late\n", 5);
 }
 
-/* ---- certificates (as test_server.c makes them) ------------------------ */
-
-struct ext {
-	int nid;
-	const char *value;
-};
-
-static long serial_counter = 2000;
-
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
-    const struct ext *ext, size_t next)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	X509V3_CTX ctx;
-	size_t i;
-
-	assert_non_null(x);
-	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial_counter++);
-	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0), 1);
-	assert_int_equal(X509_set_subject_name(x, name), 1);
-	assert_int_equal(X509_set_issuer_name(x, issuer ?
-	    X509_get_subject_name(issuer) : name), 1);
-	X509_NAME_free(name);
-	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -86400L));
-	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 30 * 86400L));
-	assert_int_equal(X509_set_pubkey(x, key), 1);
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	for (i = 0; i < next; i++) {
-		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, ext[i].nid,
-		    ext[i].value);
-
-		assert_non_null(e);
-		assert_int_equal(X509_add_ext(x, e, -1), 1);
-		X509_EXTENSION_free(e);
-	}
-	assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
-	return x;
-}
-
-static void
-write_cert(const char *name, X509 *x)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	assert_int_equal(PEM_write_X509(f, x), 1);
-	fclose(f);
-}
-
-static void
-write_key(const char *name, EVP_PKEY *k)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL),
-	    1);
-	fclose(f);
-	chmod(p, 0600);
-}
-
-static const struct ext ca_ext[] = {
-	{ NID_basic_constraints, "critical,CA:TRUE" },
-	{ NID_key_usage, "critical,keyCertSign,cRLSign" },
-	{ NID_subject_key_identifier, "hash" },
-};
-
-static const struct ext server_ext[] = {
-	{ NID_basic_constraints, "critical,CA:FALSE" },
-	{ NID_key_usage, "critical,digitalSignature" },
-	{ NID_ext_key_usage, "serverAuth" },
-	{ NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost" },
-	{ NID_authority_key_identifier, "keyid:always" },
-};
+/* ---- certificates (testtls.h) ----------------------------------------- */
 
 /* a valid server certificate for another host (hostname check) */
-static const struct ext other_host_ext[] = {
+static const struct tt_ext other_host_ext[] = {
 	{ NID_basic_constraints, "critical,CA:FALSE" },
 	{ NID_key_usage, "critical,digitalSignature" },
 	{ NID_ext_key_usage, "serverAuth" },
@@ -251,77 +170,31 @@ static const struct ext other_host_ext[] = {
 	{ NID_authority_key_identifier, "keyid:always" },
 };
 
-static const struct ext client_ext[] = {
-	{ NID_basic_constraints, "critical,CA:FALSE" },
-	{ NID_key_usage, "critical,digitalSignature" },
-	{ NID_ext_key_usage, "clientAuth" },
-	{ NID_authority_key_identifier, "keyid:always" },
-};
-
-#define NEXT(a) (sizeof(a) / sizeof((a)[0]))
-
+/* A leaf valid 30 days: "<name>.pem" and "<name>.key". */
 static void
-make_leaf(const char *name, X509 *ca, EVP_PKEY *cakey, const struct ext *ext,
-    size_t next)
+make_leaf(const char *name, X509 *ca, EVP_PKEY *cakey,
+    const struct tt_ext *ext, size_t next)
 {
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	char f[64];
-	X509 *x;
-
-	assert_non_null(k);
-	x = make_cert(k, name, ca, cakey, ext, next);
-	snprintf(f, sizeof(f), "%s.pem", name);
-	write_cert(f, x);
-	snprintf(f, sizeof(f), "%s.key", name);
-	write_key(f, k);
-	EVP_PKEY_free(k);
-	X509_free(x);
+	X509_free(tt_make_leaf(T.dir, name, ca, cakey, ext, next, -TT_DAY,
+	    30 * TT_DAY));
 }
 
 static void
 make_pki(void)
 {
-	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *ca2key = EVP_EC_gen("P-256");
-	X509 *ca, *ca2;
+	EVP_PKEY *cakey, *ca2key;
+	X509 *ca = tt_make_ca(T.dir, "ca.pem", "Test CA", &cakey);
+	X509 *ca2 = tt_make_ca(T.dir, "ca2.pem", "Untrusted CA", &ca2key);
 
-	assert_non_null(cakey);
-	assert_non_null(ca2key);
-	ca = make_cert(cakey, "Test CA", NULL, NULL, ca_ext, NEXT(ca_ext));
-	write_cert("ca.pem", ca);
-	ca2 = make_cert(ca2key, "Untrusted CA", NULL, NULL, ca_ext,
-	    NEXT(ca_ext));
-	write_cert("ca2.pem", ca2);
-	make_leaf("server", ca, cakey, server_ext, NEXT(server_ext));
-	make_leaf("otherhost", ca, cakey, other_host_ext, NEXT(other_host_ext));
-	make_leaf("client", ca, cakey, client_ext, NEXT(client_ext));
-	make_leaf("rogue", ca2, ca2key, client_ext, NEXT(client_ext));
+	make_leaf("server", ca, cakey, tt_server_ext, TT_NEXT(tt_server_ext));
+	make_leaf("otherhost", ca, cakey, other_host_ext,
+	    TT_NEXT(other_host_ext));
+	make_leaf("client", ca, cakey, tt_client_ext, TT_NEXT(tt_client_ext));
+	make_leaf("rogue", ca2, ca2key, tt_client_ext, TT_NEXT(tt_client_ext));
 	X509_free(ca);
 	X509_free(ca2);
 	EVP_PKEY_free(cakey);
 	EVP_PKEY_free(ca2key);
-}
-
-static SSL_CTX *
-server_ctx(const char *name, bool mtls)
-{
-	char c[512], k[512], ca[512], f[64];
-	struct tls_server_conf tc;
-	struct net_err e;
-	SSL_CTX *ctx;
-
-	snprintf(f, sizeof(f), "%s.pem", name);
-	path_of(c, sizeof(c), f);
-	snprintf(f, sizeof(f), "%s.key", name);
-	path_of(k, sizeof(k), f);
-	path_of(ca, sizeof(ca), "ca.pem");
-	memset(&tc, 0, sizeof(tc));
-	tc.ts_cert_file = c;
-	tc.ts_key_file = k;
-	tc.ts_client_ca_file = mtls ? ca : NULL;
-	ctx = tls_server_ctx_new(&tc, &e);
-	if (ctx == NULL)
-		fail_msg("tls_server_ctx_new: %s", e.ne_detail);
-	return ctx;
 }
 
 /* ---- running things on the loop thread -------------------------------- */
@@ -683,18 +556,13 @@ test_status_passthrough(void **state)
 	res_clear(&r);
 }
 
+/* One POST through c (created by client_new) that the TLS layer must
+ * refuse: no status, error "tls", no body.  Frees c. */
 static void
-test_tls_refusals(void **state)
+post_refused_tls(struct httpc *c, const char *url)
 {
-	struct httpc *c;
 	struct res r = { 0 };
-	char url[256];
-	unsigned hits = counter(&T.hits);
 
-	(void)state;
-	url_of(url, sizeof(url), "https", "127.0.0.1", L_MTLS, "/echo");
-	/* the server's certificate is not from a CA we trust */
-	c = client_new("client", "ca2.pem", false);
 	assert_non_null(c);
 	assert_int_equal(post(c, url, NULL, "x", 1, 0, &r), 0);
 	assert_true(wait_res(&r, 1, 5000));
@@ -702,41 +570,32 @@ test_tls_refusals(void **state)
 	assert_string_equal(r.err, "tls");
 	assert_true(r.body_null);
 	on_loop(free_on_loop, c);
+	res_clear(&r);
+}
+
+static void
+test_tls_refusals(void **state)
+{
+	char url[256];
+	unsigned hits = counter(&T.hits);
+
+	(void)state;
+	url_of(url, sizeof(url), "https", "127.0.0.1", L_MTLS, "/echo");
+	/* the server's certificate is not from a CA we trust */
+	post_refused_tls(client_new("client", "ca2.pem", false), url);
 
 	/* trusted CA, but the certificate names another host */
-	res_clear(&r);
-	c = client_new("client", "ca.pem", false);
-	assert_non_null(c);
 	url_of(url, sizeof(url), "https", "127.0.0.1", L_WRONGNAME, "/echo");
-	assert_int_equal(post(c, url, NULL, "x", 1, 0, &r), 0);
-	assert_true(wait_res(&r, 1, 5000));
-	assert_int_equal(r.status, 0);
-	assert_string_equal(r.err, "tls");
-	on_loop(free_on_loop, c);
+	post_refused_tls(client_new("client", "ca.pem", false), url);
 
 	/* no client certificate: the mutual-TLS listener refuses us (in TLS
 	 * 1.3 the alert arrives after the handshake, on the first read, and
 	 * is still reported as "tls") */
-	res_clear(&r);
-	c = client_new(NULL, "ca.pem", false);
-	assert_non_null(c);
 	url_of(url, sizeof(url), "https", "127.0.0.1", L_MTLS, "/echo");
-	assert_int_equal(post(c, url, NULL, "x", 1, 0, &r), 0);
-	assert_true(wait_res(&r, 1, 5000));
-	assert_int_equal(r.status, 0);
-	assert_string_equal(r.err, "tls");
-	on_loop(free_on_loop, c);
+	post_refused_tls(client_new(NULL, "ca.pem", false), url);
 
 	/* a client certificate from a CA the server does not trust */
-	res_clear(&r);
-	c = client_new("rogue", "ca.pem", false);
-	assert_non_null(c);
-	assert_int_equal(post(c, url, NULL, "x", 1, 0, &r), 0);
-	assert_true(wait_res(&r, 1, 5000));
-	assert_int_equal(r.status, 0);
-	assert_string_equal(r.err, "tls");
-	on_loop(free_on_loop, c);
-	res_clear(&r);
+	post_refused_tls(client_new("rogue", "ca.pem", false), url);
 
 	/* none of them reached a handler */
 	assert_int_equal(counter(&T.hits), hits);
@@ -1235,12 +1094,11 @@ group_setup(void **state)
 	memset(&T, 0, sizeof(T));
 	pthread_mutex_init(&T.mu, NULL);
 	pthread_cond_init(&T.cv, NULL);
-	snprintf(T.dir, sizeof(T.dir), "/tmp/test_client.XXXXXX");
-	if (mkdtemp(T.dir) == NULL)
+	if (td_make(T.dir, sizeof(T.dir), "test_client") != 0)
 		return -1;
 	make_pki();
-	mtls = server_ctx("server", true);
-	other = server_ctx("otherhost", false);
+	mtls = tt_server_ctx(T.dir, "server", "ca.pem", NULL);
+	other = tt_server_ctx(T.dir, "otherhost", NULL, NULL);
 
 	memset(&c, 0, sizeof(c));
 	c.sc_workers = 2;
@@ -1273,13 +1131,10 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
 	loop_free(T.loop);
 	srv_free(T.srv);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", T.dir);
-	if (system(cmd) != 0)
+	if (td_remove(T.dir) != 0)
 		fprintf(stderr, "cannot remove %s\n", T.dir);
 	pthread_mutex_destroy(&T.mu);
 	pthread_cond_destroy(&T.cv);

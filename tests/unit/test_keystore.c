@@ -10,8 +10,8 @@
  * docs/internals/keystore.md lists what each test covers.
  */
 #include "testutil.h"
+#include "testtls.h"
 
-#include <ftw.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,19 +37,12 @@
 #define PROF_SIGN "mss:demo:sign:loa3:app"
 #define PROF_AUTHN "mss:demo:authn:loa3:app"
 
-struct fx {
-	char dir[256];
-	int seq;
-	EVP_PKEY *ca_key;
-	X509 *ca_cert;
-};
-
 static const struct ks_params fast = { .kp_scrypt_log2n = MSSP_KEYSTORE_SCRYPT_MIN_LOG2N };
 
 /* ---- helpers ----------------------------------------------------------- */
 
 static void
-new_path(struct fx *f, char *buf, size_t len, const char *what)
+new_path(struct tt_cafx *f, char *buf, size_t len, const char *what)
 {
 	snprintf(buf, len, "%s/%s-%d.ks", f->dir, what, f->seq++);
 }
@@ -259,104 +252,12 @@ open_status(const char *path)
 	return err.status;
 }
 
-/* A certificate for `pub` issued by the fixture CA. */
-static X509 *
-issue(struct fx *f, EVP_PKEY *pub, const char *cn)
-{
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	assert_non_null(x);
-	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
-	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), f->seq++ + 1000), 1);
-	assert_int_equal(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0), 1);
-	assert_int_equal(X509_set_subject_name(x, n), 1);
-	assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(f->ca_cert)), 1);
-	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-	assert_int_equal(X509_set_pubkey(x, pub), 1);
-	X509V3_set_ctx(&ctx, f->ca_cert, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,digitalSignature,nonRepudiation");
-	assert_non_null(ext);
-	assert_int_equal(X509_add_ext(x, ext, -1), 1);
-	X509_EXTENSION_free(ext);
-	assert_true(X509_sign(x, f->ca_key, EVP_sha256()) > 0);
-	X509_NAME_free(n);
-	return x;
-}
-
-static int
-rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static int
-setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	X509_NAME *n;
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_keystore.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	f->ca_key = EVP_EC_gen("P-256");
-	f->ca_cert = X509_new();
-	n = X509_NAME_new();
-	if (f->ca_key == NULL || f->ca_cert == NULL || n == NULL)
-		return -1;
-	X509_set_version(f->ca_cert, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(f->ca_cert), 1);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"Test keystore CA", -1, -1, 0);
-	X509_set_subject_name(f->ca_cert, n);
-	X509_set_issuer_name(f->ca_cert, n);
-	X509_gmtime_adj(X509_getm_notBefore(f->ca_cert), -7200);
-	X509_gmtime_adj(X509_getm_notAfter(f->ca_cert), 86400 * 2);
-	X509_set_pubkey(f->ca_cert, f->ca_key);
-	X509V3_set_ctx(&ctx, f->ca_cert, f->ca_cert, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-	X509_add_ext(f->ca_cert, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
-	X509_add_ext(f->ca_cert, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_key_identifier, "hash");
-	X509_add_ext(f->ca_cert, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (X509_sign(f->ca_cert, f->ca_key, EVP_sha256()) <= 0)
-		return -1;
-	X509_NAME_free(n);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-	EVP_PKEY_free(f->ca_key);
-	X509_free(f->ca_cert);
-	free(f);
-	return 0;
-}
-
 /* ---- create, open, lock, mode ------------------------------------------- */
 
 static void
 test_create_open_lock_mode(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512], lnk[540], other[540];
 	struct pki_err err = { 0 };
 	struct ks_params p = fast;
@@ -437,7 +338,7 @@ test_create_open_lock_mode(void **state)
 static void
 test_groups_reopen_and_raw_sign(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	struct pki_err err = { 0 };
 	struct ks_group_info gi;
@@ -534,7 +435,7 @@ test_groups_reopen_and_raw_sign(void **state)
 static void
 test_bad_requests_cost_no_try(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	struct pki_err err = { 0 };
 	unsigned char d[32] = { 1 }, *out = NULL;
@@ -579,7 +480,7 @@ test_bad_requests_cost_no_try(void **state)
 static void
 test_wrong_pin_persisted_and_blocks(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	struct pki_err err = { 0 };
 	static const char d[] = "dtbs";
@@ -654,7 +555,7 @@ test_wrong_pin_persisted_and_blocks(void **state)
 static void
 test_puk_exhausted_blocks_forever(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512], puk[16];
 	struct pki_err err = { 0 };
 	static const char d[] = "dtbs";
@@ -706,7 +607,7 @@ test_puk_exhausted_blocks_forever(void **state)
 static void
 test_change_pin(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	struct pki_err err = { 0 };
 	static const char d[] = "dtbs";
@@ -750,7 +651,7 @@ test_change_pin(void **state)
 static void
 test_group_limits_and_specs(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512], id[16];
 	struct pki_err err = { 0 };
 	struct ks_params p = fast;
@@ -850,7 +751,7 @@ test_group_limits_and_specs(void **state)
 /* ---- CSR, certificate, CMS ------------------------------------------------ */
 
 static void
-cms_cli_verify(struct fx *f, const unsigned char *sig, size_t siglen, const void *content,
+cms_cli_verify(struct tt_cafx *f, const unsigned char *sig, size_t siglen, const void *content,
 	       size_t clen, bool detached)
 {
 	char sp[512], cp[512], op[512], cmd[2048];
@@ -883,7 +784,7 @@ cms_cli_verify(struct fx *f, const unsigned char *sig, size_t siglen, const void
 }
 
 static void
-cms_pki_verify(struct fx *f, X509 *signer, const unsigned char *sig, size_t siglen,
+cms_pki_verify(struct tt_cafx *f, X509 *signer, const unsigned char *sig, size_t siglen,
 	       const void *dtbs, size_t len, unsigned flags, int expect)
 {
 	struct pki_verify_opts o = { 0 };
@@ -906,7 +807,7 @@ cms_pki_verify(struct fx *f, X509 *signer, const unsigned char *sig, size_t sigl
 static void
 test_csr_cert_and_cms(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	struct pki_err err = { 0 };
 	static const unsigned char dtbs[] = "Login to Example Bank, code 4711";
@@ -938,7 +839,7 @@ test_csr_cert_and_cms(void **state)
 
 	/* a certificate for another key is refused */
 	k2 = EVP_EC_gen("P-256");
-	other = issue(f, k2, "someone else");
+	other = tt_cafx_issue(f, k2, "someone else");
 	assert_int_equal(ks_install_cert(ks, "sign", other, NULL, &err), -1);
 	assert_int_equal(err.status, 101);
 	assert_int_equal(ks_install_cert(ks, "nope", other, NULL, &err), -1);
@@ -946,13 +847,13 @@ test_csr_cert_and_cms(void **state)
 	X509_free(other);
 	EVP_PKEY_free(k2);
 
-	cert = issue(f, X509_REQ_get0_pubkey(req), "Alice");
+	cert = tt_cafx_issue(f, X509_REQ_get0_pubkey(req), "Alice");
 	assert_int_equal(sk_X509_push(chain, f->ca_cert), 1);
 	assert_int_equal(ks_install_cert(ks, "sign", cert, chain, &err), 0);
 	X509_REQ_free(req);
 	req = ks_csr(ks, "click", NULL, NULL, &err); /* PIN-less CSR */
 	assert_non_null(req);
-	other = issue(f, X509_REQ_get0_pubkey(req), "Alice (click)");
+	other = tt_cafx_issue(f, X509_REQ_get0_pubkey(req), "Alice (click)");
 	assert_int_equal(ks_install_cert(ks, "click", other, NULL, &err), 0);
 	X509_REQ_free(req);
 	ks_close(ks);
@@ -1059,7 +960,7 @@ check_no_private_key(json_t *j, const unsigned char *pubbits, size_t publen, int
 static void
 test_no_private_key_in_file(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	unsigned char pt[600], *fb;
 	size_t ptlen = 0, flen;
@@ -1117,7 +1018,7 @@ test_no_private_key_in_file(void **state)
 static void
 test_blob_swap_fails(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char p1[512], p2[512];
 	json_t *b1, *b2, *ga, *gb, *wa, *wb;
 	struct pki_err err = { 0 };
@@ -1206,7 +1107,7 @@ test_blob_swap_fails(void **state)
 /* ---- damaged and hostile files ---------------------------------------------- */
 
 static void
-make_full_keystore(struct fx *f, const char *path)
+make_full_keystore(struct tt_cafx *f, const char *path)
 {
 	struct pki_err err = { 0 };
 	struct ks *ks = must_create(path, NULL);
@@ -1218,7 +1119,7 @@ make_full_keystore(struct fx *f, const char *path)
 	must_add(ks, "n", KS_PURPOSE_AUTHN, KS_KEY_EC_P256, NULL, NULL, PROF_AUTHN);
 	req = ks_csr(ks, "s", PIN, NULL, &err);
 	assert_non_null(req);
-	cert = issue(f, X509_REQ_get0_pubkey(req), "Bob");
+	cert = tt_cafx_issue(f, X509_REQ_get0_pubkey(req), "Bob");
 	sk_X509_push(chain, f->ca_cert);
 	assert_int_equal(ks_install_cert(ks, "s", cert, chain, &err), 0);
 	X509_free(cert);
@@ -1230,7 +1131,7 @@ make_full_keystore(struct fx *f, const char *path)
 static void
 test_corrupted_byte_refused(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	unsigned char *orig, *buf;
 	size_t len, i;
@@ -1269,7 +1170,7 @@ test_corrupted_byte_refused(void **state)
 static void
 test_truncated_refused(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	unsigned char *orig;
 	size_t len, i;
@@ -1291,7 +1192,7 @@ test_truncated_refused(void **state)
 static void
 test_hostile_content_refused(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512], *txt;
 	json_t *b, *g;
 	size_t len;
@@ -1387,7 +1288,7 @@ done:
 static void
 test_failed_write_breaks_handle(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char sub[512], sub2[520], path[600], path2[600];
 	struct pki_err err = { 0 };
 	struct ks *ks;
@@ -1430,7 +1331,7 @@ now_ms(void)
 static void
 test_default_cost(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	char path[512];
 	struct ks *ks;
 	json_t *b;
@@ -1464,6 +1365,12 @@ test_default_cost(void **state)
 		      MSSP_KEYSTORE_SCRYPT_LOG2N, t1 - t0, (long long)st.st_size);
 }
 
+static int
+setup(void **state)
+{
+	return tt_cafx_setup(state, "test_keystore", "Test keystore CA");
+}
+
 int
 main(void)
 {
@@ -1485,5 +1392,5 @@ main(void)
 		cmocka_unit_test(test_default_cost),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tt_cafx_teardown);
 }

@@ -9,8 +9,8 @@
  * messages; signatures are checked with CMS_verify against the CA.
  */
 #include "testutil.h"
+#include "testtls.h"
 
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,13 +36,6 @@
 #define DTBS "Pay 10 EUR to Bob"
 
 static const struct ks_params fast = { .kp_scrypt_log2n = MSSP_KEYSTORE_SCRYPT_MIN_LOG2N };
-
-struct fx {
-	char dir[256];
-	int seq;
-	EVP_PKEY *ca_key;
-	X509 *ca_cert;
-};
 
 /* What the device did through its ops. */
 struct rec {
@@ -153,35 +146,8 @@ write_file(const char *path, const char *text, mode_t mode)
 	assert_int_equal(chmod(path, mode), 0);
 }
 
-static X509 *
-issue(struct fx *f, EVP_PKEY *pub, const char *cn)
-{
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	assert_non_null(x);
-	X509_set_version(x, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), f->seq++ + 1000);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(x, n);
-	X509_set_issuer_name(x, X509_get_subject_name(f->ca_cert));
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, pub);
-	X509V3_set_ctx(&ctx, f->ca_cert, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,digitalSignature,nonRepudiation");
-	assert_non_null(ext);
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	assert_true(X509_sign(x, f->ca_key, EVP_sha256()) > 0);
-	X509_NAME_free(n);
-	return x;
-}
-
 static void
-add_group(struct fx *f, struct ks *ks, const char *id, const char *pin, const char *puk)
+add_group(struct tt_cafx *f, struct ks *ks, const char *id, const char *pin, const char *puk)
 {
 	struct pki_err err = { 0 };
 	const char *profs[1] = { "mss:demo:sign:loa3:app" };
@@ -200,7 +166,7 @@ add_group(struct fx *f, struct ks *ks, const char *id, const char *pin, const ch
 		fail_msg("ks_add_group: %d %s", err.status, err.detail);
 	pub = ks_public_key(ks, id, &err);
 	assert_non_null(pub);
-	cert = issue(f, pub, id);
+	cert = tt_cafx_issue(f, pub, id);
 	assert_int_equal(ks_install_cert(ks, id, cert, NULL, &err), 0);
 	X509_free(cert);
 	EVP_PKEY_free(pub);
@@ -215,7 +181,7 @@ static const unsigned char CHANNEL_KEY[E2E_KEY_LEN] = {
  * keystore with groups "sign" (PIN) and "click" (no PIN).  Returns the
  * directory in `out`, the device key's public half in *pub. */
 static void
-make_device(struct fx *f, const char *msisdn, const char *pin, char *out, size_t cap,
+make_device(struct tt_cafx *f, const char *msisdn, const char *pin, char *out, size_t cap,
 	    EVP_PKEY **pub)
 {
 	char path[512], conf[512], b64[64];
@@ -250,66 +216,6 @@ make_device(struct fx *f, const char *msisdn, const char *pin, char *out, size_t
 		*pub = k;
 	else
 		EVP_PKEY_free(k);
-}
-
-static int
-rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static int
-setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	X509_NAME *n;
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_phone_app.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	f->ca_key = EVP_EC_gen("P-256");
-	f->ca_cert = X509_new();
-	n = X509_NAME_new();
-	X509_set_version(f->ca_cert, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(f->ca_cert), 1);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"Phone test CA", -1,
-				   -1, 0);
-	X509_set_subject_name(f->ca_cert, n);
-	X509_set_issuer_name(f->ca_cert, n);
-	X509_gmtime_adj(X509_getm_notBefore(f->ca_cert), -7200);
-	X509_gmtime_adj(X509_getm_notAfter(f->ca_cert), 86400 * 2);
-	X509_set_pubkey(f->ca_cert, f->ca_key);
-	X509V3_set_ctx(&ctx, f->ca_cert, f->ca_cert, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-	X509_add_ext(f->ca_cert, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
-	X509_add_ext(f->ca_cert, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (X509_sign(f->ca_cert, f->ca_key, EVP_sha256()) <= 0)
-		return -1;
-	X509_NAME_free(n);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-
-	nftw(f->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-	EVP_PKEY_free(f->ca_key);
-	X509_free(f->ca_cert);
-	free(f);
-	return 0;
 }
 
 /* ---- the HOME side: an AFE + HomeMSSP stand-in ---------------------------- */
@@ -504,7 +410,7 @@ home_open(struct home *h, const struct rec *r, size_t i, struct appmsg *out)
 
 /* The CMS verifies against the test CA; returns its content (free()). */
 static char *
-cms_content(struct fx *f, const struct appmsg *a)
+cms_content(struct tt_cafx *f, const struct appmsg *a)
 {
 	const unsigned char *p = a->am_cms;
 	CMS_ContentInfo *cms = d2i_CMS_ContentInfo(NULL, &p, (long)a->am_cms_len);
@@ -530,7 +436,7 @@ cms_content(struct fx *f, const struct appmsg *a)
 static void
 test_conf_load(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	struct phone_err err = { { 0 } };
 	struct phone_conf c;
 	char path[512], expect[600];
@@ -799,10 +705,34 @@ open_dev(const char *dir, struct rec *r)
 	return d;
 }
 
+/* A new device DIR/<msisdn>/ (make_device), opened, logged in and past
+ * HELLO on a fresh HOME session: ready for prompts.  *pub is its device
+ * key's public half; dev_close frees both. */
+static struct phone_dev *
+online_dev(struct tt_cafx *f, const char *msisdn, const char *pin, struct rec *r,
+	   struct home *h, EVP_PKEY **pub)
+{
+	struct phone_dev *d;
+	char dir[512];
+
+	make_device(f, msisdn, pin, dir, sizeof(dir), pub);
+	d = open_dev(dir, r);
+	home_login(h, d, r, *pub);
+	home_hello(h, d);
+	return d;
+}
+
+static void
+dev_close(struct phone_dev *d, EVP_PKEY *pub)
+{
+	phone_dev_free(d);
+	EVP_PKEY_free(pub);
+}
+
 static void
 test_device_open_refusals(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	struct phone_err err = { { 0 } };
 	struct rec r = { 0 };
 	char dir[512], path[600], other[600];
@@ -841,7 +771,7 @@ test_device_open_refusals(void **state)
 static void
 test_device_sign_ack_resend(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	struct rec r = { 0 };
 	struct home h;
 	struct appmsg a;
@@ -954,29 +884,24 @@ test_device_sign_ack_resend(void **state)
 		assert_int_equal(r.nwarn, w + 1);
 		free(fr);
 	}
-	phone_dev_free(d);
-	EVP_PKEY_free(pub);
+	dev_close(d, pub);
 	rec_clear(&r);
 }
 
 static void
 test_device_cancel_refuse_click(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	struct rec r = { 0 };
 	struct home h;
 	struct appmsg a;
 	struct phone_dev *d;
 	EVP_PKEY *pub;
-	char dir[512], *content;
+	char *content;
 	size_t n;
 
-	make_device(f, "+35847000121", NULL, dir, sizeof(dir), &pub);
-	d = open_dev(dir, &r);
-
 	/* Answered while offline: kept, and sent on the first session. */
-	home_login(&h, d, &r, pub);
-	home_hello(&h, d);
+	d = online_dev(f, "+35847000121", NULL, &r, &h, &pub);
 	home_sign(&h, d, NONCE3, "click");
 	assert_false(r.pv.pp_has_pin);
 	phone_dev_disconnected(d);
@@ -1029,8 +954,7 @@ test_device_cancel_refuse_click(void **state)
 	}
 	assert_int_equal(phone_dev_pending(d), MSSP_PHONE_MAX_PROMPTS);
 	assert_string_equal(last_event(&r), "ANSWER +35847000121 nonce-many-0000000016 900");
-	phone_dev_free(d);
-	EVP_PKEY_free(pub);
+	dev_close(d, pub);
 	rec_clear(&r);
 }
 
@@ -1038,20 +962,17 @@ test_device_cancel_refuse_click(void **state)
 static void
 test_device_demo(void **state)
 {
-	struct fx *f = *state;
+	struct tt_cafx *f = *state;
 	struct rec r = { 0 };
 	struct home h;
 	struct appmsg a;
 	struct phone_dev *d;
 	EVP_PKEY *pub;
-	char dir[512], *content;
+	char *content;
 	size_t n;
 
 	/* 008 signs other data: the CMS is valid but not over the DTBS. */
-	make_device(f, "+35847000008", PIN, dir, sizeof(dir), &pub);
-	d = open_dev(dir, &r);
-	home_login(&h, d, &r, pub);
-	home_hello(&h, d);
+	d = online_dev(f, "+35847000008", PIN, &r, &h, &pub);
 	home_sign(&h, d, NONCE1, "sign");
 	n = r.nsent;
 	assert_int_equal(phone_dev_demo(d, NONCE1), 0);
@@ -1062,38 +983,26 @@ test_device_demo(void **state)
 	assert_true(strcmp(content, DTBS) != 0);
 	free(content);
 	appmsg_clear(&a);
-	phone_dev_free(d);
-	EVP_PKEY_free(pub);
+	dev_close(d, pub);
 
 	/* 002 cancels; 004 never answers. */
-	make_device(f, "+35847000002", PIN, dir, sizeof(dir), &pub);
-	d = open_dev(dir, &r);
-	home_login(&h, d, &r, pub);
-	home_hello(&h, d);
+	d = online_dev(f, "+35847000002", PIN, &r, &h, &pub);
 	home_sign(&h, d, NONCE1, "sign");
 	assert_int_equal(phone_dev_demo(d, NONCE1), 0);
 	assert_string_equal(last_event(&r), "ANSWER +35847000002 " NONCE1 " 401");
-	phone_dev_free(d);
-	EVP_PKEY_free(pub);
-	make_device(f, "+35847000004", PIN, dir, sizeof(dir), &pub);
-	d = open_dev(dir, &r);
-	home_login(&h, d, &r, pub);
-	home_hello(&h, d);
+	dev_close(d, pub);
+	d = online_dev(f, "+35847000004", PIN, &r, &h, &pub);
 	home_sign(&h, d, NONCE1, "sign");
 	n = r.nsent;
 	assert_int_equal(phone_dev_demo(d, NONCE1), 0);
 	assert_int_equal(r.nsent, n);
 	assert_int_equal(phone_dev_pending(d), 1);
-	phone_dev_free(d);
-	EVP_PKEY_free(pub);
+	dev_close(d, pub);
 
 	/* A demo user whose configured PIN is wrong: each prompt is a bug
 	 * (900) and costs a try; the third blocks the PIN, and from then on
 	 * the keystore says 402 (what demo user 003 shows). */
-	make_device(f, "+35847000003", "999999", dir, sizeof(dir), &pub);
-	d = open_dev(dir, &r);
-	home_login(&h, d, &r, pub);
-	home_hello(&h, d);
+	d = online_dev(f, "+35847000003", "999999", &r, &h, &pub);
 	home_sign(&h, d, "nonce-demo-003-000001", "sign");
 	assert_int_equal(phone_dev_demo(d, "nonce-demo-003-000001"), 0);
 	assert_string_equal(last_event(&r), "ANSWER +35847000003 nonce-demo-003-000001 900");
@@ -1114,21 +1023,22 @@ test_device_demo(void **state)
 	home_sign(&h, d, "nonce-demo-003-000006", "authn");
 	assert_int_equal(phone_dev_demo(d, "nonce-demo-003-000006"), 0);
 	assert_string_equal(last_event(&r), "ANSWER +35847000003 nonce-demo-003-000006 404");
-	phone_dev_free(d);
-	EVP_PKEY_free(pub);
+	dev_close(d, pub);
 
 	/* 001 with the right PIN signs. */
-	make_device(f, "+35847000001", PIN, dir, sizeof(dir), &pub);
-	d = open_dev(dir, &r);
-	home_login(&h, d, &r, pub);
-	home_hello(&h, d);
+	d = online_dev(f, "+35847000001", PIN, &r, &h, &pub);
 	home_sign(&h, d, NONCE1, "sign");
 	assert_int_equal(phone_dev_demo(d, NONCE1), 0);
 	assert_string_equal(last_event(&r), "ANSWER +35847000001 " NONCE1 " 500");
 	assert_int_equal(phone_dev_demo(d, NONCE1), -1); /* no longer pending */
-	phone_dev_free(d);
-	EVP_PKEY_free(pub);
+	dev_close(d, pub);
 	rec_clear(&r);
+}
+
+static int
+setup(void **state)
+{
+	return tt_cafx_setup(state, "test_phone_app", "Phone test CA");
 }
 
 int
@@ -1148,5 +1058,5 @@ main(void)
 		cmocka_unit_test(test_device_demo),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, tt_cafx_teardown);
 }

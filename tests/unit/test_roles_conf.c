@@ -99,8 +99,10 @@ test_ap_table(void **state)
 	const struct conf_ap *a = conf_ap_by_fp(c->aps, fp);
 	assert_non_null(a);
 	assert_string_equal(a->ca_name, "Bank A");
-	assert_true(conf_ap_profile_allowed(a, "mss::sign:loa3"));
-	assert_false(conf_ap_profile_allowed(a, "mss::sign:loa4"));
+	assert_false(a->ca_all_profiles);
+	assert_int_equal(a->ca_nprofiles, 2);
+	assert_string_equal(a->ca_profiles[0], "mss::sign:loa3");
+	assert_string_equal(a->ca_profiles[1], "http://alauda.mobi/nonRepudiation");
 	assert_int_equal(a->ca_modes, CONF_MODE_SYNCH);
 	assert_true(conf_ap_notify_allowed(a, "https://a.example/notify"));
 	assert_false(conf_ap_notify_allowed(a, "https://evil.example/notify"));
@@ -139,6 +141,40 @@ test_refusals(void **state)
 	expect_refused("[afe]\npush = carrier-pigeon\n", "unknown push provider");
 }
 
+/* notification targets are matched by parts, never by raw prefix */
+static void
+test_notify_rules(void **state)
+{
+	(void)state;
+	char err[256];
+	write_conf("[ap \"http://a/\"]\ncert_sha256 = " FP1 "\n"
+		   "notify_urls = https://ap.example/notify https://127.0.0.1:*/ "
+		   "https://b.example:8443\n");
+	struct mssp_conf *c = conf_load(dir, err, sizeof err);
+	assert_non_null(c);
+	const struct conf_ap *a = &c->aps->aps[0];
+	assert_true(conf_ap_notify_allowed(a, "https://ap.example/notify"));
+	assert_true(conf_ap_notify_allowed(a, "https://ap.example/notify/123?x=1"));
+	assert_true(conf_ap_notify_allowed(a, "https://AP.example:443/notify"));
+	assert_false(conf_ap_notify_allowed(a, "https://ap.example/notifyx"));
+	assert_false(conf_ap_notify_allowed(a, "https://ap.example/other"));
+	assert_false(conf_ap_notify_allowed(a, "https://ap.example.evil/notify"));
+	assert_false(conf_ap_notify_allowed(a, "https://ap.example:444/notify"));
+	assert_false(conf_ap_notify_allowed(a, "http://ap.example/notify"));
+	assert_false(conf_ap_notify_allowed(a, "https://ap.example@evil.example/notify"));
+	assert_false(conf_ap_notify_allowed(a, "https://u:p@ap.example/notify"));
+	assert_true(conf_ap_notify_allowed(a, "https://127.0.0.1:41234/notify"));
+	assert_false(conf_ap_notify_allowed(a, "https://localhost:1@evil.example:8443/x"));
+	assert_true(conf_ap_notify_allowed(a, "https://b.example:8443/any/path"));
+	assert_false(conf_ap_notify_allowed(a, "https://b.example/any/path"));
+	assert_false(conf_ap_notify_allowed(a, "not a url"));
+	conf_free(c);
+	expect_refused("[ap \"x\"]\ncert_sha256 = " FP1 "\nnotify_urls = https://127.0.0.1:\n",
+		       "empty port");
+	expect_refused("[ap \"x\"]\ncert_sha256 = " FP1 "\nnotify_urls = https://u@h/\n",
+		       "credentials in a rule");
+}
+
 static void
 test_swap_refcount(void **state)
 {
@@ -170,6 +206,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_minimal_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ap_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_refcount, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,6 +50,8 @@
 #include "net/server.h"
 #include "net/tls.h"
 
+#include "testtls.h"
+
 extern char **environ;
 
 #define LIT(s) (s), (sizeof(s) - 1)
@@ -312,165 +314,48 @@ parked_id(size_t i)
 	return id;
 }
 
-/* ---- certificates ----------------------------------------------------- */
+/* ---- certificates (testtls.h) ----------------------------------------- */
 
-struct ext {
-	int nid;
-	const char *value;
-};
-
-static long serial_counter = 1000;
-
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
-    long from_s, long to_s, const struct ext *ext, size_t next)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	X509V3_CTX ctx;
-	size_t i;
-
-	assert_non_null(x);
-	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial_counter++);
-	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0), 1);
-	assert_int_equal(X509_set_subject_name(x, name), 1);
-	assert_int_equal(X509_set_issuer_name(x, issuer ?
-	    X509_get_subject_name(issuer) : name), 1);
-	X509_NAME_free(name);
-	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), from_s));
-	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), to_s));
-	assert_int_equal(X509_set_pubkey(x, key), 1);
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	for (i = 0; i < next; i++) {
-		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, ext[i].nid,
-		    ext[i].value);
-
-		assert_non_null(e);
-		assert_int_equal(X509_add_ext(x, e, -1), 1);
-		X509_EXTENSION_free(e);
-	}
-	assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
-	return x;
-}
-
-static void
-write_cert(const char *name, X509 *x)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	assert_int_equal(PEM_write_X509(f, x), 1);
-	fclose(f);
-}
-
-static void
-write_key(const char *name, EVP_PKEY *k)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL),
-	    1);
-	fclose(f);
-	chmod(p, 0600);
-}
-
-static const struct ext ca_ext[] = {
-	{ NID_basic_constraints, "critical,CA:TRUE" },
-	{ NID_key_usage, "critical,keyCertSign,cRLSign" },
-	{ NID_subject_key_identifier, "hash" },
-};
-
-static const struct ext server_ext[] = {
-	{ NID_basic_constraints, "critical,CA:FALSE" },
-	{ NID_key_usage, "critical,digitalSignature" },
-	{ NID_ext_key_usage, "serverAuth" },
-	{ NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost" },
-	{ NID_authority_key_identifier, "keyid:always" },
-};
-
-static const struct ext client_ext[] = {
-	{ NID_basic_constraints, "critical,CA:FALSE" },
-	{ NID_key_usage, "critical,digitalSignature" },
-	{ NID_ext_key_usage, "clientAuth" },
-	{ NID_authority_key_identifier, "keyid:always" },
-};
-
-static const struct ext client_wrong_eku[] = {
+static const struct tt_ext client_wrong_eku[] = {
 	{ NID_basic_constraints, "critical,CA:FALSE" },
 	{ NID_key_usage, "critical,digitalSignature" },
 	{ NID_ext_key_usage, "serverAuth" },
 	{ NID_authority_key_identifier, "keyid:always" },
 };
-
-#define NEXT(a) (sizeof(a) / sizeof((a)[0]))
-#define DAY (24L * 3600)
-
-/* A leaf: key + certificate files "<name>.key" and "<name>.pem". */
-static X509 *
-make_leaf(const char *name, X509 *ca, EVP_PKEY *cakey, const struct ext *ext,
-    size_t next, long from_s, long to_s)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-	char f[64];
-	X509 *x;
-
-	assert_non_null(k);
-	x = make_cert(k, name, ca, cakey, from_s, to_s, ext, next);
-	snprintf(f, sizeof(f), "%s.pem", name);
-	write_cert(f, x);
-	snprintf(f, sizeof(f), "%s.key", name);
-	write_key(f, k);
-	EVP_PKEY_free(k);
-	return x;
-}
 
 static void
 make_pki(void)
 {
-	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *ca2key = EVP_EC_gen("P-256");
+	EVP_PKEY *cakey, *ca2key;
 	X509 *ca, *ca2, *x, *revoked;
 	X509_CRL *crl;
 	X509_REVOKED *rv;
 	ASN1_TIME *t;
-	char p[512];
 	FILE *f;
 
-	ca = make_cert(cakey, "Test AP CA", NULL, NULL, -DAY, 365 * DAY,
-	    ca_ext, NEXT(ca_ext));
-	write_cert("ca.pem", ca);
-	ca2 = make_cert(ca2key, "Untrusted CA", NULL, NULL, -DAY, 365 * DAY,
-	    ca_ext, NEXT(ca_ext));
-	write_cert("ca2.pem", ca2);
-
-	x = make_leaf("server", ca, cakey, server_ext, NEXT(server_ext), -DAY,
-	    30 * DAY);
+	/* each leaf: "<name>.pem" and "<name>.key" */
+	ca = tt_make_ca(T.dir, "ca.pem", "Test AP CA", &cakey);
+	ca2 = tt_make_ca(T.dir, "ca2.pem", "Untrusted CA", &ca2key);
+	x = tt_make_leaf(T.dir, "server", ca, cakey, tt_server_ext,
+	    TT_NEXT(tt_server_ext), -TT_DAY, 30 * TT_DAY);
 	assert_int_equal(tls_cert_fingerprint(x, T.fp_server), 0);
 	X509_free(x);
-	x = make_leaf("server2", ca, cakey, server_ext, NEXT(server_ext), -DAY,
-	    30 * DAY);
+	x = tt_make_leaf(T.dir, "server2", ca, cakey, tt_server_ext,
+	    TT_NEXT(tt_server_ext), -TT_DAY, 30 * TT_DAY);
 	assert_int_equal(tls_cert_fingerprint(x, T.fp_server2), 0);
 	X509_free(x);
-	x = make_leaf("client", ca, cakey, client_ext, NEXT(client_ext), -DAY,
-	    30 * DAY);
+	x = tt_make_leaf(T.dir, "client", ca, cakey, tt_client_ext,
+	    TT_NEXT(tt_client_ext), -TT_DAY, 30 * TT_DAY);
 	assert_int_equal(tls_cert_fingerprint(x, T.fp_client), 0);
 	X509_free(x);
-	X509_free(make_leaf("rogue", ca2, ca2key, client_ext, NEXT(client_ext),
-	    -DAY, 30 * DAY));
-	X509_free(make_leaf("expired", ca, cakey, client_ext, NEXT(client_ext),
-	    -10 * DAY, -DAY));
-	X509_free(make_leaf("wrongeku", ca, cakey, client_wrong_eku,
-	    NEXT(client_wrong_eku), -DAY, 30 * DAY));
-	revoked = make_leaf("revoked", ca, cakey, client_ext, NEXT(client_ext),
-	    -DAY, 30 * DAY);
+	X509_free(tt_make_leaf(T.dir, "rogue", ca2, ca2key, tt_client_ext,
+	    TT_NEXT(tt_client_ext), -TT_DAY, 30 * TT_DAY));
+	X509_free(tt_make_leaf(T.dir, "expired", ca, cakey, tt_client_ext,
+	    TT_NEXT(tt_client_ext), -10 * TT_DAY, -TT_DAY));
+	X509_free(tt_make_leaf(T.dir, "wrongeku", ca, cakey, client_wrong_eku,
+	    TT_NEXT(client_wrong_eku), -TT_DAY, 30 * TT_DAY));
+	revoked = tt_make_leaf(T.dir, "revoked", ca, cakey, tt_client_ext,
+	    TT_NEXT(tt_client_ext), -TT_DAY, 30 * TT_DAY);
 
 	/* A CRL from the CA revoking "revoked" (T-04). */
 	crl = X509_CRL_new();
@@ -481,7 +366,7 @@ make_pki(void)
 	t = X509_gmtime_adj(NULL, -3600);
 	assert_int_equal(X509_CRL_set1_lastUpdate(crl, t), 1);
 	ASN1_TIME_free(t);
-	t = X509_gmtime_adj(NULL, DAY);
+	t = X509_gmtime_adj(NULL, TT_DAY);
 	assert_int_equal(X509_CRL_set1_nextUpdate(crl, t), 1);
 	ASN1_TIME_free(t);
 	rv = X509_REVOKED_new();
@@ -493,9 +378,7 @@ make_pki(void)
 	assert_int_equal(X509_CRL_add0_revoked(crl, rv), 1);
 	assert_int_equal(X509_CRL_sort(crl), 1);
 	assert_true(X509_CRL_sign(crl, cakey, EVP_sha256()) > 0);
-	path_of(p, sizeof(p), "crl.pem");
-	f = fopen(p, "w");
-	assert_non_null(f);
+	f = tt_create(T.dir, "crl.pem");
 	assert_int_equal(PEM_write_X509_CRL(f, crl), 1);
 	fclose(f);
 
@@ -505,29 +388,6 @@ make_pki(void)
 	X509_free(ca2);
 	EVP_PKEY_free(cakey);
 	EVP_PKEY_free(ca2key);
-}
-
-static SSL_CTX *
-server_ctx(const char *cert, const char *key, bool mtls, bool crl)
-{
-	char c[512], k[512], ca[512], cr[512];
-	struct tls_server_conf tc;
-	struct net_err e;
-	SSL_CTX *ctx;
-
-	path_of(c, sizeof(c), cert);
-	path_of(k, sizeof(k), key);
-	path_of(ca, sizeof(ca), "ca.pem");
-	path_of(cr, sizeof(cr), "crl.pem");
-	memset(&tc, 0, sizeof(tc));
-	tc.ts_cert_file = c;
-	tc.ts_key_file = k;
-	tc.ts_client_ca_file = mtls ? ca : NULL;
-	tc.ts_crl_file = crl ? cr : NULL;
-	ctx = tls_server_ctx_new(&tc, &e);
-	if (ctx == NULL)
-		fail_msg("tls_server_ctx_new: %s", e.ne_detail);
-	return ctx;
 }
 
 /* ---- raw clients ------------------------------------------------------ */
@@ -549,34 +409,9 @@ struct resp {
 };
 
 static int
-tcp_connect_from(uint16_t port, const char *src)
-{
-	struct sockaddr_in sa;
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (src != NULL) {
-		memset(&sa, 0, sizeof(sa));
-		sa.sin_family = AF_INET;
-		inet_pton(AF_INET, src, &sa.sin_addr);
-		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(port);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
-static int
 tcp_connect(uint16_t port)
 {
-	return tcp_connect_from(port, NULL);
+	return tt_tcp_connect(port, NULL);
 }
 
 static void
@@ -764,26 +599,7 @@ plain_request(uint16_t port, const char *req, size_t len, struct resp *r)
 static SSL_CTX *
 client_ctx(const char *cert, bool alpn)
 {
-	char ca[512], c[512], k[512];
-	struct tls_client_conf cc;
-	struct net_err e;
-	SSL_CTX *ctx;
-
-	path_of(ca, sizeof(ca), "ca.pem");
-	memset(&cc, 0, sizeof(cc));
-	cc.tc_ca_file = ca;
-	cc.tc_alpn_http11 = alpn;
-	if (cert != NULL) {
-		snprintf(k, sizeof(k), "%s.pem", cert);
-		path_of(c, sizeof(c), k);
-		snprintf(k, sizeof(k), "%s/%s.key", T.dir, cert);
-		cc.tc_cert_file = c;
-		cc.tc_key_file = k;
-	}
-	ctx = tls_client_ctx_new(&cc, &e);
-	if (ctx == NULL)
-		fail_msg("tls_client_ctx_new: %s", e.ne_detail);
-	return ctx;
+	return tt_client_ctx(T.dir, "ca.pem", cert, alpn);
 }
 
 /* Handshake on a new connection; NULL (and *err the first OpenSSL error)
@@ -939,10 +755,10 @@ group_setup(void **state)
 	if (mkdtemp(T.dir) == NULL)
 		return -1;
 	make_pki();
-	mtls = server_ctx("server.pem", "server.key", true, false);
-	tls = server_ctx("server.pem", "server.key", false, false);
-	crl = server_ctx("server.pem", "server.key", true, true);
-	swap = server_ctx("server.pem", "server.key", true, false);
+	mtls = tt_server_ctx(T.dir, "server", "ca.pem", NULL);
+	tls = tt_server_ctx(T.dir, "server", NULL, NULL);
+	crl = tt_server_ctx(T.dir, "server", "ca.pem", "crl.pem");
+	swap = tt_server_ctx(T.dir, "server", "ca.pem", NULL);
 
 	memset(&c, 0, sizeof(c));
 	c.sc_workers = 2;
@@ -984,7 +800,7 @@ group_setup(void **state)
 
 	/* The tight one: 1 worker, 3 connections per address, 5 in all, one
 	 * parked request, short deadlines. */
-	ctls = server_ctx("server.pem", "server.key", false, false);
+	ctls = tt_server_ctx(T.dir, "server", NULL, NULL);
 	memset(&c, 0, sizeof(c));
 	c.sc_workers = 1;
 	c.sc_max_conns = 5;
@@ -1612,24 +1428,24 @@ test_conn_caps(void **state)
 	assert_int_equal(st0.st_conns_open, 0);
 	/* three from 127.0.0.1 (the per-address cap) */
 	for (i = 0; i < 3; i++) {
-		cli_init(&c[i], tcp_connect_from(T.caps_plain, "127.0.0.1"),
+		cli_init(&c[i], tt_tcp_connect(T.caps_plain, "127.0.0.1"),
 		    NULL);
 		cli_send(&c[i], LIT("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n"));
 		assert_int_equal(cli_resp(&c[i], &r, false), 200);
 		resp_free(&r);
 	}
-	extra = tcp_connect_from(T.caps_plain, "127.0.0.1");
+	extra = tt_tcp_connect(T.caps_plain, "127.0.0.1");
 	assert_true(refused(extra));
 	close(extra);
 	/* two from 127.0.0.2 reach the global cap of 5 */
 	for (i = 3; i < 5; i++) {
-		cli_init(&c[i], tcp_connect_from(T.caps_plain, "127.0.0.2"),
+		cli_init(&c[i], tt_tcp_connect(T.caps_plain, "127.0.0.2"),
 		    NULL);
 		cli_send(&c[i], LIT("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n"));
 		assert_int_equal(cli_resp(&c[i], &r, false), 200);
 		resp_free(&r);
 	}
-	extra = tcp_connect_from(T.caps_plain, "127.0.0.3");
+	extra = tt_tcp_connect(T.caps_plain, "127.0.0.3");
 	assert_true(refused(extra));
 	close(extra);
 	srv_get_stats(T.caps, &st1);
@@ -1639,7 +1455,7 @@ test_conn_caps(void **state)
 	/* one leaves, one more from 127.0.0.1 is let in */
 	cli_free(&c[0]);
 	usleep(100000);
-	cli_init(&c[0], tcp_connect_from(T.caps_plain, "127.0.0.1"), NULL);
+	cli_init(&c[0], tt_tcp_connect(T.caps_plain, "127.0.0.1"), NULL);
 	cli_send(&c[0], LIT("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n"));
 	assert_int_equal(cli_resp(&c[0], &r, false), 200);
 	resp_free(&r);
@@ -2413,7 +2229,7 @@ test_tls_hot_swap(void **state)
 	    GET_WHOAMI_CLOSE, out, sizeof(out), NULL), 200);
 	assert_non_null(sess);
 
-	nctx = server_ctx("server2.pem", "server2.key", true, false);
+	nctx = tt_server_ctx(T.dir, "server2", "ca.pem", NULL);
 	assert_int_equal(srv_listener_set_tls(T.srv, L_SWAP, nctx), 0);
 	SSL_CTX_free(nctx);
 	assert_int_equal(srv_listener_set_tls(T.srv, L_PLAIN, nctx), -1);

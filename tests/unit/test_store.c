@@ -8,11 +8,10 @@
  * test forks a writer and kill -9s it at random moments.
  * docs/internals/store.md lists what each test covers.
  */
-#include "testutil.h"
+#include "teststore.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -32,7 +31,6 @@
 #define AP2 "http://other.ap/"
 #define SIG "MIIBexampleCMSbase64=="
 
-static char tdir[256];
 static int seq;
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -80,26 +78,6 @@ req_fresh(struct req *r)
 	snprintf(aptid, sizeof(aptid), "A%d", seq);
 	snprintf(msisdn, sizeof(msisdn), "+358470%06d", seq);
 	req_init(r, AP, aptid, msisdn, "sign", aptid, T0 + 80000);
-}
-
-static void
-db_uri(char *buf, size_t len, const char *name)
-{
-	snprintf(buf, len, "sqlite:%s/%s.db", tdir, name);
-}
-
-static struct store *
-must_open(const char *name, unsigned flags)
-{
-	struct store_err err = { 0 };
-	char uri[512];
-	struct store *s;
-
-	db_uri(uri, sizeof(uri), name);
-	s = store_open(uri, flags, &err);
-	if (s == NULL)
-		fail_msg("store_open %s: %d %s", uri, err.status, err.detail);
-	return s;
 }
 
 static void
@@ -233,65 +211,11 @@ id_shape_ok(const char *id)
 	return true;
 }
 
-/* Raw sqlite3 access to a test database (independent checks). */
-static sqlite3 *
-raw_open(const char *name)
-{
-	char path[512];
-	sqlite3 *db = NULL;
-
-	snprintf(path, sizeof(path), "%s/%s.db", tdir, name);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	return db;
-}
-
-static void
-raw_text(sqlite3 *db, const char *sql, char *buf, size_t len)
-{
-	sqlite3_stmt *st = NULL;
-
-	buf[0] = '\0';
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
-		snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-}
-
-static long
-raw_count(sqlite3 *db, const char *sql)
-{
-	char buf[32];
-
-	raw_text(db, sql, buf, sizeof(buf));
-	return strtol(buf, NULL, 10);
-}
-
-static int
-rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(tdir, sizeof(tdir), "/tmp/test_store.XXXXXX");
-	if (mkdtemp(tdir) == NULL)
-		return -1;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	nftw(tdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
+	return ts_setup("test_store");
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -319,11 +243,11 @@ test_open_and_schema(void **state)
 	assert_int_equal(err.status, 900);
 	assert_null(store_open("sqlite:", STORE_OPEN_CREATE, &err));
 	assert_int_equal(err.status, 900);
-	db_uri(uri, sizeof(uri), "schema");
+	ts_db_uri(uri, sizeof(uri), "schema");
 	assert_null(store_open(uri, STORE_OPEN_CREATE | STORE_OPEN_READONLY, &err));
 	assert_int_equal(err.status, 900);
 
-	s = must_open("schema", STORE_OPEN_CREATE);
+	s = ts_must_open("schema", STORE_OPEN_CREATE);
 	assert_string_equal(store_backend_name(s), "sqlite");
 	assert_int_equal(store_health(s, &err), 0);
 	c = store_clone(s, &err);
@@ -333,26 +257,26 @@ test_open_and_schema(void **state)
 	store_close(s);
 	store_close(NULL);
 	/* reopening runs no migration twice */
-	s = must_open("schema", 0);
+	s = ts_must_open("schema", 0);
 	store_close(s);
 
-	snprintf(buf, sizeof(buf), "%s/schema.db", tdir);
+	snprintf(buf, sizeof(buf), "%s/schema.db", ts_dir);
 	{
 		struct stat sb;
 
 		assert_int_equal(stat(buf, &sb), 0);
 		assert_int_equal(sb.st_mode & 0777, 0600); /* personal data */
 	}
-	db = raw_open("schema");
-	raw_text(db, "PRAGMA journal_mode", buf, sizeof(buf));
+	db = ts_raw_open("schema");
+	ts_raw_text(db, "PRAGMA journal_mode", buf, sizeof(buf));
 	assert_string_equal(buf, "wal");
-	raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
 	assert_string_equal(buf, "1,2"); /* 2: the user registry (test_store_registry.c) */
-	raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'tx'", buf, sizeof(buf));
+	ts_raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'tx'", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "STRICT"));
-	raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'receipt'", buf, sizeof(buf));
+	ts_raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'receipt'", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "STRICT"));
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
 				       " 'tx_one_outstanding' AND sql LIKE '%WHERE state IN%'"),
 			 1);
 	sqlite3_close(db);
@@ -362,7 +286,7 @@ test_open_and_schema(void **state)
 static void
 test_schema_enforces(void **state)
 {
-	struct store *s = must_open("enforce", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("enforce", STORE_OPEN_CREATE);
 	struct store_tx tx = { 0 };
 	struct req r;
 	char sql[1024];
@@ -371,7 +295,7 @@ test_schema_enforces(void **state)
 	(void)state;
 	req_fresh(&r);
 	must_create(s, &r, &tx);
-	db = raw_open("enforce");
+	db = ts_raw_open("enforce");
 	/* illegal jump ACCEPTED -> COMPLETED */
 	snprintf(sql, sizeof(sql),
 		 "UPDATE tx SET state = 'COMPLETED', status = 500, signature = 'x'"
@@ -412,7 +336,7 @@ test_schema_enforces(void **state)
 static void
 test_create_lookup(void **state)
 {
-	struct store *s = must_open("lookup", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("lookup", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx tx = { 0 }, got = { 0 };
 	struct req r;
@@ -457,7 +381,7 @@ test_create_lookup(void **state)
 static void
 test_idempotent_resend(void **state)
 {
-	struct store *s = must_open("replay", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("replay", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx a = { 0 }, b = { 0 };
 	struct req r;
@@ -481,8 +405,8 @@ test_idempotent_resend(void **state)
 	assert_int_equal(b.tx_status, 500);
 	assert_non_null(b.tx_signature);
 	assert_string_equal(b.tx_signature, SIG);
-	db = raw_open("replay");
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM tx"), 1);
+	db = ts_raw_open("replay");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM tx"), 1);
 	sqlite3_close(db);
 	store_tx_clear(&a);
 	store_tx_clear(&b);
@@ -492,7 +416,7 @@ test_idempotent_resend(void **state)
 static void
 test_conflicting_resend_101(void **state)
 {
-	struct store *s = must_open("conflict", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("conflict", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx a = { 0 }, b = { 0 };
 	struct req r, r2, r3;
@@ -523,7 +447,7 @@ test_conflicting_resend_101(void **state)
 static void
 test_foreign_ap_indistinguishable(void **state)
 {
-	struct store *s = must_open("foreign", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("foreign", STORE_OPEN_CREATE);
 	struct store_err e[5];
 	struct store_tx tx = { 0 }, got = { 0 };
 	struct req r;
@@ -558,7 +482,7 @@ test_foreign_ap_indistinguishable(void **state)
 static void
 test_one_outstanding_406(void **state)
 {
-	struct store *s = must_open("outstanding", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("outstanding", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx a = { 0 }, b = { 0 };
 	struct req r, r2;
@@ -586,8 +510,8 @@ test_one_outstanding_406(void **state)
 	must_move(s, a.tx_id, STORE_ST_ANSWERED, STORE_ST_COMPLETED);
 	req_init(&r2, AP2, "C2", r.msisdn, "sign", "c2", T0 + 80000);
 	must_create(s, &r2, &b);
-	db = raw_open("outstanding");
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM tx"), 3);
+	db = ts_raw_open("outstanding");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM tx"), 3);
 	sqlite3_close(db);
 	store_tx_clear(&a);
 	store_tx_clear(&b);
@@ -630,8 +554,8 @@ race_main(void *arg)
 static void
 test_race_two_nodes(void **state)
 {
-	struct store *s0 = must_open("race", STORE_OPEN_CREATE);
-	struct store *s1 = must_open("race", 0);
+	struct store *s0 = ts_must_open("race", STORE_OPEN_CREATE);
+	struct store *s1 = ts_must_open("race", 0);
 	pthread_barrier_t bar;
 	struct racer *r = calloc(2, sizeof(*r));
 	pthread_t th[2];
@@ -663,9 +587,9 @@ test_race_two_nodes(void **state)
 		}
 	}
 	print_message("race: node 0 won %d, node 1 won %d of %d\n", wins0, wins1, RACE_ROUNDS);
-	db = raw_open("race");
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM tx"), RACE_ROUNDS);
-	assert_int_equal(raw_count(db, "SELECT count(DISTINCT msisdn) FROM tx"), RACE_ROUNDS);
+	db = ts_raw_open("race");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM tx"), RACE_ROUNDS);
+	assert_int_equal(ts_raw_count(db, "SELECT count(DISTINCT msisdn) FROM tx"), RACE_ROUNDS);
 	sqlite3_close(db);
 	pthread_barrier_destroy(&bar);
 	free(r);
@@ -707,7 +631,7 @@ share_main(void *arg)
 static void
 test_shared_handle_threads(void **state)
 {
-	struct store *s = must_open("shared", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("shared", STORE_OPEN_CREATE);
 	struct sharer sh[2] = { { s, 0, 0 }, { s, 1, 0 } };
 	pthread_t th[2];
 	uint64_t n = 0;
@@ -728,7 +652,7 @@ test_shared_handle_threads(void **state)
 static void
 test_preempt(void **state)
 {
-	struct store *s = must_open("preempt", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("preempt", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx t1 = { 0 }, t2 = { 0 }, t3 = { 0 }, t4 = { 0 }, got = { 0 };
 	struct req r1, r2, r3, r4;
@@ -786,7 +710,7 @@ test_preempt(void **state)
 static void
 test_transitions(void **state)
 {
-	struct store *s = must_open("transitions", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("transitions", STORE_OPEN_CREATE);
 	struct store_err err;
 	struct store_tx tx = { 0 }, out = { 0 };
 	struct req r;
@@ -869,7 +793,7 @@ test_transitions(void **state)
 static void
 test_change_validation(void **state)
 {
-	struct store *s = must_open("validation", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("validation", STORE_OPEN_CREATE);
 	struct store_err err;
 	struct store_tx tx = { 0 };
 	struct store_tx_change c;
@@ -953,7 +877,7 @@ test_change_validation(void **state)
 static void
 test_create_validation(void **state)
 {
-	struct store *s = must_open("cvalid", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("cvalid", STORE_OPEN_CREATE);
 	struct store_err err;
 	struct store_tx tx = { 0 };
 	struct req r;
@@ -997,7 +921,7 @@ test_create_validation(void **state)
 static void
 test_nonce(void **state)
 {
-	struct store *s = must_open("nonce", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("nonce", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx a = { 0 }, b = { 0 }, got = { 0 };
 	struct store_tx_change c = { .tc_nonce = "nOnCe_0123456789-abcdefABCDEF" };
@@ -1042,7 +966,7 @@ test_nonce(void **state)
 static void
 test_late_answer(void **state)
 {
-	struct store *s = must_open("late", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("late", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx a = { 0 }, b = { 0 }, got = { 0 };
 	struct req r;
@@ -1096,7 +1020,7 @@ test_late_answer(void **state)
 static void
 test_receipt_once(void **state)
 {
-	struct store *s = must_open("receipt", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("receipt", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx a = { 0 }, b = { 0 }, got = { 0 };
 	struct req r;
@@ -1158,7 +1082,7 @@ expire_cb(void *arg, const struct store_tx *tx)
 static void
 test_expire_due(void **state)
 {
-	struct store *s = must_open("expire", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("expire", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 }, got = { 0 };
 	struct seen *sn = calloc(1, sizeof(*sn));
@@ -1283,7 +1207,7 @@ recover_cb(void *arg, const struct store_tx *tx)
 static void
 test_recover_scan(void **state)
 {
-	struct store *s = must_open("recover", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("recover", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx tx = { 0 };
 	struct recov rc;
@@ -1302,7 +1226,7 @@ test_recover_scan(void **state)
 	}
 	/* the handle goes away mid-way (as at a crash), another one recovers */
 	store_close(s);
-	s = must_open("recover", 0);
+	s = ts_must_open("recover", 0);
 	memset(&rc, 0, sizeof(rc));
 	rc.rc_s = s;
 	rc.rc_now = T0 + 10000;
@@ -1334,7 +1258,7 @@ test_recover_scan(void **state)
 static void
 test_count_outstanding(void **state)
 {
-	struct store *s = must_open("count", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("count", STORE_OPEN_CREATE);
 	struct store_err err = { 0 };
 	struct store_tx tx = { 0 };
 	struct req r;
@@ -1363,7 +1287,7 @@ test_count_outstanding(void **state)
 static void
 test_readonly(void **state)
 {
-	struct store *s = must_open("ro", STORE_OPEN_CREATE), *ro, *c;
+	struct store *s = ts_must_open("ro", STORE_OPEN_CREATE), *ro, *c;
 	struct store_err err = { 0 };
 	struct store_tx tx = { 0 }, got = { 0 };
 	struct req r;
@@ -1373,7 +1297,7 @@ test_readonly(void **state)
 	(void)state;
 	req_fresh(&r);
 	must_create(s, &r, &tx);
-	ro = must_open("ro", STORE_OPEN_READONLY);
+	ro = ts_must_open("ro", STORE_OPEN_READONLY);
 	assert_int_equal(store_health(ro, &err), 0);
 	assert_int_equal(store_tx_get(ro, AP, tx.tx_id, STORE_GET_REQUEST, &got, &err), 0);
 	assert_int_equal(got.tx_state, STORE_ST_ACCEPTED);
@@ -1394,7 +1318,7 @@ test_readonly(void **state)
 	store_close(c);
 	store_close(ro);
 	/* read-only never creates */
-	db_uri(uri, sizeof(uri), "ro-missing");
+	ts_db_uri(uri, sizeof(uri), "ro-missing");
 	assert_null(store_open(uri, STORE_OPEN_READONLY, &err));
 	assert_int_equal(err.status, 900);
 	store_tx_clear(&tx);
@@ -1425,58 +1349,58 @@ test_unavailable(void **state)
 
 	(void)state;
 	/* missing directory */
-	snprintf(uri, sizeof(uri), "sqlite:%s/no/such/dir/x.db", tdir);
+	snprintf(uri, sizeof(uri), "sqlite:%s/no/such/dir/x.db", ts_dir);
 	assert_null(store_open(uri, STORE_OPEN_CREATE, &err));
 	assert_int_equal(err.status, 900);
 	/* missing file without CREATE: 900, and nothing is created */
-	db_uri(uri, sizeof(uri), "absent");
+	ts_db_uri(uri, sizeof(uri), "absent");
 	assert_null(store_open(uri, 0, &err));
 	assert_int_equal(err.status, 900);
-	snprintf(path, sizeof(path), "%s/absent.db", tdir);
+	snprintf(path, sizeof(path), "%s/absent.db", ts_dir);
 	assert_int_equal(stat(path, &sb), -1);
 	/* an empty file is not initialised silently */
-	snprintf(path, sizeof(path), "%s/empty.db", tdir);
+	snprintf(path, sizeof(path), "%s/empty.db", ts_dir);
 	write_file(path, "", 0);
-	db_uri(uri, sizeof(uri), "empty");
+	ts_db_uri(uri, sizeof(uri), "empty");
 	assert_null(store_open(uri, 0, &err));
 	assert_int_equal(err.status, 900);
 	assert_non_null(strstr(err.detail, "not initialised"));
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_size, 0); /* and left untouched */
 	/* garbage */
-	snprintf(path, sizeof(path), "%s/garbage.db", tdir);
+	snprintf(path, sizeof(path), "%s/garbage.db", ts_dir);
 	{
 		char junk[512];
 
 		memset(junk, 'J', sizeof(junk));
 		write_file(path, junk, sizeof(junk));
 	}
-	db_uri(uri, sizeof(uri), "garbage");
+	ts_db_uri(uri, sizeof(uri), "garbage");
 	assert_null(store_open(uri, STORE_OPEN_CREATE, &err));
 	assert_int_equal(err.status, 900);
 	/* a directory */
-	snprintf(path, sizeof(path), "%s/adir.db", tdir);
+	snprintf(path, sizeof(path), "%s/adir.db", ts_dir);
 	assert_int_equal(mkdir(path, 0700), 0);
-	db_uri(uri, sizeof(uri), "adir");
+	ts_db_uri(uri, sizeof(uri), "adir");
 	assert_null(store_open(uri, STORE_OPEN_CREATE, &err));
 	assert_int_equal(err.status, 900);
 	/* someone else's SQLite database */
-	snprintf(path, sizeof(path), "%s/alien.db", tdir);
+	snprintf(path, sizeof(path), "%s/alien.db", ts_dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t (x INTEGER)", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	db_uri(uri, sizeof(uri), "alien");
+	ts_db_uri(uri, sizeof(uri), "alien");
 	assert_null(store_open(uri, STORE_OPEN_CREATE, &err));
 	assert_int_equal(err.status, 900);
 	/* a schema newer than this program */
-	s = must_open("newer", STORE_OPEN_CREATE);
+	s = ts_must_open("newer", STORE_OPEN_CREATE);
 	store_close(s);
-	db = raw_open("newer");
+	db = ts_raw_open("newer");
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES (99, 0)", NULL, NULL,
 				      NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	db_uri(uri, sizeof(uri), "newer");
+	ts_db_uri(uri, sizeof(uri), "newer");
 	assert_null(store_open(uri, 0, &err));
 	assert_int_equal(err.status, 900);
 	assert_non_null(strstr(err.detail, "newer"));
@@ -1484,8 +1408,8 @@ test_unavailable(void **state)
 	/* The database goes away under an open handle (its directory is
 	 * moved away): 900 for writes, reads and health, never a crash; when
 	 * it comes back, the handle reconnects and nothing was lost. */
-	snprintf(dir, sizeof(dir), "%s/live", tdir);
-	snprintf(moved, sizeof(moved), "%s/live-moved", tdir);
+	snprintf(dir, sizeof(dir), "%s/live", ts_dir);
+	snprintf(moved, sizeof(moved), "%s/live-moved", ts_dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	snprintf(uri, sizeof(uri), "sqlite:%s/m.db", dir);
 	s = store_open(uri, STORE_OPEN_CREATE, &err);
@@ -1567,14 +1491,14 @@ test_crash_durability(void **state)
 {
 	struct store_err err = { 0 };
 	struct store_tx got = { 0 };
-	struct store *s = must_open("crash", STORE_OPEN_CREATE);
+	struct store *s = ts_must_open("crash", STORE_OPEN_CREATE);
 	char uri[512], buf[65536 * 4], ok[64];
 	int round, checked = 0, prompted = 0;
 	sqlite3 *db;
 
 	(void)state;
 	store_close(s); /* no connection of ours crosses the fork */
-	db_uri(uri, sizeof(uri), "crash");
+	ts_db_uri(uri, sizeof(uri), "crash");
 	for (round = 0; round < CRASH_ROUNDS; round++) {
 		unsigned char rnd;
 		size_t len = 0;
@@ -1602,7 +1526,7 @@ test_crash_durability(void **state)
 			len += (size_t)k;
 		close(p[0]);
 		buf[len] = '\0';
-		s = must_open("crash", 0);
+		s = ts_must_open("crash", 0);
 		for (line = strtok_r(buf, "\n", &save); line != NULL;
 		     line = strtok_r(NULL, "\n", &save)) {
 			if (strlen(line) != 2 + STORE_TX_ID_LEN)
@@ -1621,8 +1545,8 @@ test_crash_durability(void **state)
 		}
 		store_tx_clear(&got);
 		store_close(s);
-		db = raw_open("crash");
-		raw_text(db, "PRAGMA integrity_check", ok, sizeof(ok));
+		db = ts_raw_open("crash");
+		ts_raw_text(db, "PRAGMA integrity_check", ok, sizeof(ok));
 		assert_string_equal(ok, "ok");
 		sqlite3_close(db);
 	}
@@ -1661,7 +1585,7 @@ test_transid_unique(void **state)
 		s = store_open(uri, STORE_OPEN_CREATE, &err);
 		assert_non_null(s);
 	} else {
-		s = must_open("unique", STORE_OPEN_CREATE);
+		s = ts_must_open("unique", STORE_OPEN_CREATE);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (i = 0; i < N; i++) {
@@ -1720,5 +1644,5 @@ main(void)
 		cmocka_unit_test(test_transid_unique),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, ts_teardown);
 }

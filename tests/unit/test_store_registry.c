@@ -3,14 +3,14 @@
  * keys; schema version 2), SQLite backend.
  *
  * Kept apart from test_store.c (transactions) because the registry is its
- * own part of store.h; the setup is the same: one mkdtemp() directory, one
- * database file per test, a fixed clock, and a raw sqlite3 connection for
- * the checks that go around the store (schema, constraints, row counts).
+ * own part of store.h; the setup is the same (teststore.h): one mkdtemp()
+ * directory, one database file per test, a fixed clock, and a raw sqlite3
+ * connection for the checks that go around the store (schema, constraints,
+ * row counts).
  * docs/internals/store.md lists what each test covers.
  */
-#include "testutil.h"
+#include "teststore.h"
 
-#include <ftw.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,69 +26,23 @@
 #define ALICE "+35847000001"
 #define BOB "+35847000002"
 
-static char tdir[256];
-
 /* ---- helpers -------------------------------------------------------------- */
 
-static void
-db_uri(char *buf, size_t len, const char *name)
-{
-	snprintf(buf, len, "sqlite:%s/%s.db", tdir, name);
-}
-
-static struct store *
-must_open(const char *name, unsigned flags)
-{
-	struct store_err err = { 0 };
-	char uri[512];
-	struct store *s;
-
-	db_uri(uri, sizeof(uri), name);
-	s = store_open(uri, flags, &err);
-	if (s == NULL)
-		fail_msg("store_open %s: %d %s", uri, err.status, err.detail);
-	return s;
-}
-
+/* With foreign keys enforced, as the store runs its own connections. */
 static sqlite3 *
 raw_open(const char *name)
 {
-	char path[512];
-	sqlite3 *db = NULL;
+	sqlite3 *db = ts_raw_open(name);
 
-	snprintf(path, sizeof(path), "%s/%s.db", tdir, name);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
 	return db;
-}
-
-static void
-raw_text(sqlite3 *db, const char *sql, char *buf, size_t len)
-{
-	sqlite3_stmt *st = NULL;
-
-	buf[0] = '\0';
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
-		snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-}
-
-static long
-raw_count(sqlite3 *db, const char *sql)
-{
-	char buf[32];
-
-	raw_text(db, sql, buf, sizeof(buf));
-	return strtol(buf, NULL, 10);
 }
 
 static long
 count_in(const char *name, const char *sql)
 {
 	sqlite3 *db = raw_open(name);
-	long n = raw_count(db, sql);
+	long n = ts_raw_count(db, sql);
 
 	sqlite3_close(db);
 	return n;
@@ -225,28 +179,10 @@ all_zero(const void *p, size_t n)
 }
 
 static int
-rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(tdir, sizeof(tdir), "/tmp/test_store_registry.XXXXXX");
-	return mkdtemp(tdir) == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	nftw(tdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
+	return ts_setup("test_store_registry");
 }
 
 /* ---- tests ---------------------------------------------------------------- */
@@ -260,7 +196,7 @@ test_reg_schema(void **state)
 	sqlite3 *db;
 
 	(void)state;
-	s = must_open("rschema", STORE_OPEN_CREATE);
+	s = ts_must_open("rschema", STORE_OPEN_CREATE);
 	must_user(s, ALICE);
 	must_user(s, BOB);
 	must_device(s, "dev-a", ALICE, T0);
@@ -269,18 +205,18 @@ test_reg_schema(void **state)
 	store_close(s);
 
 	db = raw_open("rschema");
-	raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
 	assert_string_equal(buf, "1,2");
-	raw_text(db, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema WHERE"
+	ts_raw_text(db, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema WHERE"
 		     " type = 'table' AND name IN ('users','devices','keys') AND sql LIKE"
 		     " '%STRICT' ORDER BY name)",
 		 buf, sizeof(buf));
 	assert_string_equal(buf, "devices,keys,users");
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
 				       " 'keys_by_user' AND sql LIKE '%(msisdn, created_ms)%'"),
 			 1);
 	/* the channel key is a 32-byte BLOB (a secret at rest, store.md) */
-	raw_text(db, "SELECT typeof(e2e_key) || length(e2e_key) FROM devices WHERE device_id ="
+	ts_raw_text(db, "SELECT typeof(e2e_key) || length(e2e_key) FROM devices WHERE device_id ="
 		     " 'dev-a'",
 		 buf, sizeof(buf));
 	assert_string_equal(buf, "blob32");
@@ -330,9 +266,9 @@ test_reg_schema(void **state)
 					  " 'k1'",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM devices"), 2);
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM keys"), 1);
-	raw_text(db, "PRAGMA foreign_key_check", buf, sizeof(buf));
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM devices"), 2);
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM keys"), 1);
+	ts_raw_text(db, "PRAGMA foreign_key_check", buf, sizeof(buf));
 	assert_string_equal(buf, "");
 	sqlite3_close(db);
 }
@@ -348,7 +284,7 @@ test_reg_round_trip(void **state)
 	struct store *s;
 
 	(void)state;
-	s = must_open("rtrip", STORE_OPEN_CREATE);
+	s = ts_must_open("rtrip", STORE_OPEN_CREATE);
 	user_init(&u, ALICE, "Matti Mäkinen");
 	u.su_state = STORE_USER_SUSPENDED;
 	u.su_created_ms = 42; /* ignored: the store sets the times */
@@ -428,7 +364,7 @@ test_reg_replace(void **state)
 	size_t n;
 
 	(void)state;
-	s = must_open("replace", STORE_OPEN_CREATE);
+	s = ts_must_open("replace", STORE_OPEN_CREATE);
 	user_init(&u, ALICE, "Old Name");
 	assert_int_equal(store_user_put(s, &u, T0, &err), 0);
 	user_init(&u, ALICE, "New Name");
@@ -487,7 +423,7 @@ test_reg_refusals(void **state)
 	size_t n = 99;
 
 	(void)state;
-	s = must_open("refuse", STORE_OPEN_CREATE);
+	s = ts_must_open("refuse", STORE_OPEN_CREATE);
 	/* unknown user: 105, also for a malformed MSISDN; out is zeroed */
 	memset(&gu, 0x5a, sizeof(gu));
 	expect_err(store_user_get(s, ALICE, &gu, &err), &err, 105);
@@ -561,7 +497,7 @@ test_reg_caps(void **state)
 	int i;
 
 	(void)state;
-	s = must_open("caps", STORE_OPEN_CREATE);
+	s = ts_must_open("caps", STORE_OPEN_CREATE);
 	must_user(s, ALICE);
 	must_user(s, BOB);
 	for (i = 0; i < MSSP_STORE_MAX_USER_DEVICES; i++) {
@@ -638,7 +574,7 @@ test_reg_caps_race(void **state)
 	int i, round;
 
 	(void)state;
-	s = must_open("race", STORE_OPEN_CREATE);
+	s = ts_must_open("race", STORE_OPEN_CREATE);
 	must_user(s, ALICE);
 	must_device(s, "dev-a", ALICE, T0);
 	for (round = 0; round < 5; round++) {
@@ -683,7 +619,7 @@ test_reg_order(void **state)
 	size_t n, i;
 
 	(void)state;
-	s = must_open("order", STORE_OPEN_CREATE);
+	s = ts_must_open("order", STORE_OPEN_CREATE);
 	must_user(s, ALICE);
 	must_user(s, BOB);
 	must_device(s, "d-late", ALICE, T0 + 50);
@@ -739,7 +675,7 @@ test_reg_key_state(void **state)
 	struct store *s;
 
 	(void)state;
-	s = must_open("kstate", STORE_OPEN_CREATE);
+	s = ts_must_open("kstate", STORE_OPEN_CREATE);
 	must_user(s, ALICE);
 	must_device(s, "dev-a", ALICE, T0);
 	key_init(&k, "k1", "g1", ALICE, "dev-a");
@@ -802,7 +738,7 @@ test_reg_validation(void **state)
 	size_t i, n;
 
 	(void)state;
-	s = must_open("valid", STORE_OPEN_CREATE);
+	s = ts_must_open("valid", STORE_OPEN_CREATE);
 	must_user(s, ALICE);
 	must_device(s, "dev-a", ALICE, T0);
 
@@ -964,7 +900,7 @@ test_reg_persist(void **state)
 	char uri[512];
 
 	(void)state;
-	s = must_open("persist", STORE_OPEN_CREATE);
+	s = ts_must_open("persist", STORE_OPEN_CREATE);
 	user_init(&u, ALICE, "Persisted");
 	assert_int_equal(store_user_put(s, &u, T0, &err), 0);
 	device_init(&d, "dev-p", ALICE, 0x77);
@@ -974,7 +910,7 @@ test_reg_persist(void **state)
 	assert_int_equal(store_key_set_state(s, "kp", STORE_KEY_REVOKED, T0 + 3, &err), 0);
 	store_close(s);
 
-	s = must_open("persist", 0);
+	s = ts_must_open("persist", 0);
 	assert_int_equal(store_user_get(s, ALICE, &gu, &err), 0);
 	assert_string_equal(gu.su_name, "Persisted");
 	assert_int_equal(store_device_get(s, "dev-p", &gd, &err), 0);
@@ -986,7 +922,7 @@ test_reg_persist(void **state)
 	store_close(s);
 
 	/* read-only: reads work, every registry write is 900 */
-	db_uri(uri, sizeof(uri), "persist");
+	ts_db_uri(uri, sizeof(uri), "persist");
 	s = store_open(uri, STORE_OPEN_READONLY, &err);
 	assert_non_null(s);
 	assert_int_equal(store_key_get(s, "kp", &gk, &err), 0);
@@ -1024,7 +960,7 @@ make_v1(const char *name, char id[STORE_TX_ID_LEN + 1])
 	char buf[2048];
 	sqlite3 *db;
 
-	s = must_open(name, STORE_OPEN_CREATE);
+	s = ts_must_open(name, STORE_OPEN_CREATE);
 	n.tn_ap_id = "http://demo.ap/";
 	n.tn_ap_trans_id = "V1";
 	n.tn_hash = hash;
@@ -1047,9 +983,9 @@ make_v1(const char *name, char id[STORE_TX_ID_LEN + 1])
 				      " DELETE FROM schema_version WHERE version = 2; COMMIT",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
-	raw_text(db, OBJECTS_SQL, buf, sizeof(buf));
+	ts_raw_text(db, OBJECTS_SQL, buf, sizeof(buf));
 	assert_string_equal(buf, V1_OBJECTS);
-	raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
 	assert_string_equal(buf, "1");
 	sqlite3_close(db);
 }
@@ -1067,12 +1003,12 @@ test_reg_migrate_v1(void **state)
 	(void)state;
 	make_v1("v1", id);
 	/* read-only refuses an outdated schema (it may not migrate) */
-	db_uri(uri, sizeof(uri), "v1");
+	ts_db_uri(uri, sizeof(uri), "v1");
 	assert_null(store_open(uri, STORE_OPEN_READONLY, &err));
 	assert_int_equal(err.status, 900);
 	assert_non_null(strstr(err.detail, "outdated"));
 	/* a read-write open (no CREATE) migrates; the transaction is kept */
-	s = must_open("v1", 0);
+	s = ts_must_open("v1", 0);
 	assert_int_equal(store_health(s, &err), 0);
 	assert_int_equal(store_tx_get_by_id(s, id, STORE_GET_REQUEST, &tx, &err), 0);
 	assert_string_equal(tx.tx_ap_trans_id, "V1");
@@ -1085,9 +1021,9 @@ test_reg_migrate_v1(void **state)
 	assert_int_equal(store_key_get(s, "km", &gk, &err), 0);
 	store_close(s);
 	db = raw_open("v1");
-	raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
 	assert_string_equal(buf, "1,2");
-	raw_text(db, "PRAGMA integrity_check", buf, sizeof(buf));
+	ts_raw_text(db, "PRAGMA integrity_check", buf, sizeof(buf));
 	assert_string_equal(buf, "ok");
 	sqlite3_close(db);
 
@@ -1100,17 +1036,17 @@ test_reg_migrate_v1(void **state)
 	assert_int_equal(sqlite3_exec(db, "CREATE TABLE keys (x INTEGER)", NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	db_uri(uri, sizeof(uri), "v1bad");
+	ts_db_uri(uri, sizeof(uri), "v1bad");
 	assert_null(store_open(uri, 0, &err));
 	assert_int_equal(err.status, 900);
 	assert_non_null(strstr(err.detail, "migration"));
 	db = raw_open("v1bad");
-	raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
 	assert_string_equal(buf, "1");
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name IN"
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name IN"
 				       " ('users', 'devices', 'keys_by_user')"),
 			 0);
-	assert_int_equal(raw_count(db, "SELECT count(*) FROM tx"), 1);
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM tx"), 1);
 	sqlite3_close(db);
 }
 
@@ -1158,7 +1094,7 @@ test_reg_shared_handle(void **state)
 	int i;
 
 	(void)state;
-	s = must_open("shared", STORE_OPEN_CREATE);
+	s = ts_must_open("shared", STORE_OPEN_CREATE);
 	must_user(s, ALICE);
 	must_device(s, "dev-a", ALICE, T0);
 	must_key(s, "k-0", "g0", ALICE, "dev-a", T0);
@@ -1194,5 +1130,5 @@ main(void)
 		cmocka_unit_test(test_reg_shared_handle),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, ts_teardown);
 }

@@ -36,6 +36,10 @@ struct end {
 	bool free_on_msg;    /* ws_free from inside wi_message            */
 	bool reply_on_msg;   /* echo from inside wi_message               */
 	bool close_on_msg;   /* ws_close(4001) from inside wi_message     */
+	const uint8_t *feed_on_msg; /* ws_feed these bytes from inside
+				     * wi_message (once)                 */
+	size_t feed_len;
+	int feed_rc;         /* what that nested ws_feed returned         */
 };
 
 static int
@@ -75,6 +79,12 @@ e_message(void *arg, const uint8_t *m, size_t n, bool binary)
 		assert_int_equal(ws_send(e->w, m, n, binary), 0);
 	if (e->close_on_msg)
 		assert_int_equal(ws_close(e->w, 4001, "auth"), 0);
+	if (e->feed_on_msg != NULL) {
+		const uint8_t *d = e->feed_on_msg;
+
+		e->feed_on_msg = NULL;
+		e->feed_rc = ws_feed(e->w, d, e->feed_len);
+	}
 	if (e->free_on_msg) {
 		ws_free(e->w);
 		e->w = NULL;
@@ -536,6 +546,67 @@ test_failures_and_free(void **state)
 	assert_null(ws_new(false, NULL, NULL, 0));
 }
 
+/*
+ * ws_feed from inside wi_message, when the outer ws_feed has handed all its
+ * bytes to wslay (found by fuzz_ws): the nested call used to re-enter
+ * wslay_event_recv() from its own message callback, which broke wslay's
+ * input state (an assertion in wslay_queue_tail, a NULL dereference
+ * without assertions).  It is refused now, reading nothing; the same bytes
+ * fed afterwards give their message.
+ */
+static void
+test_feed_from_callback(void **state)
+{
+	struct end s;
+	uint8_t f[64], g[64];
+	size_t n, m;
+
+	(void)state;
+	e_init(&s, false, 0);
+	n = client_frame(f, true, 0x1, "one", 3);
+	m = client_frame(g, true, 0x1, "two", 3);
+	s.feed_on_msg = g;
+	s.feed_len = m;
+	s.feed_rc = 1;
+	assert_int_equal(ws_feed(s.w, f, n), 0);
+	assert_int_equal(s.feed_rc, -1);
+	assert_int_equal(s.nmsg, 1);
+	assert_string_equal((const char *)s.msg, "one");
+	assert_int_equal(ws_feed(s.w, g, m), 0);
+	assert_int_equal(s.nmsg, 2);
+	assert_string_equal((const char *)s.msg, "two");
+	assert_int_equal(s.nclosed, 0);
+	assert_false(ws_closing(s.w));
+	e_fini(&s);
+}
+
+/*
+ * ws_free from inside wi_message, then a malformed frame header behind the
+ * message in the same ws_feed (found by fuzz_ws): wslay goes on parsing,
+ * and the 1002 close for the bad header used to be written through
+ * wi_write after the free, i.e. to a caller that may have freed its
+ * connection already.  Nothing is written now.
+ */
+static void
+test_free_then_bad_frame(void **state)
+{
+	struct end s;
+	uint8_t f[64];
+	size_t n;
+
+	(void)state;
+	e_init(&s, false, 0);
+	s.free_on_msg = true;
+	n = client_frame(f, true, 0x1, "one", 3);
+	n += client_frame(f + n, false, 0x9, "p", 1); /* fragmented ping */
+	assert_int_equal(ws_feed(s.w, f, n), -1);
+	assert_null(s.w);
+	assert_int_equal(s.nmsg, 1);
+	assert_int_equal(s.nclosed, 0);
+	assert_int_equal(s.out_len, 0);
+	e_fini(&s);
+}
+
 /* Parse one request with the real parser. */
 static struct http_parser *
 parse(const char *text, const struct http_request **rq)
@@ -656,6 +727,8 @@ main(void)
 		cmocka_unit_test(test_bad_utf8),
 		cmocka_unit_test(test_close_handshake),
 		cmocka_unit_test(test_failures_and_free),
+		cmocka_unit_test(test_feed_from_callback),
+		cmocka_unit_test(test_free_then_bad_frame),
 		cmocka_unit_test(test_handshake),
 	};
 

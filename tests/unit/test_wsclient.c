@@ -8,8 +8,7 @@
  * does not read, srv_stop).
  *
  * Certificates (a P-256 CA and a server leaf for localhost / 127.0.0.1)
- * are made here with OpenSSL APIs, in a mkdtemp() directory, as in
- * test_server.c.
+ * are made here with OpenSSL APIs, in a mkdtemp() directory (testtls.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +45,8 @@
 #include "net/ws.h"
 #include "net/wsclient.h"
 
+#include "testtls.h"
+
 enum { L_TLS, L_PLAIN, L_COUNT };
 
 static struct {
@@ -57,103 +58,6 @@ static struct {
 	atomic_uint up_open, up_closed, up_refused, msgs;
 	atomic_int badrs_rc;
 } T;
-
-/* ---- certificates ------------------------------------------------------ */
-
-struct ext {
-	int nid;
-	const char *value;
-};
-
-static X509 *
-make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
-    const struct ext *ext, size_t next)
-{
-	static long serial = 2000;
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	X509V3_CTX ctx;
-	size_t i;
-
-	assert_non_null(x);
-	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0), 1);
-	assert_int_equal(X509_set_subject_name(x, name), 1);
-	assert_int_equal(X509_set_issuer_name(x, issuer ?
-	    X509_get_subject_name(issuer) : name), 1);
-	X509_NAME_free(name);
-	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -86400));
-	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 30 * 86400));
-	assert_int_equal(X509_set_pubkey(x, key), 1);
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	for (i = 0; i < next; i++) {
-		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, ext[i].nid,
-		    ext[i].value);
-
-		assert_non_null(e);
-		assert_int_equal(X509_add_ext(x, e, -1), 1);
-		X509_EXTENSION_free(e);
-	}
-	assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
-	return x;
-}
-
-static void
-path_of(char *out, size_t cap, const char *name)
-{
-	snprintf(out, cap, "%s/%s", T.dir, name);
-}
-
-static void
-write_pem(const char *name, X509 *x, EVP_PKEY *k)
-{
-	char p[512];
-	FILE *f;
-
-	path_of(p, sizeof(p), name);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	if (x != NULL)
-		assert_int_equal(PEM_write_X509(f, x), 1);
-	else
-		assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0,
-		    NULL, NULL), 1);
-	fclose(f);
-	chmod(p, 0600);
-}
-
-static void
-make_pki(void)
-{
-	static const struct ext ca_ext[] = {
-		{ NID_basic_constraints, "critical,CA:TRUE" },
-		{ NID_key_usage, "critical,keyCertSign,cRLSign" },
-		{ NID_subject_key_identifier, "hash" },
-	};
-	static const struct ext server_ext[] = {
-		{ NID_basic_constraints, "critical,CA:FALSE" },
-		{ NID_key_usage, "critical,digitalSignature" },
-		{ NID_ext_key_usage, "serverAuth" },
-		{ NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost" },
-		{ NID_authority_key_identifier, "keyid:always" },
-	};
-	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
-	X509 *ca, *x;
-
-	assert_non_null(cakey);
-	assert_non_null(key);
-	ca = make_cert(cakey, "WS Test CA", NULL, NULL, ca_ext, 3);
-	x = make_cert(key, "localhost", ca, cakey, server_ext, 5);
-	write_pem("ca.pem", ca, NULL);
-	write_pem("server.pem", x, NULL);
-	write_pem("server.key", NULL, key);
-	X509_free(x);
-	X509_free(ca);
-	EVP_PKEY_free(key);
-	EVP_PKEY_free(cakey);
-}
 
 /* ---- the server side: srv_req_upgrade + ws ----------------------------- */
 
@@ -317,21 +221,11 @@ handler(struct srv_req *req, void *arg)
 static struct srv *
 start_server(uint16_t *ports)
 {
-	char c[512], k[512];
-	struct tls_server_conf tc;
+	SSL_CTX *ctx = tt_server_ctx(T.dir, "server", NULL, NULL);
 	struct srv_conf conf;
 	struct net_err e;
-	SSL_CTX *ctx;
 	struct srv *s;
 
-	path_of(c, sizeof(c), "server.pem");
-	path_of(k, sizeof(k), "server.key");
-	memset(&tc, 0, sizeof(tc));
-	tc.ts_cert_file = c;
-	tc.ts_key_file = k;
-	ctx = tls_server_ctx_new(&tc, &e);
-	if (ctx == NULL)
-		fail_msg("tls_server_ctx_new: %s", e.ne_detail);
 	memset(&conf, 0, sizeof(conf));
 	conf.sc_workers = 2;
 	conf.sc_nlisteners = L_COUNT;
@@ -357,22 +251,11 @@ start_server(uint16_t *ports)
 static int
 group_setup(void **state)
 {
-	struct tls_client_conf cc;
-	struct net_err e;
-	char ca[512];
-
 	(void)state;
-	snprintf(T.dir, sizeof(T.dir), "/tmp/test_wsclient.XXXXXX");
-	if (mkdtemp(T.dir) == NULL)
+	if (td_make(T.dir, sizeof(T.dir), "test_wsclient") != 0)
 		return -1;
-	make_pki();
-	path_of(ca, sizeof(ca), "ca.pem");
-	memset(&cc, 0, sizeof(cc));
-	cc.tc_ca_file = ca;
-	cc.tc_alpn_http11 = true;
-	T.cli_ctx = tls_client_ctx_new(&cc, &e);
-	if (T.cli_ctx == NULL)
-		return -1;
+	tt_make_server_pki(T.dir, "WS Test CA");
+	T.cli_ctx = tt_client_ctx(T.dir, "ca.pem", NULL, true);
 	T.srv = start_server(T.port);
 	return 0;
 }
@@ -380,15 +263,10 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
 	srv_free(T.srv);
 	SSL_CTX_free(T.cli_ctx);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", T.dir);
-	if (system(cmd) != 0)
-		return -1;
-	return 0;
+	return td_remove(T.dir);
 }
 
 /* ---- the client side: wsclient on a base in this thread -------------- */
@@ -700,24 +578,6 @@ test_deadline(void **state)
 
 /* ---- tests: the server's upgrade path with raw sockets ----------------- */
 
-static int
-raw_connect(uint16_t port)
-{
-	struct sockaddr_in sa;
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-	assert_true(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons(port);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
 static void
 raw_send(int fd, const void *d, size_t n)
 {
@@ -789,7 +649,7 @@ test_upgrade_raw(void **state)
 	(void)state;
 	/* frames sent right behind the request are delivered after the
 	 * hand-over: ping then text, in one write with the request */
-	fd = raw_connect(T.port[L_PLAIN]);
+	fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
 	n = (size_t)snprintf(req, sizeof(req), upgrade_req, "/ws", "Upgrade",
 	    "");
 	n += frame((uint8_t *)req + n, 0x9, "");
@@ -815,7 +675,7 @@ test_upgrade_raw(void **state)
 	/* a body, or Connection: close: srv_req_upgrade refuses, the
 	 * handler answers */
 	for (i = 0; i < 2; i++) {
-		fd = raw_connect(T.port[L_PLAIN]);
+		fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
 		n = (size_t)snprintf(req, sizeof(req), upgrade_req, "/ws",
 		    i == 0 ? "Upgrade" : "Upgrade, close",
 		    i == 0 ? "Content-Length: 5\r\n" : "");
@@ -829,7 +689,7 @@ test_upgrade_raw(void **state)
 
 	/* the response checks: Connection reserved, 101 only, Upgrade
 	 * required; then a good one goes through */
-	fd = raw_connect(T.port[L_PLAIN]);
+	fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
 	n = (size_t)snprintf(req, sizeof(req), upgrade_req, "/ws-badrs",
 	    "Upgrade", "");
 	raw_send(fd, req, n);
@@ -838,7 +698,7 @@ test_upgrade_raw(void **state)
 	close(fd);
 
 	/* version 8: 426 with the version we speak */
-	fd = raw_connect(T.port[L_PLAIN]);
+	fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
 	n = (size_t)snprintf(req, sizeof(req),
 	    "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
 	    "Connection: Upgrade\r\nSec-WebSocket-Key: "
@@ -850,7 +710,7 @@ test_upgrade_raw(void **state)
 
 	/* an unmasked frame: the server's ws answers 1002 and the server
 	 * closes */
-	fd = raw_connect(T.port[L_PLAIN]);
+	fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
 	n = (size_t)snprintf(req, sizeof(req), upgrade_req, "/ws", "Upgrade",
 	    "");
 	raw_send(fd, req, n);
@@ -878,7 +738,7 @@ test_upgrade_idle_and_cap(void **state)
 	/* idle deadline: 300 ms of silence closes it */
 	srv_get_stats(T.srv, &st0);
 	closed0 = atomic_load(&T.up_closed);
-	fd = raw_connect(T.port[L_PLAIN]);
+	fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
 	n = (size_t)snprintf(req, sizeof(req), upgrade_req, "/ws-idle",
 	    "Upgrade", "");
 	raw_send(fd, req, n);
@@ -901,7 +761,7 @@ test_upgrade_idle_and_cap(void **state)
 
 	/* a peer that does not read: the output cap closes it */
 	closed0 = atomic_load(&T.up_closed);
-	fd = raw_connect(T.port[L_PLAIN]);
+	fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	n = (size_t)snprintf(req, sizeof(req), upgrade_req, "/ws", "Upgrade",
 	    "");
@@ -926,7 +786,7 @@ test_stop_closes_upgraded(void **state)
 
 	(void)state;
 	for (i = 0; i < 3; i++) {
-		fd[i] = raw_connect(ports[L_PLAIN]);
+		fd[i] = tt_tcp_connect(ports[L_PLAIN], NULL);
 		n = (size_t)snprintf(req, sizeof(req), upgrade_req, "/ws",
 		    "Upgrade", "");
 		raw_send(fd[i], req, n);

@@ -37,7 +37,7 @@
 #define BENCH_E_VERIFY	  (-3)
 #define BENCH_E_HTTP	  100000 /* + HTTP status */
 
-enum bench_op { OP_SIGN, OP_STATUS, OP_PARK };
+enum bench_op { OP_SIGN, OP_STATUS, OP_PARK, OP_GET };
 
 struct bench;
 
@@ -58,6 +58,7 @@ struct bench {
 	struct ap_conf b_conf;
 	enum bench_op b_op;
 	const char *b_profile;
+	const char *b_get_url;		/* op get: the baseline's URL        */
 	unsigned long long b_base;	/* first MSISDN, as a number          */
 	int b_digits;			/* its digit count (kept when adding) */
 	bool b_plus;
@@ -107,6 +108,7 @@ bench_usage(FILE *f)
 	fputs("usage: mss-ap bench --users-from +N --users M [--connections C]\n"
 	      "                    [--duration SECONDS] [--op sign|status] [--profile URI]\n"
 	      "                    [--timeout S] [--verify]\n"
+	      "       mss-ap bench --op get --get-url URL [--connections C] [--duration SECONDS]\n"
 	      "       mss-ap bench --op park --count N --msisdn-from +N [--timeout S]\n"
 	      "                    [--duration SECONDS] [--profile URI]\n"
 	      "       (and --config FILE, --json|--soap11, --url URL, -v)\n",
@@ -268,6 +270,20 @@ slot_start(struct slot *s)
 	int rc;
 
 	mss_buf_free(&s->s_wire.w_body);
+	if (b->b_op == OP_GET) {
+		/* the baseline: the same client, TLS and connection reuse,
+		 * a static GET instead of a transaction */
+		mss_buf_free(&s->s_resp);
+		mss_buf_init(&s->s_resp, MSSP_AP_MAX_RESPONSE);
+		curl_easy_setopt(s->s_easy, CURLOPT_URL, b->b_get_url);
+		curl_easy_setopt(s->s_easy, CURLOPT_HTTPGET, 1L);
+		s->s_t0 = mono_s();
+		if (curl_multi_add_handle(b->b_multi, s->s_easy) != CURLM_OK)
+			return -1;
+		s->s_active = true;
+		b->b_active++;
+		return 0;
+	}
 	if ((m = slot_message(s, &err)) == NULL)
 		return -1;
 	rc = ap_encode(m, b->b_co.co_fmt, b->b_conf.ac_url, &s->s_wire, &err);
@@ -314,6 +330,13 @@ slot_done(struct slot *s, CURLcode cc)
 		return;
 	}
 	curl_easy_getinfo(s->s_easy, CURLINFO_RESPONSE_CODE, &http);
+	if (b->b_op == OP_GET) {
+		if (http == 200)
+			count_ok(b, lat);
+		else
+			count_error(b, BENCH_E_HTTP + (int)http);
+		return;
+	}
 	ap_result_parse(http, mss_buf_str(&s->s_resp), mss_buf_len(&s->s_resp), expect, &r);
 	if (r.r_kind == AP_R_BAD) {
 		if (b->b_co.co_verbose)
@@ -452,7 +475,7 @@ raise_fd_limit(unsigned need)
 static const char *
 op_name(enum bench_op op)
 {
-	return op == OP_SIGN ? "sign" : op == OP_STATUS ? "status" : "park";
+	return op == OP_SIGN ? "sign" : op == OP_STATUS ? "status" : op == OP_GET ? "get" : "park";
 }
 
 static void
@@ -611,6 +634,7 @@ ap_cmd_bench(int argc, char **argv)
 		{ "profile", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "verify", no_argument, NULL, 'V' },
+		{ "get-url", required_argument, NULL, 'g' },
 		AP_COMMON_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -635,6 +659,7 @@ ap_cmd_bench(int argc, char **argv)
 		case 'f': from = optarg; break;
 		case 'p': b.b_profile = optarg; break;
 		case 'V': b.b_verify = true; break;
+		case 'g': b.b_get_url = optarg; break;
 		case 'u':
 			if (parse_ul(optarg, 1, MSSP_AP_BENCH_MAX_USERS, &b.b_users) != 0)
 				goto bad;
@@ -663,12 +688,24 @@ ap_cmd_bench(int argc, char **argv)
 				b.b_op = OP_STATUS;
 			else if (strcmp(optarg, "park") == 0)
 				b.b_op = OP_PARK;
+			else if (strcmp(optarg, "get") == 0)
+				b.b_op = OP_GET;
 			else
 				goto bad;
 			break;
 		case 'h': bench_usage(stdout); return AP_EXIT_OK;
 		default: goto bad;
 		}
+	}
+	if (b.b_op == OP_GET) {
+		/* no users: one slot per connection, GET --get-url */
+		if (b.b_get_url == NULL || from != NULL)
+			goto bad;
+		from = "+10000000";
+		if (b.b_users == 0)
+			b.b_users = b.b_conns;
+	} else if (b.b_get_url != NULL) {
+		goto bad;
 	}
 	if (optind != argc || from == NULL || msisdn_parse(from, &b) != 0)
 		goto bad;
