@@ -54,6 +54,13 @@ if [ ! -f "$DATA/msspd.conf" ]; then
   "$BIN/msspd" init --data-dir "$DATA" --demo --base-port 17443 --bench-users "$users" >/dev/null || exit 1
   # a load generator is one address with many connections; no AP rate limit
   sed -i -e 's/^\[node\]$/[node]\nconns_per_ip = 20000/' -e 's/^rate = .*/rate = 0/' "$DATA/msspd.conf"
+  cp "$DATA/mssp.db" "$DATA/mssp.db.pristine"
+fi
+# every run starts from the store as init left it: a previous run's parked
+# transactions would still hold the users (406) until their TimeOut
+if [ -f "$DATA/mssp.db.pristine" ]; then
+  rm -f "$DATA/mssp.db" "$DATA/mssp.db-wal" "$DATA/mssp.db-shm"
+  cp "$DATA/mssp.db.pristine" "$DATA/mssp.db"
 fi
 W=$(mktemp -d)
 pids=()
