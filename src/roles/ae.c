@@ -1496,6 +1496,16 @@ ae_handler(struct srv_req *req, void *arg)
 				goto answer;
 			}
 		}
+		if (rq->validity_date) {
+			/* a request that is no longer valid is never prompted */
+			long long vd;
+			bool vtz;
+			if (mss_lex_datetime(rq->validity_date, &vd, &vtz) != 0 || !vtz ||
+			    vd <= wall_ms() / 1000) {
+				mss_err_set(&e, MSS_WRONG_PARAM, 0, "ValidityDate in the past");
+				goto answer;
+			}
+		}
 		unsigned long to = a->a_conf->default_timeout_s;
 		if (rq->timeout) {
 			char *end;

@@ -56,6 +56,9 @@ out=$(post "$(soap_req +35847000001 old$RANDOM 2020-01-01T00:00:00Z synch x)")
 check "Instant out of skew: 101 (A-02)" grep -q "mss:_101" <<<"$out"
 out=$(post "$(soap_req +35847000001 to$RANDOM "$(now_instant)" synch x http://demo.ap/ 601)")
 check "TimeOut above the maximum: a fault" grep -q "^HTTP 500" <<<"$out"
+past=$(soap_req +35847000001 vd$RANDOM "$(now_instant)" synch x | sed 's/TimeOut="30"/TimeOut="30" ValidityDate="2020-01-01T00:00:00Z"/')
+out=$(post "$past")
+check "ValidityDate in the past: 101 (A-15)" grep -q "mss:_101" <<<"$out"
 out=$(post '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
 check "DOCTYPE refused, nothing of /etc/passwd echoed" bash -c "grep -q '^HTTP 500' <<<\"\$1\" && ! grep -q root: <<<\"\$1\"" _ "$out"
 
