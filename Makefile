@@ -26,7 +26,7 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
              -Wmissing-prototypes -Wpointer-arith -Wsign-compare -Wformat=2 \
              -Wno-missing-field-initializers
-CPPFLAGS  := -D_GNU_SOURCE -Isrc -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED
+CPPFLAGS  := -D_GNU_SOURCE -Isrc -DOPENSSL_API_COMPAT=30000 -DOPENSSL_NO_DEPRECATED -DMSSP_WEB_ROOT=\"$(CURDIR)/web\"
 CFLAGS_debug   := -O1 -g
 CFLAGS_release := -O2 -g -D_FORTIFY_SOURCE=2
 CFLAGS_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -45,7 +45,7 @@ TESTS     := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test asan fuzz bench run deps deps-check clean lint
+.PHONY: all test asan fuzz bench run deps deps-check deps-check-test clean lint
 all: $(PROGS)
 
 # V=1 shows the full command lines.
@@ -99,14 +99,17 @@ $(BUILD)/obj/src/pki/%_engine.o: CPPFLAGS := $(filter-out -DOPENSSL_NO_DEPRECATE
 deps-check:
 	@scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
 
+deps-check-test:
+	@scripts/deps.sh --check test >/dev/null 2>&1 || scripts/deps.sh test
+
 deps:
 	scripts/deps.sh
 
-test: deps-check
+test: deps-check-test
 	@$(MAKE) --no-print-directory VARIANT=$(VARIANT) $(PROGS) $(TESTS)
 	@BUILD=$(BUILD) scripts/run-tests.sh
 
-asan: deps-check
+asan: deps-check-test
 	@$(MAKE) --no-print-directory VARIANT=asan test
 
 FUZZ_SECONDS ?= 20

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages of docs/stack.md that are missing.
 #
-#   scripts/deps.sh            build + test packages (what make test/run need)
+#   scripts/deps.sh            build packages (what make run needs)
+#   scripts/deps.sh test       also the browser test's Chromium and Node.js (make test)
+#   scripts/deps.sh ci         build + test + fuzz (.ci/run)
 #   scripts/deps.sh fuzz       also clang-14 and its runtime (make fuzz)
 #   scripts/deps.sh bench      also nginx (the baseline of make bench)
 #   scripts/deps.sh all        every package docs/stack.md lists
@@ -14,8 +16,16 @@ BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libxml2-dev
   libwslay-dev libcmocka-dev openssl curl softhsm2 libengine-pkcs11-openssl
   sqlite3 iproute2 procps"
 FUZZ_PKGS="clang-14 libclang-rt-14-dev"
+# The web console's end-to-end test: Debian's Chromium driven by
+# playwright-core (tests/web, from the npm registry).
+# Node.js and npm: Debian's packages only when the commands are missing
+# (a machine may carry another build of Node.js that already has npm, and
+# Debian's npm package would conflict with it).
+WEB_PKGS="chromium"
+command -v node >/dev/null 2>&1 || WEB_PKGS="$WEB_PKGS nodejs"
+command -v npm >/dev/null 2>&1 || WEB_PKGS="$WEB_PKGS npm"
 BENCH_PKGS="nginx"
-ALL_PKGS="$BUILD_PKGS $FUZZ_PKGS $BENCH_PKGS postgresql-15 afl++ valgrind apache2-utils wrk
+ALL_PKGS="$BUILD_PKGS $FUZZ_PKGS $BENCH_PKGS $WEB_PKGS postgresql-15 afl++ valgrind apache2-utils wrk
   haproxy xmlsec1 sqlite3 softhsm2 libengine-pkcs11-openssl gcovr bear cppcheck
   clang-tidy-14 clang-format-14"
 
@@ -33,14 +43,18 @@ for a in "$@"; do
     --check) check=1 ;;
     --list) list=1 ;;
     fuzz) group=fuzz ;;
+    test) group=test ;;
+    ci) group=ci ;;
     bench) group=bench ;;
     all) group=all ;;
-    *) echo "usage: $0 [--check|--list] [fuzz|bench|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--check|--list] [test|ci|fuzz|bench|all]" >&2; exit 2 ;;
   esac
 done
 case "$group" in
   build) want=$BUILD_PKGS ;;
   fuzz) want="$BUILD_PKGS $FUZZ_PKGS" ;;
+  test) want="$BUILD_PKGS $WEB_PKGS" ;;
+  ci) want="$BUILD_PKGS $WEB_PKGS $FUZZ_PKGS" ;;
   bench) want="$BUILD_PKGS $BENCH_PKGS" ;;
   all) want=$ALL_PKGS ;;
 esac

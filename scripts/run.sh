@@ -16,6 +16,11 @@ if [ ! -f "$RUN/msspd.conf" ]; then
 fi
 conf() { awk -v s="[$1]" -v k="$2" '$0 == s { f = 1; next } /^\[/ { f = 0 } f && $1 == k { print $3; exit }' "$RUN/msspd.conf"; }
 AE_PORT=$(conf ae port); AFE_PORT=$(conf afe port); ADMIN_PORT=$(conf admin port)
+ME_PORT=$(conf me port); ME_PORT=${ME_PORT:-$((AE_PORT + 1))}
+if [ ! -f "$RUN/admin/admin.conf" ]; then
+  echo "note: $RUN/ was made before the ME existed (no admin/ accounts);"
+  echo "      remove it (rm -rf $RUN) and run make run again for the ME and the console."
+fi
 
 # The curl example's request: a template with a fresh AP_TransID and
 # Instant filled in at each use (the AE refuses an Instant out of skew).
@@ -66,7 +71,9 @@ cat <<TXT
    AE (APs, mutual TLS)  https://localhost:$AE_PORT/soap/services/MSS_SignaturePort
                          https://localhost:$AE_PORT/rest/service  (JSON)
    AFE (phones)          wss://localhost:$AFE_PORT/app/v1/ws
+   ME (RA/admin, mTLS)   https://localhost:$ME_PORT/  console, /api/v1 (OpenAPI: /api/v1/openapi.json)
    admin (loopback)      http://127.0.0.1:$ADMIN_PORT/metrics  /healthz
+   accounts              admin admin2 ra auditor: $RUN/admin/<name>.crt/.key/.conf
    demo AP http://demo.ap/ ($RUN/demo/), demo users +35847000001..008 (mss-phone --demo)
 
 == sign for +35847000001 with mss-ap (SOAP; add --json for JSON, --mode async|ss):
@@ -74,6 +81,16 @@ $BIN/mss-ap --config $RUN/demo/mss-ap.conf sign --msisdn +35847000001
 
 == the same with curl:
 curl -sS --cacert $RUN/demo/tls-ca.crt --cert $RUN/demo/ap.crt --key $RUN/demo/ap.key -H 'Content-Type: text/xml; charset=utf-8' --data-binary "\$(sed -e "s/@NOW@/\$(date -u +%Y-%m-%dT%H:%M:%SZ)/" -e "s/@ID@/A\$RANDOM\$RANDOM/" $tmpl)" https://localhost:$AE_PORT/soap/services/MSS_SignaturePort
+
+== register a new user with a fresh phone (as the RA operator), then sign:
+$BIN/msspctl --data-dir $RUN --account ra user create +35847001001 --given-name Anna --surname Virtanen
+$BIN/msspctl --data-dir $RUN --account ra user activate +35847001001
+$BIN/mss-phone activate --dir $RUN/phones --msisdn +35847001001 --code <the code printed above>
+$BIN/msspctl --data-dir $RUN --account ra user keys +35847001001 --profile default-app --wait 60
+$BIN/mss-ap --config $RUN/demo/mss-ap.conf sign --msisdn +35847001001
+
+== the web console: import the admin certificate into your browser, then open https://localhost:$ME_PORT/
+openssl pkcs12 -export -in $RUN/admin/admin.crt -inkey $RUN/admin/admin.key -out admin.p12
 
 Ctrl-C stops msspd and mss-phone.
 TXT

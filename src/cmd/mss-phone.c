@@ -6,6 +6,8 @@
  * terminal.  See docs/internals/mss-phone.md.
  *
  *   mss-phone --data-dir DIR [--demo] [--only +MSISDN[,+MSISDN...]] [--log FILE]
+ *   mss-phone activate (--dir PHONES_DIR | --data-dir DIR) --msisdn M
+ *             [--code C] [--pin PIN] [--puk PUK] [--no-demo-secrets] [--force]
  *
  * main() and argument handling only: src/cmd/mss-phone/run.c runs the
  * loop, src/phone/app.c holds the logic.
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "cmd/mss-phone/mssphone.h"
+#include "util/limits.h"
 
 #define EXIT_USAGE 2
 
@@ -29,8 +32,89 @@ usage(FILE *f)
 	      "docs/internals/datadir.md); otherwise each prompt is shown on the terminal.\n"
 	      "--only restricts to the listed MSISDNs.  Event lines (READY, PROMPT, ANSWER,\n"
 	      "ACK, CANCEL, RECEIPT, CLOSED) go to stdout or --log FILE.  SIGINT/SIGTERM\n"
-	      "closes every connection and exits.\n",
+	      "closes every connection and exits.\n"
+	      "\n"
+	      "       mss-phone activate (--dir PHONES_DIR | --data-dir DIR) --msisdn +M\n"
+	      "                 [--code NNNN-NNNN-NNNN] [--pin PIN] [--puk PUK]\n"
+	      "                 [--no-demo-secrets] [--force]\n"
+	      "\n"
+	      "Binds a new phone to +M with the activation code from the RA (asked on the\n"
+	      "terminal when --code is missing) and writes PHONES_DIR/+M/.  The demo PIN\n"
+	      "and PUK that --demo types go to its device.conf (default PIN 123456, a\n"
+	      "random PUK printed once); --no-demo-secrets writes none.  An existing\n"
+	      "phone directory is kept unless --force.\n",
 	      f);
+}
+
+static int
+activate_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'p' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "msisdn", required_argument, NULL, 'm' },
+		{ "code", required_argument, NULL, 'c' },
+		{ "pin", required_argument, NULL, 'P' },
+		{ "puk", required_argument, NULL, 'K' },
+		{ "no-demo-secrets", no_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct mp_activate_opts o = { 0 };
+	char phones[MSSP_PHONE_MAX_PATH + 1];
+	const char *data_dir = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			o.ma_phones = optarg;
+			break;
+		case 'd':
+			data_dir = optarg;
+			break;
+		case 'm':
+			o.ma_msisdn = optarg;
+			break;
+		case 'c':
+			o.ma_code = optarg;
+			break;
+		case 'P':
+			o.ma_pin = optarg;
+			break;
+		case 'K':
+			o.ma_puk = optarg;
+			break;
+		case 'n':
+			o.ma_no_secrets = true;
+			break;
+		case 'f':
+			o.ma_force = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || o.ma_msisdn == NULL || (o.ma_phones == NULL) == (data_dir == NULL) ||
+	    (o.ma_no_secrets && (o.ma_pin != NULL || o.ma_puk != NULL))) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (data_dir != NULL) {
+		int n = snprintf(phones, sizeof(phones), "%s/phones", data_dir);
+
+		if (n < 0 || (size_t)n >= sizeof(phones)) {
+			fputs("mss-phone: --data-dir too long\n", stderr);
+			return EXIT_USAGE;
+		}
+		o.ma_phones = phones;
+	}
+	return mp_activate(&o);
 }
 
 /* "+digits[,+digits...]": a typo should not silently select nothing. */
@@ -71,6 +155,8 @@ main(int argc, char **argv)
 	struct mp_opts o = { 0 };
 	int c;
 
+	if (argc > 1 && strcmp(argv[1], "activate") == 0)
+		return activate_main(argc - 1, argv + 1);
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':

@@ -43,6 +43,12 @@ usage(FILE *f)
 	      "       msspctl sig verify|sign ...                 (msspctl sig --help)\n"
 	      "       msspctl keycheck [--policy TEXT] [--known FILE] [--compromised FILE]\n"
 	      "                        [--fingerprint] FILE...\n"
+	      "       msspctl audit verify|show --data-dir DIR   (offline audit log check)\n"
+	      "       msspctl [--conf FILE | --data-dir DIR [--account NAME]] [--json] COMMAND\n"
+	      "                        the ME's registration and administration API:\n"
+	      "                        user, device, job, cert, ap, profile list|put, account,\n"
+	      "                        approval, audit list|verify, keys scan, stats, session\n"
+	      "                        (msspctl --data-dir DIR --help)\n"
 	      "\n"
 	      "decode  reads one TS 102 204 message (SOAP or JSON, detected by content),\n"
 	      "        applies the checks the server applies before any business logic and\n"
@@ -398,6 +404,10 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	mss_soap_init();
+	if (ctl_me_wants(argc, argv))
+		return ctl_me(argc, argv);
+	if (strcmp(argv[1], "audit") == 0)
+		return ctl_audit_local(argc - 1, argv + 1);
 	if (strcmp(argv[1], "decode") == 0)
 		return cmd_decode(argc - 1, argv + 1);
 	if (strcmp(argv[1], "encode") == 0)

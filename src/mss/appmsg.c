@@ -22,16 +22,25 @@ struct member {
 };
 
 #define T(x) (1u << (x))
-#define ALL (T(APPMSG_SIGN) | T(APPMSG_ANSWER) | T(APPMSG_ACK) | T(APPMSG_CANCEL) | T(APPMSG_RECEIPT))
+/* Prompt messages carry the transaction's nonce, registration jobs their
+ * job id: never both. */
+#define NONCE_T (T(APPMSG_SIGN) | T(APPMSG_ANSWER) | T(APPMSG_ACK) | T(APPMSG_CANCEL) | T(APPMSG_RECEIPT))
+#define JOB_T                                                                               \
+	(T(APPMSG_KEYGEN) | T(APPMSG_CERT) | T(APPMSG_UNBLOCK) | T(APPMSG_JOB_ANSWER) |       \
+	 T(APPMSG_JOB_ACK))
+#define ALL (NONCE_T | JOB_T)
+#define FIRST_TYPE APPMSG_SIGN
+#define LAST_TYPE APPMSG_JOB_ACK
 
 static const struct member members[] = {
 	{ "t", ALL },
-	{ "nonce", ALL },
+	{ "nonce", NONCE_T },
+	{ "job", JOB_T },
 	{ "ap", T(APPMSG_SIGN) },
 	{ "ap_id", T(APPMSG_SIGN) },
-	{ "key", T(APPMSG_SIGN) },
+	{ "key", T(APPMSG_SIGN) | T(APPMSG_KEYGEN) | T(APPMSG_CERT) | T(APPMSG_UNBLOCK) },
 	{ "profile", T(APPMSG_SIGN) },
-	{ "pin", T(APPMSG_SIGN) },
+	{ "pin", T(APPMSG_SIGN) | T(APPMSG_KEYGEN) },
 	{ "dtbd", T(APPMSG_SIGN) },
 	{ "dtbd_mime", T(APPMSG_SIGN) },
 	{ "dtbs", T(APPMSG_SIGN) },
@@ -40,20 +49,38 @@ static const struct member members[] = {
 	{ "lang", T(APPMSG_SIGN) },
 	{ "event", T(APPMSG_SIGN) },
 	{ "nospam", T(APPMSG_SIGN) },
-	{ "status", T(APPMSG_ANSWER) | T(APPMSG_ACK) | T(APPMSG_CANCEL) },
+	{ "status", T(APPMSG_ANSWER) | T(APPMSG_ACK) | T(APPMSG_CANCEL) | T(APPMSG_JOB_ANSWER) },
 	{ "cms", T(APPMSG_ANSWER) },
 	{ "message", T(APPMSG_RECEIPT) },
+	{ "purpose", T(APPMSG_KEYGEN) },
+	{ "profiles", T(APPMSG_KEYGEN) },
+	{ "alg", T(APPMSG_KEYGEN) },
+	{ "cert", T(APPMSG_CERT) },
+	{ "chain", T(APPMSG_CERT) },
+	{ "csr", T(APPMSG_JOB_ANSWER) },
 };
 
 static const char *const type_names[] = {
-	[APPMSG_SIGN] = "sign",	    [APPMSG_ANSWER] = "answer",	  [APPMSG_ACK] = "ack",
-	[APPMSG_CANCEL] = "cancel", [APPMSG_RECEIPT] = "receipt",
+	[APPMSG_SIGN] = "sign",
+	[APPMSG_ANSWER] = "answer",
+	[APPMSG_ACK] = "ack",
+	[APPMSG_CANCEL] = "cancel",
+	[APPMSG_RECEIPT] = "receipt",
+	[APPMSG_KEYGEN] = "keygen",
+	[APPMSG_CERT] = "cert",
+	[APPMSG_UNBLOCK] = "unblock",
+	[APPMSG_JOB_ANSWER] = "job_answer",
+	[APPMSG_JOB_ACK] = "job_ack",
 };
+
+/* Key algorithms a keygen job may name (the phone decides which it can
+ * generate; the codec only refuses what no phone could). */
+static const char *const algs[] = { "ec-p256", "rsa-2048", "rsa-3072" };
 
 const char *
 appmsg_type_name(enum appmsg_type t)
 {
-	if ((int)t < APPMSG_SIGN || (int)t > APPMSG_RECEIPT)
+	if ((int)t < FIRST_TYPE || (int)t > LAST_TYPE)
 		return "unknown";
 	return type_names[t];
 }
@@ -61,7 +88,7 @@ appmsg_type_name(enum appmsg_type t)
 static int
 type_by_name(const char *s)
 {
-	for (int t = APPMSG_SIGN; t <= APPMSG_RECEIPT; t++)
+	for (int t = FIRST_TYPE; t <= LAST_TYPE; t++)
 		if (strcmp(s, type_names[t]) == 0)
 			return t;
 	return -1;
@@ -76,6 +103,9 @@ appmsg_clear(struct appmsg *m)
 	free(m->am_dtbs);
 	free(m->am_cms);
 	free(m->am_message);
+	free(m->am_der);
+	for (size_t i = 0; i < MSSP_KEYSTORE_MAX_CHAIN; i++)
+		free(m->am_chain[i]);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -137,16 +167,102 @@ answer_status_ok(int st)
 	}
 }
 
+static bool
+key_ok(const char *k, size_t cap)
+{
+	return strnlen(k, cap) < cap && k[0] != '\0' && charset_ok(k, "._-");
+}
+
+/* A profile URI in a keygen job: what the keystore stores (printable
+ * ASCII, no space: the profile lists are space separated elsewhere). */
+static bool
+profile_uri_ok(const char *s, size_t cap)
+{
+	return strnlen(s, cap) < cap && s[0] != '\0' && printable_ascii(s) &&
+	       strchr(s, ' ') == NULL;
+}
+
+/* The job types' own rules (the job id is checked by the caller). */
+static const char *
+check_job(const struct appmsg *m)
+{
+	size_t i;
+
+	switch (m->am_type) {
+	case APPMSG_KEYGEN:
+		if (!key_ok(m->am_key, sizeof(m->am_key)))
+			return "bad key";
+		if (!FIXED_OK(m->am_purpose) ||
+		    (strcmp(m->am_purpose, "authn") != 0 && strcmp(m->am_purpose, "sign") != 0))
+			return "bad purpose";
+		/* a key serves at least one profile, else nothing can find it */
+		if (m->am_nprofiles == 0 || m->am_nprofiles > MSSP_KEYSTORE_MAX_PROFILES)
+			return "bad profiles";
+		for (i = 0; i < m->am_nprofiles; i++)
+			if (!profile_uri_ok(m->am_profiles[i], sizeof(m->am_profiles[i])))
+				return "bad profiles";
+		if (!FIXED_OK(m->am_alg))
+			return "bad alg";
+		for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++)
+			if (strcmp(m->am_alg, algs[i]) == 0)
+				break;
+		if (i == sizeof(algs) / sizeof(algs[0]))
+			return "bad alg";
+		break;
+	case APPMSG_CERT:
+		if (!key_ok(m->am_key, sizeof(m->am_key)))
+			return "bad key";
+		if (m->am_der == NULL || m->am_der_len == 0 || m->am_der_len > MSSP_KEYSTORE_MAX_CERT)
+			return "bad cert";
+		if (m->am_nchain > MSSP_KEYSTORE_MAX_CHAIN)
+			return "bad chain";
+		for (i = 0; i < m->am_nchain; i++)
+			if (m->am_chain[i] == NULL || m->am_chain_len[i] == 0 ||
+			    m->am_chain_len[i] > MSSP_KEYSTORE_MAX_CERT)
+				return "bad chain";
+		break;
+	case APPMSG_UNBLOCK:
+		if (!key_ok(m->am_key, sizeof(m->am_key)))
+			return "bad key";
+		break;
+	case APPMSG_JOB_ANSWER:
+		if (m->am_status != 0 && (m->am_status < 100 || m->am_status > 999))
+			return "bad status";
+		/* a CSR only with success (a keygen answer) */
+		if (m->am_der != NULL || m->am_der_len != 0) {
+			if (m->am_status != 0)
+				return "csr without success";
+			if (m->am_der == NULL || m->am_der_len == 0 ||
+			    m->am_der_len > MSSP_APPMSG_MAX_CSR)
+				return "bad csr";
+		}
+		break;
+	default: /* APPMSG_JOB_ACK: the job id only */
+		break;
+	}
+	return NULL;
+}
+
 /* NULL when `m` is a valid message, else a generic reason. */
 static const char *
 check(const struct appmsg *m)
 {
 	size_t n;
 
-	if ((int)m->am_type < APPMSG_SIGN || (int)m->am_type > APPMSG_RECEIPT)
+	if ((int)m->am_type < FIRST_TYPE || (int)m->am_type > LAST_TYPE)
 		return "unknown type";
-	if (!FIXED_OK(m->am_nonce))
+	if (!FIXED_OK(m->am_nonce) || !FIXED_OK(m->am_job))
 		return "bad nonce";
+	if (T(m->am_type) & JOB_T) {
+		n = strlen(m->am_job);
+		if (n == 0 || n > MSSP_APPMSG_MAX_JOB || !charset_ok(m->am_job, "_-"))
+			return "bad job";
+		if (m->am_nonce[0] != '\0')
+			return "nonce in a job message";
+		return check_job(m);
+	}
+	if (m->am_job[0] != '\0')
+		return "job in a prompt message";
 	n = strlen(m->am_nonce);
 	if (n < MSSP_STORE_MIN_NONCE || n > MSSP_STORE_MAX_NONCE || !charset_ok(m->am_nonce, "_-"))
 		return "bad nonce";
@@ -206,14 +322,18 @@ check(const struct appmsg *m)
 		    mss_lex_has_controls(m->am_message))
 			return "bad message";
 		break;
+	default: /* job types: handled above */
+		break;
 	}
 	return NULL;
 }
 
 /* ---- decoding ------------------------------------------------------------ */
 
-/* Nesting depth before parsing: a flat object is all we accept, so deep
- * input is refused without building it. */
+/* Nesting depth before parsing: an object whose members are scalars or
+ * arrays of strings is all we accept, so deep input is refused without
+ * building it (what nests within the cap but is not allowed is refused
+ * by the member rules after parsing). */
 static bool
 depth_ok(const uint8_t *in, size_t len)
 {
@@ -252,9 +372,8 @@ struct rd {
 /* The string member `name` (NULL if absent); refuses non-strings, NUL
  * bytes and more than `max` bytes. */
 static const char *
-rd_str(struct rd *r, const char *name, size_t max, size_t *lenp)
+rd_strv(struct rd *r, json_t *v, size_t max, size_t *lenp)
 {
-	json_t *v = json_object_get(r->root, name);
 	const char *s;
 	size_t n;
 
@@ -277,6 +396,12 @@ rd_str(struct rd *r, const char *name, size_t max, size_t *lenp)
 	if (lenp)
 		*lenp = n;
 	return s;
+}
+
+static const char *
+rd_str(struct rd *r, const char *name, size_t max, size_t *lenp)
+{
+	return rd_strv(r, json_object_get(r->root, name), max, lenp);
 }
 
 /* Into a fixed array of capacity `cap` (max cap - 1 bytes). */
@@ -311,9 +436,9 @@ rd_heap(struct rd *r, const char *name, size_t max)
 /* Strict base64 (mss_lex_base64_decode: padding required, canonical
  * trailing bits, no white space) of at most `max` decoded bytes. */
 static uint8_t *
-rd_b64(struct rd *r, const char *name, size_t max, size_t *outlen)
+rd_b64v(struct rd *r, json_t *v, size_t max, size_t *outlen)
 {
-	const char *s = rd_str(r, name, (max + 2) / 3 * 4, NULL);
+	const char *s = rd_strv(r, v, (max + 2) / 3 * 4, NULL);
 	uint8_t *d;
 	long n;
 
@@ -336,6 +461,43 @@ rd_b64(struct rd *r, const char *name, size_t max, size_t *outlen)
 	}
 	*outlen = (size_t)n;
 	return d;
+}
+
+static uint8_t *
+rd_b64(struct rd *r, const char *name, size_t max, size_t *outlen)
+{
+	return rd_b64v(r, json_object_get(r->root, name), max, outlen);
+}
+
+/* The array member `name` (required by the caller) of at most `max`
+ * elements; NULL with r->why set when it is not an array or too long.
+ * Element types are checked by the caller (rd_strv / rd_b64v). */
+static json_t *
+rd_array(struct rd *r, const char *name, size_t max)
+{
+	json_t *v = json_object_get(r->root, name);
+
+	if (v == NULL || r->why != NULL)
+		return NULL;
+	if (!json_is_array(v)) {
+		r->why = "wrong member type";
+		return NULL;
+	}
+	if (json_array_size(v) > max) {
+		r->why = "too many elements";
+		return NULL;
+	}
+	return v;
+}
+
+static void
+rd_pin(struct rd *r, struct appmsg *m)
+{
+	json_t *pin = json_object_get(r->root, "pin");
+
+	if (!json_is_boolean(pin) && r->why == NULL)
+		r->why = "wrong member type";
+	m->am_pin = json_is_true(pin);
 }
 
 /* Integer member; false if absent.  Reals and other types are refused. */
@@ -374,12 +536,16 @@ static const char *const req_sign[] = { "ap", "ap_id", "key", "profile", "pin", 
 					"dtbs_mime", "deadline", NULL };
 static const char *const req_status[] = { "status", NULL };
 static const char *const req_receipt[] = { "message", NULL };
+static const char *const req_keygen[] = { "key", "purpose", "profiles", "pin", "alg", NULL };
+static const char *const req_cert[] = { "key", "cert", "chain", NULL };
+static const char *const req_key[] = { "key", NULL };
 
 static void
 rd_body(struct rd *r, struct appmsg *m)
 {
 	long long v;
-	json_t *pin;
+	json_t *a;
+	size_t i, n;
 
 	switch (m->am_type) {
 	case APPMSG_SIGN:
@@ -389,10 +555,7 @@ rd_body(struct rd *r, struct appmsg *m)
 		rd_fixed(r, "ap_id", m->am_ap_id, sizeof(m->am_ap_id));
 		rd_fixed(r, "key", m->am_key, sizeof(m->am_key));
 		rd_fixed(r, "profile", m->am_profile, sizeof(m->am_profile));
-		pin = json_object_get(r->root, "pin");
-		if (!json_is_boolean(pin) && r->why == NULL)
-			r->why = "wrong member type";
-		m->am_pin = json_is_true(pin);
+		rd_pin(r, m);
 		m->am_dtbd = rd_heap(r, "dtbd", MSSP_APPMSG_MAX_DTBD);
 		rd_fixed(r, "dtbd_mime", m->am_dtbd_mime, sizeof(m->am_dtbd_mime));
 		m->am_dtbs = rd_b64(r, "dtbs", MSSP_MSG_MAX_DTBS, &m->am_dtbs_len);
@@ -417,6 +580,50 @@ rd_body(struct rd *r, struct appmsg *m)
 		if (!rd_required(r, req_receipt))
 			return;
 		m->am_message = rd_heap(r, "message", MSSP_MSG_MAX_RECEIPT);
+		break;
+	case APPMSG_KEYGEN:
+		if (!rd_required(r, req_keygen))
+			return;
+		rd_fixed(r, "key", m->am_key, sizeof(m->am_key));
+		rd_fixed(r, "purpose", m->am_purpose, sizeof(m->am_purpose));
+		rd_pin(r, m);
+		rd_fixed(r, "alg", m->am_alg, sizeof(m->am_alg));
+		a = rd_array(r, "profiles", MSSP_KEYSTORE_MAX_PROFILES);
+		for (i = 0; a != NULL && i < json_array_size(a) && r->why == NULL; i++) {
+			const char *s = rd_strv(r, json_array_get(a, i), MSSP_PROFILE_MAX_URI, &n);
+
+			if (s != NULL) {
+				memcpy(m->am_profiles[i], s, n + 1);
+				m->am_nprofiles = i + 1;
+			}
+		}
+		break;
+	case APPMSG_CERT:
+		if (!rd_required(r, req_cert))
+			return;
+		rd_fixed(r, "key", m->am_key, sizeof(m->am_key));
+		m->am_der = rd_b64(r, "cert", MSSP_KEYSTORE_MAX_CERT, &m->am_der_len);
+		a = rd_array(r, "chain", MSSP_KEYSTORE_MAX_CHAIN);
+		for (i = 0; a != NULL && i < json_array_size(a) && r->why == NULL; i++) {
+			m->am_chain[i] = rd_b64v(r, json_array_get(a, i), MSSP_KEYSTORE_MAX_CERT,
+						 &m->am_chain_len[i]);
+			if (m->am_chain[i] != NULL)
+				m->am_nchain = i + 1;
+		}
+		break;
+	case APPMSG_UNBLOCK:
+		if (!rd_required(r, req_key))
+			return;
+		rd_fixed(r, "key", m->am_key, sizeof(m->am_key));
+		break;
+	case APPMSG_JOB_ANSWER:
+		if (!rd_required(r, req_status))
+			return;
+		if (rd_int(r, "status", 0, 999, &v))
+			m->am_status = (int)v;
+		m->am_der = rd_b64(r, "csr", MSSP_APPMSG_MAX_CSR, &m->am_der_len);
+		break;
+	case APPMSG_JOB_ACK:
 		break;
 	}
 }
@@ -465,11 +672,19 @@ appmsg_decode(const uint8_t *in, size_t len, struct appmsg *m, struct mss_err *e
 			goto fail;
 		}
 	}
-	if (json_object_get(r.root, "nonce") == NULL) {
-		why = "missing member";
-		goto fail;
+	if (T(m->am_type) & JOB_T) {
+		if (json_object_get(r.root, "job") == NULL) {
+			why = "missing member";
+			goto fail;
+		}
+		rd_fixed(&r, "job", m->am_job, sizeof(m->am_job));
+	} else {
+		if (json_object_get(r.root, "nonce") == NULL) {
+			why = "missing member";
+			goto fail;
+		}
+		rd_fixed(&r, "nonce", m->am_nonce, sizeof(m->am_nonce));
 	}
-	rd_fixed(&r, "nonce", m->am_nonce, sizeof(m->am_nonce));
 	rd_body(&r, m);
 	why = r.why != NULL ? r.why : check(m);
 	if (why != NULL)
@@ -512,7 +727,7 @@ int
 appmsg_encode(const struct appmsg *m, char **out, size_t *len, struct mss_err *err)
 {
 	const char *why;
-	json_t *o;
+	json_t *o, *a;
 	bool ok = true;
 	size_t n;
 	char *s;
@@ -530,7 +745,10 @@ appmsg_encode(const struct appmsg *m, char **out, size_t *len, struct mss_err *e
 	if (o == NULL)
 		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "app message: out of memory");
 	put(o, "t", json_string(appmsg_type_name(m->am_type)), &ok);
-	put(o, "nonce", json_string(m->am_nonce), &ok);
+	if (T(m->am_type) & JOB_T)
+		put(o, "job", json_string(m->am_job), &ok);
+	else
+		put(o, "nonce", json_string(m->am_nonce), &ok);
 	switch (m->am_type) {
 	case APPMSG_SIGN:
 		put(o, "ap", json_string(m->am_ap_name), &ok);
@@ -560,6 +778,36 @@ appmsg_encode(const struct appmsg *m, char **out, size_t *len, struct mss_err *e
 		break;
 	case APPMSG_RECEIPT:
 		put(o, "message", json_string(m->am_message), &ok);
+		break;
+	case APPMSG_KEYGEN:
+		put(o, "key", json_string(m->am_key), &ok);
+		put(o, "purpose", json_string(m->am_purpose), &ok);
+		put(o, "pin", json_boolean(m->am_pin), &ok);
+		put(o, "alg", json_string(m->am_alg), &ok);
+		a = json_array();
+		for (size_t i = 0; a != NULL && i < m->am_nprofiles; i++)
+			if (json_array_append_new(a, json_string(m->am_profiles[i])) != 0)
+				ok = false;
+		put(o, "profiles", a, &ok);
+		break;
+	case APPMSG_CERT:
+		put(o, "key", json_string(m->am_key), &ok);
+		put(o, "cert", b64(m->am_der, m->am_der_len), &ok);
+		a = json_array();
+		for (size_t i = 0; a != NULL && i < m->am_nchain; i++)
+			if (json_array_append_new(a, b64(m->am_chain[i], m->am_chain_len[i])) != 0)
+				ok = false;
+		put(o, "chain", a, &ok);
+		break;
+	case APPMSG_UNBLOCK:
+		put(o, "key", json_string(m->am_key), &ok);
+		break;
+	case APPMSG_JOB_ANSWER:
+		put(o, "status", json_integer(m->am_status), &ok);
+		if (m->am_der != NULL)
+			put(o, "csr", b64(m->am_der, m->am_der_len), &ok);
+		break;
+	case APPMSG_JOB_ACK:
 		break;
 	}
 	if (!ok) {

@@ -24,6 +24,21 @@
  *   receipt  HomeMSSP -> app   the AP's receipt text for a transaction
  *            {"t":"receipt","nonce":N,"message":text}
  *
+ *
+ * Registration jobs (issue 5, docs/internals/me.md "Key generation"):
+ *   keygen     HomeMSSP -> app  {"t":"keygen","job":J,"key":group,
+ *              "purpose":"authn"|"sign","profiles":[URI,...],"pin":bool,
+ *              "alg":"ec-p256"}
+ *   cert       HomeMSSP -> app  {"t":"cert","job":J,"key":group,
+ *              "cert":base64 DER,"chain":[base64 DER,...]}
+ *   unblock    HomeMSSP -> app  {"t":"unblock","job":J,"key":group}
+ *   job_answer app -> HomeMSSP  {"t":"job_answer","job":J,"status":0|code}
+ *              plus "csr":base64 DER for a keygen answer with status 0
+ *   job_ack    HomeMSSP -> app  {"t":"job_ack","job":J}
+ * "profiles" and "chain" are the only non-scalar members: arrays of
+ * strings (at most MSSP_KEYSTORE_MAX_PROFILES / MSSP_KEYSTORE_MAX_CHAIN);
+ * anything nested deeper is refused unparsed.
+ *
  * The nonce is the transaction's correlation nonce (store.h PROMPT_SENT):
  * the app treats a second "sign" with a nonce it has already seen as the
  * same prompt (it never asks the user twice), which makes re-sending after
@@ -50,6 +65,11 @@ enum appmsg_type {
 	APPMSG_ACK,
 	APPMSG_CANCEL,
 	APPMSG_RECEIPT,
+	APPMSG_KEYGEN,
+	APPMSG_CERT,
+	APPMSG_UNBLOCK,
+	APPMSG_JOB_ANSWER,
+	APPMSG_JOB_ACK,
 };
 
 struct appmsg {
@@ -76,6 +96,19 @@ struct appmsg {
 	size_t am_cms_len;
 	/* receipt */
 	char *am_message;		/* UTF-8 text                      */
+	/* registration jobs (am_key is the group, am_pin the PIN flag,
+	 * am_status the job_answer status: 0 = done) */
+	char am_job[32];
+	char am_purpose[8];		/* "authn" / "sign"                */
+	char am_profiles[MSSP_KEYSTORE_MAX_PROFILES][MSSP_PROFILE_MAX_URI + 1];
+	size_t am_nprofiles;
+	char am_alg[16];		/* "ec-p256"                       */
+	uint8_t *am_der;		/* cert: the certificate; job_answer:
+					 * the CSR (both DER, heap)        */
+	size_t am_der_len;
+	uint8_t *am_chain[MSSP_KEYSTORE_MAX_CHAIN]; /* cert: DER, heap   */
+	size_t am_chain_len[MSSP_KEYSTORE_MAX_CHAIN];
+	size_t am_nchain;
 };
 
 /* Free heap members and zero the struct.  Accepts NULL. */

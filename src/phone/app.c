@@ -6,11 +6,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -19,6 +22,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "mss/appmsg.h"
 #include "mss/lex.h"
@@ -194,7 +198,7 @@ out:
 
 /* ---- device.conf --------------------------------------------------------- */
 
-static const char *const device_keys[] = { "id", "msisdn", "channel_key", "pin", NULL };
+static const char *const device_keys[] = { "id", "msisdn", "channel_key", "pin", "puk", NULL };
 static const struct cfg_section_schema device_schema[] = {
 	{ "device", false, device_keys },
 };
@@ -236,7 +240,7 @@ phone_device_conf_parse(const char *text, size_t len, struct phone_device_conf *
 			struct phone_err *err)
 {
 	struct cfg_err ce = { 0 };
-	const char *id, *msisdn, *key, *pin;
+	const char *id, *msisdn, *key, *pin, *puk;
 	unsigned char kbuf[E2E_KEY_LEN + 1];
 	struct cfg *c;
 	long klen;
@@ -255,6 +259,7 @@ phone_device_conf_parse(const char *text, size_t len, struct phone_device_conf *
 	msisdn = cfg_get(c, sec, "msisdn");
 	key = cfg_get(c, sec, "channel_key");
 	pin = cfg_get(c, sec, "pin");
+	puk = cfg_get(c, sec, "puk");
 	if (id == NULL || msisdn == NULL || key == NULL) {
 		perr(err, "device.conf: id, msisdn and channel_key are required");
 		goto out;
@@ -281,12 +286,19 @@ phone_device_conf_parse(const char *text, size_t len, struct phone_device_conf *
 		     MSSP_KEYSTORE_PIN_MIN_LEN, MSSP_KEYSTORE_PIN_MAX_LEN);
 		goto out;
 	}
+	if (puk != NULL && !phone_puk_ok(puk)) {
+		perr(err, "device.conf:%u: puk must be %d digits", cfg_line(c, sec, "puk"),
+		     MSSP_KEYSTORE_PUK_LEN);
+		goto out;
+	}
 	/* Lengths were checked above: these never truncate. */
 	snprintf(out->dc_id, sizeof(out->dc_id), "%s", id);
 	snprintf(out->dc_msisdn, sizeof(out->dc_msisdn), "%s", msisdn);
 	memcpy(out->dc_channel_key, kbuf, E2E_KEY_LEN);
 	if (pin != NULL)
 		snprintf(out->dc_pin, sizeof(out->dc_pin), "%s", pin);
+	if (puk != NULL)
+		snprintf(out->dc_puk, sizeof(out->dc_puk), "%s", puk);
 	rc = 0;
 out:
 	OPENSSL_cleanse(kbuf, sizeof(kbuf));
@@ -296,6 +308,18 @@ out:
 	 * the key text outlive this call in freed heap (reported upstream). */
 	cfg_free(c);
 	return rc;
+}
+
+bool
+phone_pin_ok(const char *pin)
+{
+	return pin != NULL && digits(pin, MSSP_KEYSTORE_PIN_MIN_LEN, MSSP_KEYSTORE_PIN_MAX_LEN);
+}
+
+bool
+phone_puk_ok(const char *puk)
+{
+	return puk != NULL && digits(puk, MSSP_KEYSTORE_PUK_LEN, MSSP_KEYSTORE_PUK_LEN);
 }
 
 int
@@ -642,6 +666,23 @@ struct answer {
 	size_t len;
 };
 
+/* A keygen or unblock job waiting for the user (po_job). */
+struct jpend {
+	struct jpend *next;
+	struct appmsg msg; /* the job message */
+	struct phone_job view;
+};
+
+/* A job answer kept until job_ack. */
+struct janswer {
+	struct janswer *next;
+	char job[MSSP_APPMSG_MAX_JOB + 1];
+	enum appmsg_type type; /* what it answers: one job id may carry a
+				* keygen and then its cert */
+	char *text;
+	size_t len;
+};
+
 struct phone_dev {
 	const struct phone_dev_ops *ops;
 	void *arg;
@@ -656,6 +697,10 @@ struct phone_dev {
 	size_t npending;
 	struct answer *answers;	 /* oldest first */
 	size_t nanswers;
+	struct jpend *jpending;	 /* oldest first */
+	size_t njpending;
+	struct janswer *janswers; /* oldest first */
+	size_t njanswers;
 };
 
 static void
@@ -798,6 +843,20 @@ answer_free(struct answer *a)
 	free(a);
 }
 
+static void
+jpend_free(struct jpend *p)
+{
+	appmsg_clear(&p->msg);
+	free(p);
+}
+
+static void
+janswer_free(struct janswer *a)
+{
+	free(a->text);
+	free(a);
+}
+
 void
 phone_dev_free(struct phone_dev *d)
 {
@@ -814,6 +873,18 @@ phone_dev_free(struct phone_dev *d)
 
 		d->answers = a->next;
 		answer_free(a);
+	}
+	while (d->jpending != NULL) {
+		struct jpend *p = d->jpending;
+
+		d->jpending = p->next;
+		jpend_free(p);
+	}
+	while (d->janswers != NULL) {
+		struct janswer *a = d->janswers;
+
+		d->janswers = a->next;
+		janswer_free(a);
 	}
 	e2e_session_wipe(&d->sess);
 	ks_close(d->ks);
@@ -1167,6 +1238,436 @@ on_sign(struct phone_dev *d, struct appmsg *m)
 	d->ops->po_prompt(d->arg, &p->view);
 }
 
+
+/* ---- registration jobs ------------------------------------------------------ */
+
+/* "<WHAT> <msisdn> <job> [<a> [<b>]]", each field one printable token. */
+static void
+job_event(struct phone_dev *d, const char *what, const char *job, const char *a, const char *b)
+{
+	char tj[MSSP_APPMSG_MAX_JOB + 1], ta[MSSP_KEYSTORE_MAX_ID + 1], tb[MSSP_KEYSTORE_MAX_ID + 1];
+	char line[512];
+
+	phone_sanitize(job, tj, sizeof(tj), true);
+	phone_sanitize(a, ta, sizeof(ta), true);
+	phone_sanitize(b, tb, sizeof(tb), true);
+	snprintf(line, sizeof(line), "%s %s %s%s%s%s%s", what, d->conf.dc_msisdn, tj,
+		 a ? " " : "", a ? ta : "", b ? " " : "", b ? tb : "");
+	d->ops->po_event(d->arg, line);
+}
+
+static struct jpend *
+find_jpend(struct phone_dev *d, const char *job, struct jpend ***link)
+{
+	for (struct jpend **pp = &d->jpending; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->msg.am_job, job) == 0) {
+			if (link)
+				*link = pp;
+			return *pp;
+		}
+	return NULL;
+}
+
+/* The kept answer to `type` (0: any type) of `job`. */
+static struct janswer *
+find_janswer(struct phone_dev *d, const char *job, enum appmsg_type type,
+	     struct janswer ***link)
+{
+	for (struct janswer **pp = &d->janswers; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->job, job) == 0 && (type == 0 || (*pp)->type == type)) {
+			if (link)
+				*link = pp;
+			return *pp;
+		}
+	return NULL;
+}
+
+static void
+drop_jpend(struct phone_dev *d, const char *job, bool withdraw)
+{
+	char j[MSSP_APPMSG_MAX_JOB + 1];
+	struct jpend **link, *p = find_jpend(d, job, &link);
+
+	if (p == NULL)
+		return;
+	snprintf(j, sizeof(j), "%s", job); /* `job` may be the entry's own */
+	*link = p->next;
+	d->njpending--;
+	jpend_free(p);
+	if (withdraw && d->ops->po_withdraw != NULL)
+		d->ops->po_withdraw(d->arg, j);
+}
+
+/* job_ack: every kept answer of the job goes. */
+static void
+drop_janswer(struct phone_dev *d, const char *job)
+{
+	struct janswer **link, *a;
+
+	while ((a = find_janswer(d, job, 0, &link)) != NULL) {
+		*link = a->next;
+		d->njanswers--;
+		janswer_free(a);
+	}
+}
+
+/* Keep a job answer until job_ack, log it, send it if we can. */
+static int
+put_job_answer(struct phone_dev *d, const char *job, enum appmsg_type type, int status,
+	       const uint8_t *der, size_t der_len)
+{
+	struct mss_err me = { 0 };
+	struct appmsg m;
+	struct janswer *a, **tail;
+	char st[16];
+
+	memset(&m, 0, sizeof(m));
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return -1;
+	m.am_type = APPMSG_JOB_ANSWER;
+	snprintf(m.am_job, sizeof(m.am_job), "%s", job);
+	snprintf(a->job, sizeof(a->job), "%s", job);
+	a->type = type;
+	m.am_status = status;
+	m.am_der = (uint8_t *)der; /* borrowed: not cleared below */
+	m.am_der_len = der_len;
+	if (appmsg_encode(&m, &a->text, &a->len, &me) != 0) {
+		warn(d, "job answer encode: %s", me.detail);
+		free(a);
+		return -1;
+	}
+	/* Like signature answers: HomeMSSP acknowledges each one, so a full
+	 * list means it has been gone for long (the job has expired). */
+	if (d->njanswers >= MSSP_PHONE_MAX_JOBS) {
+		struct janswer *old = d->janswers;
+
+		warn(d, "too many unacknowledged job answers: forgetting the oldest");
+		d->janswers = old->next;
+		d->njanswers--;
+		janswer_free(old);
+	}
+	for (tail = &d->janswers; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = a;
+	d->njanswers++;
+	snprintf(st, sizeof(st), "%d", status);
+	job_event(d, "JOB_ANSWER", job, st, NULL);
+	send_plain(d, a->text, a->len);
+	return 0;
+}
+
+/* Answer `p` and forget it as pending. */
+static int
+finish_job(struct phone_dev *d, struct jpend *p, int status, const uint8_t *der, size_t len)
+{
+	char j[MSSP_APPMSG_MAX_JOB + 1];
+	enum appmsg_type t = p->msg.am_type;
+
+	snprintf(j, sizeof(j), "%s", p->msg.am_job);
+	drop_jpend(d, j, false);
+	return put_job_answer(d, j, t, status, der, len);
+}
+
+static enum ks_key_type
+key_type(const char *alg)
+{
+	if (strcmp(alg, "rsa-2048") == 0)
+		return KS_KEY_RSA_2048;
+	if (strcmp(alg, "rsa-3072") == 0)
+		return KS_KEY_RSA_3072;
+	return KS_KEY_EC_P256; /* appmsg admits only these three */
+}
+
+/* The key generation itself: the group (unless it exists), then a CSR.
+ * Returns the answer status (0 with *der), or KS_STATUS_WRONG_PIN when
+ * `retry` and an existing group's PIN was wrong with tries left. */
+static int
+keygen(struct phone_dev *d, const struct appmsg *m, const char *pin, const char *puk,
+       bool retry, uint8_t **der, size_t *der_len)
+{
+	struct pki_err pe = { 0 };
+	struct ks_group_info gi;
+	const char *profs[MSSP_KEYSTORE_MAX_PROFILES];
+	X509_REQ *req;
+	unsigned char *p = NULL;
+	int n;
+
+	*der = NULL;
+	*der_len = 0;
+	if (ks_group_info_by_id(d->ks, m->am_key, &gi, NULL) != 0) {
+		struct ks_group_spec spec = {
+			.gs_id = m->am_key,
+			.gs_purpose = strcmp(m->am_purpose, "sign") == 0 ? KS_PURPOSE_SIGN
+									: KS_PURPOSE_AUTHN,
+			.gs_profiles = profs,
+			.gs_nprofiles = m->am_nprofiles,
+			.gs_key_type = key_type(m->am_alg),
+			.gs_pin = m->am_pin ? pin : NULL,
+			.gs_puk = m->am_pin ? puk : NULL,
+		};
+
+		for (size_t i = 0; i < m->am_nprofiles; i++)
+			profs[i] = m->am_profiles[i];
+		if (m->am_pin && (pin == NULL || puk == NULL)) {
+			warn(d, "key %s for %s needs a PIN and a PUK: none given", m->am_key,
+			     d->conf.dc_msisdn);
+			return 900;
+		}
+		if (ks_add_group(d->ks, &spec, &pe) != 0) {
+			warn(d, "key generation for %s refused (%d): %s", d->conf.dc_msisdn,
+			     pe.status, pe.detail);
+			return pe.status == 101 ? 101 : 900;
+		}
+	} else if (gi.gi_has_cert) {
+		/* A certified key under this id: never replaced by a job. */
+		warn(d, "keygen for %s: key %s already has a certificate", d->conf.dc_msisdn,
+		     m->am_key);
+		return 101;
+	}
+	if (ks_group_info_by_id(d->ks, m->am_key, &gi, NULL) != 0)
+		return 900;
+	req = ks_csr(d->ks, m->am_key, gi.gi_has_pin ? pin : NULL, NULL, &pe);
+	if (req == NULL) {
+		if (pe.status == KS_STATUS_WRONG_PIN && retry)
+			return KS_STATUS_WRONG_PIN;
+		warn(d, "CSR for %s failed (%d): %s", d->conf.dc_msisdn, pe.status, pe.detail);
+		return pe.status == 402 || pe.status == 403 ? pe.status : 900;
+	}
+	n = i2d_X509_REQ(req, &p);
+	X509_REQ_free(req);
+	if (n <= 0) {
+		OPENSSL_free(p);
+		return 900;
+	}
+	*der = p;
+	*der_len = (size_t)n;
+	return 0;
+}
+
+static int
+job_keygen(struct phone_dev *d, const char *job, const char *pin, const char *puk, bool retry)
+{
+	struct jpend *p = find_jpend(d, job, NULL);
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int st, rc;
+
+	if (p == NULL || p->view.pj_unblock)
+		return -1;
+	st = keygen(d, &p->msg, pin, puk, retry, &der, &len);
+	if (st == KS_STATUS_WRONG_PIN)
+		return KS_STATUS_WRONG_PIN;
+	rc = finish_job(d, p, st, der, len);
+	OPENSSL_free(der);
+	return rc;
+}
+
+int
+phone_dev_job_keygen(struct phone_dev *d, const char *job, const char *pin, const char *puk)
+{
+	return job_keygen(d, job, pin, puk, true);
+}
+
+int
+phone_dev_job_unblock(struct phone_dev *d, const char *job, const char *puk, const char *new_pin,
+		      unsigned flags)
+{
+	struct jpend *p = find_jpend(d, job, NULL);
+	struct pki_err pe = { 0 };
+	int st;
+
+	if (p == NULL || !p->view.pj_unblock)
+		return -1;
+	if (ks_unblock(d->ks, p->msg.am_key, puk, new_pin, &pe) == 0) {
+		st = 0;
+	} else if (pe.status == KS_STATUS_WRONG_PUK && (flags & PHONE_JOB_RETRY_PUK) != 0) {
+		struct ks_group_info gi;
+
+		if (ks_group_info_by_id(d->ks, p->msg.am_key, &gi, NULL) == 0)
+			p->view.pj_puk_tries = gi.gi_puk_tries;
+		return KS_STATUS_WRONG_PUK;
+	} else {
+		st = pe.status == 403 || pe.status == 404 || pe.status == 101 ? pe.status : 900;
+		if (st != 403)
+			warn(d, "unblock for %s failed (%d): %s", d->conf.dc_msisdn, pe.status,
+			     pe.detail);
+	}
+	return finish_job(d, p, st, NULL, 0);
+}
+
+int
+phone_dev_job_refuse(struct phone_dev *d, const char *job, int status)
+{
+	struct jpend *p = find_jpend(d, job, NULL);
+
+	if (p == NULL || status < 100 || status > 999)
+		return -1;
+	return finish_job(d, p, status, NULL, 0);
+}
+
+int
+phone_dev_job_demo(struct phone_dev *d, const char *job)
+{
+	struct jpend *p = find_jpend(d, job, NULL);
+	const char *pin = d->conf.dc_pin[0] ? d->conf.dc_pin : NULL;
+	const char *puk = d->conf.dc_puk[0] ? d->conf.dc_puk : NULL;
+
+	if (p == NULL)
+		return -1;
+	if (pin == NULL || (puk == NULL && !p->view.pj_exists)) {
+		warn(d, "%s: device.conf has no demo %s: job refused", d->conf.dc_msisdn,
+		     pin == NULL ? "pin" : "puk");
+		return finish_job(d, p, 900, NULL, 0);
+	}
+	if (p->view.pj_unblock)
+		return phone_dev_job_unblock(d, job, puk, pin, 0);
+	return job_keygen(d, job, pin, puk, false);
+}
+
+const struct phone_job *
+phone_dev_job(struct phone_dev *d, const char *job)
+{
+	struct jpend *p = find_jpend(d, job, NULL);
+
+	return p ? &p->view : NULL;
+}
+
+size_t
+phone_dev_jobs_pending(const struct phone_dev *d)
+{
+	return d->njpending;
+}
+
+size_t
+phone_dev_jobs_unacked(const struct phone_dev *d)
+{
+	return d->njanswers;
+}
+
+/* "cert": install it (no user needed). */
+static int
+install_cert(struct phone_dev *d, const struct appmsg *m)
+{
+	struct pki_err pe = { 0 };
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	const unsigned char *q;
+	X509 *cert;
+	int st = 101;
+
+	q = m->am_der;
+	cert = d2i_X509(NULL, &q, (long)m->am_der_len);
+	if (chain == NULL) {
+		st = 900;
+		goto out;
+	}
+	if (cert == NULL || q != m->am_der + m->am_der_len)
+		goto out;
+	for (size_t i = 0; i < m->am_nchain; i++) {
+		X509 *c;
+
+		q = m->am_chain[i];
+		c = d2i_X509(NULL, &q, (long)m->am_chain_len[i]);
+		if (c == NULL || q != m->am_chain[i] + m->am_chain_len[i] ||
+		    !sk_X509_push(chain, c)) {
+			X509_free(c);
+			goto out;
+		}
+	}
+	if (ks_install_cert(d->ks, m->am_key, cert, chain, &pe) == 0)
+		st = 0;
+	else
+		st = pe.status == 101 || pe.status == 404 ? pe.status : 900;
+out:
+	if (st != 0)
+		warn(d, "certificate for %s not installed (%d)", d->conf.dc_msisdn, st);
+	pki_err_clear_openssl();
+	X509_free(cert);
+	sk_X509_pop_free(chain, X509_free);
+	return st;
+}
+
+/* A keygen, cert or unblock message. */
+static void
+on_job(struct phone_dev *d, struct appmsg *m)
+{
+	struct janswer *a = find_janswer(d, m->am_job, m->am_type, NULL);
+	struct ks_group_info gi;
+	struct jpend *p, **tail;
+	int st;
+
+	if (a != NULL) {
+		/* Done before, not yet acknowledged: HomeMSSP lost the answer.
+		 * Send it again; never a second key or PUK attempt. */
+		send_plain(d, a->text, a->len);
+		return;
+	}
+	if (find_jpend(d, m->am_job, NULL) != NULL)
+		return; /* already waiting for the user */
+	job_event(d, "JOB", m->am_job, appmsg_type_name(m->am_type), m->am_key);
+	if (m->am_type == APPMSG_CERT) {
+		put_job_answer(d, m->am_job, m->am_type, install_cert(d, m), NULL, 0);
+		return;
+	}
+	/* What needs no user is answered at once: an unblock for a key that
+	 * is missing, PIN-less or blocked for ever, a PIN-less key. */
+	if (m->am_type == APPMSG_UNBLOCK) {
+		struct pki_err pe = { 0 };
+
+		st = -1;
+		if (ks_group_info_by_id(d->ks, m->am_key, &gi, &pe) != 0)
+			st = 404;
+		else if (!gi.gi_has_pin)
+			st = 101;
+		else if (gi.gi_state == KS_STATE_DISABLED)
+			st = 403;
+		if (st >= 0) {
+			put_job_answer(d, m->am_job, m->am_type, st, NULL, 0);
+			return;
+		}
+	} else if (ks_group_info_by_id(d->ks, m->am_key, &gi, NULL) == 0
+			   ? !gi.gi_has_pin || gi.gi_has_cert /* keygen() refuses it */
+			   : !m->am_pin) {
+		uint8_t *der = NULL;
+		size_t len = 0;
+
+		st = keygen(d, m, NULL, NULL, false, &der, &len);
+		put_job_answer(d, m->am_job, m->am_type, st, der, len);
+		OPENSSL_free(der);
+		return;
+	}
+	if (d->njpending >= MSSP_PHONE_MAX_JOBS) {
+		warn(d, "too many jobs waiting for %s: refusing one", d->conf.dc_msisdn);
+		put_job_answer(d, m->am_job, m->am_type, 900, NULL, 0);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		warn(d, "out of memory");
+		return;
+	}
+	p->msg = *m; /* takes the heap members */
+	memset(m, 0, sizeof(*m));
+	p->view.pj_job = p->msg.am_job;
+	p->view.pj_unblock = p->msg.am_type == APPMSG_UNBLOCK;
+	p->view.pj_key = p->msg.am_key;
+	p->view.pj_purpose = p->msg.am_purpose;
+	p->view.pj_pin = p->msg.am_pin;
+	if (ks_group_info_by_id(d->ks, p->msg.am_key, &gi, NULL) == 0) {
+		p->view.pj_exists = !p->view.pj_unblock;
+		p->view.pj_pin = gi.gi_has_pin;
+		p->view.pj_puk_tries = gi.gi_puk_tries;
+	}
+	for (tail = &d->jpending; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = p;
+	d->njpending++;
+	if (d->ops->po_job != NULL)
+		d->ops->po_job(d->arg, &p->view);
+	else
+		phone_dev_job_demo(d, p->msg.am_job);
+}
+
 static void
 on_message(struct phone_dev *d, struct appmsg *m)
 {
@@ -1193,6 +1694,16 @@ on_message(struct phone_dev *d, struct appmsg *m)
 		event(d, "RECEIPT", m->am_nonce, NULL);
 		if (d->ops->po_receipt != NULL)
 			d->ops->po_receipt(d->arg, m->am_nonce, m->am_message ? m->am_message : "");
+		break;
+	case APPMSG_KEYGEN:
+	case APPMSG_CERT:
+	case APPMSG_UNBLOCK:
+		on_job(d, m);
+		break;
+	case APPMSG_JOB_ACK:
+		job_event(d, "JOB_ACK", m->am_job, NULL, NULL);
+		drop_janswer(d, m->am_job);
+		drop_jpend(d, m->am_job, true);
 		break;
 	default:
 		warn(d, "unexpected %s message for %s: dropped", appmsg_type_name(m->am_type),
@@ -1268,6 +1779,8 @@ on_blob(struct phone_dev *d, const unsigned char *blob, size_t len, struct phone
 		 * HomeMSSP may have missed them when the last connection died. */
 		for (struct answer *a = d->answers; a != NULL; a = a->next)
 			send_plain(d, a->text, a->len);
+		for (struct janswer *a = d->janswers; a != NULL; a = a->next)
+			send_plain(d, a->text, a->len);
 		return 0;
 	}
 	if (d->st != DS_SESSION) {
@@ -1337,4 +1850,488 @@ phone_dev_frame(struct phone_dev *d, const uint8_t *msg, size_t len, struct phon
 	}
 	phone_frame_clear(&f);
 	return rc;
+}
+
+/* ---- device activation ------------------------------------------------------------ */
+
+enum act_state {
+	AS_NEW = 0,
+	AS_STARTED, /* "activate" sent, waiting for activate_hello */
+	AS_PROOF,   /* proof sent, waiting for "activated"         */
+	AS_DONE,
+	AS_FAILED,  /* any error: nothing more is accepted         */
+};
+
+struct phone_activation {
+	enum act_state st;
+	bool challenged;		   /* the AFE's challenge was seen   */
+	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	uint8_t h[32];			   /* SHA-256 of the code (secret)   */
+	EVP_PKEY *dkey;			   /* device key                     */
+	EVP_PKEY *bkey;			   /* app binding key                */
+	uint8_t app_nonce[E2E_NONCE_LEN];
+	uint8_t *t;			   /* the transcript T               */
+	size_t tlen;
+	uint8_t *home_spki;
+	size_t home_spki_len;
+	char device_id[MSSP_KEYSTORE_MAX_ID + 1];
+	uint8_t channel_key[E2E_KEY_LEN];  /* secret                         */
+};
+
+int
+phone_activation_code_normalize(const char *in, char out[MSSP_REG_ACTIVATION_DIGITS + 1])
+{
+	size_t n = 0;
+
+	if (in == NULL)
+		return -1;
+	for (const char *p = in; *p != '\0'; p++) {
+		if (*p == '-' || *p == ' ')
+			continue;
+		if (*p < '0' || *p > '9' || n == MSSP_REG_ACTIVATION_DIGITS) {
+			OPENSSL_cleanse(out, MSSP_REG_ACTIVATION_DIGITS + 1);
+			return -1;
+		}
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+	if (n != MSSP_REG_ACTIVATION_DIGITS) {
+		OPENSSL_cleanse(out, MSSP_REG_ACTIVATION_DIGITS + 1);
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+msisdn_ok(const char *m)
+{
+	return m != NULL && m[0] == '+' &&
+	       digits(m + 1, MSSP_MSG_MIN_MSISDN_DIGITS, MSSP_MSG_MAX_MSISDN_DIGITS);
+}
+
+void
+phone_activation_free(struct phone_activation *a)
+{
+	if (a == NULL)
+		return;
+	EVP_PKEY_free(a->dkey);
+	EVP_PKEY_free(a->bkey);
+	free(a->t);
+	free(a->home_spki);
+	OPENSSL_cleanse(a, sizeof(*a));
+	free(a);
+}
+
+struct phone_activation *
+phone_activation_new(const char *msisdn, const char *code, struct phone_err *err)
+{
+	char digits12[MSSP_REG_ACTIVATION_DIGITS + 1];
+	struct pki_err pe = { 0 };
+	struct phone_activation *a;
+
+	if (!msisdn_ok(msisdn)) {
+		perr(err, "the MSISDN must be + and %d..%d digits", MSSP_MSG_MIN_MSISDN_DIGITS,
+		     MSSP_MSG_MAX_MSISDN_DIGITS);
+		return NULL;
+	}
+	if (phone_activation_code_normalize(code, digits12) != 0) {
+		perr(err, "the activation code must be %d digits (dashes and spaces allowed)",
+		     MSSP_REG_ACTIVATION_DIGITS);
+		return NULL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		OPENSSL_cleanse(digits12, sizeof(digits12));
+		perr(err, "out of memory");
+		return NULL;
+	}
+	snprintf(a->msisdn, sizeof(a->msisdn), "%s", msisdn);
+	if (e2e_activation_code_hash(digits12, a->h) != 0) {
+		perr(err, "cannot hash the code");
+		goto fail;
+	}
+	a->dkey = e2e_binding_keygen(&pe); /* a fresh P-256 key, as binding keys are */
+	a->bkey = a->dkey != NULL ? e2e_binding_keygen(&pe) : NULL;
+	if (a->bkey == NULL) {
+		perr(err, "key generation: %s", pe.detail);
+		goto fail;
+	}
+	if (RAND_bytes(a->app_nonce, sizeof(a->app_nonce)) != 1) {
+		perr(err, "no randomness");
+		goto fail;
+	}
+	OPENSSL_cleanse(digits12, sizeof(digits12));
+	return a;
+fail:
+	OPENSSL_cleanse(digits12, sizeof(digits12));
+	phone_activation_free(a);
+	return NULL;
+}
+
+const char *
+phone_activation_device_id(const struct phone_activation *a)
+{
+	return a->st == AS_DONE ? a->device_id : NULL;
+}
+
+/* Compact JSON of `o` (consumed) into *out. */
+static int
+dump_frame(json_t *o, char **out, size_t *len, struct phone_err *err)
+{
+	char *f = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(o);
+	if (f == NULL)
+		return perr(err, "out of memory");
+	*out = f;
+	if (len != NULL)
+		*len = strlen(f);
+	return 0;
+}
+
+int
+phone_activation_start(struct phone_activation *a, char **frame, size_t *len,
+		       struct phone_err *err)
+{
+	char *n64;
+	int rc;
+
+	*frame = NULL;
+	if (a->st != AS_NEW)
+		return perr(err, "activation already started");
+	n64 = b64_enc(a->app_nonce, sizeof(a->app_nonce));
+	if (n64 == NULL)
+		return perr(err, "out of memory");
+	rc = dump_frame(json_pack("{s:s,s:s,s:s}", "t", "activate", "m", a->msisdn, "n", n64), frame,
+			len, err);
+	free(n64);
+	if (rc == 0)
+		a->st = AS_STARTED;
+	return rc;
+}
+
+/* activate_hello -> T, signature and app MAC -> activate_proof. */
+static int
+act_hello(struct phone_activation *a, json_t *root, char **out, size_t *outlen,
+	  struct phone_err *err)
+{
+	json_t *n = json_object_get(root, "n"), *b = json_object_get(root, "b");
+	uint8_t home_nonce[E2E_NONCE_LEN], sig[MSSP_AFE_MAX_SIG], mac[32];
+	unsigned char *dspki = NULL, *bspki = NULL;
+	char *k64 = NULL, *b64 = NULL, *s64 = NULL, *p64 = NULL;
+	size_t dlen = 0, blen = 0, siglen = 0;
+	struct pki_err pe = { 0 };
+	int rc = -1;
+
+	if (json_object_size(root) != 3 || !json_is_string(n) || !json_is_string(b))
+		return perr(err, "bad activate_hello frame");
+	if (mss_lex_base64_decode(json_string_value(n), home_nonce, sizeof(home_nonce)) !=
+	    E2E_NONCE_LEN)
+		return perr(err, "bad home nonce");
+	a->home_spki = b64_dup(json_string_value(b), MSSP_KEYSTORE_MAX_SPKI, &a->home_spki_len);
+	if (a->home_spki == NULL)
+		return perr(err, "bad home binding key");
+	if (e2e_spki_der(a->dkey, &dspki, &dlen, &pe) != 0 ||
+	    e2e_spki_der(a->bkey, &bspki, &blen, &pe) != 0) {
+		perr(err, "public key: %s", pe.detail);
+		goto out;
+	}
+	a->t = e2e_activation_transcript(a->msisdn, a->app_nonce, home_nonce, a->home_spki,
+					 a->home_spki_len, bspki, blen, dspki, dlen, &a->tlen);
+	if (a->t == NULL) {
+		perr(err, "cannot build the transcript");
+		goto out;
+	}
+	if (e2e_sign_msg(a->dkey, a->t, a->tlen, sig, &siglen, &pe) != 0) {
+		perr(err, "signature: %s", pe.detail);
+		goto out;
+	}
+	if (e2e_activation_mac(a->h, a->t, a->tlen, "app", NULL, mac) != 0) {
+		perr(err, "cannot compute the proof");
+		goto out;
+	}
+	k64 = b64_enc(dspki, dlen);
+	b64 = b64_enc(bspki, blen);
+	s64 = b64_enc(sig, siglen);
+	p64 = b64_enc(mac, sizeof(mac));
+	if (k64 == NULL || b64 == NULL || s64 == NULL || p64 == NULL) {
+		perr(err, "out of memory");
+		goto out;
+	}
+	if (dump_frame(json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", "activate_proof", "k", k64, "b",
+				 b64, "s", s64, "p", p64),
+		       out, outlen, err) != 0)
+		goto out;
+	a->st = AS_PROOF;
+	rc = 0;
+out:
+	OPENSSL_cleanse(mac, sizeof(mac));
+	OPENSSL_free(dspki);
+	OPENSSL_free(bspki);
+	free(k64);
+	free(b64);
+	free(s64);
+	if (p64 != NULL)
+		OPENSSL_cleanse(p64, strlen(p64));
+	free(p64);
+	return rc;
+}
+
+/* activated: the home MAC proves the other end knows the code too. */
+static int
+act_done(struct phone_activation *a, json_t *root, struct phone_err *err)
+{
+	json_t *dv = json_object_get(root, "d"), *pv = json_object_get(root, "p");
+	uint8_t got[33], want[32];
+	struct pki_err pe = { 0 };
+	const char *id;
+	int rc = -1;
+
+	if (json_object_size(root) != 3 || !json_is_string(dv) || !json_is_string(pv))
+		return perr(err, "bad activated frame");
+	id = json_string_value(dv);
+	if (strlen(id) != json_string_length(dv) || !id_ok(id))
+		return perr(err, "bad device id");
+	if (mss_lex_base64_decode(json_string_value(pv), got, sizeof(got)) != 32)
+		return perr(err, "bad home proof");
+	if (e2e_activation_mac(a->h, a->t, a->tlen, "home", id, want) != 0) {
+		perr(err, "cannot compute the proof");
+		goto out;
+	}
+	if (CRYPTO_memcmp(got, want, sizeof(want)) != 0) {
+		perr(err, "the platform's proof does not verify (it does not know the code)");
+		goto out;
+	}
+	if (e2e_binding_derive(a->bkey, a->home_spki, a->home_spki_len, id, a->channel_key,
+			       &pe) != 0) {
+		perr(err, "channel key: %s", pe.detail);
+		goto out;
+	}
+	snprintf(a->device_id, sizeof(a->device_id), "%s", id);
+	a->st = AS_DONE;
+	rc = 0;
+out:
+	OPENSSL_cleanse(got, sizeof(got));
+	OPENSSL_cleanse(want, sizeof(want));
+	return rc;
+}
+
+int
+phone_activation_frame(struct phone_activation *a, const uint8_t *msg, size_t len, char **out,
+		       size_t *outlen, struct phone_err *err)
+{
+	json_error_t je;
+	json_t *root;
+	const char *t;
+	int rc = -1;
+
+	*out = NULL;
+	if (outlen != NULL)
+		*outlen = 0;
+	if (a->st == AS_DONE || a->st == AS_FAILED)
+		return perr(err, "unexpected frame after the activation");
+	if (len > MSSP_WS_MAX_MESSAGE)
+		return perr(err, "frame too large");
+	root = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &je);
+	if (root == NULL || !json_is_object(root) ||
+	    !json_is_string(json_object_get(root, "t"))) {
+		perr(err, "frame is not a typed JSON object");
+		goto out;
+	}
+	t = json_string_value(json_object_get(root, "t"));
+	if (strcmp(t, "challenge") == 0 && a->st == AS_STARTED && !a->challenged) {
+		/* The AFE greets every connection with its challenge; an
+		 * activating device answers "activate" instead of "auth"
+		 * (sent already), so the challenge itself is not used. */
+		struct phone_frame f;
+
+		a->challenged = true;
+		if (phone_frame_parse(msg, len, &f, err) == 0) {
+			phone_frame_clear(&f);
+			rc = PHONE_ACT_NONE;
+		}
+	} else if (strcmp(t, "activate_hello") == 0 && a->st == AS_STARTED) {
+		if (act_hello(a, root, out, outlen, err) == 0)
+			rc = PHONE_ACT_SEND;
+	} else if (strcmp(t, "activated") == 0 && a->st == AS_PROOF) {
+		if (act_done(a, root, err) == 0)
+			rc = PHONE_ACT_DONE;
+	} else {
+		perr(err, "unexpected frame");
+	}
+out:
+	if (rc < 0)
+		a->st = AS_FAILED;
+	json_decref(root);
+	return rc;
+}
+
+/* Write `len` bytes to a new file (mode 0600, must not exist), synced. */
+static int
+write_new_file(const char *path, const void *data, size_t len, struct phone_err *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	const char *p = data;
+
+	if (fd < 0)
+		return perr(err, "%s: %s", path, strerror(errno));
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			perr(err, "%s: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) != 0 || close(fd) != 0)
+		return perr(err, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+static void
+sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+static int
+rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+/* A directory tree we made (links removed, never followed). */
+static void
+rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The files of the new phone directory into `dir` (exists, empty). */
+static int
+write_phone_files(struct phone_activation *a, const char *dir, const char *pin,
+		  const char *puk, const struct ks_params *kp, struct phone_err *err)
+{
+	char path[MSSP_PHONE_MAX_PATH + 32], key64[64], conf[1024];
+	struct pki_err pe = { 0 };
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem = NULL;
+	struct ks *ks;
+	long pemlen = 0;
+	int n, rc = -1;
+
+	if (bio == NULL || PEM_write_bio_PrivateKey(bio, a->dkey, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    (pemlen = BIO_get_mem_data(bio, &pem)) <= 0) {
+		perr(err, "cannot encode the device key");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/device.key", dir);
+	if (write_new_file(path, pem, (size_t)pemlen, err) != 0)
+		goto out;
+	EVP_EncodeBlock((unsigned char *)key64, a->channel_key, E2E_KEY_LEN);
+	n = snprintf(conf, sizeof(conf),
+		     "# written by mss-phone activate; secret (channel key%s)\n"
+		     "[device]\nid = %s\nmsisdn = %s\nchannel_key = %s\n%s%s%s%s%s%s",
+		     pin || puk ? ", demo PIN and PUK" : "", a->device_id, a->msisdn, key64,
+		     pin ? "pin = " : "", pin ? pin : "", pin ? "\n" : "", puk ? "puk = " : "",
+		     puk ? puk : "", puk ? "\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(conf)) {
+		perr(err, "device.conf too long");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/device.conf", dir);
+	if (write_new_file(path, conf, (size_t)n, err) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/keystore", dir);
+	ks = ks_create(path, a->device_id, kp, &pe);
+	if (ks == NULL) {
+		perr(err, "keystore: %s", pe.detail);
+		goto out;
+	}
+	ks_close(ks);
+	sync_dir(dir);
+	rc = 0;
+out:
+	/* the mem BIO's buffer holds the private key */
+	if (pem != NULL && pemlen > 0)
+		OPENSSL_cleanse(pem, (size_t)pemlen);
+	BIO_free(bio);
+	OPENSSL_cleanse(key64, sizeof(key64));
+	OPENSSL_cleanse(conf, sizeof(conf));
+	return rc;
+}
+
+int
+phone_activation_save(struct phone_activation *a, const char *phones_dir, const char *pin,
+		      const char *puk, bool force, const struct ks_params *kp,
+		      struct phone_err *err)
+{
+	char final[MSSP_PHONE_MAX_PATH + 1], tmp[MSSP_PHONE_MAX_PATH + 1];
+	char old[MSSP_PHONE_MAX_PATH + 1];
+	struct stat st;
+	bool exists, old_made = false;
+	int n;
+
+	if (a->st != AS_DONE)
+		return perr(err, "not activated");
+	if (pin != NULL && !phone_pin_ok(pin))
+		return perr(err, "the PIN must be %d..%d digits", MSSP_KEYSTORE_PIN_MIN_LEN,
+			    MSSP_KEYSTORE_PIN_MAX_LEN);
+	if (puk != NULL && !phone_puk_ok(puk))
+		return perr(err, "the PUK must be %d digits", MSSP_KEYSTORE_PUK_LEN);
+	n = snprintf(final, sizeof(final), "%s/%s", phones_dir, a->msisdn);
+	if (n < 0 || (size_t)n + 32 >= sizeof(final))
+		return perr(err, "%s: path too long", phones_dir);
+	/* Temporary names do not start with '+': mss-phone's rescan never
+	 * picks up a directory being written. */
+	snprintf(tmp, sizeof(tmp), "%s/.activate-%s.XXXXXX", phones_dir, a->msisdn + 1);
+	snprintf(old, sizeof(old), "%s/.replaced-%s.XXXXXX", phones_dir, a->msisdn + 1);
+	exists = lstat(final, &st) == 0;
+	if (exists && !force)
+		return perr(err, "%s exists (--force replaces it)", final);
+	if (mkdtemp(tmp) == NULL)
+		return perr(err, "%s: %s", phones_dir, strerror(errno));
+	if (write_phone_files(a, tmp, pin, puk, kp, err) != 0)
+		goto fail;
+	if (!exists) {
+		/* NOREPLACE: a directory that appeared meanwhile is kept. */
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) != 0) {
+			perr(err, "%s: %s", final, strerror(errno));
+			goto fail;
+		}
+	} else {
+		/* The old directory moves aside (onto an empty temporary one),
+		 * the new one takes its name, then the old one goes. */
+		old_made = mkdtemp(old) != NULL;
+		if (!old_made || rename(final, old) != 0) {
+			perr(err, "%s: %s", final, strerror(errno));
+			goto fail;
+		}
+		if (rename(tmp, final) != 0) {
+			perr(err, "%s: %s", final, strerror(errno));
+			rename(old, final);
+			goto fail;
+		}
+		rm_tree(old);
+	}
+	sync_dir(phones_dir);
+	return 0;
+fail:
+	rm_tree(tmp);
+	if (old_made)
+		rmdir(old); /* the empty placeholder, if it is still there */
+	return -1;
 }

@@ -62,11 +62,14 @@ struct phone_device_conf {
 	char dc_msisdn[MSSP_STORE_MAX_MSISDN + 1];
 	unsigned char dc_channel_key[E2E_KEY_LEN];  /* secret                 */
 	char dc_pin[MSSP_KEYSTORE_PIN_MAX_LEN + 1]; /* demo PIN; "" if none  */
+	char dc_puk[MSSP_KEYSTORE_PUK_LEN + 1];	    /* demo PUK (keygen and
+						     * unblock jobs); "" if none */
 };
 
 /* Parse device.conf text (borrowed): id, msisdn, channel_key (base64 of
- * exactly 32 bytes) required, pin optional (digits).  0, or -1 with err
- * (and `out` wiped). */
+ * exactly 32 bytes) required, pin optional (digits), puk optional
+ * (exactly MSSP_KEYSTORE_PUK_LEN digits).  0, or -1 with err (and `out`
+ * wiped). */
 int phone_device_conf_parse(const char *text, size_t len, struct phone_device_conf *out,
 			    struct phone_err *err);
 /* The same from a file (at most MSSP_PHONE_MAX_FILE bytes). */
@@ -141,9 +144,89 @@ int phone_frame_parse(const uint8_t *msg, size_t len, struct phone_frame *f,
 		      struct phone_err *err);
 void phone_frame_clear(struct phone_frame *f);
 
+/* PIN and PUK formats the phone asks for and writes (digits; a PIN of
+ * MSSP_KEYSTORE_PIN_MIN_LEN..MSSP_KEYSTORE_PIN_MAX_LEN, a PUK of exactly
+ * MSSP_KEYSTORE_PUK_LEN), so that a typo is caught before the keystore
+ * refuses it for good. */
+bool phone_pin_ok(const char *pin);
+bool phone_puk_ok(const char *puk);
+
+/* ---- device activation (docs/internals/me.md "Device binding") ----------
+ *
+ * The device's side of the activation protocol on the AFE WebSocket:
+ *   app -> AFE  {"t":"activate","m":MSISDN,"n":b64(app nonce)}
+ *   AFE -> app  {"t":"activate_hello","n":b64(home nonce),"b":b64(home SPKI)}
+ *   app -> AFE  {"t":"activate_proof","k":b64(device SPKI),"b":b64(app
+ *                binding SPKI),"s":b64(ECDSA over T),"p":b64(HMAC(h,T||"app"))}
+ *   AFE -> app  {"t":"activated","d":DEVICE_ID,"p":b64(HMAC(h,T||"home"||id))}
+ * then the AFE closes with 1000 (or 4001 for any refusal).  No I/O here:
+ * frames in and out as text, the files written by phone_activation_save.
+ * The code's hash, the private keys and the channel key are wiped by
+ * phone_activation_free. */
+
+struct phone_activation;
+struct ks_params;
+
+/* Normalise a typed activation code: spaces and dashes dropped, then
+ * exactly MSSP_REG_ACTIVATION_DIGITS digits.  0, or -1. */
+int phone_activation_code_normalize(const char *in, char out[MSSP_REG_ACTIVATION_DIGITS + 1]);
+
+/* A new activation for `msisdn` ("+" and digits) with `code` (any form
+ * phone_activation_code_normalize accepts; borrowed, never kept): fresh
+ * device key and app binding key (P-256) and app nonce.  NULL with err. */
+struct phone_activation *phone_activation_new(const char *msisdn, const char *code,
+					      struct phone_err *err);
+void phone_activation_free(struct phone_activation *a); /* wipes; NULL ok */
+
+/* The first frame ("activate"), malloc'ed text (free()).  0 or -1. */
+int phone_activation_start(struct phone_activation *a, char **frame, size_t *len,
+			   struct phone_err *err);
+
+enum phone_act_result {
+	PHONE_ACT_NONE = 0, /* nothing to do (the AFE's "challenge", which an
+			     * activating device does not answer)            */
+	PHONE_ACT_SEND = 1, /* *out holds the frame to send (activate_proof) */
+	PHONE_ACT_DONE,	    /* "activated" verified: the device id and channel
+			     * key are known; save, then expect close 1000   */
+};
+/* One text frame from the AFE.  PHONE_ACT_NONE, PHONE_ACT_SEND (with
+ * *out, free()), PHONE_ACT_DONE, or -1 with err (out of order, malformed, a home proof
+ * that does not verify: the other end does not know the code). */
+int phone_activation_frame(struct phone_activation *a, const uint8_t *msg, size_t len,
+			   char **out, size_t *outlen, struct phone_err *err);
+/* After PHONE_ACT_DONE: the device id the platform gave (borrowed). */
+const char *phone_activation_device_id(const struct phone_activation *a);
+
+/* After PHONE_ACT_DONE: write `phones_dir`/<msisdn>/ with device.key (PEM
+ * PKCS#8, 0600), device.conf (id, msisdn, channel_key, and the demo `pin`
+ * / `puk` when not NULL; 0600) and an empty keystore (ks_create with
+ * `kp`, NULL: defaults).  Everything is written in a temporary directory
+ * beside it and renamed into place, so a failure leaves nothing half
+ * written.  An existing directory is refused unless `force` (then it is
+ * replaced, also by rename).  0, or -1 with err. */
+int phone_activation_save(struct phone_activation *a, const char *phones_dir, const char *pin,
+			  const char *puk, bool force, const struct ks_params *kp,
+			  struct phone_err *err);
+
 /* ---- a device ------------------------------------------------------------ */
 
 struct phone_dev;
+
+/* A registration job that needs the user (or the demo table): a key to
+ * generate with a PIN, or a PIN to unblock.  Borrowed from the device
+ * until answered. */
+struct phone_job {
+	const char *pj_job;	   /* job id (as received: sanitize to print)  */
+	bool pj_unblock;	   /* false: keygen                            */
+	const char *pj_key;	   /* key group id                             */
+	const char *pj_purpose;	   /* keygen: "authn" / "sign"                 */
+	bool pj_pin;		   /* keygen: the new key has a PIN (ask a new
+				    * PIN and the PUK)                         */
+	bool pj_exists;		   /* keygen: the key was generated before and
+				    * its answer lost: only its PIN is needed
+				    * for a new CSR (never a second key)       */
+	unsigned pj_puk_tries;	   /* unblock: PUK tries left                  */
+};
 
 /* A prompt as shown to the user; borrowed from the device until it is
  * answered or withdrawn. */
@@ -175,6 +258,10 @@ struct phone_dev_ops {
 	void (*po_receipt)(void *arg, const char *nonce, const char *message);
 	/* A warning for the operator (stderr).  May be NULL. */
 	void (*po_warn)(void *arg, const char *msg);
+	/* A keygen or unblock job waits for phone_dev_job_keygen /
+	 * phone_dev_job_unblock / phone_dev_job_refuse / phone_dev_job_demo.
+	 * May be NULL: the demo answer is given at once. */
+	void (*po_job)(void *arg, const struct phone_job *j);
 };
 
 /* Open the device in directory `dir` (device.conf, device.key, keystore:
@@ -225,5 +312,42 @@ int phone_dev_refuse(struct phone_dev *d, const char *nonce, int status);
 /* Answer as the demo table says for this device (may do nothing).  0 or
  * -1 as phone_dev_sign. */
 int phone_dev_demo(struct phone_dev *d, const char *nonce);
+
+/* ---- registration jobs (mss/appmsg.h keygen, cert, unblock, job_ack) ----
+ *
+ * Every job answer ({"t":"job_answer","job":J,"status":S[,"csr"]}) is kept
+ * until HomeMSSP's job_ack, re-sent after every HELLO, and re-sent
+ * instead of doing the job again when the same job comes back: a job is
+ * never done twice (no second key, no second PUK attempt).  Statuses:
+ *   keygen   0 with the CSR; 101 the keystore refuses the group (full,
+ *            group id in use by a certified key, bad PIN/PUK format);
+ *            401 the user cancelled; 900 our failure (no demo PIN/PUK)
+ *   cert     0; 101 not the group's key or bad DER; 404 no such group; 900
+ *   unblock  0; 401 cancelled; 403 PUK blocked (for ever); 404 no such
+ *            group; 101 a PIN-less group; 900 (a wrong demo PUK: a bug)
+ * Event lines: "JOB <msisdn> <job> <type> <key>", "JOB_ANSWER <msisdn>
+ * <job> <status>", "JOB_ACK <msisdn> <job>". */
+
+/* The pending job `job` (waiting for the user), else NULL. */
+const struct phone_job *phone_dev_job(struct phone_dev *d, const char *job);
+size_t phone_dev_jobs_pending(const struct phone_dev *d);
+size_t phone_dev_jobs_unacked(const struct phone_dev *d); /* answers kept */
+
+/* Answer a pending keygen job: generate the key (with `pin` and `puk`,
+ * both NULL for a PIN-less key; for pj_exists only `pin`) and answer the
+ * CSR, or the refusal.  0 when answered; KS_STATUS_WRONG_PIN (pj_exists,
+ * tries left, job kept); -1 no such job or memory. */
+int phone_dev_job_keygen(struct phone_dev *d, const char *job, const char *pin, const char *puk);
+/* Flag of phone_dev_job_unblock: a wrong PUK with tries left is not
+ * final (KS_STATUS_WRONG_PUK returned, the job kept). */
+#define PHONE_JOB_RETRY_PUK 0x1u
+/* Answer a pending unblock job with the PUK and the new PIN.  0 when
+ * answered; KS_STATUS_WRONG_PUK (with PHONE_JOB_RETRY_PUK); -1. */
+int phone_dev_job_unblock(struct phone_dev *d, const char *job, const char *puk,
+			  const char *new_pin, unsigned flags);
+/* Answer with a refusal (401, or any 100..999).  0 or -1. */
+int phone_dev_job_refuse(struct phone_dev *d, const char *job, int status);
+/* The demo answer: the PIN and PUK of device.conf (900 when missing). */
+int phone_dev_job_demo(struct phone_dev *d, const char *job);
 
 #endif

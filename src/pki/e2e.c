@@ -7,6 +7,7 @@
  */
 #include "pki/e2e.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -538,4 +539,226 @@ e2e_spki_der(EVP_PKEY *key, unsigned char **der, size_t *len, struct pki_err *er
 	*der = buf;
 	*len = (size_t)n;
 	return 0;
+}
+
+/* ---- Device activation (e2e.h; docs/internals/me.md) ------------------- */
+
+static const char ACT_LABEL[] = "mssp-activate-v1";
+
+static uint8_t *
+put_lv(uint8_t *p, const void *d, size_t n)
+{
+	p[0] = (uint8_t)(n >> 24);
+	p[1] = (uint8_t)(n >> 16);
+	p[2] = (uint8_t)(n >> 8);
+	p[3] = (uint8_t)n;
+	memcpy(p + 4, d, n);
+	return p + 4 + n;
+}
+
+static bool
+spki_len_ok(const uint8_t *d, size_t n)
+{
+	return d != NULL && n > 0 && n <= MSSP_KEYSTORE_MAX_SPKI;
+}
+
+uint8_t *
+e2e_activation_transcript(const char *msisdn, const uint8_t app_nonce[E2E_NONCE_LEN],
+			  const uint8_t home_nonce[E2E_NONCE_LEN], const uint8_t *home_bind_spki,
+			  size_t home_bind_len, const uint8_t *app_bind_spki, size_t app_bind_len,
+			  const uint8_t *device_spki, size_t device_len, size_t *len)
+{
+	size_t mlen, total;
+	uint8_t *t, *p;
+
+	if (len == NULL)
+		return NULL;
+	*len = 0;
+	if (msisdn == NULL || app_nonce == NULL || home_nonce == NULL)
+		return NULL;
+	mlen = strnlen(msisdn, MSSP_STORE_MAX_MSISDN + 1);
+	if (mlen == 0 || mlen > MSSP_STORE_MAX_MSISDN)
+		return NULL;
+	if (!spki_len_ok(home_bind_spki, home_bind_len) ||
+	    !spki_len_ok(app_bind_spki, app_bind_len) || !spki_len_ok(device_spki, device_len))
+		return NULL;
+	/* Every field is length-prefixed, so no two different argument sets
+	 * give the same bytes (a moved boundary changes a length). */
+	total = strlen(ACT_LABEL) + 6 * 4 + mlen + 2 * E2E_NONCE_LEN + home_bind_len +
+		app_bind_len + device_len;
+	t = malloc(total);
+	if (t == NULL)
+		return NULL;
+	memcpy(t, ACT_LABEL, strlen(ACT_LABEL));
+	p = t + strlen(ACT_LABEL);
+	p = put_lv(p, msisdn, mlen);
+	p = put_lv(p, app_nonce, E2E_NONCE_LEN);
+	p = put_lv(p, home_nonce, E2E_NONCE_LEN);
+	p = put_lv(p, home_bind_spki, home_bind_len);
+	p = put_lv(p, app_bind_spki, app_bind_len);
+	p = put_lv(p, device_spki, device_len);
+	*len = (size_t)(p - t);
+	return t;
+}
+
+int
+e2e_activation_code_hash(const char *digits, uint8_t h[32])
+{
+	size_t n;
+
+	if (digits == NULL || h == NULL)
+		return -1;
+	n = strnlen(digits, MSSP_REG_ACTIVATION_DIGITS + 1);
+	if (n != MSSP_REG_ACTIVATION_DIGITS)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (digits[i] < '0' || digits[i] > '9')
+			return -1;
+	if (EVP_Digest(digits, n, h, NULL, EVP_sha256(), NULL) != 1) {
+		pki_err_clear_openssl();
+		OPENSSL_cleanse(h, 32);
+		return -1;
+	}
+	return 0;
+}
+
+int
+e2e_activation_mac(const uint8_t h[32], const uint8_t *t, size_t tlen, const char *label,
+		   const char *extra, uint8_t mac[32])
+{
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *ctx = NULL;
+	EVP_MAC *hmac = NULL;
+	size_t outl = 0;
+	int rc = -1;
+
+	if (h == NULL || t == NULL || tlen == 0 || label == NULL || mac == NULL)
+		return -1;
+	/* The two directions' labels only: a MAC made for one can never be
+	 * presented as the other's (and "home" carries the device id). */
+	if (strcmp(label, "app") != 0 && strcmp(label, "home") != 0)
+		return -1;
+	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	ctx = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
+	if (ctx == NULL)
+		goto out;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, h, 32, params) != 1 || EVP_MAC_update(ctx, t, tlen) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)label, strlen(label)) != 1)
+		goto out;
+	if (extra != NULL &&
+	    EVP_MAC_update(ctx, (const unsigned char *)extra, strlen(extra)) != 1)
+		goto out;
+	if (EVP_MAC_final(ctx, mac, &outl, 32) != 1 || outl != 32)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0) {
+		pki_err_clear_openssl();
+		OPENSSL_cleanse(mac, 32);
+	}
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(hmac);
+	return rc;
+}
+
+int
+e2e_sign_msg(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t *sig, size_t *siglen,
+	     struct pki_err *err)
+{
+	EVP_MD_CTX *md = NULL;
+	size_t olen = 0;
+	int rc = -1;
+
+	if (msg == NULL || sig == NULL || siglen == NULL)
+		return pki_err_set(err, 900, "e2e: missing argument");
+	*siglen = 0;
+	if (!is_p256(key))
+		return pki_err_set(err, 900, "e2e: signing key is not P-256");
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL) != 1 ||
+	    EVP_DigestSign(md, NULL, &olen, msg, len) != 1 || olen > MSSP_AFE_MAX_SIG ||
+	    EVP_DigestSign(md, sig, &olen, msg, len) != 1) {
+		pki_err_clear_openssl();
+		pki_err_set(err, 900, "e2e: signing failed");
+		goto out;
+	}
+	*siglen = olen;
+	rc = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return rc;
+}
+
+/* A UTF-8 string parameter of `k` equals `want`? */
+static bool
+param_is(const EVP_PKEY *k, const char *name, const char *want)
+{
+	char v[32];
+	size_t vl = 0;
+
+	if (EVP_PKEY_get_utf8_string_param(k, name, v, sizeof(v), &vl) != 1)
+		return false;
+	return strcmp(v, want) == 0;
+}
+
+int
+e2e_verify_msg(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t len,
+	       const uint8_t *sig, size_t siglen, struct pki_err *err)
+{
+	const unsigned char *p = spki;
+	unsigned char *re = NULL;
+	EVP_MD_CTX *md = NULL;
+	EVP_PKEY *pk = NULL;
+	int n, rc = -1;
+
+	if (msg == NULL)
+		return pki_err_set(err, 900, "e2e: missing argument");
+	if (sig == NULL || siglen == 0 || siglen > MSSP_AFE_MAX_SIG)
+		return pki_err_set(err, 101, "e2e: malformed signature");
+	if (spki == NULL || spki_len == 0 || spki_len > MSSP_KEYSTORE_MAX_SPKI)
+		return pki_err_set(err, 101, "e2e: malformed public key");
+	pk = d2i_PUBKEY(NULL, &p, (long)spki_len);
+	if (pk == NULL || p != spki + spki_len || !is_p256(pk)) {
+		pki_err_set(err, 101, "e2e: not a P-256 public key");
+		goto out;
+	}
+	/* One key, one encoding: the SPKI is what gets stored and
+	 * fingerprinted (duplicate keys are found by that fingerprint), so
+	 * any other form of the same key (explicit curve parameters, a
+	 * compressed point, odd DER) is refused rather than normalised.
+	 * OpenSSL re-encodes in the form it parsed, hence the two checks
+	 * before the byte comparison. */
+	if (!param_is(pk, OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_GROUP) ||
+	    !param_is(pk, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+		      OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED)) {
+		pki_err_set(err, 101, "e2e: public key not in canonical form");
+		goto out;
+	}
+	n = i2d_PUBKEY(pk, &re);
+	if (n <= 0) {
+		pki_err_set(err, 900, "e2e: cannot encode public key");
+		goto out;
+	}
+	if ((size_t)n != spki_len || memcmp(re, spki, spki_len) != 0) {
+		pki_err_set(err, 101, "e2e: public key not in canonical form");
+		goto out;
+	}
+	md = EVP_MD_CTX_new();
+	if (md == NULL || EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, pk, NULL) != 1) {
+		pki_err_set(err, 900, "e2e: verification failed");
+		goto out;
+	}
+	if (EVP_DigestVerify(md, sig, siglen, msg, len) != 1) {
+		pki_err_set(err, 101, "e2e: signature does not verify");
+		goto out;
+	}
+	rc = 0;
+out:
+	pki_err_clear_openssl();
+	OPENSSL_free(re);
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pk);
+	return rc;
 }

@@ -116,4 +116,32 @@ int e2e_binding_derive(EVP_PKEY *own, const unsigned char *peer_spki, size_t pee
 /* Public key as SPKI DER (OPENSSL_malloc'ed; OPENSSL_free). */
 int e2e_spki_der(EVP_PKEY *key, unsigned char **der, size_t *len, struct pki_err *err);
 
+/* ---- Device activation (issue 5, docs/internals/me.md) ----------------
+ *
+ * The transcript both ends sign and MAC during activation:
+ *   T = "mssp-activate-v1" || for each of (msisdn, app_nonce, home_nonce,
+ *       home_binding_spki, app_binding_spki, device_spki):
+ *       4-byte big-endian length || bytes
+ * Returns a malloc'ed buffer (free) with *len, or NULL (memory, an
+ * argument over MSSP_KEYSTORE_MAX_SPKI / MSSP_STORE_MAX_MSISDN). */
+uint8_t *e2e_activation_transcript(const char *msisdn, const uint8_t app_nonce[E2E_NONCE_LEN],
+				   const uint8_t home_nonce[E2E_NONCE_LEN],
+				   const uint8_t *home_bind_spki, size_t home_bind_len,
+				   const uint8_t *app_bind_spki, size_t app_bind_len,
+				   const uint8_t *device_spki, size_t device_len, size_t *len);
+/* h = SHA-256 of the code's digits (separators removed by the caller:
+ * exactly MSSP_REG_ACTIVATION_DIGITS digits, else -1). */
+int e2e_activation_code_hash(const char *digits, uint8_t h[32]);
+/* HMAC-SHA256(h, T || label || extra) into mac; label "app" or "home";
+ * extra may be NULL (the device id for "home").  0 or -1. */
+int e2e_activation_mac(const uint8_t h[32], const uint8_t *t, size_t tlen, const char *label,
+		       const char *extra, uint8_t mac[32]);
+/* ECDSA P-256 / SHA-256 signature over `msg` with `key` (DER into sig,
+ * at most MSSP_AFE_MAX_SIG bytes), and its verification against an SPKI
+ * DER (0 valid, -1 with 101 invalid / 900). */
+int e2e_sign_msg(EVP_PKEY *key, const uint8_t *msg, size_t len, uint8_t *sig, size_t *siglen,
+		 struct pki_err *err);
+int e2e_verify_msg(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t len,
+		   const uint8_t *sig, size_t siglen, struct pki_err *err);
+
 #endif

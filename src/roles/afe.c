@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -37,6 +38,7 @@
 #include "roles/afe.h"
 #include "roles/node.h"
 #include "roles/push.h"
+#include "roles/reg.h"
 #include "store/store.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -66,6 +68,8 @@ enum afe_cstate {
 	CS_VERIFYING,	  /* "auth" received, the pool job is running  */
 	CS_READY,	  /* authenticated: blobs both ways            */
 	CS_CLOSING,	  /* close frame sent or received              */
+	CS_ACT_HELLO,	  /* "activate" answered, waiting for the proof */
+	CS_ACTIVATING,	  /* proof received, reg_activate on the pool  */
 };
 
 struct afe_worker;
@@ -87,6 +91,14 @@ struct afe_conn {
 	uint8_t c_challenge[E2E_CHALLENGE_LEN];
 	char c_device[MSSP_KEYSTORE_MAX_ID + 1];
 	struct afe_conn *c_hnext; /* worker table chain                */
+	/* Activation (me.md "Device binding"): one attempt per connection. */
+	bool c_act;		 /* "activate" received                */
+	EVP_PKEY *c_bind;	 /* this attempt's home binding key    */
+	unsigned char *c_bind_spki; /* its SPKI DER (OPENSSL_malloc)   */
+	size_t c_bind_spki_len;
+	uint8_t c_home_nonce[E2E_NONCE_LEN];
+	uint8_t c_app_nonce[E2E_NONCE_LEN];
+	char c_msisdn[MSSP_STORE_MAX_MSISDN + 1];
 };
 
 /* Per server worker: its loop and its connections by id.  The table is
@@ -113,6 +125,7 @@ struct afe {
 	const struct afe_ops *a_ops;
 	void *a_arg;
 	struct push_provider *a_push;
+	struct reg *a_regmod; /* activation (roles/reg); NULL: refused */
 	struct srv *a_srv;
 	struct afe_worker *a_workers;
 	unsigned a_nworkers;
@@ -135,7 +148,7 @@ struct afe {
 	unsigned a_barrier;
 
 	atomic_uint_fast64_t s_auth_ok, s_auth_failed, s_blobs_in, s_blobs_out, s_send_offline,
-		s_wakes;
+		s_wakes, s_act_ok, s_act_failed;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -469,6 +482,11 @@ conn_free(struct afe_conn *c)
 		event_free(c->c_timer);
 	ws_free(c->c_ws);
 	OPENSSL_cleanse(c->c_challenge, sizeof(c->c_challenge));
+	/* an activation that did not get as far as the proof */
+	EVP_PKEY_free(c->c_bind);
+	OPENSSL_free(c->c_bind_spki);
+	OPENSSL_cleanse(c->c_home_nonce, sizeof(c->c_home_nonce));
+	OPENSSL_cleanse(c->c_app_nonce, sizeof(c->c_app_nonce));
 	free(c);
 }
 
@@ -527,9 +545,13 @@ conn_close(struct afe_conn *c, uint16_t code, const char *reason)
 {
 	if (c->c_state == CS_CLOSING || c->c_gone)
 		return;
+	/* the reason is one of our fixed strings: never a code, a MAC or
+	 * anything the peer sent */
 	if (code == AFE_CLOSE_AUTH || code == AFE_CLOSE_POLICY)
-		LOG_EV(code == AFE_CLOSE_AUTH ? "afe.auth_refused" : "afe.policy_close", "peer",
-		       c->c_up ? srv_up_peer_ip(c->c_up) : "-", "why", reason);
+		LOG_EV(code == AFE_CLOSE_POLICY ? "afe.policy_close"
+		       : c->c_act		 ? "afe.activation_refused"
+						 : "afe.auth_refused",
+		       "peer", c->c_up ? srv_up_peer_ip(c->c_up) : "-", "why", reason);
 	c->c_state = CS_CLOSING;
 	conn_unregister(c);
 	if (c->c_timer != NULL)
@@ -671,6 +693,174 @@ conn_on_blob(struct afe_conn *c, json_t *obj)
 	free(blob);
 }
 
+/* ---- device activation (me.md "Device binding by activation code") ----- */
+
+struct act_job {
+	struct afe *j_afe;
+	struct reg *j_reg;
+	uint64_t j_conn;
+	unsigned j_worker;
+	int j_result;		/* 0 bound, AFE_CLOSE_AUTH, AFE_CLOSE_TRY_LATER */
+	int j_reg_status;	/* reg_err.status of a refusal, for the log */
+	char j_msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	char j_device[MSSP_KEYSTORE_MAX_ID + 1];
+	uint8_t *j_t;		/* the transcript T (malloc)           */
+	size_t j_tlen;
+	uint8_t j_spki[MSSP_KEYSTORE_MAX_SPKI]; /* the device key      */
+	size_t j_spki_len;
+	uint8_t j_sig[MSSP_AFE_MAX_SIG];
+	size_t j_siglen;
+	uint8_t j_app_mac[32];
+	uint8_t j_key[E2E_KEY_LEN];	/* the channel key: secret      */
+	uint8_t j_home_mac[32];
+};
+
+static void act_run(void *ctx, void *job);
+
+static void
+act_job_free(struct act_job *j)
+{
+	if (j == NULL)
+		return;
+	free(j->j_t);
+	OPENSSL_cleanse(j, sizeof(*j));
+	free(j);
+}
+
+/* Close an activation attempt with 4001 (counted; logged by conn_close
+ * with the fixed reason). */
+static void
+act_refuse(struct afe_conn *c, const char *why)
+{
+	atomic_fetch_add(&c->c_afe->s_act_failed, 1);
+	conn_close(c, AFE_CLOSE_AUTH, why);
+}
+
+/* An MSISDN as the phone may send it: "+" optional, then digits only
+ * (reg normalises it; T covers it as sent). */
+static bool
+afe_msisdn_ok(const char *s, size_t len)
+{
+	size_t i = s[0] == '+' ? 1 : 0;
+
+	if (len <= i || len > MSSP_STORE_MAX_MSISDN)
+		return false;
+	for (; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* {"t":"activate","m":MSISDN,"n":b64(nonce16)} in CS_CHALLENGE. */
+static void
+conn_on_activate(struct afe_conn *c, json_t *obj)
+{
+	struct afe *a = c->c_afe;
+	const char *m, *n;
+	size_t mlen = 0, nlen = 0, got = 0;
+	struct pki_err perr;
+
+	c->c_act = true; /* from here on, one attempt: anything else is 4001 */
+	if (a->a_regmod == NULL) {
+		act_refuse(c, "activation unavailable");
+		return;
+	}
+	m = json_str(obj, "m", MSSP_STORE_MAX_MSISDN, &mlen);
+	n = json_str(obj, "n", AFE_B64_LEN(E2E_NONCE_LEN), &nlen);
+	if (json_object_size(obj) != 3 || m == NULL || n == NULL || !afe_msisdn_ok(m, mlen) ||
+	    b64_decode(n, nlen, c->c_app_nonce, E2E_NONCE_LEN, &got) != 0 || got != E2E_NONCE_LEN) {
+		act_refuse(c, "bad activate");
+		return;
+	}
+	memcpy(c->c_msisdn, m, mlen);
+	c->c_msisdn[mlen] = '\0';
+	/* a fresh binding key per attempt: a P-256 key generation is cheap
+	 * enough for the loop thread (no I/O) */
+	c->c_bind = e2e_binding_keygen(&perr);
+	if (c->c_bind == NULL || RAND_bytes(c->c_home_nonce, E2E_NONCE_LEN) != 1 ||
+	    e2e_spki_der(c->c_bind, &c->c_bind_spki, &c->c_bind_spki_len, &perr) != 0 ||
+	    c->c_bind_spki_len > MSSP_KEYSTORE_MAX_SPKI) {
+		conn_close(c, AFE_CLOSE_INTERNAL, "activation key");
+		return;
+	}
+	c->c_state = CS_ACT_HELLO;
+	if (conn_send_json(c, json_pack("{s:s,s:o,s:o}", "t", "activate_hello", "n",
+					b64_json(c->c_home_nonce, E2E_NONCE_LEN), "b",
+					b64_json(c->c_bind_spki, c->c_bind_spki_len))) != 0)
+		conn_close(c, AFE_CLOSE_INTERNAL, "activation hello");
+}
+
+/* {"t":"activate_proof","k","b","s","p"} in CS_ACT_HELLO.  Everything that
+ * can be refused without the store is refused here: the store (and the
+ * code's try counter) is touched only by a well-formed proof. */
+static void
+conn_on_proof(struct afe_conn *c, json_t *obj)
+{
+	struct afe *a = c->c_afe;
+	struct act_job *j;
+	const char *k, *b, *s, *p;
+	size_t klen = 0, blen = 0, slen = 0, plen = 0, got = 0, bspki_len = 0;
+	uint8_t bspki[MSSP_KEYSTORE_MAX_SPKI];
+	struct pki_err perr;
+
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		conn_close(c, AFE_CLOSE_INTERNAL, "memory");
+		return;
+	}
+	k = json_str(obj, "k", AFE_B64_LEN(MSSP_KEYSTORE_MAX_SPKI), &klen);
+	b = json_str(obj, "b", AFE_B64_LEN(MSSP_KEYSTORE_MAX_SPKI), &blen);
+	s = json_str(obj, "s", AFE_B64_LEN(MSSP_AFE_MAX_SIG), &slen);
+	p = json_str(obj, "p", AFE_B64_LEN(sizeof(j->j_app_mac)), &plen);
+	if (json_object_size(obj) != 5 || k == NULL || b == NULL || s == NULL || p == NULL ||
+	    b64_decode(k, klen, j->j_spki, sizeof(j->j_spki), &j->j_spki_len) != 0 ||
+	    b64_decode(b, blen, bspki, sizeof(bspki), &bspki_len) != 0 ||
+	    b64_decode(s, slen, j->j_sig, sizeof(j->j_sig), &j->j_siglen) != 0 ||
+	    b64_decode(p, plen, j->j_app_mac, sizeof(j->j_app_mac), &got) != 0 ||
+	    got != sizeof(j->j_app_mac)) {
+		act_job_free(j);
+		act_refuse(c, "bad activate_proof");
+		return;
+	}
+	j->j_t = e2e_activation_transcript(c->c_msisdn, c->c_app_nonce, c->c_home_nonce,
+					   c->c_bind_spki, c->c_bind_spki_len, bspki, bspki_len,
+					   j->j_spki, j->j_spki_len, &j->j_tlen);
+	if (j->j_t == NULL) {
+		act_job_free(j);
+		conn_close(c, AFE_CLOSE_INTERNAL, "memory");
+		return;
+	}
+	reg_new_device_id(j->j_device);
+	/* the app's binding key must be a P-256 point: refused here */
+	if (e2e_binding_derive(c->c_bind, bspki, bspki_len, j->j_device, j->j_key, &perr) != 0) {
+		act_job_free(j);
+		act_refuse(c, "bad activate_proof");
+		return;
+	}
+	/* the binding key has done its one job */
+	EVP_PKEY_free(c->c_bind);
+	c->c_bind = NULL;
+	memcpy(j->j_msisdn, c->c_msisdn, sizeof(j->j_msisdn));
+	j->j_afe = a;
+	j->j_reg = a->a_regmod;
+	j->j_conn = c->c_id;
+	j->j_worker = c->c_w->w_idx;
+
+	pthread_mutex_lock(&a->a_mu);
+	a->a_jobs++;
+	pthread_mutex_unlock(&a->a_mu);
+	if (atomic_load(&a->a_stopping) || pool_submit(a->a_pool, act_run, j) != 0) {
+		pthread_mutex_lock(&a->a_mu);
+		if (--a->a_jobs == 0)
+			pthread_cond_broadcast(&a->a_cv);
+		pthread_mutex_unlock(&a->a_mu);
+		act_job_free(j);
+		conn_close(c, AFE_CLOSE_TRY_LATER, "busy");
+		return;
+	}
+	c->c_state = CS_ACTIVATING;
+}
+
 static void
 io_message(void *arg, const uint8_t *msg, size_t len, bool binary)
 {
@@ -683,7 +873,16 @@ io_message(void *arg, const uint8_t *msg, size_t len, bool binary)
 	obj = binary ? NULL : json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, NULL);
 	t = json_object_get(obj, "t");
 	type = json_is_string(t) ? json_string_value(t) : NULL;
-	if (type == NULL) {
+	if (c->c_act) {
+		/* an activation connection: the proof once, in its turn;
+		 * anything else (a second "activate", an "auth", a blob, a
+		 * frame while reg decides) ends the attempt */
+		if (c->c_state == CS_ACT_HELLO && type != NULL &&
+		    strcmp(type, "activate_proof") == 0)
+			conn_on_proof(c, obj);
+		else
+			act_refuse(c, "unexpected message");
+	} else if (type == NULL) {
 		/* not our protocol at all; before "ready" it is a failed auth */
 		if (c->c_state == CS_CHALLENGE)
 			atomic_fetch_add(&c->c_afe->s_auth_failed, 1);
@@ -691,6 +890,8 @@ io_message(void *arg, const uint8_t *msg, size_t len, bool binary)
 			   "bad message");
 	} else if (c->c_state == CS_CHALLENGE && strcmp(type, "auth") == 0) {
 		conn_on_auth(c, obj);
+	} else if (c->c_state == CS_CHALLENGE && strcmp(type, "activate") == 0) {
+		conn_on_activate(c, obj);
 	} else if (c->c_state == CS_READY && strcmp(type, "e2e") == 0) {
 		conn_on_blob(c, obj);
 	} else {
@@ -767,6 +968,11 @@ conn_timer(evutil_socket_t fd, short what, void *arg)
 	case CS_VERIFYING:
 		atomic_fetch_add(&a->s_auth_failed, 1);
 		conn_close(c, AFE_CLOSE_AUTH, "auth timeout");
+		break;
+	case CS_ACT_HELLO:
+	case CS_ACTIVATING:
+		/* the auth deadline covers the whole activation exchange */
+		act_refuse(c, "activation timeout");
 		break;
 	case CS_READY:
 		/* the pong resets the server's idle deadline */
@@ -907,6 +1113,100 @@ leave:
 out:
 	OPENSSL_cleanse(j, sizeof(*j));
 	free(j);
+}
+
+/* ---- activation: pool thread, then back on the worker ------------------- */
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void act_done(void *arg);
+
+static void
+act_run(void *ctx, void *job)
+{
+	struct node_worker *nw = ctx;
+	struct act_job *j = job;
+	struct afe *a = j->j_afe;
+	struct reg_err e;
+	struct reg_activation av = {
+		.av_msisdn = j->j_msisdn,
+		.av_transcript = j->j_t,
+		.av_transcript_len = j->j_tlen,
+		.av_device_spki = j->j_spki,
+		.av_device_spki_len = j->j_spki_len,
+		.av_device_sig = j->j_sig,
+		.av_device_sig_len = j->j_siglen,
+		.av_channel_key = j->j_key,
+		.av_device_id = j->j_device,
+	};
+
+	memset(&e, 0, sizeof(e));
+	memcpy(av.av_app_mac, j->j_app_mac, sizeof(av.av_app_mac));
+	if (reg_activate(j->j_reg, nw->nw_store, &av, wall_ms(), j->j_home_mac, &e) == 0) {
+		j->j_result = 0;
+	} else {
+		/* a refusal is the phone's (4001); the store or the audit
+		 * failing is ours, and the code is not spent: try again */
+		j->j_reg_status = e.status;
+		j->j_result = e.status >= 500 ? AFE_CLOSE_TRY_LATER : AFE_CLOSE_AUTH;
+	}
+	OPENSSL_cleanse(&av, sizeof(av));
+	/* the channel key is in the store now (or nowhere) */
+	OPENSSL_cleanse(j->j_key, sizeof(j->j_key));
+
+	if (loop_call(srv_worker_loop(a->a_srv, j->j_worker), act_done, j) != 0)
+		act_job_free(j);
+	pthread_mutex_lock(&a->a_mu);
+	if (--a->a_jobs == 0)
+		pthread_cond_broadcast(&a->a_cv);
+	pthread_mutex_unlock(&a->a_mu);
+}
+
+static void
+act_done(void *arg)
+{
+	struct act_job *j = arg;
+	struct afe *a = j->j_afe;
+	struct afe_conn *c = tab_find(&a->a_workers[j->j_worker], j->j_conn);
+	char st[12];
+
+	if (c == NULL || c->c_gone || c->c_state != CS_ACTIVATING) {
+		/* closed meanwhile (deadline, peer): a device bound now is
+		 * unknown to its phone, which activates again with a new
+		 * code; the RA can delete it */
+		if (j->j_result == 0)
+			LOG_EV("afe.activation_unanswered", "device", j->j_device);
+		goto out;
+	}
+	conn_enter(c);
+	if (j->j_result != 0) {
+		snprintf(st, sizeof(st), "%d", j->j_reg_status);
+		LOG_EV("afe.activation_failed", "peer", c->c_up ? srv_up_peer_ip(c->c_up) : "-",
+		       "status", st);
+		if (j->j_result == AFE_CLOSE_AUTH)
+			act_refuse(c, "activation refused");
+		else
+			conn_close(c, AFE_CLOSE_TRY_LATER, "try later");
+		goto leave;
+	}
+	atomic_fetch_add(&a->s_act_ok, 1);
+	LOG_EV("afe.activated", "device", j->j_device);
+	if (conn_send_json(c, json_pack("{s:s,s:s,s:o}", "t", "activated", "d", j->j_device, "p",
+					b64_json(j->j_home_mac, sizeof(j->j_home_mac)))) != 0)
+		conn_close(c, AFE_CLOSE_INTERNAL, "activated");
+	else
+		conn_close(c, 1000, "activated");
+leave:
+	conn_leave(c);
+out:
+	act_job_free(j);
 }
 
 /* ---- the handler (worker thread) ---------------------------------------- */
@@ -1061,6 +1361,12 @@ afe_set_timeouts(struct afe *a, unsigned auth_ms, unsigned ping_ms, unsigned idl
 }
 
 void
+afe_set_reg(struct afe *a, struct reg *r)
+{
+	a->a_regmod = r;
+}
+
+void
 afe_attach(struct afe *a, struct srv *s)
 {
 	unsigned n = srv_workers(s);
@@ -1178,6 +1484,8 @@ afe_get_stats(struct afe *a, struct afe_stats *out)
 	out->as_blobs_out = atomic_load(&a->s_blobs_out);
 	out->as_send_offline = atomic_load(&a->s_send_offline);
 	out->as_wakes = atomic_load(&a->s_wakes);
+	out->as_act_ok = atomic_load(&a->s_act_ok);
+	out->as_act_failed = atomic_load(&a->s_act_failed);
 }
 
 /* On each worker: close every connection it holds (1001). */

@@ -20,6 +20,22 @@
  * A device has at most one connection: a newer authenticated connection
  * replaces the older one (closed with 4002), and gets a new session id.
  *
+ * Device activation (docs/internals/me.md "Device binding"): instead of
+ * "auth", a phone without a device may send, once per connection,
+ *   app  -> AFE  {"t":"activate","m":MSISDN,"n":base64(16-byte app nonce)}
+ *   AFE  -> app  {"t":"activate_hello","n":base64(16-byte home nonce),
+ *                 "b":base64(home binding SPKI)}   (a fresh P-256 key)
+ *   app  -> AFE  {"t":"activate_proof","k":base64(device SPKI),
+ *                 "b":base64(app binding SPKI),"s":base64(device-key
+ *                 signature over T),"p":base64(HMAC(h, T || "app"))}
+ *   AFE  -> app  {"t":"activated","d":device_id,"p":base64(HMAC(h, T ||
+ *                 "home" || device_id))}, then close 1000.
+ * reg_activate() (roles/reg.h) decides, on the worker pool.  Any refusal
+ * (wrong code, expired, locked, bad key or signature, a malformed or
+ * unexpected frame, the auth deadline, no struct reg): close 4001 with one
+ * generic reason; the store or the pool unavailable: 4003.  An activation
+ * connection never becomes a device session.
+ *
  * The device's public key is looked up in the store through the worker
  * pool (never on the loop thread); the store is the only truth (a device
  * registered on another node can connect here).
@@ -63,6 +79,8 @@ struct afe_stats {
 	uint64_t as_blobs_out;
 	uint64_t as_send_offline; /* afe_send to a device not connected */
 	uint64_t as_wakes;
+	uint64_t as_act_ok;	  /* devices bound by activation       */
+	uint64_t as_act_failed;	  /* activation attempts closed 4001   */
 };
 
 /* ops and push are borrowed for the life of the afe (push may be NULL). */
@@ -73,6 +91,10 @@ struct afe *afe_new(struct pool *pool, const struct afe_ops *ops, void *arg,
  * shorten them; a deployment may tune them behind a load balancer whose
  * own idle timeout is shorter than MSSP_AFE_IDLE_MS). */
 void afe_set_timeouts(struct afe *a, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms);
+/* The registration module that decides activations (borrowed; NULL: every
+ * activation is refused with 4001).  Before srv_start. */
+struct reg;
+void afe_set_reg(struct afe *a, struct reg *r);
 /* Bind to the server whose listener uses afe_handler (after srv_new,
  * before srv_start). */
 void afe_attach(struct afe *a, struct srv *s);

@@ -15,13 +15,14 @@
 #include <strings.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "util/config.h"
 #include "util/limits.h"
 
 static const char *const node_keys[] = {"id", "workers", "pool_threads", "max_conns",
-					"conns_per_ip", NULL};
+					"conns_per_ip", "roles", NULL};
 static const char *const store_keys[] = {"uri", NULL};
 static const char *const ae_keys[] = {"listen", "port", "cert", "key", "client_ca", "mssp_id",
 				      "instant_skew_s", "default_timeout_s", "max_timeout_s",
@@ -29,7 +30,8 @@ static const char *const ae_keys[] = {"listen", "port", "cert", "key", "client_c
 static const char *const afe_keys[] = {"listen", "port", "cert", "key",
 				       "push", "push_addr", "push_port", NULL};
 static const char *const admin_keys[] = {"listen", "port", NULL};
-static const char *const me_keys[] = {"listen", "port", NULL};
+static const char *const me_keys[] = {"listen", "port", "cert", "key", "client_ca",
+				      "web_root", NULL};
 static const char *const home_keys[] = {"user_ca", NULL};
 static const char *const notify_keys[] = {"cert", "key", "ca", "retries", "retry_ms", NULL};
 static const char *const ap_keys[] = {"name", "cert_sha256", "profiles", "modes",
@@ -378,6 +380,11 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	rc = rc ? rc : get_uint(c, node, "max_conns", MSSP_SRV_MAX_CONNS, 1, MSSP_SRV_MAX_CONNS, &m->max_conns, err, errlen);
 	rc = rc ? rc : get_uint(c, node, "conns_per_ip", MSSP_SRV_CONNS_PER_IP, 1, MSSP_SRV_MAX_CONNS, &m->conns_per_ip, err, errlen);
 	if (!rc) {
+		const char *r = node >= 0 ? cfg_get(c, node, "roles") : NULL;
+		if (conf_roles_parse(r ? r : "all", &m->roles) != 0)
+			rc = errf(err, errlen, "[node] roles: a list of ae home afe me admin, or all");
+	}
+	if (!rc) {
 		const char *u = st >= 0 ? cfg_get(c, st, "uri") : NULL;
 		if (!u)
 			u = "sqlite:mssp.db";
@@ -408,6 +415,13 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	rc = rc ? rc : get_uint(c, afe, "push_port", 0, 0, 65535, &m->push_port, err, errlen);
 	if (!rc && strcmp(m->push, "local") != 0 && strcmp(m->push, "none") != 0)
 		rc = errf(err, errlen, "[afe] push is local or none");
+	int me = cfg_section_find(c, "me", NULL);
+	rc = rc ? rc : get_str(c, me, "me", "listen", "127.0.0.1", &m->me_listen, err, errlen);
+	rc = rc ? rc : get_uint(c, me, "port", 9444, 0, 65535, &m->me_port, err, errlen);
+	rc = rc ? rc : get_path(c, me, "me", "cert", "tls/server.crt", d, &m->me_cert, err, errlen);
+	rc = rc ? rc : get_path(c, me, "me", "key", "tls/server.key", d, &m->me_key, err, errlen);
+	rc = rc ? rc : get_path(c, me, "me", "client_ca", "tls/ca.crt", d, &m->me_client_ca, err, errlen);
+	rc = rc ? rc : get_path(c, me, "me", "web_root", MSSP_WEB_ROOT, d, &m->me_web_root, err, errlen);
 	rc = rc ? rc : get_str(c, adm, "admin", "listen", "127.0.0.1", &m->admin_listen, err, errlen);
 	rc = rc ? rc : get_uint(c, adm, "port", 9446, 0, 65535, &m->admin_port, err, errlen);
 	rc = rc ? rc : get_path(c, home, "home", "user_ca", "ca", d, &uca, err, errlen);
@@ -455,7 +469,9 @@ conf_free(struct mssp_conf *m)
 	char **strs[] = {&m->data_dir, &m->node_id, &m->store_uri, &m->ae_listen, &m->ae_cert,
 			 &m->ae_key, &m->ae_client_ca, &m->mssp_id, &m->afe_listen, &m->afe_cert,
 			 &m->afe_key, &m->push, &m->push_addr, &m->admin_listen,
-			 &m->user_ca_cert, &m->notify_cert, &m->notify_key, &m->notify_ca};
+			 &m->user_ca_cert, &m->notify_cert, &m->notify_key, &m->notify_ca,
+			 &m->me_listen, &m->me_cert, &m->me_key, &m->me_client_ca,
+			 &m->me_web_root};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		free(*strs[i]);
 	conf_aps_put(m->aps);
@@ -604,4 +620,235 @@ out:
 	curl_free(path);
 	curl_url_cleanup(u);
 	return ok;
+}
+
+/* ---- Roles ---------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} role_names[] = {
+	{"ae", CONF_ROLE_AE},	  {"home", CONF_ROLE_HOME}, {"afe", CONF_ROLE_AFE},
+	{"me", CONF_ROLE_ME},	  {"admin", CONF_ROLE_ADMIN},
+};
+
+int
+conf_roles_parse(const char *text, unsigned *out)
+{
+	unsigned roles = 0;
+	char buf[128];
+	if (!text || strlen(text) >= sizeof buf)
+		return -1;
+	snprintf(buf, sizeof buf, "%s", text);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+		if (strcmp(t, "all") == 0) {
+			roles |= CONF_ROLE_ALL;
+			continue;
+		}
+		size_t i;
+		for (i = 0; i < sizeof role_names / sizeof role_names[0]; i++)
+			if (strcmp(t, role_names[i].name) == 0)
+				break;
+		if (i == sizeof role_names / sizeof role_names[0])
+			return -1;
+		roles |= role_names[i].bit;
+	}
+	if (!roles)
+		return -1;
+	/* HomeMSSP talks to devices only through the AFE, and the AFE has
+	 * nothing to relay without HomeMSSP; the AE routes to HomeMSSP in
+	 * process: the three travel together (architecture.md). */
+	if ((roles & (CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE)) &&
+	    (roles & (CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE)) !=
+		    (CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE))
+		return -1;
+	*out = roles;
+	return 0;
+}
+
+/* ---- The AP table as JSON (store records, roles/reg.c) ----------------- */
+
+static char *
+json_strdup(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? strdup(v) : NULL;
+}
+
+static int
+strings_from_json(json_t *arr, char ***out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) > MSSP_CONF_MAX_LIST)
+		return -1;
+	size_t cnt = json_array_size(arr);
+	if (cnt == 0)
+		return 0;
+	char **v = calloc(cnt, sizeof *v);
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < cnt; i++) {
+		const char *s = json_string_value(json_array_get(arr, i));
+		if (!s || !(v[i] = strdup(s))) {
+			free_list(v, i);
+			return -1;
+		}
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int
+ap_from_json(json_t *o, struct conf_ap *a, char *err, size_t errlen)
+{
+	if (!json_is_object(o))
+		return errf(err, errlen, "AP record is not an object");
+	a->ca_id = json_strdup(o, "id");
+	if (!a->ca_id || !*a->ca_id || strlen(a->ca_id) > MSSP_STORE_MAX_AP_ID)
+		return errf(err, errlen, "AP record without a valid id");
+	a->ca_name = json_strdup(o, "name");
+	if (!a->ca_name && !(a->ca_name = strdup(a->ca_id)))
+		return errf(err, errlen, "out of memory");
+	if (strlen(a->ca_name) > MSSP_APPMSG_MAX_TEXT)
+		return errf(err, errlen, "AP name too long");
+	json_t *fps = json_object_get(o, "cert_sha256");
+	if (!json_is_array(fps) || json_array_size(fps) == 0 ||
+	    json_array_size(fps) > MSSP_CONF_MAX_AP_CERTS)
+		return errf(err, errlen, "AP record: 1..%d certificate fingerprints",
+			    MSSP_CONF_MAX_AP_CERTS);
+	for (size_t i = 0; i < json_array_size(fps); i++) {
+		const char *h = json_string_value(json_array_get(fps, i));
+		if (!h || strlen(h) != 2 * TLS_FP_LEN)
+			return errf(err, errlen, "AP record: bad fingerprint");
+		for (size_t k = 0; k < TLS_FP_LEN; k++) {
+			int hi = hexval((unsigned char)h[2 * k]), lo = hexval((unsigned char)h[2 * k + 1]);
+			if (hi < 0 || lo < 0)
+				return errf(err, errlen, "AP record: bad fingerprint");
+			a->ca_fps[i][k] = (uint8_t)(hi << 4 | lo);
+		}
+	}
+	a->ca_nfps = json_array_size(fps);
+	json_t *prof = json_object_get(o, "profiles");
+	if (!prof || (json_is_array(prof) && json_array_size(prof) == 1 &&
+		      json_string_value(json_array_get(prof, 0)) &&
+		      strcmp(json_string_value(json_array_get(prof, 0)), "*") == 0))
+		a->ca_all_profiles = true;
+	else if (strings_from_json(prof, &a->ca_profiles, &a->ca_nprofiles) != 0)
+		return errf(err, errlen, "AP record: bad profiles");
+	json_t *modes = json_object_get(o, "modes");
+	if (!modes) {
+		a->ca_modes = CONF_MODE_SYNCH | CONF_MODE_ASYNCH_CS | CONF_MODE_ASYNCH_SS;
+	} else {
+		if (!json_is_array(modes))
+			return errf(err, errlen, "AP record: bad modes");
+		for (size_t i = 0; i < json_array_size(modes); i++) {
+			const char *m = json_string_value(json_array_get(modes, i));
+			if (m && strcmp(m, "synch") == 0)
+				a->ca_modes |= CONF_MODE_SYNCH;
+			else if (m && strcmp(m, "asynchClientServer") == 0)
+				a->ca_modes |= CONF_MODE_ASYNCH_CS;
+			else if (m && strcmp(m, "asynchServerServer") == 0)
+				a->ca_modes |= CONF_MODE_ASYNCH_SS;
+			else
+				return errf(err, errlen, "AP record: bad mode");
+		}
+	}
+	if (strings_from_json(json_object_get(o, "notify_urls"), &a->ca_notify, &a->ca_nnotify) != 0)
+		return errf(err, errlen, "AP record: bad notify_urls");
+	for (size_t i = 0; i < a->ca_nnotify; i++)
+		if (!conf_notify_rule_valid(a->ca_notify[i]))
+			return errf(err, errlen, "AP record: bad notification URL rule");
+	json_t *rate = json_object_get(o, "rate");
+	if (rate && (!json_is_integer(rate) || json_integer_value(rate) < 0 ||
+		     json_integer_value(rate) > 1000000))
+		return errf(err, errlen, "AP record: bad rate");
+	a->ca_rate = rate ? (unsigned)json_integer_value(rate) : 0;
+	json_t *susp = json_object_get(o, "suspended");
+	if (susp && !json_is_boolean(susp))
+		return errf(err, errlen, "AP record: bad suspended");
+	a->ca_suspended = susp && json_is_true(susp);
+	return 0;
+}
+
+struct conf_aps *
+conf_aps_from_json(json_t *arr, char *err, size_t errlen)
+{
+	if (!json_is_array(arr) || json_array_size(arr) > MSSP_CONF_MAX_APS) {
+		errf(err, errlen, "AP table: not an array of at most %d APs", MSSP_CONF_MAX_APS);
+		return NULL;
+	}
+	struct conf_aps *t = calloc(1, sizeof *t);
+	size_t n = json_array_size(arr);
+	if (!t || (n && !(t->aps = calloc(n, sizeof *t->aps)))) {
+		free(t);
+		errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	t->refs = 1;
+	for (size_t i = 0; i < n; i++) {
+		t->naps++;
+		if (ap_from_json(json_array_get(arr, i), &t->aps[i], err, errlen) != 0) {
+			aps_free(t);
+			return NULL;
+		}
+	}
+	for (size_t i = 0; i < t->naps; i++)
+		for (size_t j = i + 1; j < t->naps; j++)
+			for (size_t a = 0; a < t->aps[i].ca_nfps; a++)
+				for (size_t b = 0; b < t->aps[j].ca_nfps; b++)
+					if (memcmp(t->aps[i].ca_fps[a], t->aps[j].ca_fps[b],
+						   TLS_FP_LEN) == 0) {
+						errf(err, errlen, "one certificate is bound to two APs");
+						aps_free(t);
+						return NULL;
+					}
+	return t;
+}
+
+json_t *
+conf_ap_to_json(const struct conf_ap *a)
+{
+	json_t *o = json_object(), *fps = json_array(), *prof = json_array(),
+	       *modes = json_array(), *urls = json_array();
+	if (!o || !fps || !prof || !modes || !urls)
+		goto fail;
+	for (size_t i = 0; i < a->ca_nfps; i++) {
+		char hex[2 * TLS_FP_LEN + 1];
+		for (size_t k = 0; k < TLS_FP_LEN; k++)
+			snprintf(hex + 2 * k, 3, "%02x", a->ca_fps[i][k]);
+		json_array_append_new(fps, json_string(hex));
+	}
+	if (a->ca_all_profiles)
+		json_array_append_new(prof, json_string("*"));
+	for (size_t i = 0; i < a->ca_nprofiles; i++)
+		json_array_append_new(prof, json_string(a->ca_profiles[i]));
+	if (a->ca_modes & CONF_MODE_SYNCH)
+		json_array_append_new(modes, json_string("synch"));
+	if (a->ca_modes & CONF_MODE_ASYNCH_CS)
+		json_array_append_new(modes, json_string("asynchClientServer"));
+	if (a->ca_modes & CONF_MODE_ASYNCH_SS)
+		json_array_append_new(modes, json_string("asynchServerServer"));
+	for (size_t i = 0; i < a->ca_nnotify; i++)
+		json_array_append_new(urls, json_string(a->ca_notify[i]));
+	json_object_set_new(o, "id", json_string(a->ca_id));
+	json_object_set_new(o, "name", json_string(a->ca_name));
+	json_object_set_new(o, "cert_sha256", fps);
+	json_object_set_new(o, "profiles", prof);
+	json_object_set_new(o, "modes", modes);
+	json_object_set_new(o, "notify_urls", urls);
+	json_object_set_new(o, "rate", json_integer(a->ca_rate));
+	json_object_set_new(o, "suspended", json_boolean(a->ca_suspended));
+	return o;
+fail:
+	json_decref(o);
+	json_decref(fps);
+	json_decref(prof);
+	json_decref(modes);
+	json_decref(urls);
+	return NULL;
 }

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "net/tls.h"
 #include "util/limits.h"
 
@@ -31,6 +33,17 @@ enum conf_mode {
 	CONF_MODE_ASYNCH_CS = 1 << 1,
 	CONF_MODE_ASYNCH_SS = 1 << 2,
 };
+
+/* Roles a process runs ([node] roles, msspd --roles; docs/internals/me.md).
+ * ae, home and afe go together (or none of them). */
+enum conf_role {
+	CONF_ROLE_AE = 1 << 0,
+	CONF_ROLE_HOME = 1 << 1,
+	CONF_ROLE_AFE = 1 << 2,
+	CONF_ROLE_ME = 1 << 3,
+	CONF_ROLE_ADMIN = 1 << 4,
+};
+#define CONF_ROLE_ALL (CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE | CONF_ROLE_ME | CONF_ROLE_ADMIN)
 
 struct conf_ap {
 	char *ca_id;			  /* AP_ID, exact                        */
@@ -62,7 +75,13 @@ struct mssp_conf {
 	unsigned max_conns;		  /* open connections, all listeners     */
 	unsigned conns_per_ip;		  /* from one address (phones behind one
 					   * NAT, a load generator: raise it)   */
+	unsigned roles;			  /* enum conf_role bits                 */
 	char *store_uri;
+	/* [me] */
+	char *me_listen;
+	unsigned me_port;
+	char *me_cert, *me_key, *me_client_ca;
+	char *me_web_root;		  /* the console's static files          */
 	/* [ae] */
 	char *ae_listen;
 	unsigned ae_port;
@@ -87,7 +106,9 @@ struct mssp_conf {
 	char *notify_cert, *notify_key, *notify_ca;
 	unsigned notify_retries;
 	unsigned notify_retry_ms;
-	/* [ap "..."] sections, as loaded (also the first table) */
+	/* [ap "..."] sections, as loaded.  Since issue 5 the AP table lives in
+	 * the store (managed through the ME); these sections are imported
+	 * once into an empty store AP table and ignored afterwards. */
 	struct conf_aps *aps;
 };
 
@@ -105,6 +126,16 @@ struct conf_aps *conf_load_aps(const char *data_dir, char *err, size_t errlen);
 void conf_aps_swap(struct conf_aps *t);
 struct conf_aps *conf_aps_get(void);
 void conf_aps_put(struct conf_aps *t);
+
+/* "ae,home,afe me" / "all" -> enum conf_role bits.  0, or -1 (unknown
+ * role, empty, or ae/home/afe split apart). */
+int conf_roles_parse(const char *text, unsigned *out);
+
+/* The AP table from its JSON form (an array of AP objects as roles/reg.c
+ * stores them, docs/internals/me.md).  NULL with err; one reference. */
+struct conf_aps *conf_aps_from_json(json_t *arr, char *err, size_t errlen);
+/* One AP as JSON (new reference), or NULL on memory shortage. */
+json_t *conf_ap_to_json(const struct conf_ap *a);
 
 /* The AP whose certificate fingerprint is fp (constant-time compare over
  * every fingerprint), or NULL. */

@@ -5,6 +5,14 @@
  * prompts).  Sealing and handing a blob to the AFE happen under it, so the
  * blobs of one device reach the AFE (and the wire) in counter order.
  * Store calls never run under it.
+ *
+ * Job delivery (issue 5): a poller thread (h_poll) wakes every
+ * MSSP_HOME_JOB_POLL_MS and hands ONE delivery round to the pool; a round
+ * already queued or running absorbs the next tick (h_dbusy), so rounds
+ * never overlap and a slow store never piles them up.  The online job of
+ * a device runs a round inline (it is on the pool already).  A pthread
+ * and not a timer: HomeMSSP has no loop of its own, and the AE's loop
+ * belongs to another module.
  */
 #include "roles/home.h"
 
@@ -32,6 +40,7 @@
 #include "roles/afe.h"
 #include "roles/conf.h"
 #include "roles/node.h"
+#include "roles/reg.h"
 #include "util/buf.h"
 #include "util/limits.h"
 #include "util/log.h"
@@ -46,12 +55,25 @@ struct pending {
 	size_t p_len;
 };
 
+/* A job message sent to a device: not again on the same session within
+ * MSSP_HOME_JOB_RESEND_MS (the poller runs far more often than that, and
+ * an ISSUED job stays ISSUED until the phone answers).  Keyed by the job's
+ * state too: the certificate of a job whose keygen just went out is a new
+ * message and goes at once. */
+struct sentjob {
+	char sj_id[32];
+	int sj_state;
+	uint64_t sj_session;
+	int64_t sj_ms;
+};
+
 struct dev {
 	char d_id[MSSP_KEYSTORE_MAX_ID + 1];
 	uint64_t d_session; /* AFE session of the E2E session, 0: none */
 	struct e2e_session d_es;
 	struct pending d_pend[MSSP_HOME_MAX_PENDING];
 	size_t d_npend;
+	struct sentjob d_jobs[MSSP_HOME_DEV_JOBS];
 	struct dev *d_next;
 };
 
@@ -62,7 +84,18 @@ struct home {
 	pthread_mutex_t h_lock;
 	struct dev *h_devs[HOME_BUCKETS];
 	_Atomic uint64_t h_prompts, h_answers, h_verified, h_invalid, h_late;
+	_Atomic uint64_t h_jobs_sent, h_jobs_acked;
 	_Atomic int64_t h_pending;
+
+	/* Job delivery (h_reg NULL: none). */
+	struct reg *h_reg;
+	pthread_mutex_t h_plock;  /* the poller's stop flag and wake-up  */
+	pthread_cond_t h_pcv;
+	bool h_pstarted, h_pstop;
+	pthread_t h_poll;
+	unsigned h_djobs;	  /* rounds queued on the pool (h_plock) */
+	atomic_bool h_dbusy;	  /* a round is queued or running        */
+	atomic_bool h_dagain;	  /* run one more round when it ends     */
 };
 
 static int64_t
@@ -148,6 +181,20 @@ drop_pending(struct home *h, const char *nonce)
 	pthread_mutex_unlock(&h->h_lock);
 }
 
+/* Send encoded text to a device's current E2E session.  0 when handed to
+ * the AFE, -1 otherwise.  Any thread. */
+static int
+send_text_to_device(struct home *h, const char *device_id, const char *txt, size_t len)
+{
+	int rc = -1;
+	pthread_mutex_lock(&h->h_lock);
+	struct dev *d = dev_find(h, device_id, false);
+	if (d)
+		rc = dev_send_locked(h, d, txt, len);
+	pthread_mutex_unlock(&h->h_lock);
+	return rc;
+}
+
 /* Send an encoded app message to a device (no pending copy).  Any thread. */
 static void
 send_to_device(struct home *h, const char *device_id, const struct appmsg *m)
@@ -157,11 +204,7 @@ send_to_device(struct home *h, const char *device_id, const struct appmsg *m)
 	struct mss_err e;
 	if (appmsg_encode(m, &txt, &len, &e) != 0)
 		return;
-	pthread_mutex_lock(&h->h_lock);
-	struct dev *d = dev_find(h, device_id, false);
-	if (d)
-		(void)dev_send_locked(h, d, txt, len);
-	pthread_mutex_unlock(&h->h_lock);
+	(void)send_text_to_device(h, device_id, txt, len);
 	free(txt);
 }
 
@@ -177,6 +220,8 @@ home_new(const struct home_conf *c, char *err, size_t errlen)
 	}
 	h->h_conf = *c;
 	pthread_mutex_init(&h->h_lock, NULL);
+	pthread_mutex_init(&h->h_plock, NULL);
+	pthread_cond_init(&h->h_pcv, NULL);
 	h->h_trust = X509_STORE_new();
 	FILE *f = fopen(c->hc_user_ca_cert, "r");
 	X509 *ca = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
@@ -211,6 +256,7 @@ home_free(struct home *h)
 {
 	if (!h)
 		return;
+	home_stop(h);
 	for (size_t b = 0; b < HOME_BUCKETS; b++) {
 		struct dev *d = h->h_devs[b];
 		while (d) {
@@ -223,6 +269,8 @@ home_free(struct home *h)
 		}
 	}
 	X509_STORE_free(h->h_trust);
+	pthread_cond_destroy(&h->h_pcv);
+	pthread_mutex_destroy(&h->h_plock);
 	pthread_mutex_destroy(&h->h_lock);
 	free(h);
 }
@@ -235,6 +283,8 @@ home_get_stats(struct home *h, struct home_stats *o)
 	o->hs_verified = atomic_load(&h->h_verified);
 	o->hs_invalid = atomic_load(&h->h_invalid);
 	o->hs_late = atomic_load(&h->h_late);
+	o->hs_jobs_sent = atomic_load(&h->h_jobs_sent);
+	o->hs_jobs_acked = atomic_load(&h->h_jobs_acked);
 	int64_t p = atomic_load(&h->h_pending);
 	o->hs_pending = p > 0 ? (uint64_t)p : 0;
 }
@@ -281,7 +331,6 @@ int
 home_select(struct home *h, struct store *st, const struct mss_signature_req *req,
 	    const struct conf_ap *ap, struct home_choice *out, struct mss_err *err)
 {
-	(void)h;
 	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
 	struct store_err se;
 	struct store_user u;
@@ -366,6 +415,15 @@ home_select(struct home *h, struct store *st, const struct mss_signature_req *re
 	}
 	if (out->hk_key.sk_cert_len == 0) {
 		mss_err_set(err, MSS_NO_CERT_FOUND, 0, "No certificate found");
+		goto out;
+	}
+	/* key material that fails the key checks (a weak RSA key: ROCA,
+	 * Fermat, shared primes, the compromised list) never signs: refused
+	 * as if disabled, and the detail says nothing about why.  EC keys
+	 * cost reg nothing; the verdict is cached per key and serial. */
+	if (h && h->h_reg && !reg_key_usable(h->h_reg, &out->hk_key)) {
+		LOG_EV("key.unusable", "key", out->hk_key.sk_key_id);
+		mss_err_set(err, MSS_NO_KEY_FOUND, 0, "No key found");
 		goto out;
 	}
 	rc = 0;
@@ -851,6 +909,291 @@ commit:
 	store_tx_clear(&fin);
 }
 
+/* ---- registration jobs (issue 5) ----------------------------------------- */
+
+int
+home_job_message(const struct reg_job *j, char **txt, size_t *len, struct mss_err *err)
+{
+	struct appmsg m;
+	int rc;
+	*txt = NULL;
+	*len = 0;
+	memset(&m, 0, sizeof m);
+	snprintf(m.am_job, sizeof m.am_job, "%s", j->rj_id);
+	snprintf(m.am_key, sizeof m.am_key, "%s", j->rj_group);
+	if (strcmp(j->rj_kind, "unblock") == 0) {
+		m.am_type = APPMSG_UNBLOCK;
+	} else if (strcmp(j->rj_kind, "keygen") == 0 && j->rj_state == REG_JOB_ISSUED) {
+		if (!j->rj_cert || j->rj_cert_len == 0 || j->rj_nchain > MSSP_KEYSTORE_MAX_CHAIN)
+			return mss_err_set(err, MSS_WRONG_PARAM, 0, "Issued job without certificate");
+		m.am_type = APPMSG_CERT;
+		/* borrowed from the job: m is never appmsg_clear'ed */
+		m.am_der = j->rj_cert;
+		m.am_der_len = j->rj_cert_len;
+		for (size_t i = 0; i < j->rj_nchain; i++) {
+			m.am_chain[i] = j->rj_chain[i];
+			m.am_chain_len[i] = j->rj_chain_len[i];
+		}
+		m.am_nchain = j->rj_nchain;
+	} else if (strcmp(j->rj_kind, "keygen") == 0) {
+		if (j->rj_nprofiles > MSSP_KEYSTORE_MAX_PROFILES)
+			return mss_err_set(err, MSS_WRONG_PARAM, 0, "Too many profiles");
+		m.am_type = APPMSG_KEYGEN;
+		snprintf(m.am_purpose, sizeof m.am_purpose, "%s", j->rj_purpose);
+		for (size_t i = 0; i < j->rj_nprofiles; i++)
+			snprintf(m.am_profiles[i], sizeof m.am_profiles[i], "%s", j->rj_profiles[i]);
+		m.am_nprofiles = j->rj_nprofiles;
+		m.am_pin = j->rj_pin;
+		snprintf(m.am_alg, sizeof m.am_alg, "%s", j->rj_alg);
+	} else {
+		return mss_err_set(err, MSS_WRONG_PARAM, 0, "Unknown job kind");
+	}
+	rc = appmsg_encode(&m, txt, len, err);
+	memset(&m, 0, sizeof m); /* borrowed pointers: nothing to free */
+	return rc;
+}
+
+/* reg_jobs_to_deliver's filter: a device with a live E2E session here
+ * (the AFE still holds the connection the session was made for). */
+static bool
+job_online(void *arg, const char *device_id)
+{
+	struct home *h = arg;
+	bool live = false;
+	pthread_mutex_lock(&h->h_lock);
+	struct dev *d = dev_find(h, device_id, false);
+	if (d && d->d_session && d->d_es.es_ready && h->h_afe)
+		live = afe_session(h->h_afe, device_id) == d->d_session;
+	pthread_mutex_unlock(&h->h_lock);
+	return live;
+}
+
+/* Which message a job's state sends: requested and sent jobs send the
+ * same request (keygen / unblock), an issued job the certificate. */
+static int
+job_msg_state(const struct reg_job *j)
+{
+	return j->rj_state == REG_JOB_ISSUED ? REG_JOB_ISSUED : REG_JOB_REQUESTED;
+}
+
+/* Send job `j` (its message `txt`) unless it went out on this session
+ * less than MSSP_HOME_JOB_RESEND_MS ago.  1 sent, 0 skipped, -1 not sent. */
+static int
+job_send(struct home *h, const struct reg_job *j, const char *txt, size_t len, int64_t now)
+{
+	int rc = -1;
+	pthread_mutex_lock(&h->h_lock);
+	struct dev *d = dev_find(h, j->rj_device, false);
+	if (!d || !d->d_session)
+		goto out;
+	struct sentjob *slot = &d->d_jobs[0];
+	for (size_t i = 0; i < MSSP_HOME_DEV_JOBS; i++) {
+		struct sentjob *s = &d->d_jobs[i];
+		if (strcmp(s->sj_id, j->rj_id) == 0) {
+			if (s->sj_session == d->d_session && s->sj_state == job_msg_state(j) &&
+			    now - s->sj_ms < MSSP_HOME_JOB_RESEND_MS) {
+				rc = 0;
+				goto out;
+			}
+			slot = s;
+			break;
+		}
+		if (s->sj_ms < slot->sj_ms)
+			slot = s; /* the oldest (or an empty one) is replaced */
+	}
+	if (dev_send_locked(h, d, txt, len) == 0) {
+		snprintf(slot->sj_id, sizeof slot->sj_id, "%s", j->rj_id);
+		slot->sj_state = job_msg_state(j);
+		slot->sj_session = d->d_session;
+		slot->sj_ms = now;
+		rc = 1;
+	}
+out:
+	pthread_mutex_unlock(&h->h_lock);
+	return rc;
+}
+
+/* One delivery round (pool thread). */
+static void
+deliver_round(struct home *h, struct store *st)
+{
+	struct reg_job *jobs = calloc(MSSP_HOME_JOB_BATCH, sizeof *jobs);
+	struct reg_err re;
+	size_t n = 0;
+	int64_t now = wall_ms();
+	if (!jobs)
+		return;
+	memset(&re, 0, sizeof re);
+	if (reg_jobs_to_deliver(h->h_reg, st, job_online, h, jobs, MSSP_HOME_JOB_BATCH, &n, now,
+				&re) != 0) {
+		char s[12];
+		snprintf(s, sizeof s, "%d", re.status);
+		LOG_EV("job.poll_failed", "status", s);
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct reg_job *j = &jobs[i];
+		struct mss_err me;
+		char *txt = NULL;
+		size_t len = 0;
+		memset(&me, 0, sizeof me);
+		if (home_job_message(j, &txt, &len, &me) != 0) {
+			LOG_EV("job.unsendable", "job", j->rj_id, "kind", j->rj_kind);
+			continue;
+		}
+		int rc = job_send(h, j, txt, len, now);
+		free(txt);
+		if (rc <= 0)
+			continue;
+		atomic_fetch_add(&h->h_jobs_sent, 1);
+		LOG_EV("job.sent", "job", j->rj_id, "kind", j->rj_kind, "state",
+		       reg_job_state_name(j->rj_state), "device", j->rj_device);
+		/* requested -> sent; sent: a new time (ISSUED stays ISSUED
+		 * until the phone answers) */
+		if ((j->rj_state == REG_JOB_REQUESTED || j->rj_state == REG_JOB_SENT) &&
+		    reg_job_sent(h->h_reg, st, j->rj_id, now, &re) != 0)
+			LOG_EV("job.mark_failed", "job", j->rj_id);
+	}
+	for (size_t i = 0; i < MSSP_HOME_JOB_BATCH; i++)
+		reg_job_clear(&jobs[i]);
+	free(jobs);
+}
+
+/* Rounds until nobody asked for another one; h_dbusy is ours on entry and
+ * released on return.  A request that comes in between the last check and
+ * the release is taken by whoever wins h_dbusy next (or by us again). */
+static void
+deliver_loop(struct home *h, struct store *st)
+{
+	for (;;) {
+		atomic_store(&h->h_dagain, false);
+		deliver_round(h, st);
+		if (atomic_load(&h->h_dagain))
+			continue;
+		atomic_store(&h->h_dbusy, false);
+		if (!atomic_load(&h->h_dagain) || atomic_exchange(&h->h_dbusy, true))
+			return;
+	}
+}
+
+/* From a pool job (a device came online): a round now, here. */
+static void
+deliver_inline(struct home *h, struct store *st)
+{
+	if (!h->h_reg)
+		return;
+	atomic_store(&h->h_dagain, true);
+	if (!atomic_exchange(&h->h_dbusy, true))
+		deliver_loop(h, st);
+}
+
+static void
+deliver_job_run(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct home *h = arg;
+	deliver_loop(h, nw->nw_store);
+	pthread_mutex_lock(&h->h_plock);
+	if (--h->h_djobs == 0)
+		pthread_cond_broadcast(&h->h_pcv);
+	pthread_mutex_unlock(&h->h_plock);
+}
+
+static void *
+poll_main(void *arg)
+{
+	struct home *h = arg;
+	pthread_mutex_lock(&h->h_plock);
+	while (!h->h_pstop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(MSSP_HOME_JOB_POLL_MS % 1000) * 1000000L;
+		ts.tv_sec += MSSP_HOME_JOB_POLL_MS / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		while (!h->h_pstop && pthread_cond_timedwait(&h->h_pcv, &h->h_plock, &ts) == 0)
+			;
+		if (h->h_pstop)
+			break;
+		/* a round queued or running takes this tick's work too */
+		if (atomic_exchange(&h->h_dbusy, true)) {
+			atomic_store(&h->h_dagain, true);
+			continue;
+		}
+		h->h_djobs++;
+		if (pool_submit(h->h_conf.hc_pool, deliver_job_run, h) != 0) {
+			h->h_djobs--;
+			atomic_store(&h->h_dbusy, false);
+		}
+	}
+	pthread_mutex_unlock(&h->h_plock);
+	return NULL;
+}
+
+void
+home_set_reg(struct home *h, struct reg *r)
+{
+	pthread_mutex_lock(&h->h_plock);
+	h->h_reg = r;
+	if (r && !h->h_pstarted && !h->h_pstop && h->h_conf.hc_pool) {
+		if (pthread_create(&h->h_poll, NULL, poll_main, h) == 0)
+			h->h_pstarted = true;
+		else
+			LOG_EV("job.poller_failed");
+	}
+	pthread_mutex_unlock(&h->h_plock);
+}
+
+void
+home_stop(struct home *h)
+{
+	bool join;
+	if (!h)
+		return;
+	pthread_mutex_lock(&h->h_plock);
+	h->h_pstop = true;
+	join = h->h_pstarted;
+	h->h_pstarted = false;
+	pthread_cond_broadcast(&h->h_pcv);
+	pthread_mutex_unlock(&h->h_plock);
+	if (join)
+		pthread_join(h->h_poll, NULL);
+	/* a round the poller queued may still run (pool_stop runs what is
+	 * queued): it uses h */
+	pthread_mutex_lock(&h->h_plock);
+	while (h->h_djobs > 0)
+		pthread_cond_wait(&h->h_pcv, &h->h_plock);
+	pthread_mutex_unlock(&h->h_plock);
+}
+
+/* A job_answer from `device` (pool thread): recorded first, acknowledged
+ * after. */
+static void
+job_answer(struct home *h, struct store *st, const char *device, const struct appmsg *ans)
+{
+	struct reg_err re;
+	char s[12];
+	memset(&re, 0, sizeof re);
+	if (!h->h_reg)
+		return; /* not this process's business: the phone keeps it */
+	int rc = reg_job_answer(h->h_reg, st, device, ans->am_job, ans->am_status, ans->am_der,
+				ans->am_der_len, wall_ms(), &re);
+	snprintf(s, sizeof s, "%d", rc == 0 ? 0 : re.status);
+	/* durable (0), or nothing to make durable (unknown 404, gone 410):
+	 * the phone may forget it.  Anything else, a foreign device (403)
+	 * included: no ack, a transient failure is retried by the phone. */
+	if (rc != 0 && re.status != 404 && re.status != 410) {
+		LOG_EV("job.answer_failed", "job", ans->am_job, "device", device, "status", s);
+		return;
+	}
+	LOG_EV("job.answered", "job", ans->am_job, "device", device, "status", s);
+	struct appmsg m;
+	memset(&m, 0, sizeof m);
+	m.am_type = APPMSG_JOB_ACK;
+	snprintf(m.am_job, sizeof m.am_job, "%s", ans->am_job);
+	send_to_device(h, device, &m);
+	atomic_fetch_add(&h->h_jobs_acked, 1);
+}
+
 struct answer_job {
 	struct home *aj_home;
 	char aj_device[MSSP_KEYSTORE_MAX_ID + 1];
@@ -883,8 +1226,13 @@ answer_job_run(void *ctx, void *arg)
 	memset(&ans, 0, sizeof ans);
 	memset(&tx, 0, sizeof tx);
 	memset(&cur, 0, sizeof cur);
-	if (appmsg_decode(j->aj_plain, j->aj_len, &ans, &me) != 0 ||
-	    ans.am_type != APPMSG_ANSWER)
+	if (appmsg_decode(j->aj_plain, j->aj_len, &ans, &me) != 0)
+		goto out;
+	if (ans.am_type == APPMSG_JOB_ANSWER) {
+		job_answer(h, nw->nw_store, j->aj_device, &ans);
+		goto out;
+	}
+	if (ans.am_type != APPMSG_ANSWER)
 		goto out;
 	atomic_fetch_add(&h->h_answers, 1);
 	if (store_tx_get_by_nonce(nw->nw_store, ans.am_nonce, 0, &tx, &se) != 0) {
@@ -1030,7 +1378,11 @@ online_job_run(void *ctx, void *arg)
 						      d->d_pend[i].p_len);
 		}
 	}
+	bool live = d && d->d_session == j->oj_session;
 	pthread_mutex_unlock(&h->h_lock);
+	/* its jobs now, not at the next tick */
+	if (live)
+		deliver_inline(h, nw->nw_store);
 wipe:
 	OPENSSL_cleanse(&dev, sizeof dev);
 out:

@@ -20,6 +20,19 @@
  * acknowledged to the app, then verified and finalised (COMPLETED / FAILED).
  * A late or replayed answer (unknown nonce, transaction final) is
  * acknowledged with the final status and discarded (A-23, A-24).
+ *
+ * Registration jobs (docs/internals/me.md "Key generation on the phone"),
+ * with a struct reg set (home_set_reg): every MSSP_HOME_JOB_POLL_MS (a
+ * small poller thread hands one delivery round at a time to the pool), and
+ * at once when a device comes online, reg_jobs_to_deliver() for the
+ * devices with a live E2E session here; each job goes out as its app
+ * message (keygen, cert, unblock: home_job_message) and REQUESTED / SENT
+ * jobs are marked with reg_job_sent().  A job is not sent twice on one
+ * session within MSSP_HOME_JOB_RESEND_MS.  A job_answer from the phone is
+ * given to reg_job_answer(); "job_ack" goes back only once that returned 0
+ * (durable before acknowledged) or said the job is unknown or gone (404 /
+ * 410: nothing left to record, the phone may forget it).  Any other
+ * failure: no ack, the phone re-sends on its next session.
  */
 #ifndef MSSP_ROLES_HOME_H
 #define MSSP_ROLES_HOME_H
@@ -55,6 +68,14 @@ void home_set_afe(struct home *h, struct afe *a);
 /* Who hears about final transactions (before anything runs). */
 void home_set_final(struct home *h, home_final_fn fn, void *arg);
 const struct afe_ops *home_afe_ops(void);
+/* The registration module (borrowed; NULL: no job delivery and no key
+ * check before signing).  A non-NULL reg starts the job poller; set it
+ * once, after home_set_afe and before the AFE serves. */
+struct reg;
+void home_set_reg(struct home *h, struct reg *r);
+/* Stop the job poller and wait for a delivery round in flight (call it
+ * before pool_stop; home_free calls it too).  Idempotent; accepts NULL. */
+void home_stop(struct home *h);
 void home_free(struct home *h);
 
 /* What the AE resolved for a signature request (pool thread). */
@@ -70,8 +91,10 @@ struct home_choice {
  * profile the AP may use (`ap`, NULL: no restriction; an allowed entry
  * covers a key profile it satisfies exactly) (109 none fits; 404 the user
  * has no key for that operation at all), the key state (501 revoked
- * certificate, 404 disabled, 422 no certificate).  0 with `out`, or -1
- * with err. */
+ * certificate, 404 disabled, 422 no certificate), and with a struct reg
+ * set the key material (reg_key_usable: a key that fails the key checks,
+ * e.g. a weak RSA key, is refused like a disabled one, 404).  0 with
+ * `out`, or -1 with err. */
 struct conf_ap;
 int home_select(struct home *h, struct store *st, const struct mss_signature_req *req,
 		const struct conf_ap *ap, struct home_choice *out, struct mss_err *err);
@@ -112,6 +135,14 @@ void home_recover(struct home *h, struct store *st, const struct store_tx *tx);
 int home_dtbs_bytes(const struct mss_signature_req *req, uint8_t **out, size_t *len,
 		    struct mss_err *err);
 
+/* The app message (mss/appmsg.h) that delivers `j`: "keygen" for a
+ * keygen job not yet issued, "cert" (certificate and chain) for an ISSUED
+ * one, "unblock" for an unblock job.  Compact JSON, malloc'ed (free);
+ * 0, or -1 with 101 (unknown kind, an ISSUED job without certificate) /
+ * 900.  Any thread. */
+struct reg_job;
+int home_job_message(const struct reg_job *j, char **txt, size_t *len, struct mss_err *err);
+
 struct home_stats {
 	uint64_t hs_prompts;
 	uint64_t hs_answers;
@@ -119,6 +150,8 @@ struct home_stats {
 	uint64_t hs_invalid;
 	uint64_t hs_late;
 	uint64_t hs_pending;	/* gauge: prompts waiting for offline devices */
+	uint64_t hs_jobs_sent;	/* job messages handed to the AFE      */
+	uint64_t hs_jobs_acked; /* job answers recorded and acknowledged */
 };
 void home_get_stats(struct home *h, struct home_stats *out);
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/asn1.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -787,6 +788,37 @@ hex_ok(const char *s, size_t len)
 	return true;
 }
 
+static bool
+upper2(const char *s)
+{
+	return s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
+}
+
+/* "" or an ISO 3166 alpha-2 code's shape: two upper-case letters. */
+static bool
+country_ok(const char *s)
+{
+	return s[0] == '\0' || (upper2(s) && s[2] == '\0');
+}
+
+/* "" or [a-z]{2,3} optionally followed by "-" and 2 upper-case letters
+ * ("fi", "sv-FI", "smn"). */
+static bool
+lang_ok(const char *s)
+{
+	size_t i = 0;
+
+	if (s[0] == '\0')
+		return true;
+	while (i < 3 && s[i] >= 'a' && s[i] <= 'z')
+		i++;
+	if (i < 2)
+		return false;
+	if (s[i] == '\0')
+		return true;
+	return s[i] == '-' && upper2(s + i + 1) && s[i + 3] == '\0';
+}
+
 static int
 check_user(const struct store_user *u, struct store_err *err)
 {
@@ -801,6 +833,21 @@ check_user(const struct store_user *u, struct store_err *err)
 		return store_err_set(err, 900, "invalid argument: user state");
 	if ((n = fixed_len(u->su_name, sizeof(u->su_name))) == SIZE_MAX || !name_ok(u->su_name, n))
 		return store_err_set(err, 900, "invalid argument: user name");
+	if ((n = fixed_len(u->su_given_name, sizeof(u->su_given_name))) == SIZE_MAX ||
+	    !name_ok(u->su_given_name, n))
+		return store_err_set(err, 900, "invalid argument: given name");
+	if ((n = fixed_len(u->su_surname, sizeof(u->su_surname))) == SIZE_MAX ||
+	    !name_ok(u->su_surname, n))
+		return store_err_set(err, 900, "invalid argument: surname");
+	/* the serialNumber RDN: PrintableString-safe ASCII, spaces allowed */
+	if (fixed_len(u->su_id_number, sizeof(u->su_id_number)) == SIZE_MAX ||
+	    !text_ok(u->su_id_number, 0, MSSP_STORE_MAX_ID_NUMBER, true))
+		return store_err_set(err, 900, "invalid argument: id number");
+	if (fixed_len(u->su_country, sizeof(u->su_country)) == SIZE_MAX ||
+	    !country_ok(u->su_country))
+		return store_err_set(err, 900, "invalid argument: country");
+	if (fixed_len(u->su_lang, sizeof(u->su_lang)) == SIZE_MAX || !lang_ok(u->su_lang))
+		return store_err_set(err, 900, "invalid argument: language");
 	return 0;
 }
 
@@ -1050,5 +1097,379 @@ store_key_set_state(struct store *s, const char *key_id, enum store_key_state st
 	lock(s);
 	rc = s->st_ops->so_key_set_state(s->st_impl, key_id, st, now_ms, err);
 	unlock(s);
+	return rc;
+}
+
+/* ---- registry administration (issue 5) ------------------------------------- */
+
+/* A list's output array: NULL only with max 0, at most MSSP_STORE_MAX_LIST
+ * (a page, not a dump: an answer of the ME stays bounded). */
+static bool
+list_args_ok(const void *out, size_t max, const size_t *n)
+{
+	return n != NULL && (out != NULL || max == 0) && max <= MSSP_STORE_MAX_LIST;
+}
+
+/* An MSISDN prefix: "+" and 0..15 digits. */
+static bool
+msisdn_prefix_ok(const char *s)
+{
+	size_t i;
+
+	if (s[0] != '+')
+		return false;
+	for (i = 1; s[i] != '\0'; i++)
+		if (i > 15 || s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+int
+store_user_list(struct store *s, const struct store_user_query *q, struct store_user *out,
+		size_t max, size_t *n, struct store_err *err)
+{
+	struct store_user_query z = { 0 };
+	int rc;
+
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || !list_args_ok(out, max, n))
+		return store_err_set(err, 900, "invalid argument: user list");
+	if (max > 0)
+		memset(out, 0, max * sizeof(*out));
+	/* "" is "any", as NULL: the backend sees NULL only */
+	if (q != NULL) {
+		z.uq_state = q->uq_state;
+		if (q->uq_msisdn_prefix != NULL && q->uq_msisdn_prefix[0] != '\0')
+			z.uq_msisdn_prefix = q->uq_msisdn_prefix;
+		if (q->uq_text != NULL && q->uq_text[0] != '\0')
+			z.uq_text = q->uq_text;
+		if (q->uq_after != NULL && q->uq_after[0] != '\0')
+			z.uq_after = q->uq_after;
+	}
+	if (z.uq_msisdn_prefix != NULL && !msisdn_prefix_ok(z.uq_msisdn_prefix))
+		return store_err_set(err, 900, "invalid argument: MSISDN prefix");
+	if (z.uq_text != NULL &&
+	    (strnlen(z.uq_text, MSSP_STORE_MAX_NAME + 1) > MSSP_STORE_MAX_NAME ||
+	     !name_ok(z.uq_text, strlen(z.uq_text))))
+		return store_err_set(err, 900, "invalid argument: search text");
+	if (z.uq_state != 0 && z.uq_state != STORE_USER_ACTIVE && z.uq_state != STORE_USER_SUSPENDED)
+		return store_err_set(err, 900, "invalid argument: user state");
+	if (z.uq_after != NULL && !msisdn_ok(z.uq_after))
+		return store_err_set(err, 900, "invalid argument: paging MSISDN");
+	if (max == 0)
+		return 0;
+	lock(s);
+	rc = s->st_ops->so_user_list(s->st_impl, &z, out, max, n, err);
+	unlock(s);
+	if (rc != 0) {
+		memset(out, 0, max * sizeof(*out));
+		*n = 0;
+	}
+	return rc;
+}
+
+int
+store_user_delete(struct store *s, const char *msisdn, int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (msisdn == NULL || now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: user delete");
+	if (!msisdn_ok(msisdn))
+		return no_user(err);
+	lock(s);
+	rc = s->st_ops->so_user_delete(s->st_impl, msisdn, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
+int
+store_device_delete(struct store *s, const char *device_id, int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (device_id == NULL || now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: device delete");
+	if (!reg_id_ok(device_id, MSSP_KEYSTORE_MAX_ID))
+		return store_err_set(err, 101, "no such device");
+	lock(s);
+	rc = s->st_ops->so_device_delete(s->st_impl, device_id, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
+int
+store_counts(struct store *s, struct store_counts *out, struct store_err *err)
+{
+	int rc;
+
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (s == NULL || out == NULL)
+		return store_err_set(err, 900, "invalid argument: counts");
+	lock(s);
+	rc = s->st_ops->so_counts(s->st_impl, out, err);
+	unlock(s);
+	if (rc != 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+int
+store_key_scan(struct store *s, store_key_cb cb, void *arg, struct store_err *err)
+{
+	char after_id[MSSP_STORE_MAX_KEY_ID + 1] = "";
+	int64_t after_ms = INT64_MIN;
+	struct store_key *page;
+	size_t n, i, visited = 0;
+	int rc = 0;
+
+	if (s == NULL || cb == NULL)
+		return store_err_set(err, 900, "invalid argument: no store or callback");
+	/* a page of keys is large (certificates): on the heap */
+	page = calloc(MSSP_STORE_SCAN_BATCH, sizeof(*page));
+	if (page == NULL)
+		return store_err_set(err, 900, "out of memory");
+	while (visited < MSSP_STORE_MAX_SCAN) {
+		memset(page, 0, MSSP_STORE_SCAN_BATCH * sizeof(*page));
+		lock(s);
+		rc = s->st_ops->so_key_page(s->st_impl, after_ms, after_id, page,
+					    MSSP_STORE_SCAN_BATCH, &n, err);
+		unlock(s);
+		if (rc != 0)
+			break;
+		/* the callback runs outside the lock: it may call the store */
+		for (i = 0; i < n && visited < MSSP_STORE_MAX_SCAN; i++, visited++)
+			if (cb(arg, &page[i]) != 0)
+				goto out;
+		if (n < MSSP_STORE_SCAN_BATCH)
+			break;
+		/* keyset paging: the callback may change keys (disable them),
+		 * which moves nothing in (created, key_id) order */
+		after_ms = page[n - 1].sk_created_ms;
+		memcpy(after_id, page[n - 1].sk_key_id, sizeof(after_id));
+	}
+out:
+	free(page);
+	return rc;
+}
+
+int
+store_tx_list_user(struct store *s, const char *msisdn, struct store_tx *out, size_t max,
+		   size_t *n, struct store_err *err)
+{
+	size_t i;
+	int rc;
+
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || msisdn == NULL || !list_args_ok(out, max, n))
+		return store_err_set(err, 900, "invalid argument: transaction list");
+	for (i = 0; i < max; i++)
+		store_tx_clear(&out[i]);
+	/* a user that cannot exist has no transactions (history outlives
+	 * the user record: an unknown MSISDN is not an error) */
+	if (!text_ok(msisdn, 1, MSSP_STORE_MAX_MSISDN, false) || max == 0)
+		return 0;
+	lock(s);
+	rc = s->st_ops->so_tx_list_user(s->st_impl, msisdn, out, max, n, err);
+	unlock(s);
+	if (rc != 0) {
+		for (i = 0; i < max; i++)
+			store_tx_clear(&out[i]);
+		*n = 0;
+	}
+	return rc;
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+void
+store_rec_clear(struct store_rec *r)
+{
+	if (r == NULL)
+		return;
+	free(r->sr_body);
+	memset(r, 0, sizeof(*r));
+}
+
+/* 1..MSSP_STORE_MAX_KIND chars of [a-z_]. */
+static bool
+kind_ok(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= MSSP_STORE_MAX_KIND || !((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+			return false;
+	return i >= 1;
+}
+
+static bool
+rec_name_ok(const char *s)
+{
+	return text_ok(s, 1, MSSP_STORE_MAX_REC_NAME, false);
+}
+
+/* A JSON object, and nothing else: no NUL (the body comes back as a C
+ * string), valid UTF-8, no trailing data, no duplicate member names (two
+ * readers must not see two different values). */
+static bool
+body_ok(const char *body, size_t len)
+{
+	json_error_t je;
+	json_t *j;
+	bool ok;
+
+	if (body == NULL || len < 2 || len > MSSP_STORE_MAX_REC_BODY || memchr(body, '\0', len))
+		return false;
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	ok = j != NULL && json_is_object(j);
+	json_decref(j);
+	return ok;
+}
+
+static int
+check_rec(const struct store_rec *r, struct store_err *err)
+{
+	if (r == NULL)
+		return store_err_set(err, 900, "invalid argument: no record");
+	if (fixed_len(r->sr_kind, sizeof(r->sr_kind)) == SIZE_MAX || !kind_ok(r->sr_kind))
+		return store_err_set(err, 900, "invalid argument: record kind");
+	if (fixed_len(r->sr_name, sizeof(r->sr_name)) == SIZE_MAX || !rec_name_ok(r->sr_name))
+		return store_err_set(err, 900, "invalid argument: record name");
+	if (fixed_len(r->sr_owner, sizeof(r->sr_owner)) == SIZE_MAX ||
+	    (r->sr_owner[0] != '\0' && !rec_name_ok(r->sr_owner)))
+		return store_err_set(err, 900, "invalid argument: record owner");
+	if (r->sr_expires_ms < 0)
+		return store_err_set(err, 900, "invalid argument: record expiry");
+	if (!body_ok(r->sr_body, r->sr_body_len))
+		return store_err_set(err, 900, "invalid argument: record body");
+	return 0;
+}
+
+int
+store_rec_put(struct store *s, const struct store_rec *r, uint64_t expect_version, int64_t now_ms,
+	      struct store_rec *out, struct store_err *err)
+{
+	struct store_rec tmp = { 0 };
+	int rc = -1;
+
+	if (writable(s, err) != 0 || check_rec(r, err) != 0)
+		goto out;
+	if (now_ms <= 0) {
+		store_err_set(err, 900, "invalid argument: time");
+		goto out;
+	}
+	lock(s);
+	rc = s->st_ops->so_rec_put(s->st_impl, r, expect_version, now_ms, out ? &tmp : NULL,
+				   err);
+	unlock(s);
+out:
+	/* through `tmp`: `out` may be `r` itself (a caller refreshing its
+	 * copy), whose body the backend read until now */
+	if (rc == 0 && out != NULL) {
+		store_rec_clear(out);
+		*out = tmp;
+	} else {
+		store_rec_clear(&tmp);
+		if (out != r)
+			store_rec_clear(out);
+	}
+	return rc;
+}
+
+int
+store_rec_get(struct store *s, const char *kind, const char *name, struct store_rec *out,
+	      struct store_err *err)
+{
+	int rc;
+
+	store_rec_clear(out);
+	if (s == NULL || out == NULL || kind == NULL || name == NULL)
+		return store_err_set(err, 900, "invalid argument: record lookup");
+	if (!kind_ok(kind))
+		return store_err_set(err, 900, "invalid argument: record kind");
+	if (!rec_name_ok(name))
+		return store_err_set(err, 101, "no such record");
+	lock(s);
+	rc = s->st_ops->so_rec_get(s->st_impl, kind, name, out, err);
+	unlock(s);
+	if (rc != 0)
+		store_rec_clear(out);
+	return rc;
+}
+
+int
+store_rec_delete(struct store *s, const char *kind, const char *name, uint64_t expect_version,
+		 int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (name == NULL || !kind_ok(kind) || expect_version == STORE_REC_NEW || now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: record delete");
+	if (!rec_name_ok(name))
+		return store_err_set(err, 101, "no such record");
+	lock(s);
+	rc = s->st_ops->so_rec_delete(s->st_impl, kind, name, expect_version, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
+int
+store_rec_list(struct store *s, const char *kind, const char *owner, int state, const char *after,
+	       struct store_rec *out, size_t max, size_t *n, struct store_err *err)
+{
+	size_t i;
+	int rc;
+
+	if (n != NULL)
+		*n = 0;
+	if (s == NULL || !list_args_ok(out, max, n))
+		return store_err_set(err, 900, "invalid argument: record list");
+	for (i = 0; i < max; i++)
+		store_rec_clear(&out[i]);
+	if (!kind_ok(kind))
+		return store_err_set(err, 900, "invalid argument: record kind");
+	if (owner != NULL && owner[0] != '\0' && !rec_name_ok(owner))
+		return store_err_set(err, 900, "invalid argument: record owner");
+	if (after != NULL && !rec_name_ok(after))
+		return store_err_set(err, 900, "invalid argument: paging name");
+	if (max == 0)
+		return 0;
+	lock(s);
+	rc = s->st_ops->so_rec_list(s->st_impl, kind, owner, state, after, out, max, n, err);
+	unlock(s);
+	if (rc != 0) {
+		for (i = 0; i < max; i++)
+			store_rec_clear(&out[i]);
+		*n = 0;
+	}
+	return rc;
+}
+
+int
+store_rec_generation(struct store *s, const char *kind, uint64_t *gen, struct store_err *err)
+{
+	int rc;
+
+	if (gen != NULL)
+		*gen = 0;
+	if (s == NULL || gen == NULL || !kind_ok(kind))
+		return store_err_set(err, 900, "invalid argument: record generation");
+	lock(s);
+	rc = s->st_ops->so_rec_generation(s->st_impl, kind, gen, err);
+	unlock(s);
+	if (rc != 0)
+		*gen = 0;
 	return rc;
 }

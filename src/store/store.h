@@ -424,6 +424,17 @@ struct store_user {
 	char su_msisdn[MSSP_STORE_MAX_MSISDN + 1];   /* normalised "+digits" */
 	enum store_user_state su_state;
 	char su_name[MSSP_STORE_MAX_NAME + 1];	     /* display name, or ""  */
+	/* Identity data from the RA's verified record (issue 5); the user
+	 * certificate's subject comes from here, never from a CSR (K-10).
+	 * Each "" when absent; UTF-8 without control characters. */
+	char su_given_name[MSSP_STORE_MAX_NAME + 1];
+	char su_surname[MSSP_STORE_MAX_NAME + 1];
+	char su_id_number[MSSP_STORE_MAX_ID_NUMBER + 1]; /* serialNumber RDN:
+						      * printable ASCII    */
+	char su_country[3];			     /* "" or 2 upper-case
+						      * letters (ISO 3166) */
+	char su_lang[MSSP_STORE_MAX_LANG + 1];	     /* "" or [a-z]{2,3}
+						      * (optionally -XX)    */
 	int64_t su_created_ms;
 	int64_t su_updated_ms;
 };
@@ -455,6 +466,12 @@ struct store_key {
 						      * be empty (len 0)    */
 	size_t sk_cert_len;
 	char sk_cert_serial[MSSP_STORE_MAX_SERIAL + 1]; /* hex, "" if none  */
+	/* SHA-256 of the key's canonical SubjectPublicKeyInfo
+	 * (pki_keycheck_fingerprint), or all zero when unknown (keys stored
+	 * before issue 5).  Non-zero values are UNIQUE across all keys of
+	 * all users (a unique index, K-07): a put with a fingerprint another
+	 * key has is refused with 407. */
+	unsigned char sk_spki_fp[32];
 	int64_t sk_created_ms;
 	int64_t sk_updated_ms;
 };
@@ -464,7 +481,11 @@ struct store_key {
  *   su_msisdn / sd_msisdn / sk_msisdn  "+" and 6..15 digits;
  *   ids (sd_device_id, sk_key_id, sk_group, sk_device_id)  1..max chars
  *     of [A-Za-z0-9._:+@-];
- *   su_name  "" or UTF-8 without control characters;  su_state, sd_state,
+ *   su_name, su_given_name, su_surname  "" or UTF-8 without control
+ *     characters;  su_id_number  "" or printable ASCII (0x20..0x7e);
+ *     su_country  "" or 2 upper-case letters;  su_lang  "" or [a-z]{2,3}
+ *     optionally followed by "-" and 2 upper-case letters;
+ *   su_state, sd_state,
  *   sk_state, sk_purpose  in their enumerations;  sd_auth_spki_len
  *   1..MSSP_STORE_MAX_SPKI (not parsed here);  sd_e2e_key not all zero;
  *   sd_push_token  "" or visible ASCII;  sk_profiles  1..n URIs of
@@ -483,7 +504,10 @@ struct store_key {
  *     MSSP_STORE_MAX_USER_KEYS for the user;
  *   - another key of the device already has this sk_group;
  *   - a REVOKED key put back to another state with the same certificate
- *     (a revocation is undone only by a new certificate).
+ *     (a revocation is undone only by a new certificate);
+ *   - a key put on a device that was deleted (store_device_delete).
+ * 407: a key whose non-zero sk_spki_fp another key (of any user, in any
+ * state) has.  A replace writes sk_spki_fp as given (zero: unknown).
  * 900 also for a read-only handle or a database failure. */
 int store_user_put(struct store *s, const struct store_user *u, int64_t now_ms,
 		   struct store_err *err);
@@ -514,10 +538,140 @@ int store_user_devices(struct store *s, const char *msisdn, struct store_device 
 		       size_t max, size_t *n, struct store_err *err);
 /* Change a key's state (revocation, disable), committed on return.
  * Unknown key: 101.  A REVOKED key stays REVOKED: another state is 101
- * (store_key_put with a new certificate re-activates it).  Setting the
- * current state again succeeds (updated_ms = now_ms). */
+ * (store_key_put with a new certificate re-activates it).  ACTIVE for a
+ * key whose device was deleted: 101.  Setting the current state again
+ * succeeds (updated_ms = now_ms). */
 int store_key_set_state(struct store *s, const char *key_id, enum store_key_state st,
 			int64_t now_ms, struct store_err *err);
+
+/* ---- Registry administration (issue 5: the ME) ----------------------- */
+
+/* What store_user_list() selects.  Strings borrowed; NULL or "" = any.
+ * Each is checked (900 otherwise, a caller bug: normalise first). */
+struct store_user_query {
+	const char *uq_msisdn_prefix;  /* "+358470" matches "+35847000001";
+					* "+" and 0..15 digits               */
+	const char *uq_text;	       /* case-insensitive ASCII substring of
+					* name, given name, surname or
+					* id_number (LIKE with escaping: the
+					* caller's text is never a pattern;
+					* '%' and '_' match themselves);
+					* UTF-8 without controls, at most
+					* MSSP_STORE_MAX_NAME bytes          */
+	int uq_state;		       /* 0 any, else enum store_user_state  */
+	const char *uq_after;	       /* paging: MSISDNs greater than this
+					* (a normalised MSISDN)              */
+};
+/* Users in MSISDN order, at most `max` (<= MSSP_STORE_MAX_LIST; `out`
+ * may be NULL only with max 0), all filters ANDed; `q` NULL = all.
+ * *n = the number filled; the next page: uq_after = the last MSISDN.
+ * 0, or -1 with 900. */
+int store_user_list(struct store *s, const struct store_user_query *q, struct store_user *out,
+		    size_t max, size_t *n, struct store_err *err);
+/* Delete the user with its devices and keys in one database transaction.
+ * Refused with 406 while the user has an outstanding (non-final)
+ * transaction; unknown user 105.  Transactions (history) are kept.  The
+ * caller revokes certificates first (the store knows no CA). */
+int store_user_delete(struct store *s, const char *msisdn, int64_t now_ms,
+		      struct store_err *err);
+/* Delete one device (its channel key with it); the user's ACTIVE keys on
+ * it become DISABLED (REVOKED and DISABLED ones stay as they are, all
+ * stay listed as history) in the same database transaction.  Such a key
+ * cannot be made ACTIVE again (101) unless a store_key_put moves it to a
+ * device of the user.  Unknown or malformed id: 101. */
+int store_device_delete(struct store *s, const char *device_id, int64_t now_ms,
+			struct store_err *err);
+/* Registry counts (one consistent read). */
+struct store_counts {
+	uint64_t sc_users;
+	uint64_t sc_users_suspended;
+	uint64_t sc_devices;
+	uint64_t sc_keys;
+	uint64_t sc_keys_active;
+	uint64_t sc_tx_open;	       /* non-final transactions              */
+};
+int store_counts(struct store *s, struct store_counts *out, struct store_err *err);
+/* Every key of every user, in (created, key_id) order, pages of
+ * MSSP_STORE_SCAN_BATCH, at most MSSP_STORE_MAX_SCAN: `cb` gets each
+ * (borrowed; it may call the store).  The key-material scan and the
+ * registered-key set use it.  0, or -1 with 900 (or the callback's stop:
+ * 0 as well). */
+typedef int (*store_key_cb)(void *arg, const struct store_key *k);
+int store_key_scan(struct store *s, store_key_cb cb, void *arg, struct store_err *err);
+/* The user's most recent transactions (newest first), at most `max`
+ * (<= MSSP_STORE_MAX_LIST), without request/answer/signature.  Fills
+ * `out` (each of out[0..max) cleared first, so zeroed or filled records:
+ * release with store_tx_clear).  An MSISDN without transactions (unknown,
+ * deleted or malformed) gives 0 with *n = 0.  0, or -1 with 900. */
+int store_tx_list_user(struct store *s, const char *msisdn, struct store_tx *out, size_t max,
+		       size_t *n, struct store_err *err);
+
+/* ---- Records: typed JSON documents for the ME --------------------------
+ *
+ * APs, accounts, signature and registration profiles, approvals,
+ * activation codes and registration jobs are records: a kind, a name
+ * unique within the kind, an optional owner (an MSISDN: list by owner), a
+ * kind-defined integer state, a version for compare-and-set, optional
+ * expiry, and a JSON body that roles/reg.c defines and validates (the
+ * store checks only that it is a JSON object).  Every write of a kind
+ * increments that kind's generation in the same database transaction,
+ * so another process sees "something changed" with one read
+ * (store_rec_generation: the AE's AP table).
+ *
+ * Record strings: sr_kind 1..MSSP_STORE_MAX_KIND chars of [a-z_];
+ * sr_name 1..MSSP_STORE_MAX_REC_NAME bytes of visible ASCII (0x21..0x7e);
+ * sr_owner "" or the same; sr_body 2..MSSP_STORE_MAX_REC_BODY bytes, a
+ * JSON object (900 otherwise: a caller bug).
+ */
+struct store_rec {
+	char sr_kind[MSSP_STORE_MAX_KIND + 1];
+	char sr_name[MSSP_STORE_MAX_REC_NAME + 1];
+	char sr_owner[MSSP_STORE_MAX_REC_NAME + 1];
+	int sr_state;
+	uint64_t sr_version;	       /* 1 when created, +1 per put         */
+	int64_t sr_created_ms;	       /* set by the store                    */
+	int64_t sr_updated_ms;	       /* set by the store                    */
+	int64_t sr_expires_ms;	       /* 0: never; kept as given             */
+	char *sr_body;		       /* heap, NUL-terminated (store_rec_clear) */
+	size_t sr_body_len;
+};
+void store_rec_clear(struct store_rec *r); /* frees sr_body, zeroes; NULL ok */
+
+#define STORE_REC_NEW 0		       /* expect_version: must not exist      */
+#define STORE_REC_ANY UINT64_MAX       /* expect_version: whatever is there   */
+
+/* Create or replace.  `expect_version`: STORE_REC_NEW (the record must
+ * not exist), STORE_REC_ANY, or the version the caller read (CAS).  A
+ * mismatch is -1 with STORE_STATUS_CONFLICT ("exists" / "changed" /
+ * "missing"), checked under the write lock.  The body is borrowed
+ * (r->sr_body, r->sr_body_len); sr_version, sr_created_ms and
+ * sr_updated_ms are ignored; sr_state is any int; sr_expires_ms >= 0.
+ * On success `out` (may be NULL) gets the stored record (with a copy of
+ * the body); on failure it is cleared.  `out` may be `r` itself when
+ * r->sr_body is the record's own heap body (it is then replaced). */
+int store_rec_put(struct store *s, const struct store_rec *r, uint64_t expect_version,
+		  int64_t now_ms, struct store_rec *out, struct store_err *err);
+/* Not found (also a name that cannot exist): -1 with 101.  `out`
+ * cleared first (zeroed or filled).  A bad kind is 900. */
+int store_rec_get(struct store *s, const char *kind, const char *name, struct store_rec *out,
+		  struct store_err *err);
+/* Delete; expect_version as for put (STORE_REC_NEW is 900).  Not found:
+ * 101; a version mismatch: STORE_STATUS_CONFLICT. */
+int store_rec_delete(struct store *s, const char *kind, const char *name,
+		     uint64_t expect_version, int64_t now_ms, struct store_err *err);
+/* Records of `kind` in name (byte) order, at most `max` (<=
+ * MSSP_STORE_MAX_LIST), filtered by owner (NULL: any; "": the records
+ * without an owner) and state (-1: any), names greater than `after`
+ * (NULL: from the start).  out[0..max) are cleared first (zeroed or
+ * filled records); each filled one gets its body (clear them all).
+ * 0, or -1 with 900. */
+int store_rec_list(struct store *s, const char *kind, const char *owner, int state,
+		   const char *after, struct store_rec *out, size_t max, size_t *n,
+		   struct store_err *err);
+/* The kind's generation: 0 before its first write, then +1 per put or
+ * delete of a record of that kind.  0, or -1 with 900. */
+int store_rec_generation(struct store *s, const char *kind, uint64_t *gen,
+			 struct store_err *err);
 
 /* ======================================================================
  * Backend interface: for src/store/store*.c only (define
@@ -583,6 +737,30 @@ struct store_ops {
 			       size_t max, size_t *n, struct store_err *err);
 	int (*so_key_set_state)(void *impl, const char *key_id, enum store_key_state st,
 				int64_t now_ms, struct store_err *err);
+	/* Issue 5 (arguments validated by store.c, `out` arrays zeroed). */
+	int (*so_user_list)(void *impl, const struct store_user_query *q, struct store_user *out,
+			    size_t max, size_t *n, struct store_err *err);
+	int (*so_user_delete)(void *impl, const char *msisdn, int64_t now_ms,
+			      struct store_err *err);
+	int (*so_device_delete)(void *impl, const char *device_id, int64_t now_ms,
+				struct store_err *err);
+	int (*so_counts)(void *impl, struct store_counts *out, struct store_err *err);
+	/* Keys after (after_ms, after_id) in (created, key_id) order. */
+	int (*so_key_page)(void *impl, int64_t after_ms, const char *after_id,
+			   struct store_key *out, size_t max, size_t *n, struct store_err *err);
+	int (*so_tx_list_user)(void *impl, const char *msisdn, struct store_tx *out, size_t max,
+			       size_t *n, struct store_err *err);
+	int (*so_rec_put)(void *impl, const struct store_rec *r, uint64_t expect_version,
+			  int64_t now_ms, struct store_rec *out, struct store_err *err);
+	int (*so_rec_get)(void *impl, const char *kind, const char *name, struct store_rec *out,
+			  struct store_err *err);
+	int (*so_rec_delete)(void *impl, const char *kind, const char *name,
+			     uint64_t expect_version, int64_t now_ms, struct store_err *err);
+	int (*so_rec_list)(void *impl, const char *kind, const char *owner, int state,
+			   const char *after, struct store_rec *out, size_t max, size_t *n,
+			   struct store_err *err);
+	int (*so_rec_generation)(void *impl, const char *kind, uint64_t *gen,
+				 struct store_err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;

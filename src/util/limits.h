@@ -368,13 +368,107 @@
 #define MSSP_AP_BENCH_MAX_DURATION_S 86400
 
 /* ---- App messages (mss/appmsg) --------------------------------------- */
-#define MSSP_APPMSG_MAX_DEPTH        1      /* one flat object of scalars:
-                                             * nesting is refused unparsed */
+#define MSSP_APPMSG_MAX_DEPTH        2      /* the object, plus one level for
+                                             * the only arrays ("profiles",
+                                             * "chain", strings): deeper input
+                                             * is refused unparsed */
 #define MSSP_APPMSG_MAX_DTBD         MSSP_MSG_MAX_FIELD /* DTBD bytes: an
                                              * ordinary message field      */
+
+/* ---- Registration jobs and activation on the phone (issue 5: mss/appmsg,
+ * pki/e2e, phone/app, cmd/mss-phone) ------------------------------------ */
+#define MSSP_APPMSG_MAX_JOB          31     /* job id chars ("J" + 16 hex)     */
+#define MSSP_APPMSG_MAX_CSR          MSSP_KEYSTORE_MAX_CERT /* DER bytes of a
+                                             * CSR in a job_answer             */
+#define MSSP_PHONE_MAX_JOBS          16     /* job answers kept until job_ack  */
+#define MSSP_PHONE_RESCAN_MS         2000   /* mss-phone: look for new phone
+                                             * directories this often          */
+#define MSSP_PHONE_ACTIVATE_MS       30000  /* mss-phone activate: whole run   */
 
 /* ---- Logging (util/log) ------------------------------------------------ */
 #define MSSP_LOG_MAX_LINE            1024   /* one log line, newline included  */
 #define MSSP_LOG_MAX_VALUE           160    /* bytes of one value (then cut)   */
+
+
+/* ---- The ME: registration and administration (issue 5) ---------------
+ * docs/internals/me.md.  roles/reg (the operations), roles/me (HTTP),
+ * roles/mreg (SOAP MSS_Registration), store records, store/audit. */
+#define MSSP_STORE_MAX_ID_NUMBER     64     /* serialNumber RDN (national id)  */
+#define MSSP_STORE_MAX_LANG          8      /* "fi", "en-GB"                   */
+#define MSSP_STORE_MAX_LIST          500    /* rows one list call returns      */
+#define MSSP_STORE_MAX_KIND          16     /* record kind chars               */
+#define MSSP_STORE_MAX_REC_NAME      1024   /* record name / owner bytes (an
+                                             * AP_ID is a name)                */
+#define MSSP_STORE_MAX_REC_BODY      (64 * 1024) /* record JSON body bytes     */
+#define MSSP_ME_MAX_BODY             (256 * 1024) /* API request body bytes    */
+#define MSSP_ME_MAX_RESPONSE         (4 * 1024 * 1024) /* one API answer        */
+#define MSSP_ME_APPROVAL_TTL_S       (24 * 3600) /* pending dual-control request */
+#define MSSP_ME_JOB_POLL_MS          250    /* ME: answered key jobs -> CA     */
+#define MSSP_ME_MAX_STATIC           (1024 * 1024) /* one console file          */
+#define MSSP_ME_CSRF_LEN             32     /* CSRF token bytes (hex on wire)  */
+#define MSSP_ME_LIST_DEFAULT         50     /* list page when none asked       */
+#define MSSP_HOME_JOB_POLL_MS        300    /* HomeMSSP: jobs for devices here */
+#define MSSP_HOME_JOB_RESEND_MS      10000  /* re-send a sent job not answered */
+#define MSSP_AE_AP_POLL_MS           1000   /* AE: AP table generation check   */
+#define MSSP_REG_ACTIVATION_TTL_S    900    /* activation code lifetime        */
+#define MSSP_REG_ACTIVATION_MAX_TRIES 5     /* wrong proofs before it locks    */
+#define MSSP_REG_ACTIVATION_DIGITS   12     /* digits of an activation code    */
+#define MSSP_REG_JOB_TTL_S           600    /* a key/PUK job not done: expired */
+#define MSSP_REG_MAX_KEY_GROUPS      5      /* key groups of a registration
+                                             * profile (and per request)       */
+#define MSSP_REG_MAX_APS             4096   /* APs in the table                */
+#define MSSP_REG_MAX_ACCOUNTS        1024
+#define MSSP_REG_MAX_PROFILES        1024   /* signature or registration profiles */
+#define MSSP_REG_MAX_SCAN_RSA        MSSP_KEYCHECK_MAX_BATCH /* RSA moduli in one
+                                             * batch GCD of the key scan       */
+#define MSSP_REG_RECENT_TX           20     /* transactions in a user's detail */
+#define MSSP_AUDIT_MAX_LINE          8192   /* one audit entry, newline incl.  */
+#define MSSP_AUDIT_MAX_DETAIL        2048   /* its detail text                 */
+#define MSSP_AUDIT_MAX_FILE          (1LL << 36) /* a log file verify reads    */
+#define MSSP_AUDIT_LOCK_MS           5000   /* wait for the file lock (900)    */
+#define MSSP_AUDIT_MAX_PROBLEMS      1000   /* problems one verify reports     */
+/* store/audit (helper A): */
+#define MSSP_AUDIT_MAX_NAME          64     /* actor, role, action bytes       */
+#define MSSP_AUDIT_MAX_NODE          64     /* node id bytes                   */
+#define MSSP_AUDIT_MAX_HEAD          1024   /* the head file                   */
+#define MSSP_AUDIT_LOCK_POLL_MS      1      /* flock retry interval            */
+#define MSSP_MREG_MAX_INPUTS         16     /* RegistrationInputs per request  */
+
+/* ---- roles/reg.c (issue 5, helper R1) --------------------------------- */
+#define MSSP_REG_MAX_DESCRIPTION     512    /* profile description bytes       */
+#define MSSP_REG_MAX_ACCOUNT_NAME    64     /* account name chars [a-z0-9._-]  */
+#define MSSP_REG_MAX_TEXT_QUERY      128    /* user.list text search bytes     */
+#define MSSP_REG_APPROVAL_ID_BYTES   8      /* "A" + 16 hex                    */
+#define MSSP_REG_MAX_COUNT_SCAN      1000000 /* records stats counts at most   */
+#define MSSP_REG_METRICS_TIMEOUT_MS  1000   /* stats: fetch of /metrics        */
+#define MSSP_REG_METRICS_MAX_BYTES   (256 * 1024) /* /metrics body read         */
+#define MSSP_REG_METRICS_MAX_SAMPLES 2048   /* samples put in the stats answer */
+
+
+/* ---- roles/reg_enrol.c (issue 5: activation, jobs, key scan) ---------- */
+#define MSSP_REG_USABLE_CACHE        1024   /* reg_key_usable verdicts kept
+                                             * (direct-mapped by key, serial) */
+#define MSSP_REG_JOB_CLAIM_MS        60000  /* an ME process's claim on an
+                                             * answered job (then another may
+                                             * take it over: crash recovery) */
+#define MSSP_REG_USER_JOBS           20     /* jobs in a user's detail         */
+#define MSSP_REG_CAS_RETRIES         4      /* re-reads of a record changed
+                                             * meanwhile before giving up      */
+
+/* ---- HomeMSSP: registration job delivery (issue 5, roles/home) -------- */
+#define MSSP_HOME_JOB_BATCH          32     /* jobs one delivery round sends   */
+#define MSSP_HOME_DEV_JOBS           8      /* jobs remembered per device so a
+                                             * job is not re-sent on the same
+                                             * session within
+                                             * MSSP_HOME_JOB_RESEND_MS        */
+
+
+/* ---- roles/me + roles/mreg (helper M, issue 5) ------------------------- */
+#define MSSP_ME_PARK_MS              120000 /* one API request on the pool
+                                             * (a key scan may take long)     */
+#define MSSP_ME_MAX_QUERY_PARAMS     16     /* query-string parameters (400)   */
+#define MSSP_MREG_MAX_OPS            64     /* operations in one MReg request
+                                             * (one OperationOutput each: what
+                                             * a decoder's list cap accepts)   */
 
 #endif

@@ -16,6 +16,8 @@ ok()  { T=$((T + 1)); echo "ok $T - $*"; }
 nok() { T=$((T + 1)); FAILED=$((FAILED + 1)); echo "not ok $T - $*"; }
 # check "description" command...: ok when the command succeeds
 check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+# quiet CMD...: run CMD with its output discarded (keeps TAP clean)
+quiet() { "$@" >/dev/null 2>&1; }
 
 cleanup() {
   local p
@@ -69,7 +71,7 @@ wait_for() {
 init_platform() {
   BASE=$(pick_base_port) || { echo "# no free ports"; exit 1; }
   DIR=$WORK/d
-  AE_PORT=$BASE; AFE_PORT=$((BASE + 2)); ADMIN_PORT=$((BASE + 3))
+  AE_PORT=$BASE; ME_PORT=$((BASE + 1)); AFE_PORT=$((BASE + 2)); ADMIN_PORT=$((BASE + 3))
   "$BIN/msspd" init --data-dir "$DIR" --demo --base-port "$BASE" "$@" >"$WORK/init.log" 2>&1
 }
 
@@ -106,3 +108,25 @@ ae_curl() {
 }
 
 now_instant() { date -u +%Y-%m-%dT%H:%M:%S.000Z; }
+
+# curl to the ME as account $1 (admin, admin2, ra, auditor: DIR/admin/$1.*)
+me_curl() {
+  local who=$1; shift
+  curl -sS --max-time 30 --cacert "$DIR/tls/ca.crt" --cert "$DIR/admin/$who.crt" \
+    --key "$DIR/admin/$who.key" "$@"
+}
+
+# me_api ACCOUNT METHOD PATH [JSON]: one ME API call with the account's CSRF
+# token; prints the body, then a last line "HTTP <status>".
+me_api() {
+  local who=$1 method=$2 path=$3 body=${4:-} csrf
+  csrf=$(me_curl "$who" "https://127.0.0.1:$ME_PORT/api/v1/session" |
+    sed -n 's/.*"csrf": *"\([0-9a-f]*\)".*/\1/p')
+  if [ -n "$body" ]; then
+    me_curl "$who" -X "$method" -H 'Content-Type: application/json' -H "X-MSSP-CSRF: $csrf" \
+      --data-binary "$body" -w '\nHTTP %{http_code}\n' "https://127.0.0.1:$ME_PORT/api/v1$path"
+  else
+    me_curl "$who" -X "$method" -H 'Content-Type: application/json' -H "X-MSSP-CSRF: $csrf" \
+      -w '\nHTTP %{http_code}\n' "https://127.0.0.1:$ME_PORT/api/v1$path"
+  fi
+}

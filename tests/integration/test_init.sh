@@ -22,8 +22,6 @@ conf_get() {
   ' "$1"
 }
 # tree_sum DIR: names, modes and contents of everything under DIR
-# quiet CMD...: run CMD with its output discarded (keeps TAP clean)
-quiet() { "$@" >/dev/null 2>&1; }
 tree_sum() {
   (cd "$1" && find . -printf '%p %m %s\n' | sort && find . -type f -print0 | sort -z |
      xargs -0 sha256sum) | sha256sum
@@ -78,15 +76,26 @@ missing=""
 for sk in node:id node:workers node:pool_threads store:uri ae:listen ae:cert ae:key \
           ae:client_ca ae:mssp_id ae:instant_skew_s ae:default_timeout_s ae:max_timeout_s \
           afe:listen afe:cert afe:key afe:push afe:push_addr admin:listen home:user_ca \
-          notify:cert notify:key notify:ca notify:retries notify:retry_ms ap:name \
-          ap:cert_sha256 ap:profiles ap:modes ap:notify_urls ap:rate ap:suspended; do
+          notify:cert notify:key notify:ca notify:retries notify:retry_ms me:listen me:port \
+          me:cert me:key me:client_ca node:roles; do
   [ -n "$(conf_get "$C" "${sk%%:*}" "${sk#*:}")" ] || missing="$missing $sk"
 done
 check "msspd.conf: every key of datadir.md is set${missing:+ (missing:$missing)}" [ -z "$missing" ]
 check "msspd.conf: store uri = sqlite:mssp.db" [ "$(conf_get "$C" store uri)" = sqlite:mssp.db ]
-check "msspd.conf: the demo AP section is named by its AP_ID" grep -qx '\[ap "http://demo.ap/"\]' "$C"
+check "msspd.conf: [me] port = $((PORT + 1))" [ "$(conf_get "$C" me port)" = $((PORT + 1)) ]
+check "msspd.conf: no [ap] section (APs live in the store)" bash -c "! grep -q '^\[ap ' '$C'"
 fp=$(openssl x509 -in "$D/demo/ap.crt" -outform DER | sha256sum | cut -d' ' -f1)
-check "msspd.conf: cert_sha256 is the SHA-256 of demo/ap.crt" [ "$(conf_get "$C" ap cert_sha256)" = "$fp" ]
+apbody=$(sqlite3 "$D/mssp.db" "SELECT body FROM records WHERE kind='ap' AND name='http://demo.ap/'" 2>&1)
+check "store: the demo AP record binds the SHA-256 of demo/ap.crt" grep -q "$fp" <<<"$apbody"
+for a in admin admin2 ra auditor; do
+  check "admin/$a.crt is a client certificate from the TLS CA" \
+    quiet openssl verify -purpose sslclient -CAfile "$D/tls/ca.crt" "$D/admin/$a.crt"
+  check "admin/$a.key and admin/$a.conf are 0600" \
+    [ "$(mode_of "$D/admin/$a.key")/$(mode_of "$D/admin/$a.conf")" = 600/600 ]
+done
+check "audit/audit.key is 0600, audit/audit.pub exists" \
+  [ "$(mode_of "$D/audit/audit.key")" = 600 -a -f "$D/audit/audit.pub" ]
+check "the audit log verifies after init" quiet "$BIN/msspctl" audit verify --data-dir "$D"
 A=$D/demo/mss-ap.conf
 check "mss-ap.conf: url and AP_ID" \
   [ "$(conf_get "$A" ap url) $(conf_get "$A" ap ap_id)" = "https://127.0.0.1:$PORT http://demo.ap/" ]
@@ -210,8 +219,9 @@ rc=$?
 check "an existing empty directory is accepted (no --demo)" [ $rc -eq 0 ]
 check "... and made 0700" [ "$(mode_of "$WORK/empty")" = 700 ]
 check "... msspd.conf written" [ -f "$WORK/empty/msspd.conf" ]
-check "without --demo: no demo AP, no phones" bash -c \
-  '[ ! -e "$1/demo" ] && [ ! -e "$1/phones" ] && ! grep -q "^\[ap " "$1/msspd.conf"' _ "$WORK/empty"
+check "without --demo: no demo AP, no phones, but phone.conf and the accounts" bash -c \
+  '[ ! -e "$1/demo" ] && [ "$(ls "$1/phones")" = phone.conf ] && [ -f "$1/admin/admin.conf" ] &&
+   ! grep -q "^\[ap " "$1/msspd.conf"' _ "$WORK/empty"
 check "default base port 9443" [ "$(conf_get "$WORK/empty/msspd.conf" ae port)" = 9443 ]
 
 touch "$WORK/afile"

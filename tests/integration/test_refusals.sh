@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the AE refuses, and how: mutual TLS (no certificate, an untrusted
-# CA), the AP binding (AP_ID of another AP, a suspended AP after a reload),
+# CA), the AP binding (AP_ID of another AP, an AP suspended through the ME),
 # HTTP-level refusals, replay (A-01), concurrency on one user (A-22) and
 # slow clients that must not hold the server (T-xx, H-03).
 cd "$(dirname "$0")/../.." || exit 1
@@ -32,14 +32,15 @@ check "msspd logged the refused handshakes" grep -q "tls_handshake_failed" "$WOR
 # --- AP binding -----------------------------------------------------------
 out=$(post "$(soap_req +35847000001 other$RANDOM "$(now_instant)" synch x http://other.ap/)")
 check "AP_ID of another AP with the demo AP's certificate: 104" grep -q "mss:_104" <<<"$out"
-sed -i 's/^suspended = false/suspended = true/' "$DIR/msspd.conf"
-kill -HUP "$MSSPD_PID"
-wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5
+loads=$(grep -c "ev=conf.aps_loaded" "$WORK/msspd.log")
+out=$(me_api admin POST "/aps/http%3A%2F%2Fdemo.ap%2F/suspend")
+check "ME: AP suspended (200)" grep -q "^HTTP 200" <<<"$out"
+wait_for "$WORK/msspd.log" "ev=conf.aps_loaded" 5 $((loads + 1))
 out=$(ap sign --msisdn +35847000001 2>&1)
-check "suspended AP (after SIGHUP): 104" grep -q "fault 104" <<<"$out"
-sed -i 's/^suspended = true/suspended = false/' "$DIR/msspd.conf"
-kill -HUP "$MSSPD_PID"
-wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5 2
+check "suspended AP (at once, through the ME): 104" grep -q "fault 104" <<<"$out"
+out=$(me_api admin POST "/aps/http%3A%2F%2Fdemo.ap%2F/resume")
+check "ME: AP resumed (200)" grep -q "^HTTP 200" <<<"$out"
+wait_for "$WORK/msspd.log" "ev=conf.aps_loaded" 5 $((loads + 2))
 out=$(ap sign --msisdn +35847000001 2>&1)
 check "resumed AP signs again" grep -q "signature verified" <<<"$out"
 
@@ -74,9 +75,16 @@ check "a hash DTBS without DataToBeDisplayed: 102, nothing signed unseen" grep -
 text=$(printf 'Transfer 10 EUR to Demo AP' | base64)
 out=$(post "$(b64req +35847000001 t$RANDOM$RANDOM text/plain "$text" mss::sign:loa3)")
 check "base64 text DTBS without DTBD: shown decoded and signed" grep -q 'StatusCode Value="500"' <<<"$out"
-sed -i 's/^profiles = \*/profiles = mss::sign:loa3/' "$DIR/msspd.conf"
-kill -HUP "$MSSPD_PID"
-wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5 3
+# the AP's allowed profiles (an AP trust change: two administrators, P-09)
+set_ap_profiles() {
+  local out appr loads
+  loads=$(grep -c "ev=conf.aps_loaded" "$WORK/msspd.log")
+  out=$(me_api admin PUT "/aps/http%3A%2F%2Fdemo.ap%2F" "{\"profiles\":[\"$1\"]}")
+  appr=$(sed -n 's/.*"approval": *"\(A[0-9a-f]*\)".*/\1/p' <<<"$out")
+  me_api admin2 POST "/approvals/$appr/approve" >/dev/null
+  wait_for "$WORK/msspd.log" "ev=conf.aps_loaded" 5 $((loads + 1))
+}
+set_ap_profiles "mss::sign:loa3"
 out=$(ap sign --msisdn +35847000001 --profile mss::authn:loa2 2>&1)
 check "a profile outside the AP's allow-list: 109" grep -q "fault 109" <<<"$out"
 out=$(post "$(b64req +35847000001 n$RANDOM$RANDOM text/plain "$text")")
@@ -84,9 +92,7 @@ check "no SignatureProfile: only a key the AP may use is chosen" \
   grep -q "mss:demo:sign:loa3:app" <<<"$out"
 out=$(ap sign --msisdn +35847000001 --profile mss:demo:sign:loa3:app 2>&1)
 check "a concrete profile covered by an allowed one signs" grep -q "signature verified" <<<"$out"
-sed -i 's/^profiles = mss::sign:loa3/profiles = */' "$DIR/msspd.conf"
-kill -HUP "$MSSPD_PID"
-wait_for "$WORK/msspd.log" "ev=conf.reloaded" 5 4
+set_ap_profiles "*"
 
 # --- replay (A-01) -------------------------------------------------------------
 id=replay$RANDOM$RANDOM; inst=$(now_instant)

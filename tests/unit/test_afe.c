@@ -13,6 +13,11 @@
  * Two nodes: N (timeouts lowered only for the auth deadline) for most
  * cases, and K (fast pings, short idle deadline) for keep-alive, idle
  * close and afe_stop.
+ *
+ * Device activation runs against a real struct reg (roles/reg.h) with its
+ * audit log, on N; K has no reg (activation refused).  The phone's side
+ * (transcript, MACs, signature, binding) is computed here with pki/e2e.h
+ * as mss-phone does it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,12 +59,15 @@
 #include "roles/afe.h"
 #include "roles/node.h"
 #include "roles/push.h"
+#include "roles/reg.h"
+#include "store/audit.h"
 #include "store/store.h"
 #include "util/pool.h"
 
 #include "testtls.h"
 
 #define MSISDN "+41790000001"
+#define ACT_MSISDN "+41790000009" /* activations: a user without devices */
 #define DEV_OK "dev-ok"
 #define DEV_OFF "dev-disabled"
 #define DEV_B "dev-b"
@@ -98,6 +106,8 @@ static struct {
 	int udp_fd;	     /* the "phone" end of the local push        */
 	struct node n, k;
 	struct loop *cloop;  /* the wsclient's loop thread               */
+	struct audit *audit; /* activation: reg's audit log              */
+	struct reg *reg;     /* N decides activations with it; K has none */
 } T;
 
 static void
@@ -255,7 +265,7 @@ pool_fini(void *arg, void *ctx)
 /* ---- nodes ------------------------------------------------------------- */
 
 static void
-node_start(struct node *n, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms)
+node_start(struct node *n, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms, struct reg *r)
 {
 	struct srv_conf conf;
 	struct net_err e;
@@ -263,6 +273,7 @@ node_start(struct node *n, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms)
 	n->afe = afe_new(T.pool, &test_ops, NULL, T.push);
 	assert_non_null(n->afe);
 	afe_set_timeouts(n->afe, auth_ms, ping_ms, idle_ms);
+	afe_set_reg(n->afe, r);
 	memset(&conf, 0, sizeof(conf));
 	conf.sc_workers = 2;
 	conf.sc_nlisteners = 1;
@@ -322,10 +333,32 @@ group_setup(void **state)
 	put_device(s, DEV_OK, T.dev_key, 1);
 	put_device(s, DEV_OFF, T.dev_key, 2);
 	put_device(s, DEV_B, T.dev_key, 1);
+	snprintf(u.su_msisdn, sizeof(u.su_msisdn), "%s", ACT_MSISDN);
+	assert_int_equal(store_user_put(s, &u, (int64_t)time(NULL) * 1000, &err), 0);
 	store_close(s);
 
 	T.pool = pool_new(2, 0, pool_init, pool_fini, NULL);
 	assert_non_null(T.pool);
+
+	/* the registration module, with its audit log (unsigned heads) */
+	{
+		char adir[300];
+		struct reg_conf rc;
+		struct reg_err re;
+
+		snprintf(adir, sizeof(adir), "%s/audit", T.dir);
+		assert_int_equal(mkdir(adir, 0700), 0);
+		T.audit = audit_open(adir, "node1", NULL, &err);
+		if (T.audit == NULL)
+			fail_msg("audit_open: %d %s", err.status, err.detail);
+		memset(&rc, 0, sizeof(rc));
+		rc.rc_node = "node1";
+		rc.rc_data_dir = T.dir;
+		rc.rc_audit = T.audit;
+		T.reg = reg_new(&rc, &re);
+		if (T.reg == NULL)
+			fail_msg("reg_new: %d %s", re.status, re.msg);
+	}
 
 	/* the phone's end of the local push provider */
 	T.udp_fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -339,9 +372,9 @@ group_setup(void **state)
 	assert_non_null(T.push);
 
 	/* N: only the auth deadline is short (the auth-timeout case) */
-	node_start(&T.n, 1500, 0, 0);
-	/* K: pings every 100 ms, idle close after 600 ms */
-	node_start(&T.k, 1500, 100, 600);
+	node_start(&T.n, 1500, 0, 0, T.reg);
+	/* K: pings every 100 ms, idle close after 600 ms; no activation */
+	node_start(&T.k, 1500, 100, 600, NULL);
 
 	T.cloop = loop_new();
 	assert_non_null(T.cloop);
@@ -357,6 +390,8 @@ group_teardown(void **state)
 	node_stop(&T.n);
 	node_stop(&T.k);
 	pool_free(T.pool);
+	reg_free(T.reg);
+	audit_close(T.audit);
 	push_free(T.push);
 	close(T.udp_fd);
 	SSL_CTX_free(T.server_ctx);
@@ -1134,6 +1169,454 @@ test_wake(void **state)
 	assert_int_equal(st1.as_wakes - st0.as_wakes, 1);
 }
 
+/* ---- device activation (me.md "Device binding by activation code") ------ */
+
+/* The phone's side of one activation attempt. */
+struct act {
+	EVP_PKEY *dev, *bind;	/* device key, app binding key      */
+	uint8_t an[E2E_NONCE_LEN], hn[E2E_NONCE_LEN];
+	uint8_t hspki[MSSP_KEYSTORE_MAX_SPKI]; /* home binding SPKI */
+	size_t hlen;
+	unsigned char *dspki, *bspki;
+	size_t dlen, blen;
+	uint8_t *t;
+	size_t tlen;
+};
+
+static void
+act_clear(struct act *a)
+{
+	EVP_PKEY_free(a->dev);
+	EVP_PKEY_free(a->bind);
+	OPENSSL_free(a->dspki);
+	OPENSSL_free(a->bspki);
+	free(a->t);
+	memset(a, 0, sizeof(*a));
+}
+
+/* The activation code's 12 digits (reg's answer without separators). */
+static void
+code_digits(const char *code, char out[MSSP_REG_ACTIVATION_DIGITS + 1])
+{
+	size_t n = 0;
+
+	for (; *code != '\0'; code++)
+		if (*code >= '0' && *code <= '9' && n < MSSP_REG_ACTIVATION_DIGITS)
+			out[n++] = *code;
+	out[n] = '\0';
+	assert_int_equal(n, MSSP_REG_ACTIVATION_DIGITS);
+}
+
+/* A fresh activation code for ACT_MSISDN, as the RA gets it (reg_call). */
+static void
+new_code(char digits[MSSP_REG_ACTIVATION_DIGITS + 1])
+{
+	struct store *s;
+	struct store_err serr;
+	struct reg_actor who;
+	struct reg_request rq;
+	struct reg_err e;
+	json_t *out = NULL;
+	int rc;
+
+	s = store_open(T.uri, 0, &serr);
+	assert_non_null(s);
+	memset(&who, 0, sizeof(who));
+	snprintf(who.ra_name, sizeof(who.ra_name), "ra");
+	who.ra_role = REG_ROLE_RA;
+	memset(who.ra_fp, 0x5a, sizeof(who.ra_fp));
+	memset(&rq, 0, sizeof(rq));
+	rq.rq_op = REG_OP_ACTIVATION_CREATE;
+	rq.rq_arg = ACT_MSISDN;
+	memset(&e, 0, sizeof(e));
+	rc = reg_call(T.reg, s, &who, &rq, (int64_t)time(NULL) * 1000, &out, &e);
+	if (rc < 0)
+		fail_msg("activation.create: %d %s", e.status, e.msg);
+	assert_non_null(out);
+	assert_true(json_is_string(json_object_get(out, "code")));
+	code_digits(json_string_value(json_object_get(out, "code")), digits);
+	json_decref(out);
+	store_close(s);
+}
+
+/* The activation record's version: it changes with every try that reached
+ * reg_activate (a wrong MAC costs a try), and only then. */
+static uint64_t
+code_version(void)
+{
+	struct store *s;
+	struct store_err serr;
+	struct store_rec r;
+	uint64_t v;
+
+	s = store_open(T.uri, 0, &serr);
+	assert_non_null(s);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(store_rec_get(s, "activation", ACT_MSISDN, &r, &serr), 0);
+	v = r.sr_version;
+	store_rec_clear(&r);
+	store_close(s);
+	return v;
+}
+
+/* Connect, send {"t":"activate"}, expect the hello (exact members) and keep
+ * what it carries; the phone's keys are made here. */
+static void
+act_start(struct rc *c, struct node *n, struct act *a)
+{
+	char *m, *n64, *txt;
+	json_t *j;
+	struct pki_err perr;
+
+	memset(a, 0, sizeof(*a));
+	rc_open(c, n->port);
+	m = rc_next(c, 3000);
+	assert_non_null(m);
+	json_decref(parse_obj(m, "challenge"));
+	free(m);
+	assert_int_equal(RAND_bytes(a->an, sizeof(a->an)), 1);
+	n64 = b64enc(a->an, sizeof(a->an));
+	j = json_pack("{s:s,s:s,s:s}", "t", "activate", "m", ACT_MSISDN, "n", n64);
+	txt = json_dumps(j, JSON_COMPACT);
+	rc_send(c, txt);
+	free(txt);
+	json_decref(j);
+	free(n64);
+	m = rc_next(c, 3000);
+	assert_non_null(m);
+	j = parse_obj(m, "activate_hello");
+	assert_int_equal(json_object_size(j), 3);
+	assert_int_equal(b64dec(json_string_value(json_object_get(j, "n")), a->hn, sizeof(a->hn) + 2),
+			 E2E_NONCE_LEN);
+	a->hlen = b64dec(json_string_value(json_object_get(j, "b")), a->hspki, sizeof(a->hspki));
+	assert_true(a->hlen > 0);
+	json_decref(j);
+	free(m);
+
+	a->dev = EVP_EC_gen("P-256");
+	a->bind = e2e_binding_keygen(&perr);
+	assert_non_null(a->dev);
+	assert_non_null(a->bind);
+	assert_int_equal(e2e_spki_der(a->dev, &a->dspki, &a->dlen, &perr), 0);
+	assert_int_equal(e2e_spki_der(a->bind, &a->bspki, &a->blen, &perr), 0);
+	a->t = e2e_activation_transcript(ACT_MSISDN, a->an, a->hn, a->hspki, a->hlen, a->bspki, a->blen,
+					 a->dspki, a->dlen, &a->tlen);
+	assert_non_null(a->t);
+}
+
+/* {"t":"activate_proof"} with the code `digits`. */
+static char *
+act_proof(struct act *a, const char *digits)
+{
+	uint8_t h[32], mac[32], sig[MSSP_AFE_MAX_SIG];
+	size_t siglen = sizeof(sig);
+	struct pki_err perr;
+	char *k64, *b64, *s64, *p64, *out;
+	json_t *j;
+
+	assert_int_equal(e2e_activation_code_hash(digits, h), 0);
+	assert_int_equal(e2e_activation_mac(h, a->t, a->tlen, "app", NULL, mac), 0);
+	assert_int_equal(e2e_sign_msg(a->dev, a->t, a->tlen, sig, &siglen, &perr), 0);
+	k64 = b64enc(a->dspki, a->dlen);
+	b64 = b64enc(a->bspki, a->blen);
+	s64 = b64enc(sig, siglen);
+	p64 = b64enc(mac, sizeof(mac));
+	j = json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", "activate_proof", "k", k64, "b", b64, "s", s64,
+		      "p", p64);
+	out = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	free(k64);
+	free(b64);
+	free(s64);
+	free(p64);
+	return out;
+}
+
+/* A proof of `nk`/`nb`/`ns`/`np` random bytes for k/b/s/p (k, b: 0 = the
+ * phone's real SPKI), plus an extra member: for the size and shape
+ * refusals. */
+static char *
+act_proof_raw(const struct act *a, size_t nk, size_t nb, size_t ns, size_t np, bool extra)
+{
+	static uint8_t junk[4096];
+	char *k64, *b64, *s64, *p64, *out;
+	json_t *j;
+
+	assert_int_equal(RAND_bytes(junk, sizeof(junk)), 1);
+	/* 0: the phone's real key, so that only the field under test is wrong */
+	k64 = nk == 0 ? b64enc(a->dspki, a->dlen) : b64enc(junk, nk);
+	b64 = nb == 0 ? b64enc(a->bspki, a->blen) : b64enc(junk, nb);
+	s64 = b64enc(junk, ns);
+	p64 = b64enc(junk, np);
+	j = json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", "activate_proof", "k", k64, "b", b64, "s", s64,
+		      "p", p64);
+	if (extra)
+		json_object_set_new(j, "x", json_integer(1));
+	out = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	free(k64);
+	free(b64);
+	free(s64);
+	free(p64);
+	return out;
+}
+
+/* After act_start: send `msg` (taken) and expect a 4001 without "activated". */
+static void
+act_expect_refused(struct rc *c, char *msg)
+{
+	rc_send(c, msg);
+	free(msg);
+	assert_int_equal(rc_wait_close(c, 5000), 4001);
+	assert_int_equal(c->nmsg, 0);
+}
+
+static void
+test_activation(void **state)
+{
+	char digits[MSSP_REG_ACTIVATION_DIGITS + 1], wrong[MSSP_REG_ACTIVATION_DIGITS + 1];
+	struct rc c;
+	struct act a;
+	struct afe_stats st0, st1;
+	uint8_t h[32], mac[32], got[64], key[E2E_KEY_LEN];
+	char dev[MSSP_KEYSTORE_MAX_ID + 1], *m;
+	uint64_t v0, v1;
+	json_t *j;
+	struct store *s;
+	struct store_err serr;
+	struct store_device d;
+	struct pki_err perr;
+
+	(void)state;
+	ev_reset();
+	afe_get_stats(T.n.afe, &st0);
+	new_code(digits);
+	v0 = code_version();
+
+	/* a wrong code: refused, and it cost a try (the record changed) */
+	snprintf(wrong, sizeof(wrong), "%s", digits);
+	wrong[0] = wrong[0] == '9' ? '0' : (char)(wrong[0] + 1);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof(&a, wrong));
+	rc_free(&c);
+	act_clear(&a);
+	v1 = code_version();
+	assert_true(v1 > v0);
+
+	/* the right code */
+	act_start(&c, &T.n, &a);
+	m = act_proof(&a, digits);
+	rc_send(&c, m);
+	free(m);
+	m = rc_next(&c, 5000);
+	assert_non_null(m);
+	j = parse_obj(m, "activated");
+	free(m);
+	assert_int_equal(json_object_size(j), 3);
+	assert_true(json_is_string(json_object_get(j, "d")));
+	snprintf(dev, sizeof(dev), "%s", json_string_value(json_object_get(j, "d")));
+	assert_true(dev[0] != '\0');
+	/* the home MAC proves the AFE's side knew the code, bound to the id */
+	assert_int_equal(b64dec(json_string_value(json_object_get(j, "p")), got, sizeof(got)), 32);
+	json_decref(j);
+	assert_int_equal(e2e_activation_code_hash(digits, h), 0);
+	assert_int_equal(e2e_activation_mac(h, a.t, a.tlen, "home", dev, mac), 0);
+	assert_memory_equal(got, mac, 32);
+	assert_int_equal(rc_wait_close(&c, 3000), 1000);
+	rc_free(&c);
+
+	/* the device is in the store: the phone's key, the channel key both
+	 * ends derive, active */
+	assert_int_equal(e2e_binding_derive(a.bind, a.hspki, a.hlen, dev, key, &perr), 0);
+	s = store_open(T.uri, 0, &serr);
+	assert_non_null(s);
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(store_device_get(s, dev, &d, &serr), 0);
+	store_close(s);
+	assert_string_equal(d.sd_msisdn, ACT_MSISDN);
+	assert_int_equal(d.sd_state, 1);
+	assert_int_equal(d.sd_auth_spki_len, a.dlen);
+	assert_memory_equal(d.sd_auth_spki, a.dspki, a.dlen);
+	assert_memory_equal(d.sd_e2e_key, key, E2E_KEY_LEN);
+	OPENSSL_cleanse(&d, sizeof(d));
+
+	/* ... and it can now authenticate as a device */
+	{
+		uint8_t ch[E2E_CHALLENGE_LEN], nonce[E2E_NONCE_LEN];
+		char *am;
+
+		rc_open(&c, T.n.port);
+		m = rc_next(&c, 3000);
+		assert_non_null(m);
+		get_challenge(m, ch);
+		free(m);
+		am = auth_msg(dev, a.dev, ch, nonce);
+		rc_send(&c, am);
+		free(am);
+		m = rc_next(&c, 3000);
+		assert_non_null(m);
+		json_decref(parse_obj(m, "ready"));
+		free(m);
+		assert_true(ev_wait(EV_ONLINE, dev, 0, 3000, NULL));
+		rc_free(&c);
+		assert_true(ev_wait(EV_OFFLINE, dev, 0, 3000, NULL));
+	}
+
+	/* the code is used: the same proof again is refused */
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof(&a, digits));
+	rc_free(&c);
+	act_clear(&a);
+
+	afe_get_stats(T.n.afe, &st1);
+	assert_int_equal(st1.as_act_ok - st0.as_act_ok, 1);
+	assert_int_equal(st1.as_act_failed - st0.as_act_failed, 2);
+	assert_int_equal(st1.as_auth_ok - st0.as_auth_ok, 1);
+}
+
+/* Malformed, oversized and out-of-turn frames: 4001 (or 1008 where the
+ * auth protocol already said so), and the store is never reached. */
+static void
+test_activation_refused(void **state)
+{
+	char digits[MSSP_REG_ACTIVATION_DIGITS + 1];
+	struct rc c;
+	struct act a;
+	uint64_t v0;
+	char big[MSSP_STORE_MAX_MSISDN + 2];
+
+	(void)state;
+	ev_reset();
+	new_code(digits);
+	v0 = code_version();
+
+	/* oversized: device SPKI, binding SPKI, signature; a short MAC; an
+	 * extra member; a missing one; bad base64 */
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof_raw(&a, MSSP_KEYSTORE_MAX_SPKI + 1, 0, 72, 32, false));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof_raw(&a, 0, MSSP_KEYSTORE_MAX_SPKI + 3, 72, 32, false));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof_raw(&a, 0, 0, MSSP_AFE_MAX_SIG + 1, 32, false));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof_raw(&a, 0, 0, 72, 31, false));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof_raw(&a, 0, 0, 72, 32, true));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, strdup("{\"t\":\"activate_proof\",\"k\":\"AAAA\",\"b\":\"AAAA\","
+				      "\"s\":\"AAAA\"}"));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, strdup("{\"t\":\"activate_proof\",\"k\":\"AA=A\",\"b\":\"AAAA\","
+				      "\"s\":\"AAAA\",\"p\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}"));
+	rc_free(&c);
+	act_clear(&a);
+	/* a binding "key" that is not a P-256 point, everything else sized
+	 * right: refused before the store */
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, act_proof_raw(&a, 0, 91, 72, 32, false));
+	rc_free(&c);
+	act_clear(&a);
+
+	/* out of turn: an auth, a second activate, a blob after the hello */
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, strdup("{\"t\":\"auth\",\"d\":\"dev-ok\","
+				      "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"s\":\"AAAA\"}"));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, strdup("{\"t\":\"activate\",\"m\":\"" ACT_MSISDN "\","
+				      "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}"));
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.n, &a);
+	act_expect_refused(&c, strdup("{\"t\":\"e2e\",\"b\":\"AAAA\"}"));
+	rc_free(&c);
+	act_clear(&a);
+
+	/* malformed "activate": ACT_MSISDN syntax, short nonce, extra member;
+	 * a proof before any activate is the auth protocol's 1008 */
+	assert_int_equal(rc_refused(&T.n, NULL, NULL,
+				    "{\"t\":\"activate\",\"m\":\"+4179 0\","
+				    "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}"),
+			 4001);
+	assert_int_equal(rc_refused(&T.n, NULL, NULL,
+				    "{\"t\":\"activate\",\"m\":\"" ACT_MSISDN "\",\"n\":\"AAAA\"}"),
+			 4001);
+	assert_int_equal(rc_refused(&T.n, NULL, NULL,
+				    "{\"t\":\"activate\",\"m\":\"" ACT_MSISDN "\",\"x\":1,"
+				    "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}"),
+			 4001);
+	/* one digit more than an ACT_MSISDN may have */
+	memset(big, '1', sizeof(big));
+	big[0] = '+';
+	big[sizeof(big) - 1] = '\0';
+	{
+		char msg[512];
+
+		snprintf(msg, sizeof(msg),
+			 "{\"t\":\"activate\",\"m\":\"%s\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}", big);
+		assert_int_equal(rc_refused(&T.n, NULL, NULL, msg), 4001);
+	}
+	assert_int_equal(rc_refused(&T.n, NULL, NULL,
+				    "{\"t\":\"activate_proof\",\"k\":\"AAAA\",\"b\":\"AAAA\","
+				    "\"s\":\"AAAA\",\"p\":\"AAAA\"}"),
+			 1008);
+	/* K has no struct reg: every activation is refused */
+	assert_int_equal(rc_refused(&T.k, NULL, NULL,
+				    "{\"t\":\"activate\",\"m\":\"" ACT_MSISDN "\","
+				    "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}"),
+			 4001);
+
+	/* none of it reached reg_activate: no try spent */
+	assert_int_equal(code_version(), v0);
+	/* the code still works */
+	act_start(&c, &T.n, &a);
+	{
+		char *m = act_proof(&a, digits);
+
+		rc_send(&c, m);
+		free(m);
+		m = rc_next(&c, 5000);
+		assert_non_null(m);
+		json_decref(parse_obj(m, "activated"));
+		free(m);
+	}
+	assert_int_equal(rc_wait_close(&c, 3000), 1000);
+	rc_free(&c);
+	act_clear(&a);
+}
+
+/* The auth deadline covers the whole activation: a phone that stops after
+ * the hello is closed with 4001. */
+static void
+test_activation_timeout(void **state)
+{
+	struct rc c;
+	struct act a;
+	uint64_t t0 = loop_now_ms();
+
+	(void)state;
+	act_start(&c, &T.n, &a);
+	assert_int_equal(rc_wait_close(&c, 5000), 4001);
+	assert_true(loop_now_ms() - t0 >= 1200);
+	assert_int_equal(c.nmsg, 0);
+	rc_free(&c);
+	act_clear(&a);
+}
+
 /* Last: afe_stop on K closes its device connections and refuses new ones. */
 static void
 test_stop(void **state)
@@ -1175,6 +1658,9 @@ main(void)
 		cmocka_unit_test(test_keepalive_and_idle),
 		cmocka_unit_test(test_wsclient),
 		cmocka_unit_test(test_wake),
+		cmocka_unit_test(test_activation),
+		cmocka_unit_test(test_activation_refused),
+		cmocka_unit_test(test_activation_timeout),
 		cmocka_unit_test(test_stop),
 	};
 

@@ -550,6 +550,423 @@ test_encode_refusals(void **state)
 #undef ENC_REFUSED
 }
 
+
+/* ---- registration jobs ---------------------------------------------------- */
+
+#define JOB "J0123456789abcdef"
+
+static void
+compare_job(const struct appmsg *m, const struct appmsg *d)
+{
+	assert_int_equal(d->am_type, m->am_type);
+	assert_string_equal(d->am_nonce, "");
+	assert_string_equal(d->am_job, m->am_job);
+	assert_string_equal(d->am_key, m->am_key);
+	assert_int_equal(d->am_pin, m->am_pin);
+	assert_string_equal(d->am_purpose, m->am_purpose);
+	assert_int_equal(d->am_nprofiles, m->am_nprofiles);
+	for (size_t i = 0; i < m->am_nprofiles; i++)
+		assert_string_equal(d->am_profiles[i], m->am_profiles[i]);
+	assert_string_equal(d->am_alg, m->am_alg);
+	assert_int_equal(d->am_status, m->am_status);
+	assert_int_equal(d->am_der_len, m->am_der_len);
+	if (m->am_der_len)
+		assert_memory_equal(d->am_der, m->am_der, m->am_der_len);
+	else
+		assert_null(d->am_der);
+	assert_int_equal(d->am_nchain, m->am_nchain);
+	for (size_t i = 0; i < m->am_nchain; i++) {
+		assert_int_equal(d->am_chain_len[i], m->am_chain_len[i]);
+		assert_memory_equal(d->am_chain[i], m->am_chain[i], m->am_chain_len[i]);
+	}
+	for (size_t i = m->am_nchain; i < MSSP_KEYSTORE_MAX_CHAIN; i++)
+		assert_null(d->am_chain[i]);
+}
+
+static char *
+job_round_trip(const struct appmsg *m)
+{
+	struct appmsg d;
+	struct mss_err err;
+	char *txt = NULL;
+	size_t len = 0;
+
+	assert_int_equal(appmsg_encode(m, &txt, &len, &err), 0);
+	assert_int_equal(strlen(txt), len);
+	assert_int_equal(appmsg_decode((const uint8_t *)txt, len, &d, &err), 0);
+	compare_job(m, &d);
+	appmsg_clear(&d);
+	return txt;
+}
+
+static uint8_t *
+dup_bytes(const char *b, size_t n)
+{
+	uint8_t *d = malloc(n);
+
+	assert_non_null(d);
+	memcpy(d, b, n);
+	return d;
+}
+
+static void
+test_round_trip_jobs(void **state)
+{
+	struct appmsg m;
+	char *txt;
+	(void)state;
+
+	/* keygen */
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_KEYGEN;
+	strcpy(m.am_job, JOB);
+	strcpy(m.am_key, "sign");
+	strcpy(m.am_purpose, "sign");
+	strcpy(m.am_profiles[0], "http://mss.ficom.fi/TS102204/v1.0.0#signature");
+	strcpy(m.am_profiles[1], "mss:demo:sign:loa3:app");
+	m.am_nprofiles = 2;
+	m.am_pin = true;
+	strcpy(m.am_alg, "ec-p256");
+	txt = job_round_trip(&m);
+	assert_string_equal(txt, "{\"alg\":\"ec-p256\",\"job\":\"" JOB "\",\"key\":\"sign\","
+				 "\"pin\":true,\"profiles\":[\"http://mss.ficom.fi/TS102204/"
+				 "v1.0.0#signature\",\"mss:demo:sign:loa3:app\"],"
+				 "\"purpose\":\"sign\",\"t\":\"keygen\"}");
+	free(txt);
+	/* the most profiles, PIN-less, authn, RSA */
+	for (size_t i = 0; i < MSSP_KEYSTORE_MAX_PROFILES; i++)
+		snprintf(m.am_profiles[i], sizeof(m.am_profiles[i]), "urn:p:%zu", i);
+	m.am_nprofiles = MSSP_KEYSTORE_MAX_PROFILES;
+	m.am_pin = false;
+	strcpy(m.am_purpose, "authn");
+	strcpy(m.am_alg, "rsa-3072");
+	free(job_round_trip(&m));
+
+	/* cert with and without a chain */
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_CERT;
+	strcpy(m.am_job, JOB);
+	strcpy(m.am_key, "authn");
+	m.am_der = dup_bytes("\x30\x03\x02", 3);
+	m.am_der_len = 3;
+	txt = job_round_trip(&m);
+	assert_string_equal(txt, "{\"cert\":\"MAMC\",\"chain\":[],\"job\":\"" JOB
+				 "\",\"key\":\"authn\",\"t\":\"cert\"}");
+	free(txt);
+	for (size_t i = 0; i < MSSP_KEYSTORE_MAX_CHAIN; i++) {
+		m.am_chain[i] = dup_bytes("\x30\x80\xff\x00", 4 - (i % 3));
+		m.am_chain_len[i] = 4 - (i % 3);
+	}
+	m.am_nchain = MSSP_KEYSTORE_MAX_CHAIN;
+	free(job_round_trip(&m));
+	appmsg_clear(&m);
+	for (size_t i = 0; i < MSSP_KEYSTORE_MAX_CHAIN; i++)
+		assert_null(m.am_chain[i]);
+
+	/* unblock */
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_UNBLOCK;
+	strcpy(m.am_job, JOB);
+	strcpy(m.am_key, "sign");
+	txt = job_round_trip(&m);
+	assert_string_equal(txt, "{\"job\":\"" JOB "\",\"key\":\"sign\",\"t\":\"unblock\"}");
+	free(txt);
+
+	/* job_answer: with a CSR, plain success, refusals */
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_JOB_ANSWER;
+	strcpy(m.am_job, JOB);
+	m.am_der = dup_bytes("\x30\x01\x00", 3);
+	m.am_der_len = 3;
+	txt = job_round_trip(&m);
+	assert_string_equal(txt, "{\"csr\":\"MAEA\",\"job\":\"" JOB
+				 "\",\"status\":0,\"t\":\"job_answer\"}");
+	free(txt);
+	appmsg_clear(&m);
+	const int st[] = { 0, 101, 401, 403, 404, 900, 999 };
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+		memset(&m, 0, sizeof(m));
+		m.am_type = APPMSG_JOB_ANSWER;
+		strcpy(m.am_job, JOB);
+		m.am_status = st[i];
+		free(job_round_trip(&m));
+	}
+
+	/* job_ack */
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_JOB_ACK;
+	strcpy(m.am_job, "J_-1");
+	txt = job_round_trip(&m);
+	assert_string_equal(txt, "{\"job\":\"J_-1\",\"t\":\"job_ack\"}");
+	free(txt);
+
+	assert_string_equal(appmsg_type_name(APPMSG_KEYGEN), "keygen");
+	assert_string_equal(appmsg_type_name(APPMSG_CERT), "cert");
+	assert_string_equal(appmsg_type_name(APPMSG_UNBLOCK), "unblock");
+	assert_string_equal(appmsg_type_name(APPMSG_JOB_ANSWER), "job_answer");
+	assert_string_equal(appmsg_type_name(APPMSG_JOB_ACK), "job_ack");
+	assert_string_equal(appmsg_type_name((enum appmsg_type)(APPMSG_JOB_ACK + 1)), "unknown");
+}
+
+#define J "\"job\":\"" JOB "\""
+#define KG(x) "{\"t\":\"keygen\"," J "," x "}"
+#define KG_REST "\"key\":\"sign\",\"purpose\":\"sign\",\"profiles\":[\"urn:p\"],\"pin\":true," \
+		"\"alg\":\"ec-p256\""
+#define CE(x) "{\"t\":\"cert\"," J "," x "}"
+
+static void
+test_refuse_jobs(void **state)
+{
+	(void)state;
+	/* baselines */
+	ACCEPTED(KG(KG_REST));
+	ACCEPTED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[\"MAMC\",\"YQ==\"]"));
+	ACCEPTED("{\"t\":\"unblock\"," J ",\"key\":\"k\"}");
+	ACCEPTED("{\"t\":\"job_answer\"," J ",\"status\":0}");
+	ACCEPTED("{\"t\":\"job_answer\"," J ",\"status\":0,\"csr\":\"MAMC\"}");
+	ACCEPTED("{\"t\":\"job_ack\"," J "}");
+
+	/* job id: missing, empty, wrong type, bad chars, too long; a nonce
+	 * instead of or beside it */
+	REFUSED("{\"t\":\"job_ack\"}");
+	REFUSED("{\"t\":\"job_ack\",\"job\":\"\"}");
+	REFUSED("{\"t\":\"job_ack\",\"job\":5}");
+	REFUSED("{\"t\":\"job_ack\",\"job\":[\"J1\"]}");
+	REFUSED("{\"t\":\"job_ack\",\"job\":\"J 1\"}");
+	REFUSED("{\"t\":\"job_ack\",\"job\":\"J/1\"}");
+	ACCEPTED("{\"t\":\"job_ack\",\"job\":\"0123456789012345678901234567890\"}"); /* 31 */
+	REFUSED("{\"t\":\"job_ack\",\"job\":\"01234567890123456789012345678901\"}"); /* 32 */
+	REFUSED("{\"t\":\"job_ack\"," N "}");
+	REFUSED("{\"t\":\"job_ack\"," J "," N "}");
+	/* a job id on a prompt message */
+	REFUSED("{\"t\":\"ack\"," N "," J ",\"status\":0}");
+	/* members of other types */
+	REFUSED("{\"t\":\"job_ack\"," J ",\"status\":0}");
+	REFUSED("{\"t\":\"unblock\"," J ",\"key\":\"k\",\"pin\":true}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":0,\"cms\":\"MAMC\"}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":0,\"cert\":\"MAMC\"}");
+	REFUSED(KG(KG_REST ",\"chain\":[]"));
+	REFUSED(KG(KG_REST ",\"profile\":\"p\""));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[],\"profiles\":[]"));
+	REFUSED("{\"t\":\"sign\"," N "," SIGN_REST ",\"profiles\":[\"p\"]}");
+	REFUSED("{\"t\":\"answer\"," N ",\"status\":401,\"csr\":\"MAMC\"}");
+
+	/* keygen: each required member missing */
+	REFUSED(KG("\"purpose\":\"sign\",\"profiles\":[\"p\"],\"pin\":true,\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"profiles\":[\"p\"],\"pin\":true,\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"sign\",\"pin\":true,\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"sign\",\"profiles\":[\"p\"],\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"sign\",\"profiles\":[\"p\"],\"pin\":true"));
+	/* keygen values */
+	REFUSED(KG("\"key\":\"\",\"purpose\":\"sign\",\"profiles\":[\"p\"],\"pin\":true,"
+		   "\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"a:b\",\"purpose\":\"sign\",\"profiles\":[\"p\"],\"pin\":true,"
+		   "\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"SIGN\",\"profiles\":[\"p\"],\"pin\":true,"
+		   "\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"signature\",\"profiles\":[\"p\"],\"pin\":true,"
+		   "\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"sign\",\"profiles\":[\"p\"],\"pin\":1,"
+		   "\"alg\":\"ec-p256\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"sign\",\"profiles\":[\"p\"],\"pin\":true,"
+		   "\"alg\":\"ec-p384\""));
+	REFUSED(KG("\"key\":\"k\",\"purpose\":\"sign\",\"profiles\":[\"p\"],\"pin\":true,"
+		   "\"alg\":\"EVIL-0123456789abcdef\""));
+	ACCEPTED(KG("\"key\":\"k\",\"purpose\":\"authn\",\"profiles\":[\"p\"],\"pin\":false,"
+		    "\"alg\":\"rsa-2048\""));
+	/* profiles: not an array, empty, non-string element, empty string,
+	 * space, control, non-ASCII, nested, too many, too long */
+#define KGP(x) KG("\"key\":\"k\",\"purpose\":\"sign\",\"pin\":true,\"alg\":\"ec-p256\",\"profiles\":" x)
+	REFUSED(KGP("\"p\""));
+	REFUSED(KGP("{}"));
+	REFUSED(KGP("[]"));
+	REFUSED(KGP("[1]"));
+	REFUSED(KGP("[null]"));
+	REFUSED(KGP("[\"p\",true]"));
+	REFUSED(KGP("[\"\"]"));
+	REFUSED(KGP("[\"a b\"]"));
+	REFUSED(KGP("[\"a\\tb\"]"));
+	REFUSED(KGP("[\"a\\u00e4\"]"));
+	REFUSED(KGP("[\"a\\u0000b\"]"));
+	REFUSED(KGP("[[\"p\"]]"));
+	REFUSED(KGP("[{\"p\":1}]"));
+	ACCEPTED(KGP("[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\"]"));
+	REFUSED(KGP("[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]"));
+	{
+		char b[2048], u[MSSP_PROFILE_MAX_URI + 2];
+
+		memset(u, 'u', MSSP_PROFILE_MAX_URI);
+		u[MSSP_PROFILE_MAX_URI] = '\0';
+		snprintf(b, sizeof(b), KGP("[\"%s\"]"), u);
+		ACCEPTED(b);
+		strcat(u, "u");
+		snprintf(b, sizeof(b), KGP("[\"%s\"]"), u);
+		REFUSED(b);
+	}
+#undef KGP
+
+	/* cert: missing members, types, base64, counts, sizes */
+	REFUSED(CE("\"cert\":\"MAMC\",\"chain\":[]"));
+	REFUSED(CE("\"key\":\"k\",\"chain\":[]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\""));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"\",\"chain\":[]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAM\",\"chain\":[]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":[\"MAMC\"],\"chain\":[]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":\"MAMC\""));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[\"\"]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[\"YR==\"]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[\"MA MC\"]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[5]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[[\"MAMC\"]]"));
+	ACCEPTED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[\"YQ==\",\"YQ==\",\"YQ==\",\"YQ==\"]"));
+	REFUSED(CE("\"key\":\"k\",\"cert\":\"MAMC\",\"chain\":[\"YQ==\",\"YQ==\",\"YQ==\",\"YQ==\","
+		   "\"YQ==\"]"));
+	{
+		/* a certificate (and a chain element) of exactly the cap, then more */
+		size_t n = (MSSP_KEYSTORE_MAX_CERT + 2) / 3 * 4;
+		char *b = malloc(2 * n + 200), *p;
+
+		assert_non_null(b);
+		p = b + sprintf(b, "{\"t\":\"cert\"," J ",\"key\":\"k\",\"chain\":[],\"cert\":\"");
+		memset(p, 'A', n);
+		if (MSSP_KEYSTORE_MAX_CERT % 3 == 1)
+			memcpy(p + n - 2, "==", 2);
+		else if (MSSP_KEYSTORE_MAX_CERT % 3 == 2)
+			p[n - 1] = '=';
+		strcpy(p + n, "\"}");
+		ACCEPTED(b);
+		memcpy(p + n, "AAAA\"}", 7);
+		REFUSED(b); /* more than the cap, or misplaced padding */
+		p = b + sprintf(b, "{\"t\":\"cert\"," J ",\"key\":\"k\",\"cert\":\"YQ==\",\"chain\":[\"");
+		memset(p, 'A', n + 4);
+		strcpy(p + n + 4, "\"]}");
+		REFUSED(b);
+		free(b);
+	}
+
+	/* unblock */
+	REFUSED("{\"t\":\"unblock\"," J "}");
+	REFUSED("{\"t\":\"unblock\"," J ",\"key\":\"\"}");
+	REFUSED("{\"t\":\"unblock\"," J ",\"key\":7}");
+
+	/* job_answer: status range, csr only with 0, csr base64 and size */
+	REFUSED("{\"t\":\"job_answer\"," J "}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":-1}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":1}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":99}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":1000}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":\"0\"}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":401,\"csr\":\"MAMC\"}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":0,\"csr\":\"\"}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":0,\"csr\":\"MA=C\"}");
+	REFUSED("{\"t\":\"job_answer\"," J ",\"status\":0,\"csr\":[\"MAMC\"]}");
+	{
+		size_t n = (MSSP_APPMSG_MAX_CSR + 2) / 3 * 4 + 4;
+		char *b = malloc(n + 200), *p;
+
+		assert_non_null(b);
+		p = b + sprintf(b, "{\"t\":\"job_answer\"," J ",\"status\":0,\"csr\":\"");
+		memset(p, 'A', n);
+		strcpy(p + n, "\"}");
+		REFUSED(b);
+		free(b);
+	}
+
+	/* depth: three levels are refused before parsing */
+	REFUSED("{\"t\":\"job_ack\"," J ",\"x\":[[1]]}");
+}
+
+static void
+test_encode_refusals_jobs(void **state)
+{
+	struct appmsg m;
+	struct mss_err err;
+	char *txt = (char *)"untouched";
+	size_t len = 7;
+	(void)state;
+
+#define ENC_REFUSED()                                                                     \
+	do {                                                                              \
+		assert_int_equal(appmsg_encode(&m, &txt, &len, &err), -1);               \
+		assert_int_equal(err.code, 900);                                         \
+		assert_null(txt);                                                        \
+	} while (0)
+#define ENC_OK()                                                                          \
+	do {                                                                              \
+		assert_int_equal(appmsg_encode(&m, &txt, &len, &err), 0);                \
+		free(txt);                                                               \
+	} while (0)
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_KEYGEN;
+	strcpy(m.am_key, "k");
+	strcpy(m.am_purpose, "sign");
+	strcpy(m.am_profiles[0], "urn:p");
+	m.am_nprofiles = 1;
+	strcpy(m.am_alg, "ec-p256");
+	ENC_REFUSED(); /* no job id */
+	strcpy(m.am_job, JOB);
+	ENC_OK();
+	strcpy(m.am_nonce, NONCE); /* a nonce on a job message */
+	ENC_REFUSED();
+	m.am_nonce[0] = '\0';
+	m.am_nprofiles = 0;
+	ENC_REFUSED();
+	m.am_nprofiles = MSSP_KEYSTORE_MAX_PROFILES + 1;
+	ENC_REFUSED();
+	m.am_nprofiles = 2; /* second one empty */
+	ENC_REFUSED();
+	m.am_nprofiles = 1;
+	strcpy(m.am_alg, "dsa");
+	ENC_REFUSED();
+	strcpy(m.am_alg, "ec-p256");
+	strcpy(m.am_purpose, "x");
+	ENC_REFUSED();
+	strcpy(m.am_purpose, "authn");
+	ENC_OK();
+
+	/* a job id on a prompt message */
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_ACK;
+	strcpy(m.am_nonce, NONCE);
+	ENC_OK();
+	strcpy(m.am_job, JOB);
+	ENC_REFUSED();
+
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_CERT;
+	strcpy(m.am_job, JOB);
+	strcpy(m.am_key, "k");
+	ENC_REFUSED(); /* no certificate */
+	m.am_der = dup_bytes("\x30\x00", 2);
+	m.am_der_len = 2;
+	ENC_OK();
+	m.am_nchain = 1; /* element missing */
+	ENC_REFUSED();
+	m.am_nchain = MSSP_KEYSTORE_MAX_CHAIN + 1;
+	ENC_REFUSED();
+	m.am_nchain = 0;
+	m.am_der_len = MSSP_KEYSTORE_MAX_CERT + 1;
+	ENC_REFUSED();
+	m.am_der_len = 2;
+	appmsg_clear(&m);
+
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_JOB_ANSWER;
+	strcpy(m.am_job, JOB);
+	m.am_status = 404;
+	ENC_OK();
+	m.am_der = dup_bytes("\x30\x00", 2);
+	m.am_der_len = 2;
+	ENC_REFUSED(); /* CSR with a refusal */
+	m.am_status = 0;
+	ENC_OK();
+	m.am_status = 50;
+	ENC_REFUSED();
+	appmsg_clear(&m);
+#undef ENC_REFUSED
+#undef ENC_OK
+}
+
 int
 main(void)
 {
@@ -560,6 +977,9 @@ main(void)
 		cmocka_unit_test(test_refuse_members),
 		cmocka_unit_test(test_refuse_sign),
 		cmocka_unit_test(test_encode_refusals),
+		cmocka_unit_test(test_round_trip_jobs),
+		cmocka_unit_test(test_refuse_jobs),
+		cmocka_unit_test(test_encode_refusals_jobs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

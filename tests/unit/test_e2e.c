@@ -9,7 +9,10 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/kdf.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "pki/e2e.h"
 
@@ -587,8 +590,236 @@ test_hello(void **state)
 	assert_int_equal(err.status, 101);
 }
 
+/* ---- activation ----------------------------------------------------------- */
+
+static void
+test_activation_transcript(void **state)
+{
+	uint8_t an[E2E_NONCE_LEN], hn[E2E_NONCE_LEN], a[3] = { 1, 2, 3 }, b[2] = { 4, 5 },
+		c[1] = { 6 }, big[MSSP_KEYSTORE_MAX_SPKI + 1];
+	uint8_t *t, *t2, exp[200], *p = exp;
+	size_t len = 99, len2 = 0;
+	(void)state;
+
+	memset(an, 0xaa, sizeof(an));
+	memset(hn, 0xbb, sizeof(hn));
+	t = e2e_activation_transcript("+358", an, hn, a, 3, b, 2, c, 1, &len);
+	assert_non_null(t);
+	/* The layout, built by hand: label, then 4-byte big-endian length and
+	 * bytes of msisdn, app nonce, home nonce, home binding, app binding,
+	 * device key. */
+	memcpy(p, "mssp-activate-v1", 16);
+	p += 16;
+#define LV(d, n)                                                                              \
+	do {                                                                                  \
+		*p++ = 0, *p++ = 0, *p++ = 0, *p++ = (uint8_t)(n);                            \
+		memcpy(p, (d), (n));                                                          \
+		p += (n);                                                                     \
+	} while (0)
+	LV("+358", 4);
+	LV(an, 16);
+	LV(hn, 16);
+	LV(a, 3);
+	LV(b, 2);
+	LV(c, 1);
+#undef LV
+	assert_int_equal(len, (size_t)(p - exp));
+	assert_memory_equal(t, exp, len);
+	/* Moving a boundary changes the bytes (length prefixes). */
+	t2 = e2e_activation_transcript("+358", an, hn, a, 2, a + 2, 1, c, 1, &len2);
+	assert_non_null(t2);
+	assert_true(len2 != len - 1 || memcmp(t, t2, len2) != 0);
+	free(t2);
+	/* Swapped nonces differ. */
+	t2 = e2e_activation_transcript("+358", hn, an, a, 3, b, 2, c, 1, &len2);
+	assert_int_equal(len2, len);
+	assert_memory_not_equal(t, t2, len);
+	free(t2);
+	free(t);
+
+	/* Refusals: empty or over-long MSISDN, missing or over-long SPKIs. */
+	char m[MSSP_STORE_MAX_MSISDN + 2];
+	memset(m, '1', sizeof(m) - 1);
+	m[MSSP_STORE_MAX_MSISDN] = '\0';
+	t = e2e_activation_transcript(m, an, hn, a, 3, b, 2, c, 1, &len);
+	assert_non_null(t);
+	free(t);
+	m[MSSP_STORE_MAX_MSISDN] = '1';
+	m[MSSP_STORE_MAX_MSISDN + 1] = '\0';
+	assert_null(e2e_activation_transcript(m, an, hn, a, 3, b, 2, c, 1, &len));
+	assert_int_equal(len, 0);
+	assert_null(e2e_activation_transcript("", an, hn, a, 3, b, 2, c, 1, &len));
+	assert_null(e2e_activation_transcript(NULL, an, hn, a, 3, b, 2, c, 1, &len));
+	assert_null(e2e_activation_transcript("+1", NULL, hn, a, 3, b, 2, c, 1, &len));
+	assert_null(e2e_activation_transcript("+1", an, hn, NULL, 0, b, 2, c, 1, &len));
+	assert_null(e2e_activation_transcript("+1", an, hn, a, 0, b, 2, c, 1, &len));
+	assert_null(e2e_activation_transcript("+1", an, hn, a, 3, b, 0, c, 1, &len));
+	assert_null(e2e_activation_transcript("+1", an, hn, a, 3, b, 2, c, 0, &len));
+	memset(big, 7, sizeof(big));
+	assert_null(e2e_activation_transcript("+1", an, hn, big, sizeof(big), b, 2, c, 1, &len));
+	t = e2e_activation_transcript("+1", an, hn, big, sizeof(big) - 1, b, 2, c, 1, &len);
+	assert_non_null(t);
+	free(t);
+	assert_null(e2e_activation_transcript("+1", an, hn, a, 3, b, 2, c, 1, NULL));
+}
+
+static void
+test_activation_mac(void **state)
+{
+	uint8_t h[32], h2[32], exp[32], mac[32], mac2[32], t[40];
+	unsigned int elen = 0;
+	(void)state;
+
+	/* h = SHA-256 of exactly the 12 digits */
+	assert_int_equal(e2e_activation_code_hash("123456789012", h), 0);
+	assert_non_null(SHA256((const unsigned char *)"123456789012", 12, exp));
+	assert_memory_equal(h, exp, 32);
+	assert_int_equal(e2e_activation_code_hash("123456789013", h2), 0);
+	assert_memory_not_equal(h, h2, 32);
+	assert_int_equal(e2e_activation_code_hash("12345678901", h2), -1);
+	assert_int_equal(e2e_activation_code_hash("1234567890123", h2), -1);
+	assert_int_equal(e2e_activation_code_hash("1234-5678-9012", h2), -1);
+	assert_int_equal(e2e_activation_code_hash("12345678901a", h2), -1);
+	assert_int_equal(e2e_activation_code_hash("12345678901 ", h2), -1);
+	assert_int_equal(e2e_activation_code_hash("", h2), -1);
+	assert_int_equal(e2e_activation_code_hash(NULL, h2), -1);
+
+	/* MAC = HMAC-SHA256(h, T || label || extra), recomputed with the
+	 * one-shot HMAC over the concatenation. */
+	memset(t, 0x5c, sizeof(t));
+	uint8_t cat[64];
+	memcpy(cat, t, sizeof(t));
+	memcpy(cat + sizeof(t), "app", 3);
+	assert_non_null(HMAC(EVP_sha256(), h, 32, cat, sizeof(t) + 3, exp, &elen));
+	assert_int_equal(e2e_activation_mac(h, t, sizeof(t), "app", NULL, mac), 0);
+	assert_memory_equal(mac, exp, 32);
+	memcpy(cat + sizeof(t), "homedev-1", 9);
+	assert_non_null(HMAC(EVP_sha256(), h, 32, cat, sizeof(t) + 9, exp, &elen));
+	assert_int_equal(e2e_activation_mac(h, t, sizeof(t), "home", "dev-1", mac2), 0);
+	assert_memory_equal(mac2, exp, 32);
+	/* Each input matters: label, extra, key, transcript. */
+	assert_memory_not_equal(mac, mac2, 32);
+	assert_int_equal(e2e_activation_mac(h, t, sizeof(t), "home", "dev-2", mac), 0);
+	assert_memory_not_equal(mac, mac2, 32);
+	assert_int_equal(e2e_activation_mac(h2, t, sizeof(t), "home", "dev-1", mac), 0);
+	assert_memory_not_equal(mac, mac2, 32);
+	t[39] ^= 1;
+	assert_int_equal(e2e_activation_mac(h, t, sizeof(t), "home", "dev-1", mac), 0);
+	assert_memory_not_equal(mac, mac2, 32);
+	/* Only the two labels. */
+	assert_int_equal(e2e_activation_mac(h, t, sizeof(t), "APP", NULL, mac), -1);
+	assert_int_equal(e2e_activation_mac(h, t, sizeof(t), "", NULL, mac), -1);
+	assert_int_equal(e2e_activation_mac(h, t, sizeof(t), NULL, NULL, mac), -1);
+	assert_int_equal(e2e_activation_mac(h, NULL, 0, "app", NULL, mac), -1);
+	assert_int_equal(e2e_activation_mac(NULL, t, sizeof(t), "app", NULL, mac), -1);
+}
+
+/* SPKI DER of `k` in compressed-point form (a valid but non-canonical
+ * encoding of the same key). */
+static size_t
+compressed_spki(EVP_PKEY *k, unsigned char **out)
+{
+	EVP_PKEY *c = EVP_PKEY_dup(k);
+	int n;
+
+	assert_non_null(c);
+	assert_int_equal(EVP_PKEY_set_utf8_string_param(c, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+							 "compressed"),
+			 1);
+	*out = NULL;
+	n = i2d_PUBKEY(c, out);
+	assert_true(n > 0);
+	EVP_PKEY_free(c);
+	return (size_t)n;
+}
+
+static void
+test_sign_verify_msg(void **state)
+{
+	struct pki_err err;
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *o = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	unsigned char *spki = NULL, *ospki = NULL, *pspki = NULL, *rspki = NULL, *cspki = NULL;
+	size_t sl, ol, pl, rl, cl, siglen = 0;
+	uint8_t sig[MSSP_AFE_MAX_SIG], bad[MSSP_AFE_MAX_SIG + 8], ext[MSSP_KEYSTORE_MAX_SPKI];
+	const uint8_t msg[] = "mssp-activate-v1 transcript";
+	(void)state;
+
+	assert_non_null(k);
+	assert_non_null(o);
+	assert_non_null(p384);
+	assert_non_null(rsa);
+	assert_int_equal(e2e_spki_der(k, &spki, &sl, &err), 0);
+	assert_int_equal(e2e_spki_der(o, &ospki, &ol, &err), 0);
+	assert_int_equal(e2e_spki_der(p384, &pspki, &pl, &err), 0);
+	assert_int_equal(e2e_spki_der(rsa, &rspki, &rl, &err), 0);
+	cl = compressed_spki(k, &cspki);
+
+	assert_int_equal(e2e_sign_msg(k, msg, sizeof(msg), sig, &siglen, &err), 0);
+	assert_true(siglen > 0 && siglen <= 72);
+	assert_int_equal(e2e_verify_msg(spki, sl, msg, sizeof(msg), sig, siglen, &err), 0);
+	/* An independent verification with raw OpenSSL (ECDSA, SHA-256). */
+	{
+		EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+		assert_int_equal(EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, k, NULL), 1);
+		assert_int_equal(EVP_DigestVerify(md, sig, siglen, msg, sizeof(msg)), 1);
+		EVP_MD_CTX_free(md);
+	}
+
+#define REFUSED(call)                                                                         \
+	do {                                                                                  \
+		err.status = 0;                                                               \
+		assert_int_equal((call), -1);                                                 \
+		assert_int_equal(err.status, 101);                                            \
+	} while (0)
+	/* other key, other message, damaged, truncated, empty, too long */
+	REFUSED(e2e_verify_msg(ospki, ol, msg, sizeof(msg), sig, siglen, &err));
+	REFUSED(e2e_verify_msg(spki, sl, msg, sizeof(msg) - 1, sig, siglen, &err));
+	memcpy(bad, sig, siglen);
+	bad[siglen / 2] ^= 0x10;
+	REFUSED(e2e_verify_msg(spki, sl, msg, sizeof(msg), bad, siglen, &err));
+	REFUSED(e2e_verify_msg(spki, sl, msg, sizeof(msg), sig, siglen - 1, &err));
+	REFUSED(e2e_verify_msg(spki, sl, msg, sizeof(msg), sig, 0, &err));
+	REFUSED(e2e_verify_msg(spki, sl, msg, sizeof(msg), NULL, 0, &err));
+	memset(bad, 0x30, sizeof(bad));
+	REFUSED(e2e_verify_msg(spki, sl, msg, sizeof(msg), bad, MSSP_AFE_MAX_SIG + 1, &err));
+	/* keys: P-384, RSA, compressed point (same key, other encoding),
+	 * trailing byte, truncated, garbage, none */
+	REFUSED(e2e_verify_msg(pspki, pl, msg, sizeof(msg), sig, siglen, &err));
+	REFUSED(e2e_verify_msg(rspki, rl, msg, sizeof(msg), sig, siglen, &err));
+	REFUSED(e2e_verify_msg(cspki, cl, msg, sizeof(msg), sig, siglen, &err));
+	memcpy(ext, spki, sl);
+	ext[sl] = 0;
+	REFUSED(e2e_verify_msg(ext, sl + 1, msg, sizeof(msg), sig, siglen, &err));
+	REFUSED(e2e_verify_msg(spki, sl - 1, msg, sizeof(msg), sig, siglen, &err));
+	REFUSED(e2e_verify_msg(sig, siglen, msg, sizeof(msg), sig, siglen, &err));
+	REFUSED(e2e_verify_msg(NULL, 0, msg, sizeof(msg), sig, siglen, &err));
+#undef REFUSED
+	/* signing with a key that is not P-256: 900 */
+	err.status = 0;
+	assert_int_equal(e2e_sign_msg(rsa, msg, sizeof(msg), sig, &siglen, &err), -1);
+	assert_int_equal(err.status, 900);
+	assert_int_equal(siglen, 0);
+	assert_int_equal(e2e_sign_msg(p384, msg, sizeof(msg), sig, &siglen, &err), -1);
+	assert_int_equal(e2e_sign_msg(NULL, msg, sizeof(msg), sig, &siglen, &err), -1);
+
+	OPENSSL_free(spki);
+	OPENSSL_free(ospki);
+	OPENSSL_free(pspki);
+	OPENSSL_free(rspki);
+	OPENSSL_free(cspki);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(o);
+	EVP_PKEY_free(p384);
+	EVP_PKEY_free(rsa);
+}
+
 int
 main(void)
+
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_binding),
@@ -600,6 +831,9 @@ main(void)
 		cmocka_unit_test(test_max_size),
 		cmocka_unit_test(test_auth),
 		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_activation_transcript),
+		cmocka_unit_test(test_activation_mac),
+		cmocka_unit_test(test_sign_verify_msg),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,6 +18,7 @@
 #include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -224,6 +225,7 @@ struct home {
 	struct e2e_session s;
 	char device_id[MSSP_KEYSTORE_MAX_ID + 1];
 	unsigned char app_nonce[E2E_NONCE_LEN];
+	const unsigned char *key; /* channel key; NULL: CHANNEL_KEY */
 };
 
 static char *
@@ -259,7 +261,7 @@ home_login(struct home *h, struct phone_dev *d, struct rec *r, EVP_PKEY *dev_pub
 	size_t spki_len = 0, before = r->nsent;
 	long siglen;
 
-	memset(h, 0, sizeof(*h));
+	memset(h, 0, sizeof(*h)); /* key: CHANNEL_KEY unless set after */
 	snprintf(h->device_id, sizeof(h->device_id), "%s", phone_dev_id(d));
 	phone_dev_connected(d);
 	for (size_t i = 0; i < sizeof(challenge); i++)
@@ -306,7 +308,8 @@ home_hello(struct home *h, struct phone_dev *d)
 
 	assert_int_equal(e2e_hello(hello, hn, &pe), 0);
 	e2e_session_wipe(&h->s);
-	assert_int_equal(e2e_session_init(&h->s, E2E_ROLE_HOME, h->device_id, CHANNEL_KEY, hn,
+	assert_int_equal(e2e_session_init(&h->s, E2E_ROLE_HOME, h->device_id,
+					  h->key ? h->key : CHANNEL_KEY, hn,
 					  h->app_nonce, &pe),
 			 0);
 	fr = frame_e2e(hello, sizeof(hello));
@@ -381,9 +384,10 @@ home_status(struct home *h, struct phone_dev *d, enum appmsg_type t, const char 
 	home_send(h, d, &m);
 }
 
-/* Open the sent frame `i` as HomeMSSP: an answer. */
+/* Open the sent frame `i` as HomeMSSP: a message of type `t`. */
 static void
-home_open(struct home *h, const struct rec *r, size_t i, struct appmsg *out)
+home_open_t(struct home *h, const struct rec *r, size_t i, struct appmsg *out,
+	    enum appmsg_type t)
 {
 	struct pki_err pe = { 0 };
 	struct mss_err me = { 0 };
@@ -403,9 +407,15 @@ home_open(struct home *h, const struct rec *r, size_t i, struct appmsg *out)
 	assert_int_equal(e2e_open(&h->s, blob, blen, pt, blen, &ptlen, &pe), 0);
 	memset(out, 0, sizeof(*out));
 	assert_int_equal(appmsg_decode(pt, ptlen, out, &me), 0);
-	assert_int_equal(out->am_type, APPMSG_ANSWER);
+	assert_int_equal(out->am_type, t);
 	free(pt);
 	free(blob);
+}
+
+static void
+home_open(struct home *h, const struct rec *r, size_t i, struct appmsg *out)
+{
+	home_open_t(h, r, i, out, APPMSG_ANSWER);
 }
 
 /* The CMS verifies against the test CA; returns its content (free()). */
@@ -529,8 +539,29 @@ test_device_conf(void **state)
 	assert_null(strstr(err.pe_msg, "12ab"));
 	DEV("pin = 123\n", b64);
 	assert_int_equal(phone_device_conf_parse(text, strlen(text), &c, &err), -1);
-	DEV("puk = 12345678\n", b64);
+	DEV("colour = red\n", b64);
 	assert_int_equal(phone_device_conf_parse(text, strlen(text), &c, &err), -1);
+	/* the demo PUK: exactly MSSP_KEYSTORE_PUK_LEN digits */
+	DEV("puk = 12345678\n", b64);
+	assert_int_equal(phone_device_conf_parse(text, strlen(text), &c, &err), 0);
+	assert_string_equal(c.dc_puk, "12345678");
+	phone_device_conf_wipe(&c);
+	DEV("puk = 1234567\n", b64);
+	assert_int_equal(phone_device_conf_parse(text, strlen(text), &c, &err), -1);
+	DEV("puk = 123456789\n", b64);
+	assert_int_equal(phone_device_conf_parse(text, strlen(text), &c, &err), -1);
+	DEV("puk = 1234567x\n", b64);
+	assert_int_equal(phone_device_conf_parse(text, strlen(text), &c, &err), -1);
+	assert_null(strstr(err.pe_msg, "1234567x"));
+	assert_true(phone_pin_ok("1234"));
+	assert_true(phone_pin_ok("12345678"));
+	assert_false(phone_pin_ok("123"));
+	assert_false(phone_pin_ok("123456789"));
+	assert_false(phone_pin_ok("12a4"));
+	assert_false(phone_pin_ok(NULL));
+	assert_true(phone_puk_ok("00000000"));
+	assert_false(phone_puk_ok("0000000"));
+	assert_false(phone_puk_ok(""));
 #undef DEV
 	snprintf(text, sizeof(text), "[device]\nid = dev 1\nmsisdn = +35847000001\nchannel_key = %s\n",
 		 b64);
@@ -1035,6 +1066,793 @@ test_device_demo(void **state)
 	rec_clear(&r);
 }
 
+/* ---- activation (the HOME side computed with pki/e2e as HomeMSSP does) ---- */
+
+#define CODE "1234-5678-9012"
+#define CODE_DIGITS "123456789012"
+
+/* Decode base64 member `name` of `o` into a new buffer. */
+static unsigned char *
+b64_member(json_t *o, const char *name, size_t *len)
+{
+	const char *s = json_string_value(json_object_get(o, name));
+	unsigned char *out;
+	long n;
+
+	assert_non_null(s);
+	out = malloc(strlen(s) + 1);
+	n = mss_lex_base64_decode(s, out, strlen(s) + 1);
+	assert_true(n > 0);
+	*len = (size_t)n;
+	return out;
+}
+
+static char *
+b64_text(const unsigned char *d, size_t n)
+{
+	char *s = malloc(4 * ((n + 2) / 3) + 1);
+
+	EVP_EncodeBlock((unsigned char *)s, d, (int)n);
+	return s;
+}
+
+/* What the AFE/HomeMSSP side keeps during one activation. */
+struct act_home {
+	EVP_PKEY *bind;
+	unsigned char *bspki;
+	size_t bspki_len;
+	unsigned char hn[E2E_NONCE_LEN], an[E2E_NONCE_LEN];
+	uint8_t *t;
+	size_t tlen;
+	unsigned char *dev_spki, *app_bind;
+	size_t dev_spki_len, app_bind_len;
+};
+
+static void
+act_home_free(struct act_home *ah)
+{
+	EVP_PKEY_free(ah->bind);
+	OPENSSL_free(ah->bspki);
+	free(ah->t);
+	free(ah->dev_spki);
+	free(ah->app_bind);
+	memset(ah, 0, sizeof(*ah));
+}
+
+static int
+act_feed(struct phone_activation *a, const char *text, char **out)
+{
+	struct phone_err err = { { 0 } };
+	size_t len = 0;
+
+	return phone_activation_frame(a, (const uint8_t *)text, strlen(text), out, &len, &err);
+}
+
+/* Run the protocol up to the proof: checks the "activate" frame, sends
+ * activate_hello, checks the proof (signature over T by the device key,
+ * HMAC with the code's hash). */
+static void
+act_to_proof(struct phone_activation *a, const char *msisdn, struct act_home *ah)
+{
+	struct phone_err err = { { 0 } };
+	struct pki_err pe = { 0 };
+	char *fr = NULL, *out = NULL, *hn64, *b64, hello[1024];
+	unsigned char *sig, *mac, *an, h[32], want[32];
+	size_t len = 0, siglen, maclen, anlen;
+	json_t *o;
+
+	memset(ah, 0, sizeof(*ah));
+	assert_int_equal(phone_activation_start(a, &fr, &len, &err), 0);
+	assert_int_equal(strlen(fr), len);
+	o = json_loads(fr, 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_object_size(o), 3);
+	assert_string_equal(json_string_value(json_object_get(o, "t")), "activate");
+	assert_string_equal(json_string_value(json_object_get(o, "m")), msisdn);
+	an = b64_member(o, "n", &anlen);
+	assert_int_equal(anlen, E2E_NONCE_LEN);
+	memcpy(ah->an, an, E2E_NONCE_LEN);
+	free(an);
+	json_decref(o);
+	free(fr);
+	/* started once only */
+	assert_int_equal(phone_activation_start(a, &fr, &len, &err), -1);
+	/* the AFE's greeting challenge is not answered (activate replaces
+	 * auth) */
+	assert_int_equal(act_feed(a, "{\"t\":\"challenge\",\"c\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}",
+				  &out),
+			 PHONE_ACT_NONE);
+	assert_null(out);
+
+	ah->bind = e2e_binding_keygen(&pe);
+	assert_non_null(ah->bind);
+	assert_int_equal(e2e_spki_der(ah->bind, &ah->bspki, &ah->bspki_len, &pe), 0);
+	assert_int_equal(RAND_bytes(ah->hn, sizeof(ah->hn)), 1);
+	hn64 = b64_text(ah->hn, sizeof(ah->hn));
+	b64 = b64_text(ah->bspki, ah->bspki_len);
+	snprintf(hello, sizeof(hello), "{\"t\":\"activate_hello\",\"n\":\"%s\",\"b\":\"%s\"}", hn64,
+		 b64);
+	free(hn64);
+	free(b64);
+	assert_int_equal(act_feed(a, hello, &out), PHONE_ACT_SEND);
+	o = json_loads(out, 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_object_size(o), 5);
+	assert_string_equal(json_string_value(json_object_get(o, "t")), "activate_proof");
+	ah->dev_spki = b64_member(o, "k", &ah->dev_spki_len);
+	ah->app_bind = b64_member(o, "b", &ah->app_bind_len);
+	sig = b64_member(o, "s", &siglen);
+	mac = b64_member(o, "p", &maclen);
+	json_decref(o);
+	free(out);
+	ah->t = e2e_activation_transcript(msisdn, ah->an, ah->hn, ah->bspki, ah->bspki_len,
+					  ah->app_bind, ah->app_bind_len, ah->dev_spki,
+					  ah->dev_spki_len, &ah->tlen);
+	assert_non_null(ah->t);
+	assert_int_equal(e2e_verify_msg(ah->dev_spki, ah->dev_spki_len, ah->t, ah->tlen, sig, siglen,
+					&pe),
+			 0);
+	assert_int_equal(e2e_activation_code_hash(CODE_DIGITS, h), 0);
+	assert_int_equal(e2e_activation_mac(h, ah->t, ah->tlen, "app", NULL, want), 0);
+	assert_int_equal(maclen, 32);
+	assert_memory_equal(mac, want, 32);
+	/* ... which another code would not give */
+	assert_int_equal(e2e_activation_code_hash("123456789013", h), 0);
+	assert_int_equal(e2e_activation_mac(h, ah->t, ah->tlen, "app", NULL, want), 0);
+	assert_memory_not_equal(mac, want, 32);
+	free(sig);
+	free(mac);
+}
+
+/* The "activated" frame for device `id` with the MAC of `code_digits`. */
+static char *
+act_done_frame(const struct act_home *ah, const char *id, const char *code_digits)
+{
+	unsigned char h[32], mac[32];
+	char *m64, *fr = malloc(256);
+
+	assert_int_equal(e2e_activation_code_hash(code_digits, h), 0);
+	assert_int_equal(e2e_activation_mac(h, ah->t, ah->tlen, "home", id, mac), 0);
+	m64 = b64_text(mac, sizeof(mac));
+	snprintf(fr, 256, "{\"t\":\"activated\",\"d\":\"%s\",\"p\":\"%s\"}", id, m64);
+	free(m64);
+	return fr;
+}
+
+/* A complete activation of `msisdn` saved under f->dir (demo pin/puk as
+ * given): *pub is the device key's public half, key the channel key as
+ * HomeMSSP derives it. */
+static void
+activate_device(struct tt_cafx *f, const char *msisdn, const char *pin, const char *puk,
+		char *dir, size_t cap, EVP_PKEY **pub, unsigned char key[E2E_KEY_LEN])
+{
+	struct phone_err err = { { 0 } };
+	struct pki_err pe = { 0 };
+	struct phone_activation *a = phone_activation_new(msisdn, CODE, &err);
+	struct act_home ah;
+	char id[64], *fr, *out = NULL;
+	const unsigned char *p;
+
+	assert_non_null(a);
+	act_to_proof(a, msisdn, &ah);
+	snprintf(id, sizeof(id), "dev-%s", msisdn + 1);
+	fr = act_done_frame(&ah, id, CODE_DIGITS);
+	assert_int_equal(act_feed(a, fr, &out), PHONE_ACT_DONE);
+	assert_null(out);
+	free(fr);
+	assert_string_equal(phone_activation_device_id(a), id);
+	assert_int_equal(e2e_binding_derive(ah.bind, ah.app_bind, ah.app_bind_len, id, key, &pe), 0);
+	if (phone_activation_save(a, f->dir, pin, puk, false, &fast, &err) != 0)
+		fail_msg("save: %s", err.pe_msg);
+	p = ah.dev_spki;
+	*pub = d2i_PUBKEY(NULL, &p, (long)ah.dev_spki_len);
+	assert_non_null(*pub);
+	snprintf(dir, cap, "%s/%s", f->dir, msisdn);
+	act_home_free(&ah);
+	phone_activation_free(a);
+}
+
+static void
+test_activation(void **state)
+{
+	struct tt_cafx *f = *state;
+	struct phone_err err = { { 0 } };
+	struct phone_device_conf dc;
+	struct phone_activation *a;
+	struct act_home ah;
+	struct rec r = { 0 };
+	struct home h;
+	struct phone_dev *d;
+	struct stat st, st2;
+	unsigned char key[E2E_KEY_LEN];
+	char dir[512], path[600], norm[MSSP_REG_ACTIVATION_DIGITS + 1], *fr, *out;
+	EVP_PKEY *pub;
+
+	/* the code as typed */
+	assert_int_equal(phone_activation_code_normalize("1234-5678-9012", norm), 0);
+	assert_string_equal(norm, CODE_DIGITS);
+	assert_int_equal(phone_activation_code_normalize(" 1234 5678 9012 ", norm), 0);
+	assert_string_equal(norm, CODE_DIGITS);
+	assert_int_equal(phone_activation_code_normalize("123456789012", norm), 0);
+	assert_int_equal(phone_activation_code_normalize("12345678901", norm), -1);
+	assert_int_equal(phone_activation_code_normalize("1234567890123", norm), -1);
+	assert_int_equal(phone_activation_code_normalize("1234_5678_9012", norm), -1);
+	assert_int_equal(phone_activation_code_normalize("1234-5678-901x", norm), -1);
+	assert_int_equal(phone_activation_code_normalize("", norm), -1);
+	assert_null(phone_activation_new("35847000301", CODE, &err));
+	assert_null(phone_activation_new("+3584700030a", CODE, &err));
+	assert_null(phone_activation_new("+35847000301", "1234", &err));
+	assert_non_null(strstr(err.pe_msg, "12 digits"));
+
+	/* A complete activation: the directory holds a usable phone whose
+	 * channel key is HomeMSSP's. */
+	activate_device(f, "+35847000301", PIN, PUK, dir, sizeof(dir), &pub, key);
+	snprintf(path, sizeof(path), "%s/device.key", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/device.conf", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(phone_device_conf_load(path, &dc, &err), 0);
+	assert_string_equal(dc.dc_id, "dev-35847000301");
+	assert_string_equal(dc.dc_msisdn, "+35847000301");
+	assert_memory_equal(dc.dc_channel_key, key, E2E_KEY_LEN);
+	assert_string_equal(dc.dc_pin, PIN);
+	assert_string_equal(dc.dc_puk, PUK);
+	phone_device_conf_wipe(&dc);
+	{
+		char *pem;
+
+		snprintf(path, sizeof(path), "%s/device.key", dir);
+		pem = tu_slurp(path, NULL);
+
+		assert_non_null(strstr(pem, "-----BEGIN PRIVATE KEY-----")); /* PKCS#8 */
+		OPENSSL_cleanse(pem, strlen(pem));
+		free(pem);
+	}
+	/* nothing left beside it */
+	{
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "ls -a %s | grep -q '^\\.activate-'", f->dir);
+		assert_int_not_equal(system(cmd), 0);
+	}
+	d = open_dev(dir, &r);
+	home_login(&h, d, &r, pub);
+	h.key = key;
+	home_hello(&h, d);
+	home_status(&h, d, APPMSG_ACK, NONCE1, 0); /* opens: the keys agree */
+	assert_string_equal(last_event(&r), "ACK +35847000301 " NONCE1 " 0");
+	phone_dev_free(d);
+
+	/* Saving over it: refused without force (untouched), replaced with. */
+	a = phone_activation_new("+35847000301", CODE, &err);
+	act_to_proof(a, "+35847000301", &ah);
+	fr = act_done_frame(&ah, "dev-35847000301b", CODE_DIGITS);
+	assert_int_equal(act_feed(a, fr, &out), PHONE_ACT_DONE);
+	free(fr);
+	/* nothing is accepted after the end */
+	assert_int_equal(act_feed(a, "{\"t\":\"activated\"}", &out), -1);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(phone_activation_save(a, f->dir, NULL, NULL, false, &fast, &err), -1);
+	assert_non_null(strstr(err.pe_msg, "exists"));
+	assert_int_equal(phone_activation_save(a, f->dir, "12", NULL, true, &fast, &err), -1);
+	assert_int_equal(phone_activation_save(a, f->dir, NULL, "1234567", true, &fast, &err), -1);
+	snprintf(path, sizeof(path), "%s/device.conf", dir);
+	assert_int_equal(phone_device_conf_load(path, &dc, &err), 0);
+	assert_string_equal(dc.dc_id, "dev-35847000301");
+	phone_device_conf_wipe(&dc);
+	assert_int_equal(phone_activation_save(a, f->dir, NULL, NULL, true, &fast, &err), 0);
+	assert_int_equal(stat(dir, &st2), 0);
+	assert_true(st.st_ino != st2.st_ino);
+	snprintf(path, sizeof(path), "%s/device.conf", dir);
+	assert_int_equal(phone_device_conf_load(path, &dc, &err), 0);
+	assert_string_equal(dc.dc_id, "dev-35847000301b");
+	assert_string_equal(dc.dc_pin, ""); /* none given */
+	assert_string_equal(dc.dc_puk, "");
+	phone_device_conf_wipe(&dc);
+	act_home_free(&ah);
+	phone_activation_free(a);
+
+	/* A wrong home MAC (the other end does not know the code): refused,
+	 * and nothing can be saved. */
+	a = phone_activation_new("+35847000302", CODE, &err);
+	act_to_proof(a, "+35847000302", &ah);
+	fr = act_done_frame(&ah, "dev-35847000302", "123456789013");
+	assert_int_equal(act_feed(a, fr, &out), -1);
+	free(fr);
+	assert_null(phone_activation_device_id(a));
+	assert_int_equal(phone_activation_save(a, f->dir, PIN, PUK, false, &fast, &err), -1);
+	snprintf(path, sizeof(path), "%s/+35847000302", f->dir);
+	assert_int_equal(stat(path, &st), -1);
+	/* ... and once failed, the right one is not accepted either */
+	fr = act_done_frame(&ah, "dev-35847000302", CODE_DIGITS);
+	assert_int_equal(act_feed(a, fr, &out), -1);
+	free(fr);
+	act_home_free(&ah);
+	phone_activation_free(a);
+
+	/* A MAC for another device id; a bad device id. */
+	a = phone_activation_new("+35847000302", CODE, &err);
+	act_to_proof(a, "+35847000302", &ah);
+	fr = act_done_frame(&ah, "dev-other", CODE_DIGITS);
+	fr[strlen("{\"t\":\"activated\",\"d\":\"dev-") ] = 'X'; /* id changed after the MAC */
+	assert_int_equal(act_feed(a, fr, &out), -1);
+	free(fr);
+	act_home_free(&ah);
+	phone_activation_free(a);
+	a = phone_activation_new("+35847000302", CODE, &err);
+	act_to_proof(a, "+35847000302", &ah);
+	fr = act_done_frame(&ah, "dev/1", CODE_DIGITS);
+	assert_int_equal(act_feed(a, fr, &out), -1);
+	free(fr);
+	act_home_free(&ah);
+	phone_activation_free(a);
+
+	/* Out of order and malformed frames. */
+	a = phone_activation_new("+35847000302", CODE, &err);
+	assert_int_equal(act_feed(a, "{\"t\":\"activate_hello\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\","
+				     "\"b\":\"AAAA\"}",
+				  &out),
+			 -1); /* before start */
+	phone_activation_free(a);
+	{
+		static const char *const bad[] = {
+			"{\"t\":\"activated\",\"d\":\"x\",\"p\":\"AAAA\"}",
+			"{\"t\":\"activate_hello\",\"n\":\"AAAA\",\"b\":\"AAAA\"}",
+			"{\"t\":\"activate_hello\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}",
+			"{\"t\":\"activate_hello\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"b\":\"AAAA\","
+			"\"x\":1}",
+			"{\"t\":\"activate_hello\",\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"b\":\"\"}",
+			"{\"t\":\"challenge\",\"c\":\"AAAA\"}", /* malformed */
+			"{\"t\":\"ready\"}",
+			"[]",
+			"not json",
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			size_t len;
+
+			a = phone_activation_new("+35847000302", CODE, &err);
+			assert_int_equal(phone_activation_start(a, &fr, &len, &err), 0);
+			free(fr);
+			if (act_feed(a, bad[i], &out) != -1)
+				fail_msg("accepted: %s", bad[i]);
+			phone_activation_free(a);
+		}
+	}
+	EVP_PKEY_free(pub);
+	rec_clear(&r);
+}
+
+/* ---- registration jobs ---------------------------------------------------------- */
+
+#define JOB1 "J0000000000000001"
+#define JOB2 "J0000000000000002"
+#define JOB3 "J0000000000000003"
+
+static struct phone_job last_job;
+static size_t njobs;
+
+static void
+op_job(void *arg, const struct phone_job *j)
+{
+	(void)arg;
+	last_job = *j;
+	njobs++;
+}
+
+static const struct phone_dev_ops job_ops = {
+	.po_send = op_send,
+	.po_event = op_event,
+	.po_prompt = op_prompt,
+	.po_withdraw = op_withdraw,
+	.po_receipt = op_receipt,
+	.po_warn = op_warn,
+	.po_job = op_job,
+};
+
+static void
+home_keygen(struct home *h, struct phone_dev *d, const char *job, const char *key, bool pin)
+{
+	struct appmsg m;
+
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_KEYGEN;
+	snprintf(m.am_job, sizeof(m.am_job), "%s", job);
+	snprintf(m.am_key, sizeof(m.am_key), "%s", key);
+	snprintf(m.am_purpose, sizeof(m.am_purpose), "sign");
+	snprintf(m.am_profiles[0], sizeof(m.am_profiles[0]), "mss:demo:sign:loa3:app");
+	m.am_nprofiles = 1;
+	m.am_pin = pin;
+	snprintf(m.am_alg, sizeof(m.am_alg), "ec-p256");
+	home_send(h, d, &m);
+}
+
+static void
+home_job(struct home *h, struct phone_dev *d, enum appmsg_type t, const char *job,
+	 const char *key)
+{
+	struct appmsg m;
+
+	memset(&m, 0, sizeof(m));
+	m.am_type = t;
+	snprintf(m.am_job, sizeof(m.am_job), "%s", job);
+	if (key != NULL)
+		snprintf(m.am_key, sizeof(m.am_key), "%s", key);
+	home_send(h, d, &m);
+}
+
+static void
+home_cert(struct home *h, struct phone_dev *d, const char *job, const char *key, X509 *cert,
+	  X509 *ca)
+{
+	struct appmsg m;
+	unsigned char *p = NULL;
+	int n;
+
+	memset(&m, 0, sizeof(m));
+	m.am_type = APPMSG_CERT;
+	snprintf(m.am_job, sizeof(m.am_job), "%s", job);
+	snprintf(m.am_key, sizeof(m.am_key), "%s", key);
+	n = i2d_X509(cert, &p);
+	assert_true(n > 0);
+	m.am_der = malloc((size_t)n);
+	memcpy(m.am_der, p, (size_t)n);
+	m.am_der_len = (size_t)n;
+	OPENSSL_free(p);
+	if (ca != NULL) {
+		p = NULL;
+		n = i2d_X509(ca, &p);
+		m.am_chain[0] = malloc((size_t)n);
+		memcpy(m.am_chain[0], p, (size_t)n);
+		m.am_chain_len[0] = (size_t)n;
+		m.am_nchain = 1;
+		OPENSSL_free(p);
+	}
+	home_send(h, d, &m);
+	appmsg_clear(&m);
+}
+
+/* The job answer in sent frame i: status, and the CSR (verified: signed by
+ * its own key) as a new X509_REQ or NULL. */
+static X509_REQ *
+job_answer(struct home *h, const struct rec *r, size_t i, const char *job, int status)
+{
+	struct appmsg a;
+	const unsigned char *p;
+	X509_REQ *req = NULL;
+
+	home_open_t(h, r, i, &a, APPMSG_JOB_ANSWER);
+	assert_string_equal(a.am_job, job);
+	assert_int_equal(a.am_status, status);
+	if (a.am_der != NULL) {
+		EVP_PKEY *k;
+
+		p = a.am_der;
+		req = d2i_X509_REQ(NULL, &p, (long)a.am_der_len);
+		assert_non_null(req);
+		k = X509_REQ_get0_pubkey(req);
+		assert_non_null(k);
+		assert_int_equal(X509_REQ_verify(req, k), 1);
+	}
+	appmsg_clear(&a);
+	return req;
+}
+
+static void
+test_jobs_keygen_cert(void **state)
+{
+	struct tt_cafx *f = *state;
+	struct phone_err err = { { 0 } };
+	struct pki_err pe = { 0 };
+	struct rec r = { 0 };
+	struct home h;
+	struct appmsg a;
+	struct phone_dev *d;
+	unsigned char key[E2E_KEY_LEN];
+	char dir[512], path[600], *content;
+	EVP_PKEY *pub, *k1, *k3;
+	X509_REQ *req, *req2;
+	X509 *cert;
+	size_t n;
+
+	activate_device(f, "+35847000311", PIN, PUK, dir, sizeof(dir), &pub, key);
+	d = phone_dev_open(dir, &job_ops, &r, &err);
+	assert_non_null(d);
+	home_login(&h, d, &r, pub);
+	h.key = key;
+	home_hello(&h, d);
+
+	/* keygen with a PIN: waits for the user (here: the demo answer) */
+	njobs = 0;
+	home_keygen(&h, d, JOB1, "sign", true);
+	assert_string_equal(last_event(&r), "JOB +35847000311 " JOB1 " keygen sign");
+	assert_int_equal(njobs, 1);
+	assert_string_equal(last_job.pj_job, JOB1);
+	assert_string_equal(last_job.pj_key, "sign");
+	assert_false(last_job.pj_unblock);
+	assert_true(last_job.pj_pin);
+	assert_false(last_job.pj_exists);
+	assert_int_equal(phone_dev_jobs_pending(d), 1);
+	/* the same job again while waiting: not asked twice */
+	home_keygen(&h, d, JOB1, "sign", true);
+	assert_int_equal(njobs, 1);
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_demo(d, JOB1), 0);
+	assert_int_equal(phone_dev_jobs_pending(d), 0);
+	assert_null(phone_dev_job(d, JOB1));
+	assert_string_equal(last_event(&r), "JOB_ANSWER +35847000311 " JOB1 " 0");
+	assert_int_equal(r.nsent, n + 1);
+	req = job_answer(&h, &r, n, JOB1, 0);
+	assert_non_null(req);
+	k1 = X509_REQ_get_pubkey(req);
+	assert_true(EVP_PKEY_is_a(k1, "EC"));
+	assert_int_equal(phone_dev_jobs_unacked(d), 1);
+
+	/* the job comes again (HomeMSSP lost the answer): the same answer,
+	 * the same CSR bytes, no second key, no user */
+	home_keygen(&h, d, JOB1, "sign", true);
+	assert_int_equal(njobs, 1);
+	assert_int_equal(r.nsent, n + 2);
+	req2 = job_answer(&h, &r, n + 1, JOB1, 0);
+	assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(req2), k1), 1);
+	{
+		unsigned char *d1 = NULL, *d2 = NULL;
+		int l1 = i2d_X509_REQ(req, &d1), l2 = i2d_X509_REQ(req2, &d2);
+
+		assert_int_equal(l1, l2);
+		assert_memory_equal(d1, d2, (size_t)l1);
+		OPENSSL_free(d1);
+		OPENSSL_free(d2);
+	}
+	X509_REQ_free(req2);
+	/* a new session re-sends it too */
+	phone_dev_disconnected(d);
+	home_login(&h, d, &r, pub);
+	h.key = key;
+	n = r.nsent;
+	home_hello(&h, d);
+	assert_int_equal(r.nsent, n + 1);
+	X509_REQ_free(job_answer(&h, &r, n, JOB1, 0));
+
+	/* job_ack: forgotten */
+	home_job(&h, d, APPMSG_JOB_ACK, JOB1, NULL);
+	assert_string_equal(last_event(&r), "JOB_ACK +35847000311 " JOB1);
+	assert_int_equal(phone_dev_jobs_unacked(d), 0);
+	n = r.nsent;
+	home_hello(&h, d);
+	assert_int_equal(r.nsent, n);
+
+	/* the certificate (with the CA as chain): installed, then it signs */
+	cert = tt_cafx_issue(f, k1, "Test User");
+	n = r.nsent;
+	home_cert(&h, d, JOB2, "sign", cert, f->ca_cert);
+	assert_string_equal(r.events[r.nevents - 2], "JOB +35847000311 " JOB2 " cert sign");
+	X509_REQ_free(job_answer(&h, &r, n, JOB2, 0));
+	home_sign(&h, d, NONCE1, "sign");
+	n = r.nsent;
+	assert_int_equal(phone_dev_demo(d, NONCE1), 0);
+	home_open(&h, &r, n, &a);
+	assert_int_equal(a.am_status, 500);
+	content = cms_content(f, &a);
+	assert_string_equal(content, DTBS);
+	free(content);
+	appmsg_clear(&a);
+
+	/* the finished keygen job after its ack: the key is certified now,
+	 * refused (101), never a second key */
+	n = r.nsent;
+	home_keygen(&h, d, JOB1, "sign", true);
+	assert_int_equal(njobs, 1);
+	assert_null(job_answer(&h, &r, n, JOB1, 101));
+
+	/* a certificate for another key (101) or a missing group (404) */
+	{
+		EVP_PKEY *other = EVP_EC_gen("P-256");
+		X509 *oc = tt_cafx_issue(f, other, "Other");
+
+		n = r.nsent;
+		home_cert(&h, d, JOB3, "sign", oc, NULL);
+		assert_null(job_answer(&h, &r, n, JOB3, 101));
+		home_cert(&h, d, "J0000000000000004", "nokey", oc, NULL);
+		assert_null(job_answer(&h, &r, n + 1, "J0000000000000004", 404));
+		X509_free(oc);
+		EVP_PKEY_free(other);
+	}
+
+	/* a PIN-less key: generated at once, no user */
+	n = r.nsent;
+	home_keygen(&h, d, "J0000000000000005", "click", false);
+	assert_int_equal(njobs, 1);
+	X509_REQ_free(job_answer(&h, &r, n, "J0000000000000005", 0));
+
+	/* interactive: the user cancels (401); the user types a PIN and PUK */
+	home_keygen(&h, d, "J0000000000000006", "auth2", true);
+	assert_int_equal(njobs, 2);
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_refuse(d, "J0000000000000006", 42), -1);
+	assert_int_equal(phone_dev_job_refuse(d, "J0000000000000006", 401), 0);
+	assert_null(job_answer(&h, &r, n, "J0000000000000006", 401));
+	assert_int_equal(phone_dev_job_refuse(d, "J0000000000000006", 401), -1); /* answered */
+	home_keygen(&h, d, "J0000000000000007", "auth3", true);
+	assert_int_equal(njobs, 3);
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_keygen(d, "J0000000000000007", "4321", PUK), 0);
+	X509_REQ_free(req); /* the first one (k1 stays) */
+	req = job_answer(&h, &r, n, "J0000000000000007", 0);
+	assert_non_null(req);
+
+	/* a key made before whose answer was lost with its ack (e.g. after a
+	 * restart): the same key again, after its PIN */
+	home_job(&h, d, APPMSG_JOB_ACK, "J0000000000000007", NULL);
+	home_keygen(&h, d, "J0000000000000007", "auth3", true);
+	assert_int_equal(njobs, 4);
+	assert_true(last_job.pj_exists);
+	assert_true(last_job.pj_pin);
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_keygen(d, "J0000000000000007", "0000", NULL),
+			 KS_STATUS_WRONG_PIN);
+	assert_int_equal(r.nsent, n);
+	assert_int_equal(phone_dev_job_keygen(d, "J0000000000000007", "4321", NULL), 0);
+	req2 = job_answer(&h, &r, n, "J0000000000000007", 0);
+	k3 = X509_REQ_get_pubkey(req2);
+	X509_REQ_free(req2);
+
+	/* a keygen job for a full keystore: 101 (5 groups by default) */
+	home_keygen(&h, d, "J0000000000000008", "g4", false);
+	home_keygen(&h, d, "J0000000000000009", "g5", false);
+	n = r.nsent;
+	home_keygen(&h, d, "J000000000000000a", "g6", false);
+	assert_null(job_answer(&h, &r, n, "J000000000000000a", 101));
+
+	/* the CSRs' keys are the keystore's */
+	phone_dev_free(d);
+	{
+		struct ks *ks;
+		EVP_PKEY *kk;
+
+		snprintf(path, sizeof(path), "%s/keystore", dir);
+		ks = ks_open(path, &pe);
+		assert_non_null(ks);
+		assert_int_equal(ks_count(ks), 5);
+		kk = ks_public_key(ks, "sign", &pe);
+		assert_int_equal(EVP_PKEY_eq(kk, k1), 1);
+		EVP_PKEY_free(kk);
+		kk = ks_public_key(ks, "auth3", &pe);
+		assert_int_equal(EVP_PKEY_eq(kk, k3), 1);
+		EVP_PKEY_free(kk);
+		ks_close(ks);
+	}
+	X509_REQ_free(req);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k3);
+	X509_free(cert);
+	EVP_PKEY_free(pub);
+	rec_clear(&r);
+}
+
+static void
+test_jobs_unblock(void **state)
+{
+	struct tt_cafx *f = *state;
+	struct phone_err err = { { 0 } };
+	struct rec r = { 0 };
+	struct home h;
+	struct phone_dev *d;
+	unsigned char key[E2E_KEY_LEN];
+	char dir[512];
+	EVP_PKEY *pub;
+	size_t n;
+	X509_REQ *req;
+	EVP_PKEY *k;
+	X509 *cert;
+
+	activate_device(f, "+35847000321", PIN, PUK, dir, sizeof(dir), &pub, key);
+	d = phone_dev_open(dir, &job_ops, &r, &err);
+	assert_non_null(d);
+	home_login(&h, d, &r, pub);
+	h.key = key;
+	home_hello(&h, d);
+	njobs = 0;
+	home_keygen(&h, d, JOB1, "sign", true);
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_demo(d, JOB1), 0);
+	req = job_answer(&h, &r, n, JOB1, 0);
+	k = X509_REQ_get_pubkey(req);
+	cert = tt_cafx_issue(f, k, "Test User");
+	/* HomeMSSP sends the certificate under the keygen's job id, before
+	 * its job_ack: installed (the kept keygen answer is another one) */
+	n = r.nsent;
+	home_cert(&h, d, JOB1, "sign", cert, NULL);
+	assert_string_equal(last_event(&r), "JOB_ANSWER +35847000321 " JOB1 " 0");
+	assert_null(job_answer(&h, &r, n, JOB1, 0));
+	home_keygen(&h, d, JOB1, "sign", true); /* the keygen answer again */
+	X509_REQ_free(job_answer(&h, &r, n + 1, JOB1, 0));
+	home_cert(&h, d, JOB1, "sign", cert, NULL); /* the cert answer again */
+	assert_null(job_answer(&h, &r, n + 2, JOB1, 0));
+	assert_int_equal(r.nsent, n + 3);
+	home_keygen(&h, d, JOB3, "click", false);
+
+	/* three wrong PINs block the key */
+	for (int i = 0; i < 3; i++) {
+		char nn[40];
+
+		snprintf(nn, sizeof(nn), "nonce-unblock-%08d", i);
+		home_sign(&h, d, nn, "sign");
+		assert_int_equal(phone_dev_sign(d, nn, "000000", 0), 0);
+	}
+	assert_string_equal(last_event(&r), "ANSWER +35847000321 nonce-unblock-00000002 402");
+
+	/* unblock for a missing group (404), a PIN-less one (101): at once */
+	n = r.nsent;
+	home_job(&h, d, APPMSG_UNBLOCK, "J0000000000000010", "nokey");
+	assert_null(job_answer(&h, &r, n, "J0000000000000010", 404));
+	home_job(&h, d, APPMSG_UNBLOCK, "J0000000000000011", "click");
+	assert_null(job_answer(&h, &r, n + 1, "J0000000000000011", 101));
+	assert_int_equal(njobs, 1);
+
+	/* interactive: a wrong PUK asks again (one try fewer), then cancel */
+	home_job(&h, d, APPMSG_UNBLOCK, "J0000000000000012", "sign");
+	assert_int_equal(njobs, 2);
+	assert_true(last_job.pj_unblock);
+	assert_int_equal(last_job.pj_puk_tries, MSSP_KEYSTORE_PUK_TRIES);
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_unblock(d, "J0000000000000012", "00000000", "1111",
+					       PHONE_JOB_RETRY_PUK),
+			 KS_STATUS_WRONG_PUK);
+	assert_int_equal(phone_dev_job(d, "J0000000000000012")->pj_puk_tries,
+			 MSSP_KEYSTORE_PUK_TRIES - 1);
+	assert_int_equal(r.nsent, n);
+	assert_int_equal(phone_dev_job_refuse(d, "J0000000000000012", 401), 0);
+	assert_null(job_answer(&h, &r, n, "J0000000000000012", 401));
+
+	/* demo: the PUK and PIN of device.conf: the PIN works again */
+	home_job(&h, d, APPMSG_UNBLOCK, "J0000000000000013", "sign");
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_demo(d, "J0000000000000013"), 0);
+	assert_null(job_answer(&h, &r, n, "J0000000000000013", 0));
+	/* the same job again: the kept answer, no second PUK attempt */
+	home_job(&h, d, APPMSG_UNBLOCK, "J0000000000000013", "sign");
+	assert_int_equal(r.nsent, n + 2);
+	assert_null(job_answer(&h, &r, n + 1, "J0000000000000013", 0));
+	home_sign(&h, d, NONCE2, "sign");
+	assert_int_equal(phone_dev_demo(d, NONCE2), 0);
+	assert_string_equal(last_event(&r), "ANSWER +35847000321 " NONCE2 " 500");
+
+	/* job_ack forgets; a job_ack for a job still waiting withdraws it */
+	n = phone_dev_jobs_unacked(d);
+	assert_true(n >= 5);
+	home_job(&h, d, APPMSG_JOB_ACK, "J0000000000000013", NULL);
+	assert_int_equal(phone_dev_jobs_unacked(d), n - 1);
+	home_job(&h, d, APPMSG_UNBLOCK, "J0000000000000014", "sign");
+	assert_int_equal(phone_dev_jobs_pending(d), 1);
+	home_job(&h, d, APPMSG_JOB_ACK, "J0000000000000014", NULL);
+	assert_int_equal(phone_dev_jobs_pending(d), 0);
+	assert_string_equal(r.withdrawn, "J0000000000000014");
+
+	/* a device.conf without demo secrets: the demo answer is 900 */
+	phone_dev_free(d);
+	EVP_PKEY_free(pub);
+	activate_device(f, "+35847000322", NULL, NULL, dir, sizeof(dir), &pub, key);
+	d = phone_dev_open(dir, &job_ops, &r, &err);
+	assert_non_null(d);
+	home_login(&h, d, &r, pub);
+	h.key = key;
+	home_hello(&h, d);
+	home_keygen(&h, d, JOB1, "sign", true);
+	n = r.nsent;
+	assert_int_equal(phone_dev_job_demo(d, JOB1), 0);
+	assert_null(job_answer(&h, &r, n, JOB1, 900));
+	phone_dev_free(d);
+
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	X509_free(cert);
+	EVP_PKEY_free(pub);
+	rec_clear(&r);
+}
+
 static int
 setup(void **state)
 {
@@ -1056,6 +1874,9 @@ main(void)
 		cmocka_unit_test(test_device_sign_ack_resend),
 		cmocka_unit_test(test_device_cancel_refuse_click),
 		cmocka_unit_test(test_device_demo),
+		cmocka_unit_test(test_activation),
+		cmocka_unit_test(test_jobs_keygen_cert),
+		cmocka_unit_test(test_jobs_unblock),
 	};
 
 	return cmocka_run_group_tests(tests, setup, tt_cafx_teardown);

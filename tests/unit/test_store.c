@@ -211,6 +211,16 @@ id_shape_ok(const char *id)
 	return true;
 }
 
+static void
+expect_status(int rc, const struct store_err *err, int status)
+{
+	if (rc != -1 || err->status != status)
+		fail_msg("expected -1/%d, got %d/%d (%s)", status, rc, err->status, err->detail);
+}
+
+#define expect_tx_list_900(rc, err) expect_status((rc), (err), 900)
+#define expect_tx_list_406(rc, err) expect_status((rc), (err), 406)
+
 static int
 setup(void **state)
 {
@@ -271,13 +281,24 @@ test_open_and_schema(void **state)
 	ts_raw_text(db, "PRAGMA journal_mode", buf, sizeof(buf));
 	assert_string_equal(buf, "wal");
 	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
-	assert_string_equal(buf, "1,2"); /* 2: the user registry (test_store_registry.c) */
+	/* 2: the user registry (test_store_registry.c); 3: the ME's identity
+	 * fields, key fingerprints and records (test_store_rec.c) */
+	assert_string_equal(buf, "1,2,3");
 	ts_raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'tx'", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "STRICT"));
 	ts_raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'receipt'", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "STRICT"));
 	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
 				       " 'tx_one_outstanding' AND sql LIKE '%WHERE state IN%'"),
+			 1);
+	ts_raw_text(db, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema WHERE"
+		     " type = 'table' AND name IN ('records', 'record_gen', 'keys', 'users') AND"
+		     " sql LIKE '%STRICT' ORDER BY name)",
+		 buf, sizeof(buf));
+	assert_string_equal(buf, "keys,record_gen,records,users");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
+				       " 'keys_spki_fp' AND sql LIKE 'CREATE UNIQUE INDEX%'"
+				       " AND sql LIKE '%WHERE spki_fp IS NOT NULL'"),
 			 1);
 	sqlite3_close(db);
 }
@@ -1464,6 +1485,10 @@ crash_child(const char *uri, int fd, int round)
 
 	if (s == NULL)
 		_exit(3);
+	/* ready: the parent's kill timer starts now (the test is about
+	 * commits, not about how long an open takes on a loaded machine) */
+	if (write(fd, "R", 1) != 1)
+		_exit(5);
 	for (i = 0; i < 100000; i++) {
 		char aptid[32], msisdn[32];
 
@@ -1516,6 +1541,8 @@ test_crash_durability(void **state)
 			crash_child(uri, p[1], round);
 		}
 		close(p[1]);
+		if (read(p[0], buf, 1) != 1 || buf[0] != 'R')
+			fail_msg("round %d: the child did not open the store", round);
 		usleep(2000 + (useconds_t)rnd * 150); /* 2..40 ms */
 		kill(pid, SIGKILL);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -1615,6 +1642,360 @@ test_transid_unique(void **state)
 	}
 }
 
+/* A user's transactions, newest first, without the large columns; other
+ * users' are not listed; an unknown MSISDN has none. */
+static void
+test_tx_list_user(void **state)
+{
+	struct store *s = ts_must_open("txlist", STORE_OPEN_CREATE);
+	struct store_err err = { 0 };
+	struct store_tx tx = { 0 }, out[8];
+	struct store_counts cnt;
+	char ids[6][STORE_TX_ID_LEN + 1], key[16];
+	struct req r;
+	size_t n, i;
+
+	(void)state;
+	memset(out, 0, sizeof(out));
+	/* six of one user (one key each: all may stay open), created at
+	 * T0 + i; one of another user */
+	for (i = 0; i < 6; i++) {
+		char aptid[16];
+
+		seq++;
+		snprintf(aptid, sizeof(aptid), "L%d", seq);
+		snprintf(key, sizeof(key), "k%zu", i);
+		req_init(&r, AP, aptid, "+35847011111", key, aptid, T0 + 80000);
+		if (store_tx_create(s, &r.n, 0, T0 + (int64_t)i, &tx, &err) != 0)
+			fail_msg("create: %d %s", err.status, err.detail);
+		memcpy(ids[i], tx.tx_id, sizeof(ids[i]));
+	}
+	reach(s, ids[2], STORE_ST_COMPLETED); /* with a signature */
+	req_fresh(&r);
+	must_create(s, &r, &tx);
+	assert_int_equal(store_tx_list_user(s, "+35847011111", out, 8, &n, &err), 0);
+	assert_int_equal(n, 6);
+	for (i = 0; i < 6; i++) {
+		assert_string_equal(out[i].tx_id, ids[5 - i]);
+		assert_string_equal(out[i].tx_msisdn, "+35847011111");
+		assert_null(out[i].tx_request);
+		assert_null(out[i].tx_answer);
+		assert_null(out[i].tx_signature);
+	}
+	assert_int_equal(out[3].tx_state, STORE_ST_COMPLETED);
+	assert_int_equal(out[3].tx_status, 500);
+	/* truncated to max; the array is refilled without a leak */
+	assert_int_equal(store_tx_list_user(s, "+35847011111", out, 2, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(out[1].tx_id, ids[4]);
+	assert_int_equal(store_tx_list_user(s, r.msisdn, out, 8, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(out[0].tx_id, tx.tx_id);
+	assert_string_equal(out[1].tx_id, ""); /* cleared */
+	/* no such user, or an id no user can have: none */
+	assert_int_equal(store_tx_list_user(s, "+35847099999", out, 8, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_tx_list_user(s, "no user", out, 8, &n, &err), 0);
+	assert_int_equal(n, 0);
+	/* bad arguments */
+	expect_tx_list_900(store_tx_list_user(s, NULL, out, 8, &n, &err), &err);
+	expect_tx_list_900(store_tx_list_user(s, "+35847011111", NULL, 8, &n, &err), &err);
+	expect_tx_list_900(store_tx_list_user(s, "+35847011111", out, 8, NULL, &err), &err);
+	expect_tx_list_900(store_tx_list_user(NULL, "+35847011111", out, 8, &n, &err), &err);
+	{
+		struct store_tx *big = calloc(MSSP_STORE_MAX_LIST + 1, sizeof(*big));
+
+		assert_non_null(big);
+		expect_tx_list_900(store_tx_list_user(s, "+35847011111", big,
+						      MSSP_STORE_MAX_LIST + 1, &n, &err),
+				   &err);
+		free(big);
+	}
+	/* the open count: 5 of the user (one completed) and the other one */
+	assert_int_equal(store_counts(s, &cnt, &err), 0);
+	assert_int_equal(cnt.sc_tx_open, 6);
+	for (i = 0; i < 8; i++)
+		store_tx_clear(&out[i]);
+	store_tx_clear(&tx);
+	store_close(s);
+}
+
+/* The schema of versions 1 and 2 exactly as the previous program created
+ * it (store_sqlite.c before issue 5; never edit). */
+#define V2_OPEN "('ACCEPTED','PROMPT_SENT','ANSWERED')"
+#define V2_DUE "('ACCEPTED','PROMPT_SENT')"
+#define V2_FINAL "('COMPLETED','EXPIRED','FAILED')"
+static const char *const v2_schema[2] = {
+	/* 1: transactions and receipts */
+	"CREATE TABLE tx ("
+	" mssp_trans_id TEXT NOT NULL PRIMARY KEY,"
+	" ap_id TEXT NOT NULL,"
+	" ap_trans_id TEXT NOT NULL,"
+	" content_hash BLOB NOT NULL,"
+	" msisdn TEXT NOT NULL,"
+	" key_id TEXT NOT NULL,"
+	" mode INTEGER NOT NULL CHECK (mode BETWEEN 1 AND 3),"
+	" state TEXT NOT NULL CHECK (state IN"
+	"  ('ACCEPTED','PROMPT_SENT','ANSWERED','COMPLETED','EXPIRED','FAILED')),"
+	" status INTEGER NOT NULL DEFAULT 0,"
+	" created_ms INTEGER NOT NULL,"
+	" deadline_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" notify_url TEXT,"
+	" request BLOB NOT NULL,"
+	" nonce TEXT UNIQUE,"
+	" prompt_ms INTEGER,"
+	" answer BLOB,"
+	" answer_ms INTEGER,"
+	" signature TEXT,"
+	" profile TEXT,"
+	" detail TEXT,"
+	" final_ms INTEGER,"
+	" UNIQUE (ap_id, ap_trans_id),"
+	" CHECK ((state IN " V2_FINAL ") = (status <> 0)),"
+	" CHECK (state <> 'EXPIRED' OR status = 208),"
+	" CHECK (state NOT IN ('PROMPT_SENT','ANSWERED') OR nonce IS NOT NULL),"
+	" CHECK (state <> 'ANSWERED' OR answer IS NOT NULL),"
+	" CHECK (status NOT IN (500, 502) OR signature IS NOT NULL)"
+	") STRICT;"
+	/* A-22: one outstanding request per user and key, by the database */
+	"CREATE UNIQUE INDEX tx_one_outstanding ON tx (msisdn, key_id)"
+	" WHERE state IN " V2_OPEN ";"
+	"CREATE INDEX tx_due ON tx (deadline_ms) WHERE state IN " V2_DUE ";"
+	"CREATE INDEX tx_open_ap ON tx (ap_id) WHERE state IN " V2_OPEN ";"
+	"CREATE INDEX tx_open_age ON tx (created_ms, mssp_trans_id) WHERE state IN " V2_OPEN ";"
+	/* The transition table of store.c, again in the database. */
+	"CREATE TRIGGER tx_final_frozen BEFORE UPDATE ON tx"
+	" WHEN OLD.state IN " V2_FINAL
+	" BEGIN SELECT RAISE(ABORT, 'final transaction is immutable'); END;"
+	"CREATE TRIGGER tx_transition BEFORE UPDATE OF state ON tx"
+	" WHEN NEW.state <> OLD.state AND NOT ("
+	"  (OLD.state = 'ACCEPTED' AND NEW.state IN ('PROMPT_SENT','EXPIRED','FAILED')) OR"
+	"  (OLD.state = 'PROMPT_SENT' AND NEW.state IN ('ANSWERED','EXPIRED','FAILED')) OR"
+	"  (OLD.state = 'ANSWERED' AND NEW.state IN ('COMPLETED','FAILED')))"
+	" BEGIN SELECT RAISE(ABORT, 'illegal state transition'); END;"
+	"CREATE TRIGGER tx_keep_open BEFORE DELETE ON tx"
+	" WHEN OLD.state IN " V2_OPEN
+	" BEGIN SELECT RAISE(ABORT, 'outstanding transaction'); END;"
+	/* A-25: at most one receipt, and only for a delivered signature */
+	"CREATE TABLE receipt ("
+	" mssp_trans_id TEXT NOT NULL PRIMARY KEY REFERENCES tx (mssp_trans_id),"
+	" message BLOB NOT NULL,"
+	" created_ms INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TRIGGER receipt_needs_signature BEFORE INSERT ON receipt"
+	" WHEN NOT EXISTS (SELECT 1 FROM tx WHERE mssp_trans_id = NEW.mssp_trans_id"
+	"  AND state = 'COMPLETED' AND status IN (500, 502))"
+	" BEGIN SELECT RAISE(ABORT, 'no signature to acknowledge'); END;",
+	/* 2: the user registry.  Ownership (a device or key never moves to
+	 * another user), a key's device being its user's, and "a revocation
+	 * is undone only by a new certificate" are in the schema; the
+	 * per-user caps are checked by the writer under the write lock (a
+	 * number in a trigger would outlive a change of limits.h). */
+	"CREATE TABLE users ("
+	" msisdn TEXT NOT NULL PRIMARY KEY CHECK (length(msisdn) BETWEEN 7 AND 16"
+	"  AND substr(msisdn, 1, 1) = '+' AND substr(msisdn, 2) NOT GLOB '*[^0-9]*'),"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2)),"
+	" name TEXT,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL"
+	") STRICT;"
+	"CREATE TABLE devices ("
+	" device_id TEXT NOT NULL PRIMARY KEY,"
+	" msisdn TEXT NOT NULL REFERENCES users (msisdn),"
+	" auth_spki BLOB NOT NULL CHECK (length(auth_spki) > 0),"
+	/* SECRET at rest (store.md): to be wrapped under the master key */
+	" e2e_key BLOB NOT NULL CHECK (length(e2e_key) = 32),"
+	" push_token TEXT,"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2)),"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" UNIQUE (device_id, msisdn)" /* the parent key of keys' device */
+	") STRICT;"
+	"CREATE INDEX devices_by_user ON devices (msisdn, created_ms);"
+	"CREATE TABLE keys ("
+	" key_id TEXT NOT NULL PRIMARY KEY,"
+	" key_group TEXT NOT NULL,"
+	" msisdn TEXT NOT NULL REFERENCES users (msisdn),"
+	" device_id TEXT NOT NULL,"
+	" purpose INTEGER NOT NULL CHECK (purpose IN (1, 2)),"
+	" profiles TEXT NOT NULL CHECK (length(profiles) > 0),"
+	" has_pin INTEGER NOT NULL CHECK (has_pin IN (0, 1)),"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2, 3)),"
+	" cert BLOB,"
+	" cert_serial TEXT,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" UNIQUE (device_id, key_group),"
+	" FOREIGN KEY (device_id, msisdn) REFERENCES devices (device_id, msisdn)"
+	") STRICT;"
+	/* store_user_keys: a user's keys in creation order (rowid breaks ties) */
+	"CREATE INDEX keys_by_user ON keys (msisdn, created_ms);"
+	"CREATE TRIGGER devices_keep_user BEFORE UPDATE OF msisdn ON devices"
+	" WHEN NEW.msisdn <> OLD.msisdn"
+	" BEGIN SELECT RAISE(ABORT, 'device belongs to another user'); END;"
+	"CREATE TRIGGER keys_keep_user BEFORE UPDATE OF msisdn ON keys"
+	" WHEN NEW.msisdn <> OLD.msisdn"
+	" BEGIN SELECT RAISE(ABORT, 'key belongs to another user'); END;"
+	"CREATE TRIGGER keys_revoked_stays BEFORE UPDATE ON keys"
+	" WHEN OLD.state = 2 AND NEW.state <> 2 AND NEW.cert IS OLD.cert"
+	" BEGIN SELECT RAISE(ABORT, 'revoked key'); END;",
+};
+
+/* A version-2 database made as the previous program made it (its
+ * migrations, run by hand), with a user, two devices, three keys in
+ * insertion order != id order with equal times, and an outstanding
+ * transaction: a read-only open refuses it, a read-write open migrates it
+ * to version 3 in place, the data is intact and the new features work. */
+static void
+test_migrate_v2(void **state)
+{
+	struct store_err err = { 0 };
+	struct store_tx tx = { 0 };
+	struct store_key keys[8], k;
+	struct store_user u;
+	struct store_rec rec = { 0 };
+	struct store *s;
+	char path[512], uri[512], buf[256];
+	sqlite3 *db;
+	size_t n;
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/v2.db", ts_dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+					 NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;"
+					  " BEGIN; CREATE TABLE schema_version (version INTEGER NOT"
+					  " NULL PRIMARY KEY, applied_ms INTEGER NOT NULL) STRICT",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(sqlite3_exec(db, v2_schema[i], NULL, NULL, NULL), SQLITE_OK);
+		snprintf(buf, sizeof(buf), "INSERT INTO schema_version VALUES (%d, 1)", i + 1);
+		assert_int_equal(sqlite3_exec(db, buf, NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "INSERT INTO users VALUES ('+35847022222', 2, 'Old User', 5, 6);"
+			     "INSERT INTO devices VALUES ('dev-old', '+35847022222', x'3001',"
+			     " x'0000000000000000000000000000000000000000000000000000000000000001', 'tok', 1, 5, 5);"
+			     "INSERT INTO devices VALUES ('dev-old2', '+35847022222', x'3001',"
+			     " x'0000000000000000000000000000000000000000000000000000000000000002', NULL, 1, 5, 5);"
+			     "INSERT INTO keys VALUES ('kz', 'g1', '+35847022222', 'dev-old', 2,"
+			     " 'mss:p', 1, 1, x'3003', '0a', 7, 7);"
+			     "INSERT INTO keys VALUES ('ka', 'g2', '+35847022222', 'dev-old', 1,"
+			     " 'mss:p', 0, 2, x'3004', '0b', 7, 8);"
+			     "INSERT INTO keys VALUES ('km', 'g1', '+35847022222', 'dev-old2', 2,"
+			     " 'mss:p', 1, 1, NULL, NULL, 7, 7);"
+			     "INSERT INTO tx (mssp_trans_id, ap_id, ap_trans_id, content_hash, msisdn,"
+			     " key_id, mode, state, status, created_ms, deadline_ms, updated_ms,"
+			     " request) VALUES ('T00000000000000000000000000000001', '" AP "',"
+			     " 'OLD1', zeroblob(32), '+35847022222', 'kz', 1, 'ACCEPTED', 0, " "1700000000000, 1700000080000, 1700000000000, CAST('{\"old\":1}' AS BLOB));"
+			     "COMMIT",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	ts_db_uri(uri, sizeof(uri), "v2");
+	assert_null(store_open(uri, STORE_OPEN_READONLY, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "outdated"));
+	s = ts_must_open("v2", 0);
+	/* the old data */
+	assert_int_equal(store_user_get(s, "+35847022222", &u, &err), 0);
+	assert_string_equal(u.su_name, "Old User");
+	assert_int_equal(u.su_state, STORE_USER_SUSPENDED);
+	assert_string_equal(u.su_given_name, "");
+	assert_string_equal(u.su_country, "");
+	assert_int_equal(u.su_created_ms, 5);
+	assert_int_equal(store_user_keys(s, "+35847022222", keys, 8, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(keys[0].sk_key_id, "kz"); /* insertion order kept */
+	assert_string_equal(keys[1].sk_key_id, "ka");
+	assert_string_equal(keys[2].sk_key_id, "km");
+	assert_int_equal(keys[1].sk_state, STORE_KEY_REVOKED);
+	assert_int_equal(keys[1].sk_updated_ms, 8);
+	assert_int_equal(keys[1].sk_cert_len, 2);
+	for (i = 0; i < 32; i++)
+		assert_int_equal(keys[0].sk_spki_fp[i], 0);
+	assert_int_equal(store_tx_get_by_id(s, "T00000000000000000000000000000001",
+					    STORE_GET_REQUEST, &tx, &err),
+			 0);
+	assert_string_equal(tx.tx_request, "{\"old\":1}");
+	/* the new features on the old rows */
+	expect_tx_list_406(store_user_delete(s, "+35847022222", T0, &err), &err);
+	assert_int_equal(store_device_delete(s, "dev-old", T0, &err), 0);
+	assert_int_equal(store_key_get(s, "kz", &k, &err), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_DISABLED);
+	assert_int_equal(store_key_get(s, "ka", &k, &err), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+	assert_int_equal(store_key_get(s, "km", &k, &err), 0);
+	memset(k.sk_spki_fp, 0x5a, sizeof(k.sk_spki_fp));
+	assert_int_equal(store_key_put(s, &k, T0, &err), 0);
+	snprintf(u.su_given_name, sizeof(u.su_given_name), "%s", "Vanha");
+	snprintf(u.su_country, sizeof(u.su_country), "%s", "FI");
+	assert_int_equal(store_user_put(s, &u, T0, &err), 0);
+	rec.sr_body = "{}";
+	rec.sr_body_len = 2;
+	snprintf(rec.sr_kind, sizeof(rec.sr_kind), "ap");
+	snprintf(rec.sr_name, sizeof(rec.sr_name), "x");
+	assert_int_equal(store_rec_put(s, &rec, STORE_REC_NEW, T0, NULL, &err), 0);
+	store_close(s);
+	/* reopened: no second migration, and it all stayed */
+	s = ts_must_open("v2", STORE_OPEN_READONLY);
+	assert_int_equal(store_user_get(s, "+35847022222", &u, &err), 0);
+	assert_string_equal(u.su_given_name, "Vanha");
+	assert_int_equal(store_key_get(s, "km", &k, &err), 0);
+	assert_int_equal(k.sk_spki_fp[31], 0x5a);
+	store_close(s);
+	db = ts_raw_open("v2");
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	assert_string_equal(buf, "1,2,3");
+	ts_raw_text(db, "PRAGMA integrity_check", buf, sizeof(buf));
+	assert_string_equal(buf, "ok");
+	ts_raw_text(db, "PRAGMA foreign_key_check", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name ="
+				       " 'keys_v3'"),
+			 0);
+	sqlite3_close(db);
+	store_tx_clear(&tx);
+
+	/* a migration that fails half-way (a stray table named like one it
+	 * creates) leaves version 2 as it was */
+	snprintf(path, sizeof(path), "%s/v2bad.db", ts_dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+					 NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE schema_version (version INTEGER NOT"
+					  " NULL PRIMARY KEY, applied_ms INTEGER NOT NULL) STRICT;"
+					  " INSERT INTO schema_version VALUES (1, 1), (2, 1);"
+					  " CREATE TABLE records (x INTEGER)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(sqlite3_exec(db, v2_schema[i], NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO users VALUES ('+35847033333', 1, NULL, 1, 1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	ts_db_uri(uri, sizeof(uri), "v2bad");
+	assert_null(store_open(uri, 0, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "migration"));
+	db = ts_raw_open("v2bad");
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	assert_string_equal(buf, "1,2");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM pragma_table_info('users')"), 5);
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM sqlite_schema WHERE name IN"
+				       " ('keys_v3', 'record_gen', 'keys_spki_fp')"),
+			 0);
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM users"), 1);
+	sqlite3_close(db);
+}
+
 int
 main(void)
 {
@@ -1642,6 +2023,8 @@ main(void)
 		cmocka_unit_test(test_unavailable),
 		cmocka_unit_test(test_crash_durability),
 		cmocka_unit_test(test_transid_unique),
+		cmocka_unit_test(test_tx_list_user),
+		cmocka_unit_test(test_migrate_v2),
 	};
 
 	return cmocka_run_group_tests(tests, setup, ts_teardown);

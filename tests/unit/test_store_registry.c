@@ -1,6 +1,6 @@
 /*
  * test_store_registry.c - the user registry of the store (users, devices,
- * keys; schema version 2), SQLite backend.
+ * keys; schema version 2, and 3 for issue 5), SQLite backend.
  *
  * Kept apart from test_store.c (transactions) because the registry is its
  * own part of store.h; the setup is the same (teststore.h): one mkdtemp()
@@ -206,7 +206,7 @@ test_reg_schema(void **state)
 
 	db = raw_open("rschema");
 	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
-	assert_string_equal(buf, "1,2");
+	assert_string_equal(buf, "1,2,3");
 	ts_raw_text(db, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema WHERE"
 		     " type = 'table' AND name IN ('users','devices','keys') AND sql LIKE"
 		     " '%STRICT' ORDER BY name)",
@@ -226,10 +226,10 @@ test_reg_schema(void **state)
 					  " zeroblob(32), NULL, 1, 0, 0)",
 					  NULL, NULL, NULL),
 			     SQLITE_OK);
-	/* a key on another user's device (the composite foreign key) */
+	/* a key on another user's device (trigger keys_on_own_device) */
 	assert_int_not_equal(sqlite3_exec(db,
 					  "INSERT INTO keys VALUES ('k9', 'g9', '" BOB "', 'dev-a',"
-					  " 2, 'p', 1, 1, NULL, NULL, 0, 0)",
+					  " 2, 'p', 1, 1, NULL, NULL, 0, 0, NULL)",
 					  NULL, NULL, NULL),
 			     SQLITE_OK);
 	/* a channel key that is not 32 bytes; a malformed MSISDN; a state */
@@ -238,10 +238,12 @@ test_reg_schema(void **state)
 					  " zeroblob(16), NULL, 1, 0, 0)",
 					  NULL, NULL, NULL),
 			     SQLITE_OK);
-	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO users VALUES ('35840999', 1, NULL, 0, 0)",
+	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO users VALUES ('35840999', 1, NULL, 0, 0,"
+					      " NULL, NULL, NULL, NULL, NULL)",
 					  NULL, NULL, NULL),
 			     SQLITE_OK);
-	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO users VALUES ('+3584099', 3, NULL, 0, 0)",
+	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO users VALUES ('+3584099', 3, NULL, 0, 0,"
+					      " NULL, NULL, NULL, NULL, NULL)",
 					  NULL, NULL, NULL),
 			     SQLITE_OK);
 	/* records never move to another user */
@@ -252,7 +254,7 @@ test_reg_schema(void **state)
 	/* a second key in the same group of a device */
 	assert_int_not_equal(sqlite3_exec(db,
 					  "INSERT INTO keys VALUES ('k2', 'g1', '" ALICE "', 'dev-a',"
-					  " 2, 'p', 1, 1, NULL, NULL, 0, 0)",
+					  " 2, 'p', 1, 1, NULL, NULL, 0, 0, NULL)",
 					  NULL, NULL, NULL),
 			     SQLITE_OK);
 	/* a revoked key comes back only with another certificate */
@@ -979,8 +981,10 @@ make_v1(const char *name, char id[STORE_TX_ID_LEN + 1])
 
 	db = raw_open(name);
 	assert_int_equal(sqlite3_exec(db,
-				      "BEGIN; DROP TABLE keys; DROP TABLE devices; DROP TABLE users;"
-				      " DELETE FROM schema_version WHERE version = 2; COMMIT",
+				      "BEGIN; DROP TABLE records; DROP TABLE record_gen;"
+				      " DROP INDEX tx_by_user; DROP TABLE keys; DROP TABLE devices;"
+				      " DROP TABLE users; DELETE FROM schema_version WHERE version >= 2;"
+				      " COMMIT",
 				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	ts_raw_text(db, OBJECTS_SQL, buf, sizeof(buf));
@@ -1022,7 +1026,7 @@ test_reg_migrate_v1(void **state)
 	store_close(s);
 	db = raw_open("v1");
 	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
-	assert_string_equal(buf, "1,2");
+	assert_string_equal(buf, "1,2,3");
 	ts_raw_text(db, "PRAGMA integrity_check", buf, sizeof(buf));
 	assert_string_equal(buf, "ok");
 	sqlite3_close(db);

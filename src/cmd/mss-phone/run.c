@@ -3,7 +3,9 @@
  * gets a TLS WebSocket to the AFE (net/wsclient.h), re-opened with
  * exponential back-off, or at once when the local push provider wakes it
  * (a UDP datagram, roles/push.h).  Prompts go to the demo table or to the
- * terminal (ui.c); event lines go to stdout or --log.
+ * terminal (ui.c); event lines go to stdout or --log.  Every
+ * MSSP_PHONE_RESCAN_MS the phones directory is looked at again, and a
+ * phone directory that appeared (mss-phone activate) comes online.
  *
  * Everything runs on one thread and one event base.
  */
@@ -36,6 +38,16 @@
 
 struct mp;
 
+/* A phone directory that could not be opened: tried again only when it
+ * changes (no warning every rescan). */
+struct skip {
+	struct skip *next;
+	char name[MSSP_STORE_MAX_MSISDN + 2];
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime, ctime;
+};
+
 struct mpdev {
 	struct mp *mp;
 	struct phone_dev *d;
@@ -43,6 +55,7 @@ struct mpdev {
 	bool open;	    /* upgrade done                           */
 	struct event *timer; /* reconnect                             */
 	unsigned backoff;   /* current base delay (ms), 0 after ready */
+	bool started;	    /* its first connect was scheduled        */
 	char why[PHONE_ERR_MAX + 16]; /* our reason when we close       */
 };
 
@@ -58,6 +71,9 @@ struct mp {
 	struct event *push_ev;
 	struct event *sig_int, *sig_term, *stop_timer;
 	struct mp_ui *ui;
+	char phones[MSSP_PHONE_MAX_PATH + 1];
+	struct event *rescan;
+	struct skip *skipped; /* directories that did not open, as they were */
 	bool stopping;
 	size_t closing; /* close handshakes still running at exit */
 };
@@ -137,6 +153,17 @@ dev_warn(void *arg, const char *msg)
 	fprintf(stderr, "mss-phone: %s\n", msg);
 }
 
+static void
+dev_job(void *arg, const struct phone_job *j)
+{
+	struct mpdev *md = arg;
+
+	if (md->mp->o->mo_demo)
+		phone_dev_job_demo(md->d, j->pj_job);
+	else
+		mp_ui_enqueue_job(md->mp->ui, md->d, j->pj_job);
+}
+
 static const struct phone_dev_ops dev_ops = {
 	.po_send = dev_send,
 	.po_event = dev_event,
@@ -144,6 +171,7 @@ static const struct phone_dev_ops dev_ops = {
 	.po_withdraw = dev_withdraw,
 	.po_receipt = dev_receipt,
 	.po_warn = dev_warn,
+	.po_job = dev_job,
 };
 
 /* ---- connections ---------------------------------------------------------- */
@@ -387,6 +415,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	mp->stopping = true;
 	if (mp->push_ev != NULL)
 		event_del(mp->push_ev);
+	if (mp->rescan != NULL)
+		evtimer_del(mp->rescan);
 	for (size_t i = 0; i < mp->ndevs; i++) {
 		struct mpdev *md = mp->devs[i];
 
@@ -457,17 +487,69 @@ free_dev(struct mpdev *md)
 	free(md);
 }
 
-static int
-load_devs(struct mp *mp, const char *phones)
+static bool
+have_msisdn(const struct mp *mp, const char *msisdn)
+{
+	for (size_t i = 0; i < mp->ndevs; i++)
+		if (strcmp(phone_dev_msisdn(mp->devs[i]->d), msisdn) == 0)
+			return true;
+	return false;
+}
+
+static bool
+have_id(const struct mp *mp, const char *id)
+{
+	for (size_t i = 0; i < mp->ndevs; i++)
+		if (strcmp(phone_dev_id(mp->devs[i]->d), id) == 0)
+			return true;
+	return false;
+}
+
+/* Skipped before and unchanged since? */
+static bool
+skipped_same(struct mp *mp, const char *name, const struct stat *st, bool remember)
+{
+	struct skip *k;
+
+	for (k = mp->skipped; k != NULL; k = k->next)
+		if (strcmp(k->name, name) == 0)
+			break;
+	if (!remember)
+		return k != NULL && k->dev == st->st_dev && k->ino == st->st_ino &&
+		       k->mtime.tv_sec == st->st_mtim.tv_sec &&
+		       k->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+		       k->ctime.tv_sec == st->st_ctim.tv_sec &&
+		       k->ctime.tv_nsec == st->st_ctim.tv_nsec;
+	if (k == NULL) {
+		k = calloc(1, sizeof(*k));
+		if (k == NULL)
+			return false;
+		snprintf(k->name, sizeof(k->name), "%s", name);
+		k->next = mp->skipped;
+		mp->skipped = k;
+	}
+	k->dev = st->st_dev;
+	k->ino = st->st_ino;
+	k->mtime = st->st_mtim;
+	k->ctime = st->st_ctim;
+	return true;
+}
+
+/* Open the phone directories of mp->phones not open yet (at start: all of
+ * them; on a rescan: the new ones).  The number opened, or -1 when the
+ * directory cannot be read. */
+static long
+scan_devs(struct mp *mp, bool first)
 {
 	char path[MSSP_PHONE_MAX_PATH + 1];
 	struct dirent *de;
 	struct stat st;
+	size_t before = mp->ndevs;
 	DIR *dir;
 
-	dir = opendir(phones);
+	dir = opendir(mp->phones);
 	if (dir == NULL) {
-		fprintf(stderr, "mss-phone: %s: %s\n", phones, strerror(errno));
+		fprintf(stderr, "mss-phone: %s: %s\n", mp->phones, strerror(errno));
 		return -1;
 	}
 	while ((de = readdir(dir)) != NULL) {
@@ -476,16 +558,26 @@ load_devs(struct mp *mp, const char *phones)
 		int n;
 
 		if (de->d_name[0] != '+')
-			continue; /* phone.conf, ., .., anything not a phone */
+			continue; /* phone.conf, ., .., anything not a phone (nor
+				   * activate's temporary directories) */
 		if (mp->o->mo_only != NULL && !only_has(mp->o->mo_only, de->d_name))
 			continue;
-		n = snprintf(path, sizeof(path), "%s/%s", phones, de->d_name);
+		if (strlen(de->d_name) > MSSP_STORE_MAX_MSISDN)
+			continue;
+		/* The directory is named after its MSISDN (phone_dev_open
+		 * insists), so a known name is an open phone. */
+		if (!first && have_msisdn(mp, de->d_name))
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", mp->phones, de->d_name);
 		if (n < 0 || (size_t)n >= sizeof(path) || stat(path, &st) != 0 ||
 		    !S_ISDIR(st.st_mode))
 			continue;
+		if (skipped_same(mp, de->d_name, &st, false))
+			continue;
 		if (mp->ndevs >= MSSP_PHONE_MAX_DEVICES) {
-			fprintf(stderr, "mss-phone: more than %d devices: the rest skipped\n",
-				MSSP_PHONE_MAX_DEVICES);
+			if (first)
+				fprintf(stderr, "mss-phone: more than %d devices: the rest skipped\n",
+					MSSP_PHONE_MAX_DEVICES);
 			break;
 		}
 		md = calloc(1, sizeof(*md));
@@ -498,6 +590,17 @@ load_devs(struct mp *mp, const char *phones)
 			fprintf(stderr, "mss-phone: skipping %s: %s\n", de->d_name,
 				md->d == NULL ? err.pe_msg : "out of memory");
 			free_dev(md);
+			skipped_same(mp, de->d_name, &st, true);
+			continue;
+		}
+		/* Two directories claiming one device id would fight over one
+		 * AFE connection (the newer replaces the older): keep the
+		 * first. */
+		if (have_id(mp, phone_dev_id(md->d))) {
+			fprintf(stderr, "mss-phone: skipping %s: device id already used\n",
+				phone_dev_msisdn(md->d));
+			free_dev(md);
+			skipped_same(mp, de->d_name, &st, true);
 			continue;
 		}
 		if (add_dev(mp, md) != 0) {
@@ -507,19 +610,14 @@ load_devs(struct mp *mp, const char *phones)
 	}
 	closedir(dir);
 	qsort(mp->devs, mp->ndevs, sizeof(*mp->devs), cmp_dev);
-	/* Two directories claiming one device id would fight over one AFE
-	 * connection (the newer replaces the older): keep the first. */
-	for (size_t i = 1; i < mp->ndevs;) {
-		if (strcmp(phone_dev_id(mp->devs[i - 1]->d), phone_dev_id(mp->devs[i]->d)) != 0) {
-			i++;
-			continue;
-		}
-		fprintf(stderr, "mss-phone: skipping %s: device id already used\n",
-			phone_dev_msisdn(mp->devs[i]->d));
-		free_dev(mp->devs[i]);
-		memmove(mp->devs + i, mp->devs + i + 1, (mp->ndevs - i - 1) * sizeof(*mp->devs));
-		mp->ndevs--;
-	}
+	return (long)(mp->ndevs - before);
+}
+
+static int
+load_devs(struct mp *mp)
+{
+	if (scan_devs(mp, true) < 0)
+		return -1;
 	if (mp->o->mo_only != NULL) {
 		for (const char *p = mp->o->mo_only; *p != '\0';) {
 			const char *e = strchr(p, ',');
@@ -538,10 +636,36 @@ load_devs(struct mp *mp, const char *phones)
 		}
 	}
 	if (mp->ndevs == 0) {
-		fprintf(stderr, "mss-phone: no usable phone in %s\n", phones);
+		fprintf(stderr, "mss-phone: no usable phone in %s\n", mp->phones);
 		return -1;
 	}
 	return 0;
+}
+
+/* New phone directories come online at once. */
+static void
+on_rescan(evutil_socket_t fd, short what, void *arg)
+{
+	struct mp *mp = arg;
+	struct timeval tv;
+
+	(void)fd;
+	(void)what;
+	if (mp->stopping)
+		return;
+	if (scan_devs(mp, false) > 0) {
+		for (size_t i = 0; i < mp->ndevs; i++) {
+			struct mpdev *md = mp->devs[i];
+
+			if (md->started)
+				continue;
+			md->started = true;
+			fprintf(stderr, "mss-phone: new phone %s\n", phone_dev_msisdn(md->d));
+			connect_dev(md);
+		}
+	}
+	ms_tv(MSSP_PHONE_RESCAN_MS, &tv);
+	evtimer_add(mp->rescan, &tv);
 }
 
 /* Every device holds a keystore lock and a socket: a bench of thousands
@@ -600,8 +724,8 @@ mp_run(const struct mp_opts *o)
 		fputs("mss-phone: event base failed\n", stderr);
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/phones", o->mo_data_dir);
-	if (load_devs(&mp, path) != 0)
+	snprintf(mp.phones, sizeof(mp.phones), "%s/phones", o->mo_data_dir);
+	if (load_devs(&mp) != 0)
 		goto out;
 	if (!o->mo_demo) {
 		mp.ui = mp_ui_new(mp.base);
@@ -626,6 +750,14 @@ mp_run(const struct mp_opts *o)
 
 		ms_tv(spread > 1 ? rnd32() % spread : 0, &tv);
 		evtimer_add(mp.devs[i]->timer, &tv);
+		mp.devs[i]->started = true;
+	}
+	mp.rescan = evtimer_new(mp.base, on_rescan, &mp);
+	if (mp.rescan != NULL) {
+		struct timeval tv;
+
+		ms_tv(MSSP_PHONE_RESCAN_MS, &tv);
+		evtimer_add(mp.rescan, &tv);
 	}
 	fprintf(stderr, "mss-phone: %zu phone(s), AFE %s port %u%s\n", mp.ndevs,
 		mp.conf.pc_afe_host, mp.conf.pc_afe_port, o->mo_demo ? ", demo answers" : "");
@@ -646,6 +778,14 @@ out:
 		event_free(mp.sig_term);
 	if (mp.stop_timer != NULL)
 		event_free(mp.stop_timer);
+	if (mp.rescan != NULL)
+		event_free(mp.rescan);
+	while (mp.skipped != NULL) {
+		struct skip *k = mp.skipped;
+
+		mp.skipped = k->next;
+		free(k);
+	}
 	if (mp.base != NULL)
 		event_base_free(mp.base);
 	SSL_CTX_free(mp.tls);

@@ -9,6 +9,11 @@
  * our buffer as soon as the keystore has seen it.  When stdin ends (or
  * cannot be watched, e.g. /dev/null) there is no user: every prompt is
  * answered 401 USER_CANCEL at once.
+ *
+ * Registration jobs (phone/app.h struct phone_job) share the queue: a new
+ * key asks a new PIN and the PUK, a key made before asks its PIN, an
+ * unblock asks the PUK and a new PIN; all without echo, an empty line
+ * cancels (401).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,7 +33,10 @@
 struct item {
 	struct item *next;
 	struct phone_dev *d;
-	char nonce[MSSP_STORE_MAX_NONCE + 1];
+	char nonce[MSSP_STORE_MAX_NONCE + 1]; /* or the job id       */
+	bool job;
+	int step;			      /* job: 0 first secret, 1 second */
+	char first[MSSP_PHONE_MAX_INPUT];     /* job: the first secret (wiped) */
 };
 
 struct mp_ui {
@@ -70,8 +78,112 @@ pop(struct mp_ui *ui)
 	if (it == NULL)
 		return;
 	ui->head = it->next;
+	OPENSSL_cleanse(it->first, sizeof(it->first));
 	free(it);
 	echo(ui, true);
+}
+
+/* The question for the job on screen, at its current step. */
+static void
+ask_job(struct mp_ui *ui, const struct item *it, const struct phone_job *j)
+{
+	if (j->pj_unblock)
+		fprintf(stderr,
+			it->step == 0 ? "PUK (%u tries left; empty line cancels): "
+				      : "New PIN (%d..%d digits): ",
+			it->step == 0 ? j->pj_puk_tries : MSSP_KEYSTORE_PIN_MIN_LEN,
+			MSSP_KEYSTORE_PIN_MAX_LEN);
+	else if (j->pj_exists)
+		fputs("PIN of this key (empty line cancels): ", stderr);
+	else if (it->step == 0)
+		fprintf(stderr, "Choose its PIN (%d..%d digits; empty line cancels): ",
+			MSSP_KEYSTORE_PIN_MIN_LEN, MSSP_KEYSTORE_PIN_MAX_LEN);
+	else
+		fprintf(stderr, "Its PUK (%d digits, from your registration letter): ",
+			MSSP_KEYSTORE_PUK_LEN);
+	echo(ui, false);
+	fflush(stderr);
+}
+
+/* Put the job at the head on screen.  False when it is gone. */
+static bool
+show_job(struct mp_ui *ui, struct item *it)
+{
+	char key[MSSP_KEYSTORE_MAX_ID + 1];
+	const struct phone_job *j = phone_dev_job(it->d, it->nonce);
+
+	if (j == NULL)
+		return false;
+	if (ui->no_user) {
+		phone_dev_job_refuse(it->d, it->nonce, 401);
+		return false;
+	}
+	phone_sanitize(j->pj_key, key, sizeof(key), true);
+	if (j->pj_unblock)
+		fprintf(stderr, "\n=== Unblock the PIN of key %s for %s\n", key,
+			phone_dev_msisdn(it->d));
+	else
+		fprintf(stderr, "\n=== %s key %s (%s) for %s\n",
+			j->pj_exists ? "Certificate request for" : "New", key,
+			j->pj_purpose[0] == 's' ? "signing" : "authentication",
+			phone_dev_msisdn(it->d));
+	ask_job(ui, it, j);
+	return true;
+}
+
+/* One line typed for the job on screen.  True when the job is done with
+ * (answered or gone), false when the next question is on screen. */
+static bool
+job_line(struct mp_ui *ui, struct item *it, const char *line)
+{
+	const struct phone_job *j = phone_dev_job(it->d, it->nonce);
+	int rc;
+
+	if (j == NULL)
+		return true;
+	echo(ui, true);
+	if (line[0] == '\0') {
+		phone_dev_job_refuse(it->d, it->nonce, 401);
+		fputs("Cancelled.\n", stderr);
+		return true;
+	}
+	if (j->pj_exists) {
+		rc = phone_dev_job_keygen(it->d, it->nonce, line, NULL);
+		if (rc == KS_STATUS_WRONG_PIN) {
+			fputs("Wrong PIN.\n", stderr);
+			ask_job(ui, it, j);
+			return false;
+		}
+		fputs(rc == 0 ? "Answered.\n" : "Failed.\n", stderr);
+		return true;
+	}
+	/* Which secret this step wants: keygen PIN then PUK, unblock PUK
+	 * then PIN.  A malformed one is asked again before the keystore
+	 * could refuse it for good. */
+	if ((j->pj_unblock == (it->step == 0)) ? !phone_puk_ok(line) : !phone_pin_ok(line)) {
+		fputs("Not in the right form.\n", stderr);
+		ask_job(ui, it, j);
+		return false;
+	}
+	if (it->step == 0) {
+		snprintf(it->first, sizeof(it->first), "%s", line);
+		it->step = 1;
+		ask_job(ui, it, j);
+		return false;
+	}
+	if (j->pj_unblock)
+		rc = phone_dev_job_unblock(it->d, it->nonce, it->first, line, PHONE_JOB_RETRY_PUK);
+	else
+		rc = phone_dev_job_keygen(it->d, it->nonce, it->first, line);
+	OPENSSL_cleanse(it->first, sizeof(it->first));
+	it->step = 0;
+	if (rc == KS_STATUS_WRONG_PUK) {
+		fputs("Wrong PUK.\n", stderr);
+		ask_job(ui, it, j);
+		return false;
+	}
+	fputs(rc == 0 ? "Answered.\n" : "Failed.\n", stderr);
+	return true;
 }
 
 /* The question for the prompt on screen (again after a wrong PIN). */
@@ -101,6 +213,12 @@ show(struct mp_ui *ui)
 	while (ui->head != NULL) {
 		struct item *it = ui->head;
 
+		if (it->job) {
+			if (show_job(ui, it))
+				return;
+			pop(ui);
+			continue;
+		}
 		p = phone_dev_prompt(it->d, it->nonce);
 		if (p == NULL) {
 			pop(ui);
@@ -147,6 +265,13 @@ answer_line(struct mp_ui *ui, char *line)
 
 	if (it == NULL)
 		return; /* nothing asked: typed ahead, dropped */
+	if (it->job) {
+		if (job_line(ui, it, line)) {
+			pop(ui);
+			show(ui);
+		}
+		return;
+	}
 	p = phone_dev_prompt(it->d, it->nonce);
 	if (p == NULL) {
 		pop(ui);
@@ -252,16 +377,20 @@ mp_ui_new(struct event_base *base)
 	return ui;
 }
 
-void
-mp_ui_enqueue(struct mp_ui *ui, struct phone_dev *d, const char *nonce)
+static void
+enqueue(struct mp_ui *ui, struct phone_dev *d, const char *nonce, bool job)
 {
 	struct item *it = calloc(1, sizeof(*it)), **tail;
 
 	if (it == NULL) {
-		phone_dev_refuse(d, nonce, 900);
+		if (job)
+			phone_dev_job_refuse(d, nonce, 900);
+		else
+			phone_dev_refuse(d, nonce, 900);
 		return;
 	}
 	it->d = d;
+	it->job = job;
 	snprintf(it->nonce, sizeof(it->nonce), "%s", nonce);
 	for (tail = &ui->head; *tail != NULL; tail = &(*tail)->next)
 		;
@@ -270,6 +399,18 @@ mp_ui_enqueue(struct mp_ui *ui, struct phone_dev *d, const char *nonce)
 		show(ui);
 	else
 		fprintf(stderr, "(another request is waiting)\n");
+}
+
+void
+mp_ui_enqueue(struct mp_ui *ui, struct phone_dev *d, const char *nonce)
+{
+	enqueue(ui, d, nonce, false);
+}
+
+void
+mp_ui_enqueue_job(struct mp_ui *ui, struct phone_dev *d, const char *job)
+{
+	enqueue(ui, d, job, true);
 }
 
 void

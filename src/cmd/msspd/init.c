@@ -53,6 +53,8 @@
 #include "phone/keystore.h"
 #include "pki/ca.h"
 #include "pki/e2e.h"
+#include "roles/reg.h"
+#include "store/audit.h"
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/config.h"
@@ -142,6 +144,8 @@ struct init_run {
 	pthread_mutex_t r_ca_mu; /* r_ca is not thread-safe            */
 	STACK_OF(X509) *r_chain; /* installed above user certificates  */
 	struct store *r_st;
+	struct audit *r_audit;	  /* DIR/audit: init's records (seeding)   */
+	struct reg *r_reg;	  /* seeds accounts, APs, profiles          */
 	char r_ap_fp[TLS_FP_HEX_LEN + 1];
 	atomic_uint r_users;
 	atomic_uint r_keys;
@@ -624,7 +628,7 @@ init_msspd_conf(struct init_run *r)
 		"# msspd.conf - written by `msspd init` (docs/internals/datadir.md).\n"
 		"# Format: util/config INI; a comment is a line starting with '#'.\n"
 		"# Relative paths are relative to the directory of this file.\n"
-		"# Ports: AE = %u, ME = %u (reserved), AFE = %u, admin = %u, push = %u.\n"
+		"# Ports: AE = %u, ME = %u, AFE = %u, admin = %u, push = %u.\n"
 		"\n"
 		"[node]\n"
 		"# Short node name, used in logs and metrics.\n"
@@ -633,6 +637,10 @@ init_msspd_conf(struct init_run *r)
 		"workers = 2\n"
 		"# Threads for blocking work (store, signature verification).\n"
 		"pool_threads = 4\n"
+		"# Roles this process runs: ae home afe me admin (ae, home and afe\n"
+		"# together), or all.  `msspd --roles` overrides it: run the ME as a\n"
+		"# process of its own to stop and start it while signing goes on.\n"
+		"roles = all\n"
 		"\n"
 		"[store]\n"
 		"# \"sqlite:\" + the database path (relative to this directory).\n"
@@ -666,6 +674,18 @@ init_msspd_conf(struct init_run *r)
 		"push_addr = 127.0.0.1\n"
 		"push_port = %u\n"
 		"\n"
+		"[me]\n"
+		"# The Management Entity: registration and administration API,\n"
+		"# MSS_Registration (MReg) and the web console, mutual TLS.  Accounts\n"
+		"# (admin, ra, auditor) are bound to client certificates; see\n"
+		"# admin/*.conf for msspctl.\n"
+		"listen = 127.0.0.1\n"
+		"port = %u\n"
+		"cert = tls/server.crt\n"
+		"key = tls/server.key\n"
+		"# CAs that issue administrator client certificates.\n"
+		"client_ca = tls/ca.crt\n"
+		"\n"
 		"[admin]\n"
 		"# Health and metrics: plain HTTP, keep it on the loopback.\n"
 		"listen = 127.0.0.1\n"
@@ -688,42 +708,11 @@ init_msspd_conf(struct init_run *r)
 		"# Attempts after the first, and the first back-off (doubling).\n"
 		"retries = 5\n"
 		"retry_ms = 2000\n",
-		n, n + 1, n + 2, n + 3, n + 4, n, n + 2, n + 4, n + 3);
-	if (r->r_o->o_demo)
-		bad |= mss_buf_addf(&b,
-			     "\n"
-			     "# One section per application provider, named by its AP_ID.\n"
-			     "[ap \"" INIT_AP_ID "\"]\n"
-			     "# Shown to the user in the prompt.\n"
-			     "name = Demo AP\n"
-			     "# SHA-256 of the AP's client certificate (DER, lowercase hex);\n"
-			     "# several separated by commas (certificate rollover).\n"
-			     "cert_sha256 = %s\n"
-			     "# Allowed signature profile URIs (space separated), or * for all.\n"
-			     "profiles = *\n"
-			     "# Allowed messaging modes.\n"
-			     "modes = synch asynchClientServer asynchServerServer\n"
-			     "# Where asynchServerServer results may be sent (space\n"
-			     "# separated): https://HOST[:PORT|:*][/PATH]; host and port must\n"
-			     "# match, the path is a prefix on a segment boundary.  The demo AP\n"
-			     "# (mss-ap) listens on an ephemeral loopback port.\n"
-			     "notify_urls = https://127.0.0.1:*/ https://localhost:*/\n"
-			     "# Requests per second (token bucket; burst = rate).\n"
-			     "rate = 1000\n"
-			     "# true: every request of this AP is refused (104).\n"
-			     "suspended = false\n",
-			     r->r_ap_fp);
-	else
-		bad |= mss_buf_adds(&b, "\n"
-				 "# Application providers: one section each, for example\n"
-				 "# [ap \"http://ap.example/\"]\n"
-				 "# name = Example AP\n"
-				 "# cert_sha256 = <SHA-256 of its client certificate, hex>\n"
-				 "# profiles = *\n"
-				 "# modes = synch asynchClientServer asynchServerServer\n"
-				 "# notify_urls = https://ap.example/\n"
-				 "# rate = 100\n"
-				 "# suspended = false\n");
+		n, n + 1, n + 2, n + 3, n + 4, n, n + 2, n + 4, n + 1, n + 3);
+	bad |= mss_buf_adds(&b, "\n"
+			 "# Application providers live in the store and are managed through\n"
+			 "# the ME (msspctl ap ..., or the console).  [ap \"AP_ID\"] sections\n"
+			 "# here are imported once into a store that has no AP yet.\n");
 	/* A failed add empties the buffer: a later add must not leave a
 	 * truncated file that still parses. */
 	rc = bad ? init_fail("msspd.conf: too long") : init_write_conf(r, "msspd.conf", &b, 0600);
@@ -784,11 +773,34 @@ init_demo_ap(struct init_run *r)
 	if (rc != 0)
 		return -1;
 
+	/* the AP, in the store (the ME manages it from now on) */
+	json_t *apj = json_pack("{s:s, s:s, s:[s], s:[s], s:[s,s,s], s:[s,s], s:i, s:b}",
+				"id", INIT_AP_ID, "name", "Demo AP", "cert_sha256", r->r_ap_fp,
+				"profiles", "*", "modes", "synch", "asynchClientServer",
+				"asynchServerServer", "notify_urls", "https://127.0.0.1:*/",
+				"https://localhost:*/", "rate", 1000, "suspended", 0);
+	struct reg_err re;
+	rc = apj ? reg_ap_seed(r->r_reg, r->r_st, apj, init_now_ms(), &re) : -1;
+	json_decref(apj);
+	if (rc != 0)
+		return init_fail("demo AP: %s", apj ? re.msg : "out of memory");
+	return 0;
+}
+
+/* phones/phone.conf: where mss-phone finds the AFE (every data directory:
+ * a new operator binds a fresh phone with `mss-phone activate`). */
+static int
+init_phone_conf(struct init_run *r)
+{
+	unsigned n = r->r_o->o_base_port;
+	struct mss_buf b;
+	int rc;
+
 	if (init_mkdir(r, "phones") != 0)
 		return -1;
 	mss_buf_init(&b, MSSP_INIT_MAX_CONF);
 	mss_buf_addf(&b,
-		     "# phone.conf - mss-phone, written by `msspd init --demo`.\n"
+		     "# phone.conf - mss-phone, written by `msspd init`.\n"
 		     "# Relative paths are relative to the directory of this file; each\n"
 		     "# phone is a directory beside it named by its MSISDN.\n"
 		     "\n"
@@ -805,6 +817,147 @@ init_demo_ap(struct init_run *r)
 		     n + 2, n + 4);
 	rc = init_write_conf(r, "phones/phone.conf", &b, 0644);
 	mss_buf_free(&b);
+	return rc;
+}
+
+/* ---- Registry seeding: audit, accounts, profiles (issue 5) ------------ */
+
+/* The audit key and log, and the registration module init seeds with
+ * (every seed is an audit record, actor "system"). */
+static int
+init_registry(struct init_run *r)
+{
+	char dir[MSSP_INIT_MAX_PATH], key[MSSP_INIT_MAX_PATH];
+	struct store_err se;
+	struct reg_err re;
+
+	if (init_path(r, dir, "audit") != 0 || init_path(r, key, "audit/audit.key") != 0)
+		return -1;
+	if (audit_keygen(dir, &se) != 0)
+		return init_fail("audit key: %s", se.detail);
+	r->r_audit = audit_open(dir, "node1", key, &se);
+	if (!r->r_audit)
+		return init_fail("audit log: %s", se.detail);
+	struct reg_conf rc = {
+		.rc_node = "node1",
+		.rc_data_dir = r->r_o->o_dir,
+		.rc_audit = r->r_audit,
+		.rc_ca = r->r_ca,
+	};
+	r->r_reg = reg_new(&rc, &re);
+	if (!r->r_reg)
+		return init_fail("registration: %s", re.msg);
+	return 0;
+}
+
+/* The accounts every data directory starts with, each with a client
+ * certificate from the development TLS CA and an msspctl configuration:
+ * two administrators (dual control needs two people, P-09), an RA
+ * operator and an auditor. */
+static const struct {
+	const char *name;
+	enum reg_role role;
+} init_accounts[] = {
+	{"admin", REG_ROLE_ADMIN},
+	{"admin2", REG_ROLE_ADMIN},
+	{"ra", REG_ROLE_RA},
+	{"auditor", REG_ROLE_AUDITOR},
+};
+
+static int
+init_admin(struct init_run *r)
+{
+	unsigned n = r->r_o->o_base_port;
+	char crt[64], key[64], conf[64], cn[64];
+	struct reg_err re;
+
+	if (init_mkdir(r, "admin") != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof init_accounts / sizeof init_accounts[0]; i++) {
+		const char *name = init_accounts[i].name;
+		uint8_t fp[TLS_FP_LEN];
+		X509 *x = NULL;
+		snprintf(crt, sizeof crt, "admin/%s.crt", name);
+		snprintf(key, sizeof key, "admin/%s.key", name);
+		snprintf(conf, sizeof conf, "admin/%s.conf", name);
+		snprintf(cn, sizeof cn, "%s.admin.openmssp", name);
+		if (init_tls_leaf(r, cn, "DNS:localhost", "clientAuth", crt, key, &x) != 0)
+			return -1;
+		int rc = tls_cert_fingerprint(x, fp);
+		X509_free(x);
+		if (rc != 0)
+			return init_fail("%s certificate fingerprint", name);
+		if (reg_account_seed(r->r_reg, r->r_st, name, init_accounts[i].role, fp,
+				     init_now_ms(), &re) != 0)
+			return init_fail("account %s: %s", name, re.msg);
+		struct mss_buf b;
+		mss_buf_init(&b, MSSP_INIT_MAX_CONF);
+		mss_buf_addf(&b,
+			     "# %s.conf - msspctl as account \"%s\" (role %s), written by\n"
+			     "# `msspd init`.  Use: msspctl --conf THIS_FILE ... or\n"
+			     "# msspctl --data-dir DIR --account %s ...\n"
+			     "# Relative paths are relative to the directory of this file.\n"
+			     "\n"
+			     "[me]\n"
+			     "url = https://127.0.0.1:%u\n"
+			     "cert = %s.crt\n"
+			     "key = %s.key\n"
+			     "# Verifies the ME's server certificate.\n"
+			     "ca = ../tls/ca.crt\n",
+			     name, name, reg_role_name(init_accounts[i].role), name, n + 1, name,
+			     name);
+		rc = init_write_conf(r, conf, &b, 0600);
+		mss_buf_free(&b);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Signature profiles and registration profiles (what `msspctl user keys`
+ * asks the phone to generate).  The demo profiles of architecture.md. */
+static int
+init_profiles(struct init_run *r)
+{
+	static const struct {
+		const char *uri, *purpose, *descr;
+		int loa;
+	} sig[] = {
+		{"mss:demo:authn:loa2:app", "authn", "Authentication, click-OK, app key", 2},
+		{"mss:demo:authn:loa3:app", "authn", "Authentication with PIN, app key", 3},
+		{"mss:demo:sign:loa3:app", "sign", "Signature with PIN, app key", 3},
+	};
+	struct reg_err re;
+	for (size_t i = 0; i < sizeof sig / sizeof sig[0]; i++) {
+		json_t *p = json_pack("{s:s, s:s, s:s, s:i}", "uri", sig[i].uri, "description",
+				      sig[i].descr, "purpose", sig[i].purpose, "loa", sig[i].loa);
+		int rc = p ? reg_profile_seed(r->r_reg, r->r_st, false, p, init_now_ms(), &re) : -1;
+		json_decref(p);
+		if (rc != 0)
+			return init_fail("signature profile %s: %s", sig[i].uri,
+					 p ? re.msg : "out of memory");
+	}
+	json_t *def = json_pack(
+		"{s:s, s:s, s:[{s:s, s:s, s:[s], s:b, s:s, s:s}, {s:s, s:s, s:[s], s:b, s:s, s:s}]}",
+		"name", "default-app", "description",
+		"App keys: authentication and signature, each with a PIN", "key_groups", "group",
+		"authn", "purpose", "authn", "profiles", "mss:demo:authn:loa3:app", "pin", 1, "alg",
+		"ec-p256", "cert_profile", "authn", "group", "sign", "purpose", "sign", "profiles",
+		"mss:demo:sign:loa3:app", "pin", 1, "alg", "ec-p256", "cert_profile", "sign");
+	json_t *click = json_pack(
+		"{s:s, s:s, s:[{s:s, s:s, s:[s], s:b, s:s, s:s}]}", "name", "click-app",
+		"description", "App key: click-OK authentication without a PIN", "key_groups",
+		"group", "click", "purpose", "authn", "profiles", "mss:demo:authn:loa2:app", "pin",
+		0, "alg", "ec-p256", "cert_profile", "authn");
+	int rc = 0;
+	if (!def || !click)
+		rc = init_fail("registration profiles: out of memory");
+	if (!rc && reg_profile_seed(r->r_reg, r->r_st, true, def, init_now_ms(), &re) != 0)
+		rc = init_fail("registration profile default-app: %s", re.msg);
+	if (!rc && reg_profile_seed(r->r_reg, r->r_st, true, click, init_now_ms(), &re) != 0)
+		rc = init_fail("registration profile click-app: %s", re.msg);
+	json_decref(def);
+	json_decref(click);
 	return rc;
 }
 
@@ -983,8 +1136,9 @@ init_user_device(struct init_user *u, struct store *st, const char *phone)
 		     "channel_key = %s\n"
 		     "%s",
 		     u->u_device, u->u_msisdn, k64,
-		     u->u_demo ? "# Demo only: the PIN mss-phone --demo types.\n"
+		     u->u_demo ? "# Demo only: the PIN and PUK mss-phone --demo types.\n"
 				 "pin = " INIT_DEMO_PIN "\n"
+				 "puk = " INIT_DEMO_PUK "\n"
 			       : "");
 	if (n < 0 || (size_t)n >= sizeof(conf) ||
 	    snprintf(p, sizeof(p), "%s/device.conf", phone) >= (int)sizeof(p)) {
@@ -1325,7 +1479,9 @@ init_make(struct init_run *r)
 {
 	if (init_take_dir(r) != 0)
 		return -1;
-	if (init_tls(r) != 0 || init_user_ca(r) != 0 || init_store(r) != 0)
+	if (init_tls(r) != 0 || init_user_ca(r) != 0 || init_store(r) != 0 ||
+	    init_registry(r) != 0 || init_admin(r) != 0 || init_profiles(r) != 0 ||
+	    init_phone_conf(r) != 0)
 		goto fail;
 	if (r->r_o->o_demo &&
 	    (init_demo_ap(r) != 0 || init_demo_users(r) != 0 || init_bench_users(r) != 0 ||
@@ -1341,6 +1497,10 @@ fail:
 static void
 init_release(struct init_run *r)
 {
+	reg_free(r->r_reg);
+	r->r_reg = NULL;
+	audit_close(r->r_audit);
+	r->r_audit = NULL;
 	store_close(r->r_st);
 	r->r_st = NULL;
 	sk_X509_free(r->r_chain); /* the certificate is the CA's */
@@ -1360,11 +1520,15 @@ init_summary(const struct init_run *r)
 	unsigned n = o->o_base_port;
 
 	printf("msspd init: created %s\n"
-	       "  msspd.conf        node configuration (AE %u, ME %u reserved, AFE %u, admin %u,\n"
+	       "  msspd.conf        node configuration (AE %u, ME %u, AFE %u, admin %u,\n"
 	       "                    push %u)\n"
 	       "  mssp.db           store\n"
 	       "  tls/              development TLS CA and server certificate (localhost)\n"
-	       "  ca/               user CA (pass phrase in ca/passphrase)\n",
+	       "  ca/               user CA (pass phrase in ca/passphrase)\n"
+	       "  admin/            ME accounts admin, admin2, ra, auditor: client\n"
+	       "                    certificates and msspctl configurations\n"
+	       "  audit/            audit log and its signing key\n"
+	       "  phones/phone.conf where mss-phone finds the AFE\n",
 	       o->o_dir, n, n + 1, n + 2, n + 3, n + 4);
 	if (o->o_demo)
 		printf("  demo/             demo AP %s: certificate, mss-ap.conf\n"

@@ -1,0 +1,144 @@
+/*
+ * audit.h - the tamper-evident audit log (security.md P-05/P-06,
+ * bad-inputs M-03, docs/internals/me.md "Audit log").
+ *
+ * One file per node, DIR/audit/<node>.log: one JSON object per line,
+ * appended and fsync'd under an exclusive flock(2), so that the processes
+ * of one node (msspd with every role, or a signing msspd beside an ME
+ * msspd, and msspctl) share one sequence.  Each entry carries a per-node
+ * sequence number (1, 2, ...) and a SHA-256 hash chain:
+ *
+ *   {"action":..,"actor":..,"detail":..,"node":..,"outcome":..,"prev":HEX,
+ *    "role":..,"seq":N,"target":..,"ts":"2026-11-22T21:00:00.123Z",
+ *    "hash":HEX}
+ *
+ *   hash = SHA-256( prev (32 bytes) || C ), C = the compact JSON of the
+ *   entry WITHOUT "hash", keys sorted (jansson JSON_COMPACT |
+ *   JSON_SORT_KEYS | JSON_ENSURE_ASCII), prev of seq 1 = 32 zero bytes.
+ *   The line is C with ,"hash":"HEX" inserted before the final '}'.
+ *
+ * After every append the head file DIR/audit/<node>.head is replaced
+ * atomically (write, fsync, rename, fsync of the directory):
+ *   {"hash":HEX,"node":..,"seq":N,"sig":base64}
+ * sig = ECDSA P-256 / SHA-256 with the node's audit key over the bytes
+ * "mssp-audit-head-v1" 0x00 node 0x00 seq (decimal) 0x00 hash (hex).  The
+ * head is what makes a truncated tail visible: without the key, nobody
+ * can move it back.
+ *
+ * Errors: struct store_err (store.h): 101 bad argument (a caller bug in
+ * the event: unknown outcome, oversized field), 900 I/O, lock timeout
+ * (MSSP_AUDIT_LOCK_MS), a log whose tail does not match its head (the
+ * log was tampered with: audit_open refuses, msspd does not start).
+ *
+ * Threads: an audit handle is thread-safe (an internal mutex around the
+ * flock'd append).  Ownership: strings are borrowed; the handle owns its
+ * file descriptors and key.
+ */
+#ifndef MSSP_STORE_AUDIT_H
+#define MSSP_STORE_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct audit;
+
+/* One event.  Every string is UTF-8 text, NUL-terminated, borrowed;
+ * NULL is written as "".  Lengths: actor, role, action at most 64 bytes;
+ * target at most MSSP_STORE_MAX_REC_NAME; detail at most
+ * MSSP_AUDIT_MAX_DETAIL (longer is cut at a character boundary and marked
+ * with "..."; never refused).  Control characters are escaped by JSON. */
+struct audit_event {
+	const char *ae_actor;	/* account name, "system", "ap:<AP_ID>", ...  */
+	const char *ae_role;	/* "admin", "ra", "auditor", "system", ""     */
+	const char *ae_action;	/* "user.create", "auth.refused", ... (reg op
+				 * names, docs/internals/me.md)               */
+	const char *ae_target;	/* what it acted on (MSISDN, AP_ID, serial)   */
+	const char *ae_outcome; /* "ok", "refused", "failed", "pending"       */
+	const char *ae_detail;	/* why / what changed (no secrets, ever)      */
+};
+
+/* Open (creating DIR/audit/<node>.log when missing, mode 0600) for
+ * appending.  `dir` is the audit directory (DIR/audit), `node` the node id
+ * ([A-Za-z0-9._-], 1..64).  `key_pem_path`: the audit private key (PEM
+ * PKCS#8) used to sign heads; NULL opens without signing (then heads are
+ * not written: a read-only verifier, tests).  Checks that the last entry
+ * of the log matches the head (hash and seq) when both exist: a mismatch
+ * is 900 "audit log does not match its head".  NULL with err. */
+struct audit *audit_open(const char *dir, const char *node, const char *key_pem_path,
+			 struct store_err *err);
+void audit_close(struct audit *a); /* accepts NULL */
+
+/* Append one event with the wall clock `now_ms`; durable (fsync'd log and
+ * head) when this returns 0.  *seq_out (may be NULL) = its sequence
+ * number.  -1 with err: 101 bad event, 900 I/O or lock. */
+int audit_append(struct audit *a, const struct audit_event *ev, int64_t now_ms,
+		 uint64_t *seq_out, struct store_err *err);
+
+/* Create the node's audit key pair in `dir` (audit.key 0600 PKCS#8 PEM,
+ * audit.pub SPKI PEM): msspd init.  The directory is created (0700) when
+ * missing; existing key files are an error (900). */
+int audit_keygen(const char *dir, struct store_err *err);
+
+/* ---- Verification (msspctl audit verify, the ME, startup) -------------- */
+
+enum audit_problem_kind {
+	AUDIT_BAD_LINE = 1,	/* not a JSON object of the entry's shape     */
+	AUDIT_BAD_HASH,		/* the entry's content does not give its hash:
+				 * edited                                     */
+	AUDIT_BAD_PREV,		/* prev is not the previous entry's hash:
+				 * an entry deleted, inserted or reordered    */
+	AUDIT_SEQ_GAP,		/* seq jumps forward: entries deleted         */
+	AUDIT_SEQ_ORDER,	/* seq repeats or goes back: reordered/copied */
+	AUDIT_TRUNCATED,	/* the head names a later entry than the last
+				 * one in the log (or the log ends in a torn
+				 * line)                                      */
+	AUDIT_HEAD_BAD,		/* head unreadable, signature wrong, or its
+				 * hash is not the entry of its seq           */
+	AUDIT_NO_HEAD,		/* no head file (only a warning when the log
+				 * is empty)                                   */
+};
+const char *audit_problem_name(enum audit_problem_kind k); /* "bad-hash"... */
+
+struct audit_problem {
+	enum audit_problem_kind ap_kind;
+	uint64_t ap_line;	/* 1-based line number in the file, 0: none  */
+	uint64_t ap_seq;	/* the entry's seq (or expected), 0: unknown */
+	char ap_msg[160];	/* human explanation, no entry content       */
+};
+typedef void (*audit_problem_fn)(void *arg, const struct audit_problem *p);
+
+struct audit_verify_result {
+	uint64_t av_entries;	/* lines read                               */
+	uint64_t av_last_seq;	/* seq of the last good entry               */
+	uint64_t av_problems;
+	bool av_head_ok;	/* head present, signed, matching           */
+};
+
+/* Verify a log file against its head and public key.  `head_path` and
+ * `pub_pem_path` may be NULL (then only the chain is checked, and
+ * AUDIT_NO_HEAD is reported).  Every problem found goes to `cb` (may be
+ * NULL), at most MSSP_AUDIT_MAX_PROBLEMS of them, in file order; checking
+ * goes on after a problem (the chain is re-anchored on the entry read).
+ * Returns 0 when the log is intact (no problem), 1 when problems were
+ * found, -1 with err when the files cannot be read (900). */
+int audit_verify_file(const char *log_path, const char *head_path, const char *pub_pem_path,
+		      audit_problem_fn cb, void *arg, struct audit_verify_result *out,
+		      struct store_err *err);
+
+/* The node's files: "<dir>/<node>.log" and "<dir>/<node>.head" into `out`
+ * (cap bytes).  0, or -1 when it does not fit or node is malformed. */
+int audit_log_path(const char *dir, const char *node, char *out, size_t cap);
+int audit_head_path(const char *dir, const char *node, char *out, size_t cap);
+
+/* Read entries for display: the lines with seq > after_seq, in file
+ * order, at most `max` (<= MSSP_STORE_MAX_LIST); `cb` gets each line's
+ * text (without newline, borrowed).  Reading does not verify.
+ * 0, or -1 with err (900). */
+typedef int (*audit_line_fn)(void *arg, uint64_t seq, const char *line, size_t len);
+int audit_read(const char *log_path, uint64_t after_seq, size_t max, audit_line_fn cb, void *arg,
+	       struct store_err *err);
+
+#endif
