@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -36,6 +37,7 @@
 #include "roles/reg.h"
 #include "store/audit.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/pool.h"
@@ -58,6 +60,9 @@ struct node {
 	pthread_t main_thread;
 	uint64_t ap_gen;     /* the AP generation of the installed table */
 	struct metric *m_pool_queue, *m_parked, *m_conns, *m_online, *m_pending;
+	/* device activation at the AFE (counters fed from its stats) */
+	struct metric *m_act_ok, *m_act_failed, *m_act_limited, *m_act_nocode;
+	struct afe_stats afe_last; /* the stats the counters were fed up to */
 };
 
 static void
@@ -123,6 +128,13 @@ refresh_gauges(void *arg)
 	metric_set(n->m_conns, (int64_t)st.st_conns_open);
 	metric_set(n->m_online, (int64_t)as.as_online);
 	metric_set(n->m_pending, (int64_t)hs.hs_pending);
+	if (n->afe) {
+		metric_add(n->m_act_ok, as.as_act_ok - n->afe_last.as_act_ok);
+		metric_add(n->m_act_failed, as.as_act_failed - n->afe_last.as_act_failed);
+		metric_add(n->m_act_limited, as.as_act_limited - n->afe_last.as_act_limited);
+		metric_add(n->m_act_nocode, as.as_act_nocode - n->afe_last.as_act_nocode);
+		n->afe_last = as;
+	}
 }
 
 static void
@@ -156,13 +168,6 @@ node_free(struct node *n)
 	conf_free(n->conf);
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The ME (another thread, in this process) changed the AP table: wake the
  * main thread, which reloads it at once. */
@@ -225,7 +230,7 @@ import_conf_aps(struct node *n)
 		return 0;
 	for (size_t i = 0; i < n->conf->aps->naps; i++) {
 		json_t *ap = conf_ap_to_json(&n->conf->aps->aps[i]);
-		int rc = ap ? reg_ap_seed(n->reg, n->store, ap, wall_ms(), &re) : -1;
+		int rc = ap ? reg_ap_seed(n->reg, n->store, ap, clock_wall_ms(), &re) : -1;
 		json_decref(ap);
 		if (rc != 0) {
 			fprintf(stderr, "msspd: importing [ap] sections: %s\n",
@@ -321,7 +326,19 @@ run(const char *dir, const char *roles_arg)
 	snprintf(auditdir, sizeof auditdir, "%s/audit", dir);
 	snprintf(auditkey, sizeof auditkey, "%s/audit.key", auditdir);
 	if (access(auditkey, F_OK) != 0) {
-		/* a data directory made before issue 5 */
+		/* A data directory made before issue 5 has no audit key yet.
+		 * A directory that HAS an audit log but lost its key is not
+		 * repaired silently: a new key would sign over whatever was
+		 * done to the log (P-05). */
+		char logp[4300];
+		struct stat lst;
+		if (audit_log_path(auditdir, n.conf->node_id, logp, sizeof logp) != 0 ||
+		    (stat(logp, &lst) == 0 && lst.st_size > 0)) {
+			fprintf(stderr, "msspd: audit log %s exists but its key %s is missing: "
+					"refusing to start (restore the key; a new one would hide "
+					"tampering)\n", logp, auditkey);
+			goto out;
+		}
 		if (audit_keygen(auditdir, &se) != 0) {
 			fprintf(stderr, "msspd: audit key: %s\n", se.detail);
 			goto out;
@@ -385,6 +402,15 @@ run(const char *dir, const char *roles_arg)
 				   "Devices connected to the AFE");
 	n.m_pending = metrics_gauge(n.metrics, "mssp_home_prompts_pending", NULL,
 				    "Prompts waiting for a device");
+	n.m_act_ok = metrics_counter(n.metrics, "mssp_afe_activations_total", "outcome=\"ok\"",
+				     "Device activations at the AFE");
+	n.m_act_failed = metrics_counter(n.metrics, "mssp_afe_activations_total",
+					 "outcome=\"refused\"", "Device activations at the AFE");
+	n.m_act_limited = metrics_counter(n.metrics, "mssp_afe_activations_total",
+					  "outcome=\"rate_limited\"",
+					  "Device activations at the AFE");
+	n.m_act_nocode = metrics_counter(n.metrics, "mssp_afe_activation_no_code_total", NULL,
+					 "Activation attempts for a number without an open code");
 
 	if (signing) {
 		if (strcmp(n.conf->push, "local") == 0 && n.conf->push_port) {
@@ -404,7 +430,7 @@ run(const char *dir, const char *roles_arg)
 		}
 		n.afe = afe_new(n.pool, home_afe_ops(), n.home, n.push);
 		struct ae_conf ac = {.ac_conf = n.conf, .ac_pool = n.pool, .ac_home = n.home,
-				     .ac_metrics = n.metrics};
+				     .ac_metrics = n.metrics, .ac_reg = n.reg};
 		n.ae = ae_new(&ac, err, sizeof err);
 		if (!n.afe || !n.ae) {
 			fprintf(stderr, "msspd: cannot create the roles: %s\n",
@@ -472,6 +498,9 @@ run(const char *dir, const char *roles_arg)
 		 * address, and "localhost" when that is a loopback address */
 		char origin[600];
 		bool v6 = strchr(n.conf->me_listen, ':') != NULL;
+		if (n.conf->me_origin)
+			snprintf(origin, sizeof origin, "%s", n.conf->me_origin);
+		else {
 		bool loop = strcmp(n.conf->me_listen, "127.0.0.1") == 0 ||
 			    strcmp(n.conf->me_listen, "::1") == 0;
 		int ol = snprintf(origin, sizeof origin, v6 ? "https://[%s]:%u" : "https://%s:%u",
@@ -479,9 +508,14 @@ run(const char *dir, const char *roles_arg)
 		if (loop && ol > 0 && (size_t)ol < sizeof origin)
 			snprintf(origin + ol, sizeof origin - (size_t)ol, " https://localhost:%u",
 				 n.conf->me_port);
+		}
 		struct me_conf mc = {.mc_reg = n.reg, .mc_pool = n.pool,
 				     .mc_web_root = n.conf->me_web_root, .mc_origin = origin,
-				     .mc_mssp_id = n.conf->mssp_id};
+				     .mc_mssp_id = n.conf->mssp_id,
+				     /* leave signing at least one pool thread */
+				     .mc_max_running = n.conf->pool_threads > 1
+							       ? n.conf->pool_threads - 1
+							       : 1};
 		n.me = me_new(&mc, err, sizeof err);
 		if (!n.me) {
 			fprintf(stderr, "msspd: ME: %s\n", err);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/hex.h"
+
 /* Parameter offsets are uint16_t and NO_VALUE is UINT16_MAX. */
 _Static_assert(MSSP_PROFILE_MAX_URI < UINT16_MAX,
 	       "profile pool offsets must fit uint16_t");
@@ -127,16 +129,6 @@ static bool is_value_char(unsigned char c)
 	return is_unreserved(c) || (c != '\0' && strchr(":@/+,;!$'()*", c) != NULL);
 }
 
-static int hex_value(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = lower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Case-insensitive prefix test, ASCII. */
 static bool has_prefix_ci(const char *s, size_t n, const char *prefix)
 {
@@ -229,8 +221,8 @@ static int pct_decode(const char *s, size_t n, bool (*raw_ok)(unsigned char),
 		if (c == '%') {
 			int h, l;
 
-			if (n - i < 3 || (h = hex_value(s[i + 1])) < 0 ||
-			    (l = hex_value(s[i + 2])) < 0) {
+			if (n - i < 3 || (h = hex_digit(s[i + 1])) < 0 ||
+			    (l = hex_digit(s[i + 2])) < 0) {
 				set_err2(err, errlen, "invalid percent-escape", where);
 				return -1;
 			}
@@ -556,7 +548,7 @@ static int check_legacy(const char *s, size_t n, char *err, size_t errlen)
 	if (i < n && s[i] == '[') {
 		/* IP-literal: hex digits, ':' and '.' up to ']'. */
 		for (i = 1; i < n && s[i] != ']'; i++) {
-			if (hex_value(s[i]) < 0 && s[i] != ':' && s[i] != '.') {
+			if (hex_digit(s[i]) < 0 && s[i] != ':' && s[i] != '.') {
 				set_err(err, errlen, "invalid host in legacy profile URI");
 				return -1;
 			}
@@ -597,8 +589,8 @@ static int check_legacy(const char *s, size_t n, char *err, size_t errlen)
 			set_err(err, errlen, "invalid character in legacy profile URI");
 			return -1;
 		}
-		if (c == '%' && (n - i < 3 || hex_value(s[i + 1]) < 0 ||
-				 hex_value(s[i + 2]) < 0)) {
+		if (c == '%' && (n - i < 3 || hex_digit(s[i + 1]) < 0 ||
+				 hex_digit(s[i + 2]) < 0)) {
 			set_err(err, errlen,
 				"invalid percent-escape in legacy profile URI");
 			return -1;

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/hex.h"
+
 enum http_pstate {
 	ST_REQLINE,      /* line mode: request line (or one leading CRLF)   */
 	ST_HEADERS,      /* line mode: header fields up to the empty line   */
@@ -85,18 +87,6 @@ static bool
 is_value_char(unsigned char c)
 {
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int
-hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static bool
@@ -360,8 +350,8 @@ origin_form_valid(const char *s, size_t n)
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '%') {
-			if (i + 2 >= n || hex_val((unsigned char)s[i + 1]) < 0 ||
-			    hex_val((unsigned char)s[i + 2]) < 0)
+			if (i + 2 >= n || hex_digit((unsigned char)s[i + 1]) < 0 ||
+			    hex_digit((unsigned char)s[i + 2]) < 0)
 				return false;
 			i += 2;
 		} else if (!is_unreserved(c) && !is_sub_delim(c) &&
@@ -385,7 +375,7 @@ authority_valid(const char *s, size_t n)
 		/* IP-literal: hex, ':' and '.' (IPv6 and v4-mapped); IPvFuture
 		 * is not accepted. */
 		for (i = 1; i < n && s[i] != ']'; i++)
-			if (hex_val((unsigned char)s[i]) < 0 && s[i] != ':' &&
+			if (hex_digit((unsigned char)s[i]) < 0 && s[i] != ':' &&
 			    s[i] != '.')
 				return false;
 		if (i == n || i == 1)
@@ -397,8 +387,8 @@ authority_valid(const char *s, size_t n)
 
 			if (c == '%') {
 				if (i + 2 >= n ||
-				    hex_val((unsigned char)s[i + 1]) < 0 ||
-				    hex_val((unsigned char)s[i + 2]) < 0)
+				    hex_digit((unsigned char)s[i + 1]) < 0 ||
+				    hex_digit((unsigned char)s[i + 2]) < 0)
 					return false;
 				i += 2;
 			} else if (!is_unreserved(c) && !is_sub_delim(c)) {
@@ -908,7 +898,7 @@ feed_chunked(struct http_parser *p, const uint8_t *d, size_t n, size_t *used)
 
 		switch (p->p_state) {
 		case ST_CHUNK_SIZE: {
-			int h = hex_val(c);
+			int h = hex_digit(c);
 
 			i++;
 			if (h >= 0) {

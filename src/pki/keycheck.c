@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "util/hex.h"
 #include "util/limits.h"
 
 /* Newton's method for the integer square root starts at most a factor 2
@@ -758,18 +759,6 @@ pki_keycheck_fp_hex(const unsigned char fp[PKI_KEYCHECK_FP_LEN], char hex[PKI_KE
 	hex[PKI_KEYCHECK_FP_HEX] = '\0';
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 pki_keycheck_fp_parse(const char *hex, size_t len, unsigned char fp[PKI_KEYCHECK_FP_LEN])
 {
@@ -779,8 +768,8 @@ pki_keycheck_fp_parse(const char *hex, size_t len, unsigned char fp[PKI_KEYCHECK
 	if (hex == NULL || len != PKI_KEYCHECK_FP_HEX)
 		return -1;
 	for (i = 0; i < PKI_KEYCHECK_FP_LEN; i++) {
-		hi = hexval(hex[2 * i]);
-		lo = hexval(hex[2 * i + 1]);
+		hi = hex_digit((unsigned char)hex[2 * i]);
+		lo = hex_digit((unsigned char)hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		fp[i] = (unsigned char)(hi << 4 | lo);

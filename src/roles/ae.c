@@ -45,8 +45,12 @@
 #include "roles/conf.h"
 #include "roles/home.h"
 #include "roles/node.h"
+#include "roles/reg.h"
+#include "roles/node.h"
 #include "util/buf.h"
 #include "util/limits.h"
+#include "util/clock.h"
+#include "util/hex.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/pool.h"
@@ -80,6 +84,7 @@ struct rate {
 };
 
 struct ae {
+	struct reg *a_reg;		/* audit of refused account certificates */
 	const struct mssp_conf *a_conf;
 	struct pool *a_pool;
 	struct home *a_home;
@@ -108,9 +113,7 @@ struct ae {
 static int64_t
 wall_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 static size_t
@@ -1378,6 +1381,51 @@ submit(struct ae *a, struct srv_req *req, pool_job_fn fn, struct job *j, unsigne
 	return 0;
 }
 
+/* A certificate the AE does not know: if it is an ME account's, that is a
+ * separation-of-duties refusal worth an audit record (security.md P-10):
+ * an administrator's certificate used as an AP's.  Checked on the pool
+ * (a store read); other unknown certificates are only logged, so that a
+ * stream of them cannot flood the audit log. */
+struct fp_check {
+	struct ae *fc_ae;
+	uint8_t fc_fp[TLS_FP_LEN];
+};
+
+static void
+fp_check_job(void *ctx, void *arg)
+{
+	struct node_worker *w = ctx;
+	struct fp_check *fc = arg;
+	struct reg_actor who;
+	struct reg_err re;
+	if (reg_account_by_fp(fc->fc_ae->a_reg, w->nw_store, fc->fc_fp, &who, &re) == 0) {
+		reg_audit_event(fc->fc_ae->a_reg, &who, "auth.refused", "ae", "refused",
+				"an ME account's certificate presented on the AE (separation "
+				"of duties)",
+				wall_ms());
+	}
+	free(fc);
+}
+
+static void
+audit_foreign_cert(struct ae *a, const uint8_t *fp)
+{
+	char hex[2 * TLS_FP_LEN + 1];
+	if (!fp)
+		return;
+	hex_encode(fp, TLS_FP_LEN, hex);
+	LOG_EV("ae.unknown_certificate", "fp", hex);
+	if (!a->a_reg)
+		return;
+	struct fp_check *fc = calloc(1, sizeof *fc);
+	if (!fc)
+		return;
+	fc->fc_ae = a;
+	memcpy(fc->fc_fp, fp, TLS_FP_LEN);
+	if (pool_submit(a->a_pool, fp_check_job, fc) != 0)
+		free(fc);
+}
+
 void
 ae_handler(struct srv_req *req, void *arg)
 {
@@ -1419,6 +1467,8 @@ ae_handler(struct srv_req *req, void *arg)
 	if (!ap || ap->ca_suspended) {
 		mss_err_set(&e, MSS_UNAUTHORIZED_ACCESS, ap ? 1043 : 0,
 			    ap ? "Service suspended" : "Unauthorized access");
+		if (!ap)
+			audit_foreign_cert(a, srv_req_peer_fp(req));
 		goto answer;
 	}
 	if (!rate_take(a, ap)) {
@@ -1594,6 +1644,7 @@ ae_new(const struct ae_conf *c, char *err, size_t errlen)
 	}
 	a->a_conf = c->ac_conf;
 	a->a_pool = c->ac_pool;
+	a->a_reg = c->ac_reg;
 	a->a_home = c->ac_home;
 	pthread_mutex_init(&a->a_wlock, NULL);
 	pthread_mutex_init(&a->a_rlock, NULL);

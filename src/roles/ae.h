@@ -43,11 +43,16 @@ struct home;
 struct metrics;
 struct mssp_conf;
 
+struct reg;
+
 struct ae_conf {
 	const struct mssp_conf *ac_conf; /* borrowed for the AE's life */
 	struct pool *ac_pool;
 	struct home *ac_home;
 	struct metrics *ac_metrics;	 /* may be NULL */
+	struct reg *ac_reg;		 /* may be NULL: an account's certificate
+					  * presented here is then only refused,
+					  * not audited                         */
 };
 
 struct ae *ae_new(const struct ae_conf *c, char *err, size_t errlen);

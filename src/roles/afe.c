@@ -23,8 +23,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -40,6 +40,7 @@
 #include "roles/push.h"
 #include "roles/reg.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/limits.h"
 #include "util/log.h"
 #include "util/pool.h"
@@ -112,6 +113,25 @@ struct afe_worker {
 	size_t w_n;
 };
 
+/* One activation limiter entry (GCRA): a source address or an MSISDN. */
+struct afe_lim {
+	char l_key[MSSP_AFE_ACT_LIMIT_KEY]; /* "" = free                */
+	int64_t l_tat;			    /* theoretical arrival time */
+	int64_t l_used;			    /* last look-up (LRU)       */
+	bool l_warned;			    /* refusal logged since the
+					     * last attempt let through */
+};
+
+/* The limiter table: MSSP_AFE_ACT_LIMIT_SLOTS entries in sets of
+ * AFE_LIM_WAYS; a key lives in the set its seeded hash names, and a full
+ * set gives up its least recently used entry (bounded memory: a flood of
+ * new keys forgets old ones, it never grows the table). */
+#define AFE_LIM_WAYS 8
+_Static_assert(MSSP_AFE_ACT_LIMIT_SLOTS % AFE_LIM_WAYS == 0, "whole sets");
+_Static_assert(MSSP_AFE_ACT_LIMIT_KEY >= MSSP_STORE_MAX_MSISDN + 3 &&
+		       MSSP_AFE_ACT_LIMIT_KEY >= 46 + 6,
+	       "a limiter key holds \"m:\" + an MSISDN and \"i:\" + an IPv6 /64");
+
 /* A registry entry: which connection speaks for a device now. */
 struct afe_dev {
 	char d_id[MSSP_KEYSTORE_MAX_ID + 1];
@@ -147,8 +167,15 @@ struct afe {
 	unsigned a_jobs;
 	unsigned a_barrier;
 
+	/* Activation attempt limits (under a_lim_mu; the table is
+	 * allocated with the afe). */
+	pthread_mutex_t a_lim_mu;
+	struct afe_lim *a_lim;
+	uint64_t a_lim_seed;
+	unsigned a_lim_ip, a_lim_msisdn; /* attempts per window */
+
 	atomic_uint_fast64_t s_auth_ok, s_auth_failed, s_blobs_in, s_blobs_out, s_send_offline,
-		s_wakes, s_act_ok, s_act_failed;
+		s_wakes, s_act_ok, s_act_failed, s_act_limited, s_act_nocode;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -751,6 +778,115 @@ afe_msisdn_ok(const char *s, size_t len)
 	return true;
 }
 
+/* ---- activation attempt limits ---------------------------------------- */
+
+/* The limiter key of a peer address: "i:" + the address, an IPv6 one cut
+ * to its /64 (one subscriber line holds a whole /64; counting each of its
+ * addresses would count nothing). */
+static void
+lim_ip_key(const char *ip, char out[MSSP_AFE_ACT_LIMIT_KEY])
+{
+	struct in6_addr a6;
+	char txt[INET6_ADDRSTRLEN];
+
+	if (ip != NULL && strchr(ip, ':') != NULL && inet_pton(AF_INET6, ip, &a6) == 1 &&
+	    !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memset(a6.s6_addr + 8, 0, 8);
+		if (inet_ntop(AF_INET6, &a6, txt, sizeof(txt)) != NULL) {
+			snprintf(out, MSSP_AFE_ACT_LIMIT_KEY, "i:%s/64", txt);
+			return;
+		}
+	}
+	snprintf(out, MSSP_AFE_ACT_LIMIT_KEY, "i:%s", ip != NULL ? ip : "-");
+}
+
+/* The entry of `key` (found, or a free or least recently used one of its
+ * set taken over).  a_lim_mu held. */
+static struct afe_lim *
+lim_entry(struct afe *a, const char *key, int64_t now)
+{
+	uint64_t h = 1469598103934665603ULL ^ a->a_lim_seed;
+	struct afe_lim *set, *victim;
+	const char *p;
+
+	for (p = key; *p != '\0'; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ULL;
+	}
+	h ^= h >> 29;
+	set = &a->a_lim[(size_t)(h % (MSSP_AFE_ACT_LIMIT_SLOTS / AFE_LIM_WAYS)) * AFE_LIM_WAYS];
+	victim = NULL;
+	for (unsigned i = 0; i < AFE_LIM_WAYS; i++) {
+		struct afe_lim *l = &set[i];
+
+		if (l->l_key[0] == '\0') {
+			if (victim == NULL || victim->l_key[0] != '\0')
+				victim = l; /* a free entry beats any used one */
+		} else if (strcmp(l->l_key, key) == 0) {
+			return l;
+		} else if (victim == NULL || (victim->l_key[0] != '\0' && l->l_used < victim->l_used)) {
+			victim = l;
+		}
+	}
+	memset(victim, 0, sizeof(*victim));
+	snprintf(victim->l_key, sizeof(victim->l_key), "%s", key);
+	victim->l_tat = now;
+	return victim;
+}
+
+/* One attempt against `key`, at most `count` per window (GCRA: a burst
+ * of `count`, then one per window / count).  true when let through (and
+ * counted); a refusal is not counted, so a source that keeps trying is
+ * let through again as soon as its rate drops.  a_lim_mu held. */
+static bool
+lim_take(struct afe *a, const char *key, unsigned count, int64_t now, bool *first_refusal)
+{
+	struct afe_lim *l = lim_entry(a, key, now);
+	int64_t step = MSSP_AFE_ACT_LIMIT_WINDOW_MS / (int64_t)count;
+	int64_t tat = l->l_tat > now ? l->l_tat : now;
+
+	l->l_used = now;
+	if (tat - now > MSSP_AFE_ACT_LIMIT_WINDOW_MS - step) {
+		*first_refusal = !l->l_warned;
+		l->l_warned = true;
+		return false;
+	}
+	l->l_tat = tat + step;
+	l->l_warned = false;
+	return true;
+}
+
+/* May this connection start an activation for `msisdn` (as sent: "+"
+ * optional)?  The address first: a source over its limit does not spend
+ * the MSISDN's attempts. */
+static bool
+act_allowed(struct afe_conn *c, const char *msisdn)
+{
+	struct afe *a = c->c_afe;
+	const char *ip = c->c_up != NULL ? srv_up_peer_ip(c->c_up) : NULL;
+	char key[MSSP_AFE_ACT_LIMIT_KEY];
+	int64_t now = clock_mono_ms();
+	bool ok, first = false;
+	const char *which = "address";
+
+	lim_ip_key(ip, key);
+	pthread_mutex_lock(&a->a_lim_mu);
+	ok = lim_take(a, key, a->a_lim_ip, now, &first);
+	if (ok) {
+		snprintf(key, sizeof(key), "m:%s", msisdn[0] == '+' ? msisdn + 1 : msisdn);
+		which = "msisdn";
+		ok = lim_take(a, key, a->a_lim_msisdn, now, &first);
+	}
+	pthread_mutex_unlock(&a->a_lim_mu);
+	if (!ok) {
+		atomic_fetch_add(&a->s_act_limited, 1);
+		/* one line per burst and key, not one per refused attempt */
+		if (first)
+			LOG_EV("afe.activation_limited", "peer", ip != NULL ? ip : "-", "limit", which);
+	}
+	return ok;
+}
+
 /* {"t":"activate","m":MSISDN,"n":b64(nonce16)} in CS_CHALLENGE. */
 static void
 conn_on_activate(struct afe_conn *c, json_t *obj)
@@ -774,6 +910,13 @@ conn_on_activate(struct afe_conn *c, json_t *obj)
 	}
 	memcpy(c->c_msisdn, m, mlen);
 	c->c_msisdn[mlen] = '\0';
+	/* before any key, pool or store work: a flood of attempts (each a
+	 * store read, and for an open code a store write and an audit
+	 * record) is turned away here */
+	if (!act_allowed(c, c->c_msisdn)) {
+		conn_close(c, AFE_CLOSE_TRY_LATER, "try later");
+		return;
+	}
 	/* a fresh binding key per attempt: a P-256 key generation is cheap
 	 * enough for the loop thread (no I/O) */
 	c->c_bind = e2e_binding_keygen(&perr);
@@ -1117,15 +1260,6 @@ out:
 
 /* ---- activation: pool thread, then back on the worker ------------------- */
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void act_done(void *arg);
 
 static void
@@ -1149,7 +1283,7 @@ act_run(void *ctx, void *job)
 
 	memset(&e, 0, sizeof(e));
 	memcpy(av.av_app_mac, j->j_app_mac, sizeof(av.av_app_mac));
-	if (reg_activate(j->j_reg, nw->nw_store, &av, wall_ms(), j->j_home_mac, &e) == 0) {
+	if (reg_activate(j->j_reg, nw->nw_store, &av, clock_wall_ms(), j->j_home_mac, &e) == 0) {
 		j->j_result = 0;
 	} else {
 		/* a refusal is the phone's (4001); the store or the audit
@@ -1187,6 +1321,11 @@ act_done(void *arg)
 	}
 	conn_enter(c);
 	if (j->j_result != 0) {
+		/* 410: no open code for the MSISDN (none, used, expired,
+		 * locked): counted here, not audited by reg (a flood of them
+		 * must not queue on the audit lock) */
+		if (j->j_reg_status == 410)
+			atomic_fetch_add(&a->s_act_nocode, 1);
 		snprintf(st, sizeof(st), "%d", j->j_reg_status);
 		LOG_EV("afe.activation_failed", "peer", c->c_up ? srv_up_peer_ip(c->c_up) : "-",
 		       "status", st);
@@ -1341,13 +1480,19 @@ afe_new(struct pool *pool, const struct afe_ops *ops, void *arg, struct push_pro
 	atomic_init(&a->a_next_id, 1);
 	a->a_reg_cap = MSSP_AFE_REG_MIN_BUCKETS;
 	a->a_reg = calloc(a->a_reg_cap, sizeof(*a->a_reg));
-	if (a->a_reg == NULL || RAND_bytes((unsigned char *)&a->a_reg_seed,
-					   sizeof(a->a_reg_seed)) != 1) {
+	a->a_lim = calloc(MSSP_AFE_ACT_LIMIT_SLOTS, sizeof(*a->a_lim));
+	a->a_lim_ip = MSSP_AFE_ACT_PER_IP_MIN;
+	a->a_lim_msisdn = MSSP_AFE_ACT_PER_MSISDN_MIN;
+	if (a->a_reg == NULL || a->a_lim == NULL ||
+	    RAND_bytes((unsigned char *)&a->a_reg_seed, sizeof(a->a_reg_seed)) != 1 ||
+	    RAND_bytes((unsigned char *)&a->a_lim_seed, sizeof(a->a_lim_seed)) != 1) {
 		free(a->a_reg);
+		free(a->a_lim);
 		free(a);
 		return NULL;
 	}
 	pthread_mutex_init(&a->a_mu, NULL);
+	pthread_mutex_init(&a->a_lim_mu, NULL);
 	pthread_cond_init(&a->a_cv, NULL);
 	return a;
 }
@@ -1358,6 +1503,13 @@ afe_set_timeouts(struct afe *a, unsigned auth_ms, unsigned ping_ms, unsigned idl
 	a->a_auth_ms = auth_ms != 0 ? auth_ms : MSSP_AFE_AUTH_MS;
 	a->a_ping_ms = ping_ms != 0 ? ping_ms : MSSP_AFE_PING_MS;
 	a->a_idle_ms = idle_ms != 0 ? idle_ms : MSSP_AFE_IDLE_MS;
+}
+
+void
+afe_set_act_limits(struct afe *a, unsigned per_ip, unsigned per_msisdn)
+{
+	a->a_lim_ip = per_ip != 0 ? per_ip : MSSP_AFE_ACT_PER_IP_MIN;
+	a->a_lim_msisdn = per_msisdn != 0 ? per_msisdn : MSSP_AFE_ACT_PER_MSISDN_MIN;
 }
 
 void
@@ -1486,6 +1638,8 @@ afe_get_stats(struct afe *a, struct afe_stats *out)
 	out->as_wakes = atomic_load(&a->s_wakes);
 	out->as_act_ok = atomic_load(&a->s_act_ok);
 	out->as_act_failed = atomic_load(&a->s_act_failed);
+	out->as_act_limited = atomic_load(&a->s_act_limited);
+	out->as_act_nocode = atomic_load(&a->s_act_nocode);
 }
 
 /* On each worker: close every connection it holds (1001). */
@@ -1560,10 +1714,12 @@ afe_free(struct afe *a)
 		}
 	}
 	free(a->a_reg);
+	free(a->a_lim);
 	for (unsigned i = 0; i < a->a_nworkers; i++)
 		free(a->a_workers[i].w_tab);
 	free(a->a_workers);
 	pthread_cond_destroy(&a->a_cv);
 	pthread_mutex_destroy(&a->a_mu);
+	pthread_mutex_destroy(&a->a_lim_mu);
 	free(a);
 }

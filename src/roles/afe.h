@@ -30,6 +30,8 @@
  *                 signature over T),"p":base64(HMAC(h, T || "app"))}
  *   AFE  -> app  {"t":"activated","d":device_id,"p":base64(HMAC(h, T ||
  *                 "home" || device_id))}, then close 1000.
+ * Before the hello, attempts are limited per source address and per
+ * MSISDN (afe_set_act_limits): over a limit, close 4003 at once.
  * reg_activate() (roles/reg.h) decides, on the worker pool.  Any refusal
  * (wrong code, expired, locked, bad key or signature, a malformed or
  * unexpected frame, the auth deadline, no struct reg): close 4001 with one
@@ -81,6 +83,11 @@ struct afe_stats {
 	uint64_t as_wakes;
 	uint64_t as_act_ok;	  /* devices bound by activation       */
 	uint64_t as_act_failed;	  /* activation attempts closed 4001   */
+	uint64_t as_act_limited;  /* activation attempts over the per-
+				   * address or per-MSISDN limit: 4003 */
+	uint64_t as_act_nocode;	  /* of as_act_failed: no open code for
+				   * the MSISDN (none, used, expired,
+				   * locked): counted, not audited      */
 };
 
 /* ops and push are borrowed for the life of the afe (push may be NULL). */
@@ -91,6 +98,13 @@ struct afe *afe_new(struct pool *pool, const struct afe_ops *ops, void *arg,
  * shorten them; a deployment may tune them behind a load balancer whose
  * own idle timeout is shorter than MSSP_AFE_IDLE_MS). */
 void afe_set_timeouts(struct afe *a, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms);
+/* Activation attempts let through per minute, per source address (an
+ * IPv6 one per /64) and per MSISDN (0: MSSP_AFE_ACT_PER_IP_MIN /
+ * MSSP_AFE_ACT_PER_MSISDN_MIN).  Checked on "activate", before the
+ * hello: over either limit the connection is closed with 4003 (try
+ * later) and nothing else is done (no key, no pool job, no store).
+ * Before afe_attach. */
+void afe_set_act_limits(struct afe *a, unsigned per_ip, unsigned per_msisdn);
 /* The registration module that decides activations (borrowed; NULL: every
  * activation is refused with 4001).  Before srv_start. */
 struct reg;

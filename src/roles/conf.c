@@ -19,7 +19,15 @@
 #include <openssl/crypto.h>
 
 #include "util/config.h"
+#include "util/hex.h"
 #include "util/limits.h"
+
+/* Where the console's files are: the Makefile passes the source tree's
+ * web/ directory; other builds (the fuzz targets, a packaged install) get
+ * the installed location.  [me] web_root overrides either. */
+#ifndef MSSP_WEB_ROOT
+#define MSSP_WEB_ROOT "/usr/share/openmssp/web"
+#endif
 
 static const char *const node_keys[] = {"id", "workers", "pool_threads", "max_conns",
 					"conns_per_ip", "roles", NULL};
@@ -31,7 +39,7 @@ static const char *const afe_keys[] = {"listen", "port", "cert", "key",
 				       "push", "push_addr", "push_port", NULL};
 static const char *const admin_keys[] = {"listen", "port", NULL};
 static const char *const me_keys[] = {"listen", "port", "cert", "key", "client_ca",
-				      "web_root", NULL};
+				      "web_root", "origin", NULL};
 static const char *const home_keys[] = {"user_ca", NULL};
 static const char *const notify_keys[] = {"cert", "key", "ca", "retries", "retry_ms", NULL};
 static const char *const ap_keys[] = {"name", "cert_sha256", "profiles", "modes",
@@ -150,17 +158,6 @@ free_list(char **l, size_t n)
 	free(l);
 }
 
-static int
-hexval(int ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 static void
 ap_clear(struct conf_ap *a)
@@ -224,8 +221,8 @@ load_ap(const struct cfg *c, int sec, struct conf_ap *a, char *err, size_t errle
 				j++;
 				continue;
 			}
-			int hi = hexval((unsigned char)h[j]);
-			int lo = j + 1 < hl ? hexval((unsigned char)h[j + 1]) : -1;
+			int hi = hex_digit((unsigned char)h[j]);
+			int lo = j + 1 < hl ? hex_digit((unsigned char)h[j + 1]) : -1;
 			if (hi < 0 || lo < 0 || k >= TLS_FP_LEN)
 				rc = -1;
 			else
@@ -422,6 +419,15 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	rc = rc ? rc : get_path(c, me, "me", "key", "tls/server.key", d, &m->me_key, err, errlen);
 	rc = rc ? rc : get_path(c, me, "me", "client_ca", "tls/ca.crt", d, &m->me_client_ca, err, errlen);
 	rc = rc ? rc : get_path(c, me, "me", "web_root", MSSP_WEB_ROOT, d, &m->me_web_root, err, errlen);
+	if (!rc && me >= 0 && cfg_get(c, me, "origin")) {
+		/* the console's origins as browsers send them, when the ME is
+		 * reached by a name (behind a proxy, or listening on 0.0.0.0) */
+		const char *o = cfg_get(c, me, "origin");
+		if (strlen(o) > 512 || strncmp(o, "https://", 8) != 0 || strpbrk(o, "\t\"'<>"))
+			rc = errf(err, errlen, "[me] origin: https://HOST[:PORT] ..., space separated");
+		else if (!(m->me_origin = strdup(o)))
+			rc = errf(err, errlen, "out of memory");
+	}
 	rc = rc ? rc : get_str(c, adm, "admin", "listen", "127.0.0.1", &m->admin_listen, err, errlen);
 	rc = rc ? rc : get_uint(c, adm, "port", 9446, 0, 65535, &m->admin_port, err, errlen);
 	rc = rc ? rc : get_path(c, home, "home", "user_ca", "ca", d, &uca, err, errlen);
@@ -471,7 +477,7 @@ conf_free(struct mssp_conf *m)
 			 &m->afe_key, &m->push, &m->push_addr, &m->admin_listen,
 			 &m->user_ca_cert, &m->notify_cert, &m->notify_key, &m->notify_ca,
 			 &m->me_listen, &m->me_cert, &m->me_key, &m->me_client_ca,
-			 &m->me_web_root};
+			 &m->me_web_root, &m->me_origin};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		free(*strs[i]);
 	conf_aps_put(m->aps);
@@ -726,7 +732,7 @@ ap_from_json(json_t *o, struct conf_ap *a, char *err, size_t errlen)
 		if (!h || strlen(h) != 2 * TLS_FP_LEN)
 			return errf(err, errlen, "AP record: bad fingerprint");
 		for (size_t k = 0; k < TLS_FP_LEN; k++) {
-			int hi = hexval((unsigned char)h[2 * k]), lo = hexval((unsigned char)h[2 * k + 1]);
+			int hi = hex_digit((unsigned char)h[2 * k]), lo = hex_digit((unsigned char)h[2 * k + 1]);
 			if (hi < 0 || lo < 0)
 				return errf(err, errlen, "AP record: bad fingerprint");
 			a->ca_fps[i][k] = (uint8_t)(hi << 4 | lo);

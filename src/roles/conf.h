@@ -82,6 +82,8 @@ struct mssp_conf {
 	unsigned me_port;
 	char *me_cert, *me_key, *me_client_ca;
 	char *me_web_root;		  /* the console's static files          */
+	char *me_origin;		  /* browser origins of the console, space
+					   * separated; NULL: from listen/port    */
 	/* [ae] */
 	char *ae_listen;
 	unsigned ae_port;

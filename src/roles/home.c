@@ -1048,10 +1048,10 @@ deliver_round(struct home *h, struct store *st)
 		atomic_fetch_add(&h->h_jobs_sent, 1);
 		LOG_EV("job.sent", "job", j->rj_id, "kind", j->rj_kind, "state",
 		       reg_job_state_name(j->rj_state), "device", j->rj_device);
-		/* requested -> sent; sent: a new time (ISSUED stays ISSUED
-		 * until the phone answers) */
-		if ((j->rj_state == REG_JOB_REQUESTED || j->rj_state == REG_JOB_SENT) &&
-		    reg_job_sent(h->h_reg, st, j->rj_id, now, &re) != 0)
+		/* requested -> sent; sent and issued: a new time (ISSUED stays
+		 * ISSUED until the phone answers), so that the job is not
+		 * selected again before MSSP_HOME_JOB_RESEND_MS */
+		if (reg_job_sent(h->h_reg, st, j->rj_id, now, &re) != 0)
 			LOG_EV("job.mark_failed", "job", j->rj_id);
 	}
 	for (size_t i = 0; i < MSSP_HOME_JOB_BATCH; i++)

@@ -2,12 +2,19 @@
  * me.c - the ME's HTTP front end (see me.h, docs/internals/me.md).
  *
  * How a request travels:
- *   worker loop (me_handler): copy what the answer needs (method, path,
- *     the three headers we read, the body, the certificate fingerprint),
- *     park the request, queue a job; nothing here waits for the disk;
- *   pool thread (job_run): account by certificate, the checks in the
- *     order me.h lists, then reg_call / mreg_handle / a static file, and
- *     the answer through srv_reply_async().
+ *   worker loop (me_handler): refuse Sec-Fetch-Site: cross-site; copy
+ *     what the answer needs (method, path, the headers we read, the body,
+ *     the certificate fingerprint), park the request, admit it (a run
+ *     slot, or the ME's own wait queue); nothing here waits for the disk;
+ *   pool thread (job_run): skip it when its request has ended meanwhile;
+ *     account by certificate, the checks in the order me.h lists, then
+ *     reg_call / mreg_handle / a static file, and the answer through
+ *     srv_reply_async(); then its run slot goes to the next waiting job.
+ *
+ * Admission (me.h "Admission"): m_jobs lists every admitted job, m_wait
+ * the ones without a run slot yet, both under m_jlock.  The cancel
+ * callback finds a job by request id there (never through a pointer kept
+ * in the request: the job may be gone by then).
  */
 #include "roles/me.h"
 
@@ -35,12 +42,18 @@
 #include "roles/reg.h"
 #include "store/store.h"
 #include "util/buf.h"
+#include "util/clock.h"
+#include "util/hex.h"
 #include "util/limits.h"
 #include "util/log.h"
 #include "util/pool.h"
 
 #define CSRF_HEX (2 * MSSP_ME_CSRF_LEN)
 #define MAX_SEGS 8 /* path segments after /api/v1 */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+struct job;
 
 _Static_assert(MSSP_ME_CSRF_LEN == 32, "the CSRF token is one HMAC-SHA256");
 
@@ -59,6 +72,15 @@ struct me {
 	bool m_started;
 	bool m_stopping;
 	struct store *m_jst;
+	/* admission (m_jlock) */
+	pthread_mutex_t m_jlock;
+	pthread_cond_t m_jdone;		     /* m_jobs became empty           */
+	struct job *m_jobs;		     /* admitted, not finished        */
+	struct job *m_wait, *m_wait_tail;    /* admitted, no run slot yet     */
+	size_t m_nwait;
+	unsigned m_running;		     /* jobs holding a run slot       */
+	unsigned m_heavy;		     /* long operations under way     */
+	unsigned m_max_running, m_max_heavy, m_park_ms;
 };
 
 /* What a job needs of a request (the parser's buffers are gone once the
@@ -75,15 +97,14 @@ struct job {
 	char *j_origin;
 	char *j_body;
 	size_t j_blen;
+	/* admission (m_jlock) */
+	struct job *j_prev, *j_next; /* m_jobs                              */
+	struct job *j_wnext;	     /* m_wait                              */
+	bool j_waiting;		     /* in m_wait (holds no run slot)       */
+	bool j_started;		     /* job_run has begun: no longer skipped */
+	bool j_cancelled;	     /* its request ended: do nothing more  */
+	bool j_heavy;		     /* holds one of the m_max_heavy slots  */
 };
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 job_free(struct job *j)
@@ -152,7 +173,7 @@ fill_response(struct srv_response *rs, struct srv_header *h, int status, const c
 	}
 	if (status == 503) {
 		h[nh].sh_name = "Retry-After";
-		h[nh++].sh_value = "1";
+		h[nh++].sh_value = STR(MSSP_ME_RETRY_AFTER_S);
 	}
 	memset(rs, 0, sizeof *rs);
 	rs->rs_status = status;
@@ -195,6 +216,184 @@ reply_err(struct me *m, uint64_t id, int status, int code, const char *msg, cons
 	free(b);
 }
 
+/* ---- admission ------------------------------------------------------------ */
+
+static void job_run(void *ctx, void *arg);
+
+/* Under m_jlock. */
+static void
+jobs_link(struct me *m, struct job *j)
+{
+	j->j_prev = NULL;
+	j->j_next = m->m_jobs;
+	if (m->m_jobs)
+		m->m_jobs->j_prev = j;
+	m->m_jobs = j;
+}
+
+static void
+jobs_unlink(struct me *m, struct job *j)
+{
+	if (j->j_prev)
+		j->j_prev->j_next = j->j_next;
+	else
+		m->m_jobs = j->j_next;
+	if (j->j_next)
+		j->j_next->j_prev = j->j_prev;
+	j->j_prev = j->j_next = NULL;
+}
+
+static struct job *
+jobs_find(struct me *m, uint64_t id)
+{
+	for (struct job *j = m->m_jobs; j; j = j->j_next)
+		if (j->j_req == id)
+			return j;
+	return NULL;
+}
+
+static void
+wait_push(struct me *m, struct job *j)
+{
+	j->j_wnext = NULL;
+	j->j_waiting = true;
+	if (m->m_wait_tail)
+		m->m_wait_tail->j_wnext = j;
+	else
+		m->m_wait = j;
+	m->m_wait_tail = j;
+	m->m_nwait++;
+}
+
+static void
+wait_remove(struct me *m, struct job *j)
+{
+	struct job **pp = &m->m_wait, *prev = NULL;
+	while (*pp && *pp != j) {
+		prev = *pp;
+		pp = &(*pp)->j_wnext;
+	}
+	if (!*pp)
+		return;
+	*pp = j->j_wnext;
+	if (m->m_wait_tail == j)
+		m->m_wait_tail = prev;
+	j->j_wnext = NULL;
+	j->j_waiting = false;
+	m->m_nwait--;
+}
+
+/* A free run slot goes to the oldest waiting job: it is returned holding
+ * the slot (the caller submits it), or NULL.  Under m_jlock. */
+static struct job *
+slot_pass(struct me *m)
+{
+	struct job *j = m->m_wait;
+	if (!j || m->m_running >= m->m_max_running)
+		return NULL;
+	wait_remove(m, j);
+	m->m_running++;
+	return j;
+}
+
+/* Queue `j` (which holds a run slot) on the pool.  When the pool refuses
+ * (full, stopping), that request is answered busy and its slot passes on
+ * to the next waiting one, which is tried the same way. */
+static void
+job_submit(struct me *m, struct job *j)
+{
+	while (j) {
+		if (pool_submit(m->m_pool, job_run, j) == 0)
+			return;
+		/* answered while still listed: me_free waits for that */
+		reply_err(m, j->j_req, 503, 900, "server busy", NULL);
+		pthread_mutex_lock(&m->m_jlock);
+		jobs_unlink(m, j);
+		m->m_running--;
+		struct job *next = slot_pass(m);
+		if (!m->m_jobs)
+			pthread_cond_broadcast(&m->m_jdone);
+		pthread_mutex_unlock(&m->m_jlock);
+		job_free(j); /* (m is not touched after the unlock) */
+		j = next;
+	}
+}
+
+/* The end of a job (run or skipped): its slots go back, the next waiting
+ * job gets the run slot, and `j` is freed. */
+static void
+job_finish(struct me *m, struct job *j)
+{
+	pthread_mutex_lock(&m->m_jlock);
+	jobs_unlink(m, j);
+	if (j->j_heavy)
+		m->m_heavy--;
+	m->m_running--;
+	struct job *next = slot_pass(m);
+	/* me_free waits for the last one: once the list is empty and the
+	 * lock released, m may be gone - only `j` is touched after it */
+	if (!m->m_jobs)
+		pthread_cond_broadcast(&m->m_jdone);
+	pthread_mutex_unlock(&m->m_jlock);
+	job_free(j);
+	if (next)
+		job_submit(m, next); /* next is listed: m stays */
+}
+
+/* May the job go on?  The first call (job_run's start) also marks it
+ * started, atomically with the check: from then on a park timeout
+ * answers 504 (outcome unknown), before it 503 (nothing was done). */
+static bool
+job_go_on(struct me *m, struct job *j)
+{
+	pthread_mutex_lock(&m->m_jlock);
+	bool go = !j->j_cancelled;
+	if (go)
+		j->j_started = true;
+	pthread_mutex_unlock(&m->m_jlock);
+	return go;
+}
+
+/* A long operation (me.h "Admission")?  `qo`: the query (may be NULL). */
+static bool
+op_heavy(enum reg_op op, json_t *qo)
+{
+	const char *lim = json_string_value(json_object_get(qo, "limit"));
+	const char *q = json_string_value(json_object_get(qo, "q"));
+	switch (op) {
+	case REG_OP_KEYS_SCAN:	 /* every key, batch GCD                 */
+	case REG_OP_AUDIT_VERIFY: /* rehashes the whole log             */
+	case REG_OP_STATS:	 /* counts every record, fetches /metrics */
+	case REG_OP_CERT_REVOKE: /* looks the serial up over every key  */
+		return true;
+	case REG_OP_USER_LIST:
+		/* a name search scans every user */
+		if (q && *q && *q != '+' && !(*q >= '0' && *q <= '9'))
+			return true;
+		/* fall through */
+	case REG_OP_AUDIT_LIST:
+	case REG_OP_APPROVAL_LIST:
+		/* more than one default page (reg caps it at MSSP_STORE_MAX_LIST) */
+		return lim && (strlen(lim) > 9 || strtoul(lim, NULL, 10) > MSSP_ME_LIST_DEFAULT);
+	default:
+		return false;
+	}
+}
+
+/* Take one of the heavy slots for `j` (released by job_finish). */
+static bool
+heavy_take(struct me *m, struct job *j)
+{
+	pthread_mutex_lock(&m->m_jlock);
+	bool ok = m->m_heavy < m->m_max_heavy;
+	if (ok) {
+		m->m_heavy++;
+		j->j_heavy = true;
+	}
+	pthread_mutex_unlock(&m->m_jlock);
+	return ok;
+}
+
 /* ---- CSRF ------------------------------------------------------------------ */
 
 static void
@@ -202,7 +401,6 @@ csrf_token(const struct me *m, const uint8_t fp[TLS_FP_LEN], char out[CSRF_HEX +
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
-	static const char hx[] = "0123456789abcdef";
 	if (!HMAC(EVP_sha256(), m->m_secret, sizeof m->m_secret, fp, TLS_FP_LEN, mac, &len) ||
 	    len != MSSP_ME_CSRF_LEN) {
 		/* never a token anybody could guess: an impossible one */
@@ -210,11 +408,7 @@ csrf_token(const struct me *m, const uint8_t fp[TLS_FP_LEN], char out[CSRF_HEX +
 		out[CSRF_HEX] = 0;
 		return;
 	}
-	for (unsigned i = 0; i < len; i++) {
-		out[2 * i] = hx[mac[i] >> 4];
-		out[2 * i + 1] = hx[mac[i] & 15];
-	}
-	out[CSRF_HEX] = 0;
+	hex_encode(mac, len, out);
 	OPENSSL_cleanse(mac, sizeof mac);
 }
 
@@ -233,18 +427,6 @@ csrf_ok(const struct me *m, const struct job *j)
 
 /* ---- parsing ---------------------------------------------------------------- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..n) into out (cap bytes with the NUL).  Strict: an
  * escape is '%' and two hex digits; no control character (raw or
  * decoded); a decoded '/' only when `slash` (an AP id or profile URI is a
@@ -259,7 +441,7 @@ pct_decode(const char *s, size_t n, char *out, size_t cap, bool slash, bool plus
 		if (c == '%') {
 			if (i + 2 >= n)
 				return -1;
-			int a = hexval((unsigned char)s[i + 1]), b = hexval((unsigned char)s[i + 2]);
+			int a = hex_digit((unsigned char)s[i + 1]), b = hex_digit((unsigned char)s[i + 2]);
 			if (a < 0 || b < 0)
 				return -1;
 			c = a * 16 + b;
@@ -550,7 +732,13 @@ api(struct me *m, struct job *j, struct store *st, const struct reg_actor *who,
 		return;
 	}
 	bool mutating = strcmp(meth, "GET") != 0;
-	if (mutating && !csrf_ok(m, j)) {
+	/* Every API request but the session (which gives the token) needs
+	 * the token, reads too: a page elsewhere can make the browser send a
+	 * GET with our client certificate (an <img>, a <script>) and no
+	 * Origin; it cannot read the token, so it cannot make us do the work
+	 * (a log rehash, a count of everything) or audit in the account's
+	 * name. */
+	if (rt->op != REG_OP_SESSION && !csrf_ok(m, j)) {
 		reply_err(m, j->j_req, 403, 104, "CSRF token missing or wrong", NULL);
 		return;
 	}
@@ -592,7 +780,16 @@ api(struct me *m, struct job *j, struct store *st, const struct reg_actor *who,
 	rq.rq_arg2 = npat >= 2 ? a2 : NULL;
 	rq.rq_body = body;
 	rq.rq_query = qo;
-	int rc = reg_call(m->m_reg, st, who, &rq, wall_ms(), &out, &e);
+	if (op_heavy(rt->op, qo) && !heavy_take(m, j)) {
+		reply_err(m, j->j_req, 503, 900, "busy: too many long operations at once", NULL);
+		goto out;
+	}
+	/* the request ended while this job waited (client gone): the
+	 * operation is not started.  A job past this point completes even
+	 * if its request ends meanwhile (reg_call is not interruptible). */
+	if (!job_go_on(m, j))
+		goto out;
+	int rc = reg_call(m->m_reg, st, who, &rq, clock_wall_ms(), &out, &e);
 	if (rc < 0) {
 		int s = e.status >= 400 && e.status <= 599 ? e.status : 500;
 		reply_err(m, j->j_req, s, e.code ? e.code : 900, e.msg, NULL);
@@ -610,10 +807,13 @@ api(struct me *m, struct job *j, struct store *st, const struct reg_actor *who,
 		reply_err(m, j->j_req, 500, 900, txt ? "answer too large" : "out of memory", NULL);
 	else
 		reply(m, j->j_req, http_status_of(rc), JSON_CTYPE, txt, tl, NULL);
-	if (txt && rt->op == REG_OP_SESSION)
+	/* the CSRF token and an activation code (shown once) are secrets */
+	if (txt && (rt->op == REG_OP_SESSION || rt->op == REG_OP_ACTIVATION_CREATE))
 		OPENSSL_cleanse(txt, tl);
 	free(txt);
 out:
+	if (rt->op == REG_OP_ACTIVATION_CREATE)
+		mreg_wipe_code(out);
 	json_decref(out);
 	json_decref(body);
 	json_decref(qo);
@@ -633,10 +833,14 @@ soap(struct me *m, struct job *j, struct store *st, const struct reg_actor *who)
 	}
 	struct mss_buf b;
 	int status = 500;
+	if (!job_go_on(m, j)) /* as in api(): not started for a request gone */
+		return;
 	mss_buf_init(&b, MSSP_SRV_MAX_RESPONSE);
 	mreg_handle(m->m_reg, st, who, j->j_body ? j->j_body : "", j->j_blen, s11, m->m_mssp_id,
-		    wall_ms(), &b, &status);
+		    clock_wall_ms(), &b, &status);
 	reply(m, j->j_req, status, MREG_CONTENT_TYPE, mss_buf_str(&b), mss_buf_len(&b), NULL);
+	/* an answer may carry an activation code (ActivateMobileUser) */
+	OPENSSL_cleanse((char *)mss_buf_str(&b), mss_buf_len(&b));
 	mss_buf_free(&b);
 }
 
@@ -654,6 +858,10 @@ job_run(void *ctx, void *arg)
 	memset(&who, 0, sizeof who);
 	memset(&e, 0, sizeof e);
 
+	/* its request ended (client gone, or the park deadline answered 503)
+	 * while it waited on the pool: nothing to do, nobody to answer */
+	if (!job_go_on(m, j))
+		goto out;
 	/* who: the certificate names an account, on every request (T-08) */
 	if (reg_account_by_fp(m->m_reg, nw->nw_store, j->j_fp, &who, &e) != 0) {
 		if (e.status == 403) {
@@ -666,7 +874,7 @@ job_run(void *ctx, void *arg)
 			snprintf(det, sizeof det, "%s; peer %s", e.msg[0] ? e.msg : "refused",
 				 j->j_peer);
 			reg_audit_event(m->m_reg, &anon, "auth.refused", fph, "refused", det,
-					wall_ms());
+					clock_wall_ms());
 			LOG_EV("me.auth_refused", "peer", j->j_peer, "fp", fph);
 			reply_err(m, j->j_req, 403, 104, "Forbidden", NULL);
 		} else {
@@ -700,7 +908,7 @@ job_run(void *ctx, void *arg)
 		reply_err(m, j->j_req, 404, 101, "not found", NULL);
 out:
 	OPENSSL_cleanse(&who, sizeof who);
-	job_free(j);
+	job_finish(m, j);
 }
 
 /* ---- listener callbacks (worker loop) ------------------------------------------- */
@@ -723,6 +931,15 @@ me_handler(struct srv_req *req, void *arg)
 	const uint8_t *fp = srv_req_peer_fp(req);
 	if (!fp) { /* the listener is mutual TLS: only a misconfiguration */
 		reply_now(req, 403, 104, "client certificate required");
+		return;
+	}
+	/* The browser says a page of another site sent it (Fetch Metadata):
+	 * whatever it asks, with our client certificate attached, is not the
+	 * operator's doing.  Refused before it costs a pool thread. */
+	const char *site = srv_req_header(req, "Sec-Fetch-Site");
+	if (site && strcasecmp(site, "cross-site") == 0) {
+		LOG_EV("me.cross_site_refused", "peer", srv_req_peer_ip(req));
+		reply_now(req, 403, 104, "cross-site request refused");
 		return;
 	}
 	struct job *j = calloc(1, sizeof *j);
@@ -748,12 +965,29 @@ me_handler(struct srv_req *req, void *arg)
 		memcpy(j->j_body, body, blen);
 	j->j_body[blen] = 0;
 	j->j_blen = blen;
-	if (srv_req_park(req, MSSP_ME_PARK_MS) != 0)
+	if (srv_req_park(req, m->m_park_ms) != 0)
 		goto busy;
 	j->j_req = srv_req_id(req);
-	if (pool_submit(m->m_pool, job_run, j) != 0) {
+	/* admission: a run slot, else the ME's own queue, else busy (the
+	 * shared pool never holds more than m_max_running ME jobs) */
+	bool run = false, full = false;
+	pthread_mutex_lock(&m->m_jlock);
+	if (m->m_running < m->m_max_running) {
+		m->m_running++;
+		jobs_link(m, j);
+		run = true;
+	} else if (m->m_nwait < MSSP_ME_MAX_WAITING) {
+		jobs_link(m, j);
+		wait_push(m, j);
+	} else {
+		full = true;
+	}
+	pthread_mutex_unlock(&m->m_jlock);
+	if (full) {
 		reply_err(m, j->j_req, 503, 900, "server busy", NULL);
 		job_free(j);
+	} else if (run) {
+		job_submit(m, j);
 	}
 	return;
 busy:
@@ -764,10 +998,34 @@ busy:
 void
 me_cancel(struct srv_req *req, void *arg, enum srv_cancel why)
 {
-	(void)arg;
-	if (why == SRV_CANCEL_DEADLINE)
-		reply_now(req, 503, 900, "no answer in time");
-	/* gone / shutdown: the job's late answer is dropped by the server */
+	struct me *m = arg;
+	struct job *drop = NULL;
+	bool started = false;
+	/* Mark the job: one not started yet will not run (job_go_on); one
+	 * still in the ME's queue is dropped here.  A started one runs to
+	 * its end; its late answer is dropped by the server. */
+	pthread_mutex_lock(&m->m_jlock);
+	struct job *j = jobs_find(m, srv_req_id(req));
+	if (j) {
+		j->j_cancelled = true;
+		started = j->j_started;
+		if (j->j_waiting) {
+			wait_remove(m, j);
+			jobs_unlink(m, j);
+			drop = j;
+		}
+	}
+	pthread_mutex_unlock(&m->m_jlock);
+	job_free(drop);
+	if (why != SRV_CANCEL_DEADLINE)
+		return;
+	if (started)
+		/* it may have done what was asked, or be about to: a blind
+		 * retry could do it twice (a second approval, a second key
+		 * request) */
+		reply_now(req, 504, 900, "outcome unknown, query before retrying");
+	else
+		reply_now(req, 503, 900, "not started in time: nothing was done");
 }
 
 /* ---- the job thread ------------------------------------------------------------- */
@@ -785,7 +1043,7 @@ job_thread(void *arg)
 		struct reg_err e;
 		memset(&e, 0, sizeof e);
 		/* answered key jobs -> CSR checks, keycheck, the CA (me.md) */
-		if (reg_jobs_process(m->m_reg, m->m_jst, wall_ms(), &n, &e) != 0)
+		if (reg_jobs_process(m->m_reg, m->m_jst, clock_wall_ms(), &n, &e) != 0)
 			LOG_EV("me.jobs_failed", "detail", e.msg);
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -819,7 +1077,7 @@ me_start(struct me *m, struct store *st)
 		return -1;
 	}
 	m->m_started = true;
-	reg_audit_event(m->m_reg, &system_actor, "me.start", NULL, "ok", NULL, wall_ms());
+	reg_audit_event(m->m_reg, &system_actor, "me.start", NULL, "ok", NULL, clock_wall_ms());
 	return 0;
 }
 
@@ -836,7 +1094,7 @@ me_stop(struct me *m)
 	m->m_started = false;
 	store_close(m->m_jst);
 	m->m_jst = NULL;
-	reg_audit_event(m->m_reg, &system_actor, "me.stop", NULL, "ok", NULL, wall_ms());
+	reg_audit_event(m->m_reg, &system_actor, "me.stop", NULL, "ok", NULL, clock_wall_ms());
 }
 
 /* ---- life cycle ------------------------------------------------------------------- */
@@ -855,6 +1113,13 @@ me_new(const struct me_conf *c, char *err, size_t errlen)
 	}
 	m->m_reg = c->mc_reg;
 	m->m_pool = c->mc_pool;
+	m->m_max_running = c->mc_max_running ? c->mc_max_running : MSSP_ME_MAX_RUNNING;
+	m->m_max_heavy = c->mc_max_heavy ? c->mc_max_heavy : MSSP_ME_MAX_HEAVY;
+	m->m_park_ms = c->mc_park_ms ? c->mc_park_ms : MSSP_ME_PARK_MS;
+	if (m->m_park_ms > MSSP_SRV_MAX_PARK_MS)
+		m->m_park_ms = MSSP_SRV_MAX_PARK_MS;
+	pthread_mutex_init(&m->m_jlock, NULL);
+	pthread_cond_init(&m->m_jdone, NULL);
 	m->m_origin = strdup(c->mc_origin);
 	m->m_web_root = dup_or_null(c->mc_web_root);
 	m->m_mssp_id = dup_or_null(c->mc_mssp_id);
@@ -891,6 +1156,21 @@ me_free(struct me *m)
 		return;
 	me_stop(m);
 	OPENSSL_cleanse(m->m_secret, sizeof m->m_secret);
+	/* srv_stop cancelled every parked request (the waiting ones were
+	 * freed then); jobs still on the pool end on their own (pool_stop
+	 * runs the queued ones): wait for them, they use m to the end */
+	pthread_mutex_lock(&m->m_jlock);
+	while (m->m_wait) {
+		struct job *j = m->m_wait;
+		wait_remove(m, j);
+		jobs_unlink(m, j);
+		job_free(j);
+	}
+	while (m->m_jobs)
+		pthread_cond_wait(&m->m_jdone, &m->m_jlock);
+	pthread_mutex_unlock(&m->m_jlock);
+	pthread_cond_destroy(&m->m_jdone);
+	pthread_mutex_destroy(&m->m_jlock);
 	pthread_cond_destroy(&m->m_cond);
 	pthread_mutex_destroy(&m->m_lock);
 	free(m->m_origin);

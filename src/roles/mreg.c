@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "mss/soap.h"
 #include "mss/status.h"
 #include "mss/validate.h"
@@ -329,17 +331,26 @@ mreg_outputs(struct mss_msg *msg, enum mreg_kind kind, json_t *res, struct mss_l
 	return rc ? -1 : 0;
 }
 
+void
+mreg_wipe_code(json_t *res)
+{
+	json_t *c = json_object_get(res, "code");
+	/* jansson keeps the string in a buffer of its own, writable */
+	if (json_is_string(c))
+		OPENSSL_cleanse((char *)json_string_value(c), json_string_length(c));
+}
+
 /* ---- the request ----------------------------------------------------------- */
 
+/* MSSP_Info/@Instant: the request's own clock reading (now_ms, wall). */
 static void
-iso_now(char out[64])
+iso_of(int64_t now_ms, char out[64])
 {
-	struct timespec ts;
+	time_t t = (time_t)(now_ms / 1000);
 	struct tm tm;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	gmtime_r(&t, &tm);
 	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(now_ms % 1000));
 }
 
 static void
@@ -399,6 +410,8 @@ run_op(struct reg *r, struct store *st, const struct reg_actor *who, struct mss_
 			code = e.code;
 		else if (mreg_outputs(m, c.mc_kind, res, params) != 0)
 			code = MSS_INTERNAL_ERROR;
+		if (c.mc_kind == MREG_ACTIVATE_USER)
+			mreg_wipe_code(res);
 		json_decref(res);
 		mreg_call_clear(&c);
 	}
@@ -426,7 +439,7 @@ answer(struct reg *r, struct store *st, const struct reg_actor *who, const struc
 	struct mss_registration_resp *rs = m->u.reg_resp;
 	struct mss_common *c = &rs->c;
 	char now[64];
-	iso_now(now);
+	iso_of(now_ms, now);
 	c->major_version = mss_msg_strdup(m, q->c.major_version ? q->c.major_version : "1");
 	c->minor_version = mss_msg_strdup(m, q->c.minor_version ? q->c.minor_version : "1");
 	if (q->c.ap_info) {
@@ -540,6 +553,7 @@ mreg_handle(struct reg *r, struct store *st, const struct reg_actor *who, const 
 		goto fail;
 	}
 	if (mss_soap_encode(rs, v, out, &e) != 0) {
+		OPENSSL_cleanse((char *)mss_buf_str(out), mss_buf_len(out));
 		mss_buf_free(out);
 		mss_buf_init(out, MSSP_SRV_MAX_RESPONSE);
 		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Response could not be encoded");
@@ -550,6 +564,9 @@ mreg_handle(struct reg *r, struct store *st, const struct reg_actor *who, const 
 fail:
 	fault(&e, v, out, http_status);
 done:
-	mss_msg_free(rs);
+	/* the answer's arena may hold an activation code (its
+	 * OperationOutput parameter): wiped, not only freed */
+	if (rs)
+		mss_arena_wipe_free(rs->arena);
 	mss_msg_free(rq);
 }

@@ -34,6 +34,10 @@
  * MSS_RegistrationReq, more than MSSP_MREG_MAX_INPUTS inputs or a role
  * other than admin/ra is a SOAP fault (mss_fault_from_err), HTTP 500.
  *
+ * Secrets: an ActivateMobileUser answer carries the activation code; the
+ * reg answer, the message arena and (in me.c) the encoded body are
+ * wiped before they are freed.
+ *
  * Threads: pool threads (the store handle of the calling thread).
  * Ownership: inputs borrowed; outputs as stated per function.
  */
@@ -100,5 +104,12 @@ void mreg_call_clear(struct mreg_call *c);
  * -1 on memory. */
 int mreg_outputs(struct mss_msg *msg, enum mreg_kind kind, json_t *res,
 		 struct mss_list *params);
+
+/* Wipe, in place, the activation code of a reg answer (the string member
+ * "code" of activation.create's object; anything else is left alone):
+ * called on an answer before json_decref, so that the code, shown once,
+ * does not stay in freed memory (OPENSSL_cleanse).  Accepts NULL.  The ME
+ * uses it for the JSON API as well. */
+void mreg_wipe_code(json_t *res);
 
 #endif

@@ -36,8 +36,11 @@
 #include "roles/conf.h"
 #include "roles/reg_int.h"
 #include "store/audit.h"
+#include "util/clock.h"
+#include "util/hex.h"
 #include "util/limits.h"
 #include "util/log.h"
+#include "util/utf8.h"
 
 /* Record kinds this file owns. */
 #define K_AP	     "ap"
@@ -48,6 +51,10 @@
 #define K_APPROVAL   "approval"
 #define K_ACTIVATION "activation"
 #define K_JOB	     "job"
+#define K_CERTSERIAL "certserial" /* serial (canonical hex) -> {"key_id"} */
+#define K_APFP	     "apfp"	  /* AP certificate SHA-256 -> {"ap"}    */
+#define K_APFPIDX    "apfpidx"	  /* "v1": every AP's fingerprints are
+				   * in "apfp" (the one-time back-fill) */
 
 /* Record states. */
 #define AP_ST_ACTIVE	  1
@@ -254,52 +261,21 @@ json_iso(int64_t ms)
 	return json_string(b);
 }
 
-static void
-hex_lower(const unsigned char *p, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[p[i] >> 4];
-		out[2 * i + 1] = hx[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Exactly 64 hex digits -> 32 bytes.  0 or -1. */
+/* Exactly 64 hex digits (either case) -> 32 bytes.  0 or -1. */
 static int
 fp_parse(const char *hex, unsigned char fp[32])
 {
-	if (hex == NULL || strlen(hex) != FP_HEX)
+	if (hex == NULL)
 		return -1;
-	for (size_t i = 0; i < 32; i++) {
-		int hi = hexval((unsigned char)hex[2 * i]), lo = hexval((unsigned char)hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		fp[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
+	return hex_decode(hex, strlen(hex), fp, 32, false);
 }
 
 /* UTF-8 text without control characters (C0, DEL, C1): what a name or a
- * description may hold.  jansson's own UTF-8 check decides validity. */
+ * description may hold. */
 static bool
 text_ok(const char *s, size_t max, bool empty_ok)
 {
 	size_t n;
-	json_t *t;
 
 	if (s == NULL)
 		return false;
@@ -314,11 +290,7 @@ text_ok(const char *s, size_t max, bool empty_ok)
 		    (unsigned char)s[i + 1] <= 0x9f)
 			return false;
 	}
-	t = json_stringn(s, n);
-	if (t == NULL)
-		return false;
-	json_decref(t);
-	return true;
+	return utf8_valid(s, n);
 }
 
 /* 1..max chars of [A-Za-z0-9._-] (profile names, key group ids). */
@@ -391,7 +363,7 @@ serial_canon(const char *in, char out[MSSP_STORE_MAX_SERIAL + 1])
 		n--;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (hexval((unsigned char)in[i]) < 0)
+		if (hex_digit((unsigned char)in[i]) < 0)
 			return -1;
 		out[k++] = (char)toupper((unsigned char)in[i]);
 	}
@@ -774,7 +746,7 @@ actor_json(const struct reg_actor *who)
 {
 	char fp[FP_HEX + 1];
 
-	hex_lower(who->ra_fp, 32, fp);
+	hex_encode(who->ra_fp, 32, fp);
 	return json_pack("{s:s, s:s, s:s}", "name", actor_name(who), "role",
 			 reg_role_name(who->ra_role), "fp", fp);
 }
@@ -804,7 +776,7 @@ approval_create(struct store *st, const struct reg_actor *who, const struct reg_
 			break;
 		}
 		id[0] = 'A';
-		hex_lower(rnd, sizeof rnd, id + 1);
+		hex_encode(rnd, sizeof rnd, id + 1);
 		json_object_set_new(rec, "id", json_string(id));
 		rc = rec_store(st, K_APPROVAL, id, NULL, APR_ST_PENDING, exp, rec, STORE_REC_NEW,
 			       now_ms, NULL, e);
@@ -982,6 +954,27 @@ op_user_create(struct store *st, const struct reg_request *rq, int64_t now_ms, j
 	return *out ? REG_CREATED : oom(e);
 }
 
+/* The updated_ms the store gives a user written at now_ms after `prev`
+ * (store.h: max(now, previous + 1)), for the answer. */
+static int64_t
+user_next_ms(int64_t prev, int64_t now_ms)
+{
+	return now_ms > prev ? now_ms : prev + 1;
+}
+
+/* A CAS write of a user refused: deleted meanwhile (404) or changed since
+ * it was read (409). */
+static int
+user_cas_err(const struct store_err *se, struct reg_err *e)
+{
+	if (se->status == STORE_STATUS_CONFLICT)
+		return reg_err_set(e, REG_E_CONFLICT, "the mobile user changed meanwhile");
+	return reg_from_store(e, se, true);
+}
+
+/* user.update: the identity fields only, never the state (a suspension
+ * by the key scan or another RA is not undone), compare-and-set on the
+ * updated_ms read here (a user deleted meanwhile stays deleted: 404). */
 static int
 op_user_update(struct store *st, const struct reg_request *rq, int64_t now_ms, json_t **out,
 	       struct reg_err *e, struct call *c)
@@ -990,34 +983,41 @@ op_user_update(struct store *st, const struct reg_request *rq, int64_t now_ms, j
 					      "lang",	    "name",    NULL};
 	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
 	struct store_user u;
+	struct store_err se = {0};
 
 	if (obj_check(rq->rq_body, members, e) != 0)
 		return -1;
 	if (user_load(st, rq->rq_arg, msisdn, &u, e) != 0)
 		return -1;
 	call_target(c, msisdn);
-	if (user_apply(&u, rq->rq_body, e) != 0 || user_write(st, &u, now_ms, e) != 0)
+	if (user_apply(&u, rq->rq_body, e) != 0)
 		return -1;
-	u.su_updated_ms = now_ms;
+	if (store_user_update(st, &u, u.su_updated_ms, now_ms, &se) != 0)
+		return user_cas_err(&se, e);
+	u.su_updated_ms = user_next_ms(u.su_updated_ms, now_ms);
 	*out = user_json(&u);
 	return *out ? 0 : oom(e);
 }
 
+/* user.suspend / user.resume: the state only, compare-and-set on what was
+ * read (a concurrent change - another RA, the key scan - answers 409: the
+ * caller looks again rather than overriding what it did not see). */
 static int
 op_user_state(struct store *st, const struct reg_request *rq, enum store_user_state to,
 	      int64_t now_ms, json_t **out, struct reg_err *e, struct call *c)
 {
 	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
 	struct store_user u;
+	struct store_err se = {0};
 
 	if (user_load(st, rq->rq_arg, msisdn, &u, e) != 0)
 		return -1;
 	call_target(c, msisdn);
 	call_detail(c, "from %s", user_state_name(u.su_state));
+	if (store_user_set_state(st, msisdn, to, u.su_updated_ms, now_ms, &se) != 0)
+		return user_cas_err(&se, e);
 	u.su_state = to;
-	if (user_write(st, &u, now_ms, e) != 0)
-		return -1;
-	u.su_updated_ms = now_ms;
+	u.su_updated_ms = user_next_ms(u.su_updated_ms, now_ms);
 	*out = user_json(&u);
 	return *out ? 0 : oom(e);
 }
@@ -1087,7 +1087,7 @@ device_json(const struct store_device *d)
 	/* Never the channel key: the SPKI's hash identifies the device key. */
 	if (EVP_Digest(d->sd_auth_spki, d->sd_auth_spki_len, h, NULL, EVP_sha256(), NULL) != 1)
 		memset(h, 0, sizeof h);
-	hex_lower(h, 32, hex);
+	hex_encode(h, 32, hex);
 	return json_pack("{s:s, s:s, s:s, s:b, s:o}", "device_id", d->sd_device_id, "state",
 			 d->sd_state == STORE_DEVICE_ACTIVE ? "active" : "disabled",
 			 "key_sha256", hex, "push", (int)(d->sd_push_token[0] != '\0'), "created",
@@ -1285,9 +1285,10 @@ from_pki(struct reg_err *e, const struct pki_err *pe)
 }
 
 /* Revoke `serial` (caller holds r_ca_lock).  0 revoked now, 1 it was
- * revoked already, -1 with e. */
+ * revoked already (*prev = the reason recorded then; may be NULL), -1
+ * with e. */
 static int
-ca_revoke_locked(struct reg *r, const char *serial, int reason, int64_t now_ms,
+ca_revoke_locked(struct reg *r, const char *serial, int reason, int64_t now_ms, int *prev,
 		 struct reg_err *e)
 {
 	struct pki_ca_entry ce;
@@ -1295,8 +1296,11 @@ ca_revoke_locked(struct reg *r, const char *serial, int reason, int64_t now_ms,
 
 	if (pki_ca_reload(r->r_ca, &pe) != 0 || pki_ca_lookup(r->r_ca, serial, &ce, &pe) != 0)
 		return from_pki(e, &pe);
-	if (ce.ce_revoked)
+	if (ce.ce_revoked) {
+		if (prev)
+			*prev = ce.ce_reason;
 		return 1;
+	}
 	if (pki_ca_revoke(r->r_ca, serial, reason, (time_t)(now_ms / 1000), &pe) != 0)
 		return from_pki(e, &pe);
 	return 0;
@@ -1314,6 +1318,119 @@ ca_crl_locked(struct reg *r, int64_t now_ms)
 		return false;
 	}
 	return true;
+}
+
+/* Does this CA know `serial`?  0 with *known, or -1 with e. */
+static int
+ca_knows(struct reg *r, const char *serial, bool *known, struct reg_err *e)
+{
+	struct pki_ca_entry ce;
+	struct pki_err pe = {0};
+	int rc = 0;
+
+	*known = false;
+	pthread_mutex_lock(&r->r_ca_lock);
+	if (pki_ca_reload(r->r_ca, &pe) != 0)
+		rc = from_pki(e, &pe);
+	else if (pki_ca_lookup(r->r_ca, serial, &ce, &pe) == 0)
+		*known = true;
+	else if (pe.status != 422)
+		rc = from_pki(e, &pe);
+	pthread_mutex_unlock(&r->r_ca_lock);
+	return rc;
+}
+
+/* The optional {"reason": RFC 5280 name} of a revoking request, `dflt`
+ * when absent.  caCompromise is for CA certificates (refused);
+ * certificateHold is not offered (pki_ca_reason_parse). */
+static int
+reason_from_body(const json_t *body, int dflt, int *reason, struct reg_err *e)
+{
+	static const char *const members[] = {"reason", NULL};
+	const char *rname = NULL;
+
+	*reason = dflt;
+	if (body == NULL)
+		return 0;
+	if (obj_check(body, members, e) != 0 || get_str(body, "reason", &rname, e) != 0)
+		return -1;
+	if (rname == NULL)
+		return 0;
+	if (pki_ca_reason_parse(rname, reason) != 0 || *reason == PKI_CA_REASON_CA_COMPROMISE)
+		return reg_err_set(e, REG_E_BAD, "reason: an RFC 5280 reason name");
+	return 0;
+}
+
+/* Revoke the certificates of keys[0..n) selected by `pick` (a certificate,
+ * not REVOKED in the store) with `reason`, each key set REVOKED in the
+ * store right after its revocation at the CA (also when the CA had it
+ * revoked already: the store catches up), then one CRL.  A certificate
+ * this CA did not issue (404) is left alone.  *revoked counts the
+ * revocations done now.  The caller checked r_ca.  0, or -1 with e (a CA
+ * failure stops the loop; a key the store refused to mark is reported
+ * after the others were done). */
+static int
+revoke_keys(struct reg *r, struct store *st, struct store_key *keys, size_t n,
+	    const bool *pick, int reason, int64_t now_ms, size_t *revoked, bool *crl,
+	    struct reg_err *e)
+{
+	struct store_err se = {0};
+	bool unmarked = false;
+	int rc = 0;
+
+	*revoked = 0;
+	*crl = true;
+	pthread_mutex_lock(&r->r_ca_lock);
+	for (size_t i = 0; i < n; i++) {
+		int v;
+
+		if (!pick[i])
+			continue;
+		v = ca_revoke_locked(r, keys[i].sk_cert_serial, reason, now_ms, NULL, e);
+		if (v < 0) {
+			if (e->status == 404)
+				continue; /* another CA's: not ours to revoke */
+			rc = -1;
+			break;
+		}
+		if (v == 0)
+			(*revoked)++;
+		if (store_key_set_state(st, keys[i].sk_key_id, STORE_KEY_REVOKED, now_ms, &se) != 0) {
+			LOG_EV("reg.key_unmarked", "key", keys[i].sk_key_id, "detail", se.detail);
+			unmarked = true;
+		} else {
+			keys[i].sk_state = STORE_KEY_REVOKED;
+			if (v == 0 && reason == PKI_CA_REASON_KEY_COMPROMISE)
+				reg_enrol_key_compromised(r, st, &keys[i], now_ms);
+		}
+	}
+	if (*revoked)
+		*crl = ca_crl_locked(r, now_ms);
+	pthread_mutex_unlock(&r->r_ca_lock);
+	if (rc == 0 && unmarked)
+		rc = reg_err_set(e, REG_E_INTERNAL,
+				 "certificates revoked, but not every key marked revoked");
+	return rc;
+}
+
+/* ---- the certificate-serial index -------------------------------------- */
+
+int
+reg_index_cert_serial(struct store *st, const char *serial, const char *key_id, int64_t now_ms,
+		      struct reg_err *e)
+{
+	char canon[MSSP_STORE_MAX_SERIAL + 1];
+	json_t *b;
+	int rc;
+
+	if (serial_canon(serial, canon) != 0 || !store_id_ok(key_id, MSSP_STORE_MAX_KEY_ID))
+		return reg_err_set(e, REG_E_BAD, "certificate serial index: bad arguments");
+	if ((b = json_pack("{s:s}", "key_id", key_id)) == NULL)
+		return oom(e);
+	/* ANY: a re-run of the same issuance writes the same mapping. */
+	rc = rec_store(st, K_CERTSERIAL, canon, NULL, 1, 0, b, STORE_REC_ANY, now_ms, NULL, e);
+	json_decref(b);
+	return rc;
 }
 
 struct serial_find {
@@ -1337,18 +1454,60 @@ serial_find_cb(void *arg, const struct store_key *k)
 	return 0;
 }
 
+/* The key whose current certificate has the (canonical) `serial`: the
+ * "certserial" index record written at issuance, one read; a key issued
+ * before the index existed has none, and only then are the keys scanned.
+ * An index record naming a key that is gone or holds another certificate
+ * now means no key has it.  0 with *found, or -1 with e. */
+static int
+cert_key_find(struct store *st, const char *serial, struct store_key *k, bool *found,
+	      struct reg_err *e)
+{
+	struct serial_find f = {serial, k, false};
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	json_t *body = NULL;
+
+	*found = false;
+	if (rec_load(st, K_CERTSERIAL, serial, REG_E_NOTFOUND, &rec, &body, e) == 0) {
+		const char *kid = json_string_value(json_object_get(body, "key_id"));
+		char c[MSSP_STORE_MAX_SERIAL + 1];
+		int rc = 0;
+
+		if (kid && store_id_ok(kid, MSSP_STORE_MAX_KEY_ID)) {
+			if (store_key_get(st, kid, k, &se) == 0)
+				*found = k->sk_cert_serial[0] &&
+					 serial_canon(k->sk_cert_serial, c) == 0 &&
+					 strcmp(c, serial) == 0;
+			else if (se.status != 101)
+				rc = reg_from_store(e, &se, false);
+		}
+		json_decref(body);
+		store_rec_clear(&rec);
+		return rc;
+	}
+	if (e->status != 404)
+		return -1;
+	if (store_key_scan(st, serial_find_cb, &f, &se) != 0)
+		return reg_from_store(e, &se, false);
+	*found = f.sf_found;
+	return 0;
+}
+
+/* cert.revoke.  The CRL is re-issued whenever the CA revocation succeeded
+ * (whatever the store does next); a retry after the CA revoked but the
+ * store did not follow (the CA answers "already revoked") marks the key
+ * REVOKED and answers 200 with "already_revoked": true, audited as the
+ * inconsistency it repaired.  Already revoked on both sides: 409. */
 static int
 op_cert_revoke(struct reg *r, struct store *st, const struct reg_request *rq, int64_t now_ms,
 	       json_t **out, struct reg_err *e, struct call *c)
 {
-	static const char *const members[] = {"reason", NULL};
 	char serial[MSSP_STORE_MAX_SERIAL + 1];
-	const char *rname = "unspecified";
 	struct store_key *k = calloc(1, sizeof *k);
-	struct serial_find f = {serial, k, false};
 	struct store_err se = {0};
-	int reason, rc;
-	bool crl = false;
+	int reason, prev = -1, rc;
+	bool crl = false, found = false, known, repair;
 
 	if (k == NULL)
 		return oom(e);
@@ -1358,54 +1517,54 @@ op_cert_revoke(struct reg *r, struct store *st, const struct reg_request *rq, in
 		goto out;
 	}
 	call_target(c, serial);
-	if (rq->rq_body && (obj_check(rq->rq_body, members, e) != 0 ||
-			    get_str(rq->rq_body, "reason", &rname, e) != 0))
+	if (reason_from_body(rq->rq_body, PKI_CA_REASON_UNSPECIFIED, &reason, e) != 0)
 		goto out;
-	if (rname == NULL)
-		rname = "unspecified";
-	/* caCompromise is for CA certificates; certificateHold is not offered. */
-	if (pki_ca_reason_parse(rname, &reason) != 0 || reason == PKI_CA_REASON_CA_COMPROMISE) {
-		reg_err_set(e, REG_E_BAD, "reason: an RFC 5280 reason name");
-		goto out;
-	}
 	call_detail(c, "reason %s", pki_ca_reason_name(reason));
 	if (r->r_ca == NULL) {
 		reg_err_set(e, REG_E_UNAVAIL, "the CA is not available in this process");
 		goto out;
 	}
-	if (store_key_scan(st, serial_find_cb, &f, &se) != 0) {
-		reg_from_store(e, &se, false);
+	/* A serial this CA never issued costs no key lookup. */
+	if (ca_knows(r, serial, &known, e) != 0)
+		goto out;
+	if (!known) {
+		reg_err_set(e, REG_E_NOTFOUND, "certificate not issued by this CA");
 		goto out;
 	}
+	if (cert_key_find(st, serial, k, &found, e) != 0)
+		goto out;
+	repair = found && k->sk_state != STORE_KEY_REVOKED;
 	pthread_mutex_lock(&r->r_ca_lock);
-	rc = ca_revoke_locked(r, serial, reason, now_ms, e);
-	if (rc == 0) {
-		/* Revoked at the CA: the key follows at once, then the CRL. */
-		if (f.sf_found &&
-		    store_key_set_state(st, k->sk_key_id, STORE_KEY_REVOKED, now_ms, &se) != 0) {
-			pthread_mutex_unlock(&r->r_ca_lock);
-			rc = reg_from_store(e, &se, false);
-			goto out;
-		}
+	rc = ca_revoke_locked(r, serial, reason, now_ms, &prev, e);
+	if (rc == 0 || (rc == 1 && repair))
 		crl = ca_crl_locked(r, now_ms);
-	}
 	pthread_mutex_unlock(&r->r_ca_lock);
-	if (rc == 1) {
-		/* Already revoked at the CA: make sure the key says so too. */
-		if (f.sf_found && k->sk_state != STORE_KEY_REVOKED)
-			(void)store_key_set_state(st, k->sk_key_id, STORE_KEY_REVOKED, now_ms, &se);
+	if (rc < 0)
+		goto out;
+	if (found)
+		call_detail(c, "key %s of %s", k->sk_key_id, k->sk_msisdn);
+	if (rc == 1 && !repair) {
 		rc = reg_err_set(e, REG_E_CONFLICT, "certificate already revoked");
 		goto out;
 	}
-	if (rc != 0)
-		goto out;
-	if (f.sf_found)
-		call_detail(c, "key %s of %s", k->sk_key_id, k->sk_msisdn);
+	if (rc == 1)
+		call_detail(c, "inconsistency repaired: revoked at the CA (%s), key was %s",
+			    pki_ca_reason_name(prev), key_state_name(k->sk_state));
 	if (!crl)
 		call_detail(c, "CRL not re-issued");
-	*out = json_pack("{s:s, s:s, s:s, s:s?, s:b}", "serial", serial, "state", "revoked",
-			 "reason", pki_ca_reason_name(reason), "key_id",
-			 f.sf_found ? k->sk_key_id : NULL, "crl", (int)crl);
+	/* The key follows the CA at once (a retry finds rc == 1, repair). */
+	if (found && store_key_set_state(st, k->sk_key_id, STORE_KEY_REVOKED, now_ms, &se) != 0) {
+		call_detail(c, "key not marked revoked");
+		rc = reg_from_store(e, &se, false);
+		goto out;
+	}
+	/* K-06: a compromised key is refused for good (reg_enrol.c). */
+	if (found && (rc == 1 ? prev : reason) == PKI_CA_REASON_KEY_COMPROMISE)
+		reg_enrol_key_compromised(r, st, k, now_ms);
+	*out = json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b}", "serial", serial, "state", "revoked",
+			 "reason", pki_ca_reason_name(rc == 1 ? prev : reason), "key_id",
+			 found ? k->sk_key_id : NULL, "crl", (int)crl, "already_revoked",
+			 (int)(rc == 1));
 	rc = *out ? 0 : oom(e);
 out:
 	free(k);
@@ -1465,8 +1624,8 @@ op_user_delete(struct reg *r, struct store *st, const struct reg_request *rq, in
 	struct store_tx *txs = NULL;
 	struct store_err se = {0};
 	size_t n = 0, nk = 0, revoked = 0;
-	bool need_ca = false, crl = true;
-	int rc = -1;
+	bool need_ca = false, crl = true, *pick = NULL;
+	int rc = -1, v;
 
 	if (user_load(st, rq->rq_arg, msisdn, &u, e) != 0)
 		return -1;
@@ -1496,45 +1655,41 @@ op_user_delete(struct reg *r, struct store *st, const struct reg_request *rq, in
 		reg_from_store(e, &se, true);
 		goto out;
 	}
+	if ((pick = calloc(nk ? nk : 1, sizeof *pick)) == NULL) {
+		oom(e);
+		goto out;
+	}
 	for (size_t i = 0; i < nk; i++)
 		if (keys[i].sk_cert_serial[0] && keys[i].sk_state != STORE_KEY_REVOKED)
-			need_ca = true;
+			pick[i] = need_ca = true;
 	if (need_ca && r->r_ca == NULL) {
 		reg_err_set(e, REG_E_UNAVAIL, "the CA is not available in this process");
 		goto out;
 	}
+	/* Each key is REVOKED in the store right after its certificate is
+	 * revoked: if the delete is then refused (a transaction started
+	 * meanwhile: 409), the user stays with consistent keys, and the audit
+	 * record says how many certificates went. */
 	if (need_ca) {
-		pthread_mutex_lock(&r->r_ca_lock);
-		for (size_t i = 0; i < nk; i++) {
-			int v;
-			if (!keys[i].sk_cert_serial[0] || keys[i].sk_state == STORE_KEY_REVOKED)
-				continue;
-			v = ca_revoke_locked(r, keys[i].sk_cert_serial,
-					     PKI_CA_REASON_CESSATION_OF_OPERATION, now_ms, e);
-			if (v < 0 && e->status != 404) {
-				pthread_mutex_unlock(&r->r_ca_lock);
-				goto out;
-			}
-			/* A certificate another CA issued (404) is not ours to
-			 * revoke; the key goes with the user. */
-			if (v == 0)
-				revoked++;
-		}
-		if (revoked)
-			crl = ca_crl_locked(r, now_ms);
-		pthread_mutex_unlock(&r->r_ca_lock);
+		v = revoke_keys(r, st, keys, nk, pick, PKI_CA_REASON_CESSATION_OF_OPERATION, now_ms,
+				&revoked, &crl, e);
+		call_detail(c, "%zu certificate(s) revoked", revoked);
+		if (!crl)
+			call_detail(c, "CRL not re-issued");
+		if (v != 0)
+			goto out;
+	} else {
+		call_detail(c, "0 certificate(s) revoked");
 	}
 	if (store_user_delete(st, msisdn, now_ms, &se) != 0) {
 		reg_from_store(e, &se, true);
 		goto out;
 	}
-	call_detail(c, "%zu certificate(s) revoked", revoked);
-	if (!crl)
-		call_detail(c, "CRL not re-issued");
 	*out = json_pack("{s:s, s:s, s:i}", "msisdn", msisdn, "state", "deleted",
 			 "certificates_revoked", (int)revoked);
 	rc = *out ? 0 : oom(e);
 out:
+	free(pick);
 	free(txs);
 	free(keys);
 	return rc < 0 ? -1 : rc;
@@ -1585,7 +1740,7 @@ op_activation_create(struct store *st, const struct reg_actor *who, const struct
 		OPENSSL_cleanse(digits, sizeof digits);
 		return reg_err_set(e, REG_E_INTERNAL, "activation code hash failed");
 	}
-	hex_lower(h, 32, hex);
+	hex_encode(h, 32, hex);
 	OPENSSL_cleanse(h, sizeof h);
 	/* Only the hash is kept; a new code replaces any earlier one (used,
 	 * open or locked): the last code the RA gave is the one that works. */
@@ -1611,15 +1766,24 @@ op_activation_create(struct store *st, const struct reg_actor *who, const struct
 	return *out ? REG_CREATED : oom(e);
 }
 
+/* device.delete: the device's certificates are revoked first (a lost or
+ * stolen phone: reason from the optional body, cessationOfOperation by
+ * default), each key REVOKED at once, one CRL; then the device goes (its
+ * remaining ACTIVE keys - none with a certificate of this CA - become
+ * DISABLED).  Without the CA in this process: 503 while the device has a
+ * certificate not yet revoked. */
 static int
-op_device_delete(struct store *st, const struct reg_request *rq, int64_t now_ms, json_t **out,
-		 struct reg_err *e, struct call *c)
+op_device_delete(struct reg *r, struct store *st, const struct reg_request *rq, int64_t now_ms,
+		 json_t **out, struct reg_err *e, struct call *c)
 {
 	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
 	struct store_user u;
 	struct store_device *d;
+	struct store_key *keys = NULL;
 	struct store_err se = {0};
-	bool mine;
+	size_t nk = 0, revoked = 0;
+	bool mine, need_ca = false, crl = true, *pick = NULL;
+	int reason, rc = -1;
 
 	if (user_load(st, rq->rq_arg, msisdn, &u, e) != 0)
 		return -1;
@@ -1627,6 +1791,8 @@ op_device_delete(struct store *st, const struct reg_request *rq, int64_t now_ms,
 	if (!store_id_ok(rq->rq_arg2, MSSP_KEYSTORE_MAX_ID))
 		return reg_err_set(e, REG_E_NOTFOUND, "unknown device");
 	call_detail(c, "device %s", rq->rq_arg2);
+	if (reason_from_body(rq->rq_body, PKI_CA_REASON_CESSATION_OF_OPERATION, &reason, e) != 0)
+		return -1;
 	if ((d = calloc(1, sizeof *d)) == NULL)
 		return oom(e);
 	if (store_device_get(st, rq->rq_arg2, d, &se) != 0) {
@@ -1639,11 +1805,44 @@ op_device_delete(struct store *st, const struct reg_request *rq, int64_t now_ms,
 	/* Another user's device reads as unknown. */
 	if (!mine)
 		return reg_err_set(e, REG_E_NOTFOUND, "unknown device");
-	if (store_device_delete(st, rq->rq_arg2, now_ms, &se) != 0)
-		return reg_from_store(e, &se, true);
-	*out = json_pack("{s:s, s:s, s:s}", "msisdn", msisdn, "device_id", rq->rq_arg2, "state",
-			 "deleted");
-	return *out ? 0 : oom(e);
+	if ((keys = calloc(MSSP_STORE_MAX_USER_KEYS, sizeof *keys)) == NULL ||
+	    (pick = calloc(MSSP_STORE_MAX_USER_KEYS, sizeof *pick)) == NULL) {
+		oom(e);
+		goto out;
+	}
+	if (store_user_keys(st, msisdn, keys, MSSP_STORE_MAX_USER_KEYS, &nk, &se) != 0) {
+		reg_from_store(e, &se, true);
+		goto out;
+	}
+	for (size_t i = 0; i < nk; i++)
+		if (strcmp(keys[i].sk_device_id, rq->rq_arg2) == 0 && keys[i].sk_cert_serial[0] &&
+		    keys[i].sk_state != STORE_KEY_REVOKED)
+			pick[i] = need_ca = true;
+	if (need_ca) {
+		if (r->r_ca == NULL) {
+			reg_err_set(e, REG_E_UNAVAIL, "the CA is not available in this process");
+			goto out;
+		}
+		call_detail(c, "reason %s", pki_ca_reason_name(reason));
+		rc = revoke_keys(r, st, keys, nk, pick, reason, now_ms, &revoked, &crl, e);
+		call_detail(c, "%zu certificate(s) revoked", revoked);
+		if (!crl)
+			call_detail(c, "CRL not re-issued");
+		if (rc != 0)
+			goto out;
+		rc = -1;
+	}
+	if (store_device_delete(st, rq->rq_arg2, now_ms, &se) != 0) {
+		reg_from_store(e, &se, true);
+		goto out;
+	}
+	*out = json_pack("{s:s, s:s, s:s, s:i}", "msisdn", msisdn, "device_id", rq->rq_arg2,
+			 "state", "deleted", "certificates_revoked", (int)revoked);
+	rc = *out ? 0 : oom(e);
+out:
+	free(keys);
+	free(pick);
+	return rc;
 }
 
 /* ======================================================================
@@ -1757,15 +1956,274 @@ apfp_cb(void *arg, const struct store_rec *rec, json_t *body, struct reg_err *e)
 	return 0;
 }
 
-/* Is `hex` one of the fingerprints of an AP (other than `skip`)? */
+/* Is `hex` one of the fingerprints of an AP (other than `skip`)?  By
+ * reading every AP: only the fallback when the index cannot be made
+ * (apfp_ready failed, e.g. a read-only store). */
 static int
-ap_has_fp(struct store *st, const char *hex, const char *skip, bool *found, struct reg_err *e)
+ap_scan_fp(struct store *st, const char *hex, const char *skip, bool *found, struct reg_err *e)
 {
 	struct apfp_scan a = {hex, skip, false};
 
 	if (rec_each(st, K_AP, NULL, -1, NULL, MSSP_REG_MAX_APS, apfp_cb, &a, e) != 0)
 		return -1;
 	*found = a.ps_found;
+	return 0;
+}
+
+/* ---- the AP fingerprint index ("apfp" records) --------------------------
+ *
+ * One record per AP certificate fingerprint, name = the 64 hex digits,
+ * body {"ap": ID}, written with STORE_REC_NEW BEFORE the AP record that
+ * lists it: of two concurrent creates (or updates) binding one
+ * certificate, exactly one gets the claim (the AE's table never holds a
+ * fingerprint twice).  Released (deleted) after the AP stops listing it.
+ * A crash can leave a claim whose AP does not list the fingerprint: it
+ * counts as held while younger than MSSP_REG_APFP_CLAIM_GRACE_MS (a
+ * create in flight), then as stale (taken over by CAS, ignored by the
+ * lookups).  The lookups (reg_account_by_fp on every ME request, the
+ * account checks) read one record instead of every AP. */
+
+enum apfp_state {
+	APFP_NONE,  /* no claim                                          */
+	APFP_LIVE,  /* the named AP lists the fingerprint                */
+	APFP_FRESH, /* claimed, AP not (yet) listing it: a write in flight */
+	APFP_STALE, /* claimed, AP not listing it, older than the grace   */
+};
+
+struct apfp {
+	enum apfp_state pf_state;
+	char pf_ap[MSSP_STORE_MAX_AP_ID + 1]; /* the claiming AP (not NONE) */
+	uint64_t pf_version;		      /* the claim's version         */
+};
+
+static int ap_load(struct store *st, const char *id, struct store_rec *rec, json_t **body,
+		   struct reg_err *e);
+
+static int
+apfp_get(struct store *st, const char *hex, int64_t now_ms, struct apfp *pf, struct reg_err *e)
+{
+	struct store_rec rec = {0}, arec = {0};
+	json_t *body = NULL, *ap = NULL;
+	const char *id;
+	int rc = 0;
+
+	memset(pf, 0, sizeof *pf);
+	if (rec_load(st, K_APFP, hex, REG_E_NOTFOUND, &rec, &body, e) != 0) {
+		if (e->status != 404)
+			return -1;
+		pf->pf_state = APFP_NONE;
+		return 0;
+	}
+	pf->pf_version = rec.sr_version;
+	id = json_string_value(json_object_get(body, "ap"));
+	snprintf(pf->pf_ap, sizeof pf->pf_ap, "%s", id ? id : "");
+	pf->pf_state = now_ms - rec.sr_updated_ms < MSSP_REG_APFP_CLAIM_GRACE_MS ? APFP_FRESH
+									 : APFP_STALE;
+	if (id && visible_ok(id, MSSP_STORE_MAX_AP_ID)) {
+		if (ap_load(st, id, &arec, &ap, e) == 0) {
+			json_t *v;
+			size_t i;
+			json_array_foreach(json_object_get(ap, "cert_sha256"), i, v) {
+				if (json_is_string(v) && strcmp(json_string_value(v), hex) == 0)
+					pf->pf_state = APFP_LIVE;
+			}
+			json_decref(ap);
+			store_rec_clear(&arec);
+		} else if (e->status != 404) {
+			rc = -1;
+		}
+	}
+	json_decref(body);
+	store_rec_clear(&rec);
+	return rc;
+}
+
+/* Claim `hex` for AP `id`.  *newly: this call wrote the claim (release it
+ * if the AP write then fails); false when the AP `id` already lists it.
+ * 409 when another AP holds it, or a write is in flight. */
+static int
+apfp_claim(struct store *st, const char *hex, const char *id, int64_t now_ms, bool *newly,
+	   struct reg_err *e)
+{
+	json_t *b = json_pack("{s:s}", "ap", id);
+	bool held = false;
+	int rc = -1;
+
+	*newly = false;
+	if (b == NULL)
+		return oom(e);
+	for (int tries = 0; tries < MSSP_REG_CAS_RETRIES; tries++) {
+		struct apfp pf;
+
+		if (rec_store(st, K_APFP, hex, NULL, 1, 0, b, STORE_REC_NEW, now_ms, NULL, e) == 0) {
+			*newly = true;
+			rc = 0;
+			break;
+		}
+		if (e->status != 409 || apfp_get(st, hex, now_ms, &pf, e) != 0)
+			break;
+		if (pf.pf_state == APFP_NONE)
+			continue; /* released meanwhile */
+		if (pf.pf_state == APFP_LIVE && strcmp(pf.pf_ap, id) == 0) {
+			rc = 0;
+			break;
+		}
+		if (pf.pf_state != APFP_STALE) {
+			reg_err_set(e, REG_E_CONFLICT, "the certificate is bound to another AP");
+			held = true;
+			break;
+		}
+		/* a crash's leftover: taken over (CAS on the version read) */
+		if (rec_store(st, K_APFP, hex, NULL, 1, 0, b, pf.pf_version, now_ms, NULL, e) == 0) {
+			*newly = true;
+			rc = 0;
+			break;
+		}
+		if (e->status != 409)
+			break;
+	}
+	if (rc != 0 && !held && e->status == 409)
+		reg_err_set(e, REG_E_CONFLICT, "the certificate is being bound meanwhile");
+	json_decref(b);
+	return rc;
+}
+
+/* Release `hex` if AP `id` holds the claim (best effort: a leftover goes
+ * stale and is taken over later). */
+static void
+apfp_release(struct store *st, const char *hex, const char *id, int64_t now_ms)
+{
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	struct reg_err e;
+	json_t *body = NULL;
+
+	if (rec_load(st, K_APFP, hex, REG_E_NOTFOUND, &rec, &body, &e) != 0)
+		return;
+	const char *holder = json_string_value(json_object_get(body, "ap"));
+
+	if (holder && strcmp(holder, id) == 0 &&
+	    store_rec_delete(st, K_APFP, hex, rec.sr_version, now_ms, &se) != 0)
+		LOG_EV("reg.apfp_release_failed", "detail", se.detail);
+	json_decref(body);
+	store_rec_clear(&rec);
+}
+
+/* Release the fingerprints of `fps` (an array of hex strings) that are
+ * not in `keep` (NULL: none kept). */
+static void
+apfp_release_all(struct store *st, const json_t *fps, const json_t *keep, const char *id,
+		 int64_t now_ms)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(fps, i, v) {
+		bool kept = false;
+		json_t *w;
+		size_t k;
+		json_array_foreach(keep, k, w) {
+			kept |= json_equal(v, w);
+		}
+		if (!kept && json_is_string(v))
+			apfp_release(st, json_string_value(v), id, now_ms);
+	}
+}
+
+/* Release the claims of `fps` this call made (newly[i]). */
+static void
+apfp_release_new(struct store *st, const json_t *fps, const bool *newly, const char *id,
+		 int64_t now_ms)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(fps, i, v) {
+		if (i < MSSP_CONF_MAX_AP_CERTS && newly[i] && json_is_string(v))
+			apfp_release(st, json_string_value(v), id, now_ms);
+	}
+}
+
+struct backfill {
+	struct store *bf_st;
+	int64_t bf_now;
+};
+
+static int
+backfill_cb(void *arg, const struct store_rec *rec, json_t *body, struct reg_err *e)
+{
+	struct backfill *b = arg;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(body, "cert_sha256"), i, v) {
+		bool newly;
+		if (!json_is_string(v))
+			continue;
+		/* a refusal (409: two old APs with one certificate) stays as it
+		 * was: the first claim wins, the AE table shows the rest */
+		if (apfp_claim(b->bf_st, json_string_value(v), rec->sr_name, b->bf_now, &newly, e) !=
+			    0 &&
+		    e->status != 409)
+			return -1;
+	}
+	return 0;
+}
+
+/* Make sure every AP's fingerprints are in the index: APs stored before
+ * it existed are claimed once per database (then the marker record
+ * "apfpidx"/"v1" says so), once per process checked.  0, or -1 with e
+ * (the callers then scan the APs instead). */
+static int
+apfp_ready(struct reg *r, struct store *st, struct reg_err *e)
+{
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	struct backfill b = {st, clock_wall_ms()};
+	json_t *mark;
+
+	if (r != NULL && atomic_load(&r->r_apfp_ready))
+		return 0;
+	if (store_rec_get(st, K_APFPIDX, "v1", &rec, &se) == 0) {
+		store_rec_clear(&rec);
+	} else {
+		if (se.status != 101)
+			return reg_from_store(e, &se, false);
+		if (rec_each(st, K_AP, NULL, -1, NULL, MSSP_REG_MAX_APS, backfill_cb, &b, e) != 0)
+			return -1;
+		mark = json_pack("{s:o}", "done", json_iso(b.bf_now));
+		if (mark == NULL)
+			return oom(e);
+		if (rec_store(st, K_APFPIDX, "v1", NULL, 1, 0, mark, STORE_REC_ANY, b.bf_now, NULL,
+			      e) != 0) {
+			json_decref(mark);
+			return -1;
+		}
+		json_decref(mark);
+		LOG_EV("reg.apfp_indexed");
+	}
+	if (r != NULL)
+		atomic_store(&r->r_apfp_ready, true);
+	return 0;
+}
+
+/* Is `hex` an AP's certificate (other than AP `skip`)?  One index read
+ * (two when claimed); the AP scan only if the index cannot be made. */
+static int
+ap_has_fp(struct reg *r, struct store *st, const char *hex, const char *skip, bool *found,
+	  struct reg_err *e)
+{
+	struct apfp pf;
+
+	*found = false;
+	if (apfp_ready(r, st, e) != 0) {
+		LOG_EV("reg.apfp_unavailable", "detail", e->msg);
+		return ap_scan_fp(st, hex, skip, found, e);
+	}
+	if (apfp_get(st, hex, clock_wall_ms(), &pf, e) != 0)
+		return -1;
+	*found = (pf.pf_state == APFP_LIVE || pf.pf_state == APFP_FRESH) &&
+		 (skip == NULL || strcmp(pf.pf_ap, skip) != 0);
 	return 0;
 }
 
@@ -1859,7 +2317,7 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 			reg_err_set(e, REG_E_BAD, "cert_sha256: 64 hex digits each");
 			goto fail;
 		}
-		hex_lower(fp, 32, hex);
+		hex_encode(fp, 32, hex);
 		if (arr_has(nfps, hex)) {
 			reg_err_set(e, REG_E_BAD, "cert_sha256: a fingerprint repeated");
 			goto fail;
@@ -1947,9 +2405,11 @@ ap_state_of(const json_t *ap)
 }
 
 /* The AP's certificates are no account's and no other AP's (the AE's
- * table maps one certificate to one AP). */
+ * table maps one certificate to one AP).  A check before an approval and
+ * before the write; the claims (apfp_claim_all) make it race-free. */
 static int
-ap_fp_conflicts(struct store *st, const json_t *ap, const char *self, struct reg_err *e)
+ap_fp_conflicts(struct reg *r, struct store *st, const json_t *ap, const char *self,
+		struct reg_err *e)
 {
 	json_t *v;
 	size_t i;
@@ -1962,11 +2422,35 @@ ap_fp_conflicts(struct store *st, const json_t *ap, const char *self, struct reg
 		if (f.af_found)
 			return reg_err_set(e, REG_E_CONFLICT,
 					   "the certificate is an ME account's (separation of duties)");
-		if (ap_has_fp(st, json_string_value(v), self, &other, e) != 0)
+		if (ap_has_fp(r, st, json_string_value(v), self, &other, e) != 0)
 			return -1;
 		if (other)
 			return reg_err_set(e, REG_E_CONFLICT,
 					   "the certificate is bound to another AP");
+	}
+	return 0;
+}
+
+/* Claim every fingerprint of `ap` for AP `id` (apfp_claim); on a refusal
+ * the claims made here are released again.  newly[i]: the i-th was
+ * claimed by this call (release it if the AP write fails). */
+static int
+apfp_claim_all(struct reg *r, struct store *st, const json_t *ap, const char *id,
+	       int64_t now_ms, bool newly[MSSP_CONF_MAX_AP_CERTS], struct reg_err *e)
+{
+	json_t *fps = json_object_get(ap, "cert_sha256"), *v;
+	size_t i;
+
+	memset(newly, 0, MSSP_CONF_MAX_AP_CERTS * sizeof newly[0]);
+	/* Old APs into the index first, so that a claim sees them. */
+	if (apfp_ready(r, st, e) != 0)
+		return -1;
+	json_array_foreach(fps, i, v) {
+		if (i >= MSSP_CONF_MAX_AP_CERTS ||
+		    apfp_claim(st, json_string_value(v), id, now_ms, &newly[i], e) != 0) {
+			apfp_release_new(st, fps, newly, id, now_ms);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -1979,13 +2463,19 @@ ap_changed(struct reg *r)
 }
 
 /* Create the AP `ap` (canonical): checks, then (dual) an approval or the
- * record. */
+ * claims of its fingerprints and the record.  The AP count is checked
+ * again after the write, and a create that went past MSSP_CONF_MAX_APS
+ * (two at once on the last place) is undone: the AE's table may hold one
+ * too many for that instant (it then keeps its previous table until the
+ * undo bumps the generation again), never for good. */
 static int
 ap_create_checked(struct reg *r, struct store *st, const struct reg_actor *who,
 		  const struct reg_request *rq, json_t *ap, bool dual, int64_t now_ms,
 		  json_t **out, struct reg_err *e, struct call *c)
 {
 	const char *id = json_string_value(json_object_get(ap, "id"));
+	json_t *fps = json_object_get(ap, "cert_sha256");
+	bool newly[MSSP_CONF_MAX_AP_CERTS];
 	struct store_rec rec = {0};
 	struct store_err se = {0};
 	uint64_t n;
@@ -1996,7 +2486,7 @@ ap_create_checked(struct reg *r, struct store *st, const struct reg_actor *who,
 	}
 	if (se.status != 101)
 		return reg_from_store(e, &se, false);
-	if (ap_fp_conflicts(st, ap, id, e) != 0)
+	if (ap_fp_conflicts(r, st, ap, id, e) != 0)
 		return -1;
 	if (rec_count(st, K_AP, -1, &n, e) != 0)
 		return -1;
@@ -2004,9 +2494,23 @@ ap_create_checked(struct reg *r, struct store *st, const struct reg_actor *who,
 		return reg_err_set(e, REG_E_CONFLICT, "at most %d APs", MSSP_CONF_MAX_APS);
 	if (dual)
 		return approval_create(st, who, rq, ap, now_ms, out, e, c);
-	if (rec_store(st, K_AP, id, NULL, ap_state_of(ap), 0, ap, STORE_REC_NEW, now_ms, NULL,
-		      e) != 0)
+	if (apfp_claim_all(r, st, ap, id, now_ms, newly, e) != 0)
 		return -1;
+	if (rec_store(st, K_AP, id, NULL, ap_state_of(ap), 0, ap, STORE_REC_NEW, now_ms, NULL,
+		      e) != 0) {
+		apfp_release_new(st, fps, newly, id, now_ms);
+		return -1;
+	}
+	if (rec_count(st, K_AP, -1, &n, e) != 0 || n > MSSP_CONF_MAX_APS) {
+		if (store_rec_delete(st, K_AP, id, 1, now_ms, &se) != 0)
+			LOG_EV("reg.ap_undo_failed", "detail", se.detail);
+		else
+			apfp_release_new(st, fps, newly, id, now_ms);
+		ap_changed(r);
+		return e->status == 500 ? -1
+					: reg_err_set(e, REG_E_CONFLICT, "at most %d APs",
+						      MSSP_CONF_MAX_APS);
+	}
 	ap_changed(r);
 	*out = json_incref(ap);
 	return REG_CREATED;
@@ -2046,10 +2550,12 @@ op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 	     const struct reg_request *rq, bool dual, int64_t now_ms, json_t **out,
 	     struct reg_err *e, struct call *c)
 {
+	static const char *const trust_members[] = {"cert_sha256", "profiles", "modes",
+						     "notify_urls"};
 	struct store_rec rec = {0};
 	json_t *cur = NULL, *merged = NULL, *nw = NULL;
 	const char *bid;
-	bool fps_changed, trust;
+	bool fps_changed, trust = false, newly[MSSP_CONF_MAX_AP_CERTS];
 	int rc = -1;
 
 	call_target(c, rq->rq_arg);
@@ -2066,21 +2572,38 @@ op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 	}
 	if (ap_normalise(merged, &nw, e) != 0)
 		goto out;
+	/* Trust changes (dual control): who the AP is (certificates), what it
+	 * may ask (profiles, modes) and where answers go (notify_urls). */
 	fps_changed = !json_equal(json_object_get(cur, "cert_sha256"),
 				  json_object_get(nw, "cert_sha256"));
-	trust = fps_changed ||
-		!json_equal(json_object_get(cur, "profiles"), json_object_get(nw, "profiles"));
-	if (fps_changed && ap_fp_conflicts(st, nw, rq->rq_arg, e) != 0)
+	for (size_t i = 0; i < sizeof trust_members / sizeof trust_members[0]; i++) {
+		bool ch = !json_equal(json_object_get(cur, trust_members[i]),
+				      json_object_get(nw, trust_members[i]));
+		if (ch)
+			call_detail(c, "%s changed", trust_members[i]);
+		trust |= ch;
+	}
+	if (fps_changed && ap_fp_conflicts(r, st, nw, rq->rq_arg, e) != 0)
 		goto out;
 	if (dual && trust) {
 		rc = approval_create(st, who, rq, rq->rq_body, now_ms, out, e, c);
 		goto out;
 	}
-	if (trust)
-		call_detail(c, "%s", fps_changed ? "certificates changed" : "profiles changed");
-	if (rec_store(st, K_AP, rq->rq_arg, NULL, ap_state_of(nw), 0, nw, rec.sr_version, now_ms,
-		      NULL, e) != 0)
+	/* Added certificates are claimed before the write, removed ones
+	 * released after it. */
+	if (fps_changed &&
+	    apfp_claim_all(r, st, nw, rq->rq_arg, now_ms, newly, e) != 0)
 		goto out;
+	if (rec_store(st, K_AP, rq->rq_arg, NULL, ap_state_of(nw), 0, nw, rec.sr_version, now_ms,
+		      NULL, e) != 0) {
+		if (fps_changed)
+			apfp_release_new(st, json_object_get(nw, "cert_sha256"), newly,
+					 rq->rq_arg, now_ms);
+		goto out;
+	}
+	if (fps_changed)
+		apfp_release_all(st, json_object_get(cur, "cert_sha256"),
+				 json_object_get(nw, "cert_sha256"), rq->rq_arg, now_ms);
 	ap_changed(r);
 	*out = json_incref(nw);
 	rc = 0;
@@ -2129,15 +2652,20 @@ op_ap_delete(struct reg *r, struct store *st, const struct reg_actor *who,
 	call_target(c, rq->rq_arg);
 	if (ap_load(st, rq->rq_arg, &rec, &cur, e) != 0)
 		return -1;
-	json_decref(cur);
 	if (dual) {
+		json_decref(cur);
 		store_rec_clear(&rec);
 		return approval_create(st, who, rq, NULL, now_ms, out, e, c);
 	}
 	rc = store_rec_delete(st, K_AP, rq->rq_arg, rec.sr_version, now_ms, &se);
 	store_rec_clear(&rec);
-	if (rc != 0)
+	if (rc != 0) {
+		json_decref(cur);
 		return reg_from_store(e, &se, true);
+	}
+	/* The AP is gone: its certificates are free again. */
+	apfp_release_all(st, json_object_get(cur, "cert_sha256"), NULL, rq->rq_arg, now_ms);
+	json_decref(cur);
 	ap_changed(r);
 	*out = json_pack("{s:s, s:s}", "id", rq->rq_arg, "state", "deleted");
 	return *out ? 0 : oom(e);
@@ -2369,10 +2897,16 @@ profile_put(struct store *st, bool registration, const json_t *prof, int64_t now
 	return created ? REG_CREATED : 0;
 }
 
+/* sigprof.put / regprof.put.  Defining a new profile is one admin's
+ * act; redefining an existing one changes what every AP and user bound
+ * to it receives (level of assurance, key groups): dual control. */
 static int
-op_profile_put(struct store *st, const struct reg_request *rq, bool registration,
-	       int64_t now_ms, json_t **out, struct reg_err *e, struct call *c)
+op_profile_put(struct store *st, const struct reg_actor *who, const struct reg_request *rq,
+	       bool registration, bool dual, int64_t now_ms, json_t **out, struct reg_err *e,
+	       struct call *c)
 {
+	struct store_rec rec = {0};
+	struct store_err se = {0};
 	json_t *p;
 	int rc;
 
@@ -2383,6 +2917,20 @@ op_profile_put(struct store *st, const struct reg_request *rq, bool registration
 			  : sigprof_normalise(rq->rq_body, rq->rq_arg, &p, e);
 	if (rc != 0)
 		return -1;
+	if (dual) {
+		rc = store_rec_get(st, registration ? K_REGPROF : K_SIGPROF, rq->rq_arg, &rec, &se);
+		store_rec_clear(&rec);
+		if (rc == 0) {
+			call_detail(c, "redefinition");
+			rc = approval_create(st, who, rq, p, now_ms, out, e, c);
+			json_decref(p);
+			return rc;
+		}
+		if (se.status != 101) {
+			json_decref(p);
+			return reg_from_store(e, &se, false);
+		}
+	}
 	rc = profile_put(st, registration, p, now_ms, e);
 	if (rc < 0) {
 		json_decref(p);
@@ -2463,14 +3011,14 @@ account_normalise(const json_t *in, json_t **out, struct reg_err *e)
 		if (!ok)
 			return reg_err_set(e, REG_E_BAD, "cert_pem: a PEM certificate");
 	}
-	hex_lower(fp, 32, fph);
+	hex_encode(fp, 32, fph);
 	*out = json_pack("{s:s, s:s, s:s}", "name", name, "role", reg_role_name(ro),
 			 "cert_sha256", fph);
 	return *out ? 0 : oom(e);
 }
 
 static int
-account_create_checked(struct store *st, const struct reg_actor *who,
+account_create_checked(struct reg *r, struct store *st, const struct reg_actor *who,
 		       const struct reg_request *rq, const json_t *acct, bool dual, int64_t now_ms,
 		       json_t **out, struct reg_err *e, struct call *c)
 {
@@ -2492,7 +3040,7 @@ account_create_checked(struct store *st, const struct reg_actor *who,
 	}
 	if (se.status != 101)
 		return reg_from_store(e, &se, false);
-	if (ap_has_fp(st, hex, NULL, &isap, e) != 0)
+	if (ap_has_fp(r, st, hex, NULL, &isap, e) != 0)
 		return -1;
 	if (isap)
 		return reg_err_set(e, REG_E_CONFLICT,
@@ -2537,7 +3085,8 @@ account_create_checked(struct store *st, const struct reg_actor *who,
 }
 
 static int
-op_account_create(struct store *st, const struct reg_actor *who, const struct reg_request *rq,
+op_account_create(struct reg *r, struct store *st, const struct reg_actor *who,
+		  const struct reg_request *rq,
 		  bool dual, int64_t now_ms, json_t **out, struct reg_err *e, struct call *c)
 {
 	json_t *acct;
@@ -2545,7 +3094,7 @@ op_account_create(struct store *st, const struct reg_actor *who, const struct re
 
 	if (account_normalise(rq->rq_body, &acct, e) != 0)
 		return -1;
-	rc = account_create_checked(st, who, rq, acct, dual, now_ms, out, e, c);
+	rc = account_create_checked(r, st, who, rq, acct, dual, now_ms, out, e, c);
 	json_decref(acct);
 	return rc;
 }
@@ -2568,6 +3117,25 @@ admin_count_cb(void *arg, const struct store_rec *rec, json_t *body, struct reg_
 	return 0;
 }
 
+/* Would at least MSSP_REG_MIN_ADMINS active admin accounts remain without
+ * the active admin `name` (deleted, or - an op that changes roles - no
+ * longer an admin)?  Dual control needs two admins: fewer would leave
+ * every dual op impossible.  0, or -1 with 409.  (No op changes an
+ * account's role today: a future one calls this too.) */
+static int
+admins_remain(struct store *st, const char *name, struct reg_err *e)
+{
+	struct admin_count a = {name, 0};
+
+	if (rec_each(st, K_ACCOUNT, NULL, -1, NULL, MSSP_REG_MAX_ACCOUNTS, admin_count_cb, &a,
+		     e) != 0)
+		return -1;
+	if (a.ac_n < MSSP_REG_MIN_ADMINS)
+		return reg_err_set(e, REG_E_CONFLICT, "at least %d admin accounts must remain",
+				   MSSP_REG_MIN_ADMINS);
+	return 0;
+}
+
 static int
 op_account_delete(struct store *st, const struct reg_actor *who, const struct reg_request *rq,
 		  bool dual, int64_t now_ms, json_t **out, struct reg_err *e, struct call *c)
@@ -2576,6 +3144,7 @@ op_account_delete(struct store *st, const struct reg_actor *who, const struct re
 	struct store_err se = {0};
 	json_t *body = NULL, *fbody = NULL;
 	const char *role, *hex;
+	bool admin;
 	int rc = -1;
 
 	call_target(c, rq->rq_arg);
@@ -2588,16 +3157,10 @@ op_account_delete(struct store *st, const struct reg_actor *who, const struct re
 	}
 	role = json_string_value(json_object_get(body, "role"));
 	hex = json_string_value(json_object_get(body, "cert_sha256"));
-	if (role && strcmp(role, "admin") == 0 && rec.sr_state == ACC_ST_ACTIVE) {
-		struct admin_count a = {rq->rq_arg, 0};
-		if (rec_each(st, K_ACCOUNT, NULL, -1, NULL, MSSP_REG_MAX_ACCOUNTS, admin_count_cb,
-			     &a, e) != 0)
-			goto out;
-		if (a.ac_n == 0) {
-			reg_err_set(e, REG_E_CONFLICT, "the last admin account cannot be deleted");
-			goto out;
-		}
-	}
+	/* Checked at the request and again when the approved request runs. */
+	admin = role && strcmp(role, "admin") == 0 && rec.sr_state == ACC_ST_ACTIVE;
+	if (admin && admins_remain(st, rq->rq_arg, e) != 0)
+		goto out;
 	call_detail(c, "role %s", role ? role : "?");
 	if (dual) {
 		rc = approval_create(st, who, rq, NULL, now_ms, out, e, c);
@@ -2605,6 +3168,19 @@ op_account_delete(struct store *st, const struct reg_actor *who, const struct re
 	}
 	if (store_rec_delete(st, K_ACCOUNT, rq->rq_arg, rec.sr_version, now_ms, &se) != 0) {
 		reg_from_store(e, &se, true);
+		goto out;
+	}
+	/* Counted again after the delete: of two admin deletions run at the
+	 * same instant, each sees the other's; both are undone (the account
+	 * written back) rather than leaving fewer admins than dual control
+	 * needs. */
+	if (admin && admins_remain(st, rq->rq_arg, e) != 0) {
+		struct reg_err e2;
+		if (rec_store(st, K_ACCOUNT, rq->rq_arg, NULL, rec.sr_state, 0, body, STORE_REC_NEW,
+			      now_ms, NULL, &e2) != 0)
+			LOG_EV("reg.account_restore_failed", "account", rq->rq_arg, "detail", e2.msg);
+		else
+			call_detail(c, "undone");
 		goto out;
 	}
 	/* Its index record, when it still names this account. */
@@ -2632,12 +3208,11 @@ reg_account_by_fp(struct reg *r, struct store *st, const unsigned char fp[32],
 	struct acct_found f = {0};
 	bool isap;
 
-	(void)r;
 	memset(out, 0, sizeof *out);
-	hex_lower(fp, 32, hex);
+	hex_encode(fp, 32, hex);
 	/* Separation of duties first: an AP's certificate never logs in here,
 	 * whatever account records say. */
-	if (ap_has_fp(st, hex, NULL, &isap, e) != 0)
+	if (ap_has_fp(r, st, hex, NULL, &isap, e) != 0)
 		return -1;
 	if (isap)
 		return reg_err_set(e, REG_E_FORBIDDEN, "certificate of an AP refused on the ME");
@@ -2751,6 +3326,34 @@ approval_mark(struct store *st, const struct store_rec *rec, json_t *body, int s
 			 rec->sr_version, now_ms, NULL, e);
 }
 
+/* Is account `name` still an active admin with certificate `fp_hex`?
+ * 0, or -1 with 409 (or a store error). */
+static int
+requester_still_admin(struct store *st, const char *name, const char *fp_hex, struct reg_err *e)
+{
+	struct store_rec rec = {0};
+	json_t *body = NULL;
+	const char *role, *h;
+	bool ok;
+
+	if (!account_name_ok(name))
+		return reg_err_set(e, REG_E_CONFLICT, "the requester's account is gone");
+	if (rec_load(st, K_ACCOUNT, name, REG_E_NOTFOUND, &rec, &body, e) != 0) {
+		if (e->status == 404)
+			reg_err_set(e, REG_E_CONFLICT, "the requester's account is gone");
+		return -1;
+	}
+	role = json_string_value(json_object_get(body, "role"));
+	h = json_string_value(json_object_get(body, "cert_sha256"));
+	ok = rec.sr_state == ACC_ST_ACTIVE && role && strcmp(role, "admin") == 0 && h &&
+	     fp_hex && strcmp(h, fp_hex) == 0;
+	json_decref(body);
+	store_rec_clear(&rec);
+	if (!ok)
+		return reg_err_set(e, REG_E_CONFLICT, "the requester is no longer an admin");
+	return 0;
+}
+
 static int
 op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 		   const struct reg_request *rq, bool approve, int64_t now_ms, json_t **out,
@@ -2782,7 +3385,8 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 	if (opn == NULL || op_by_name(opn, &op2) != 0 || rname == NULL || rrole == NULL ||
 	    fp_parse(rfp, requester.ra_fp) != 0 ||
 	    !(op2 == REG_OP_AP_CREATE || op2 == REG_OP_AP_UPDATE || op2 == REG_OP_AP_DELETE ||
-	      op2 == REG_OP_ACCOUNT_CREATE || op2 == REG_OP_ACCOUNT_DELETE)) {
+	      op2 == REG_OP_ACCOUNT_CREATE || op2 == REG_OP_ACCOUNT_DELETE ||
+	      op2 == REG_OP_SIGPROF_PUT || op2 == REG_OP_REGPROF_PUT)) {
 		reg_err_set(e, REG_E_INTERNAL, "stored approval unreadable");
 		goto out;
 	}
@@ -2815,6 +3419,17 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 	if (strcmp(rname, actor_name(who)) == 0 ||
 	    CRYPTO_memcmp(requester.ra_fp, who->ra_fp, 32) == 0) {
 		reg_err_set(e, REG_E_FORBIDDEN, "the requester cannot approve their own request");
+		goto out;
+	}
+	/* The requester must still be an admin with that certificate: an
+	 * account deleted (or re-created with another certificate) since the
+	 * request leaves its pending requests without a first person. */
+	if (requester.ra_role == REG_ROLE_ADMIN &&
+	    requester_still_admin(st, rname, rfp, e) != 0) {
+		if (e->status == 409) {
+			json_object_set_new(body, "error", json_integer(409));
+			(void)approval_mark(st, &rec, body, APR_ST_FAILED, now_ms, &e2);
+		}
 		goto out;
 	}
 	/* Claim it first (CAS): two approvers never both run it. */
@@ -3120,7 +3735,7 @@ dispatch(struct reg *r, struct store *st, const struct reg_actor *who,
 	case REG_OP_ACTIVATION_CREATE:
 		return op_activation_create(st, who, rq, now_ms, out, e, c);
 	case REG_OP_DEVICE_DELETE:
-		return op_device_delete(st, rq, now_ms, out, e, c);
+		return op_device_delete(r, st, rq, now_ms, out, e, c);
 	case REG_OP_KEY_REQUEST:
 		if (msisdn_arg(rq, msisdn, e, c) != 0)
 			return -1;
@@ -3162,15 +3777,15 @@ dispatch(struct reg *r, struct store *st, const struct reg_actor *who,
 	case REG_OP_SIGPROF_LIST:
 		return op_list_kind(st, K_SIGPROF, "profiles", MSSP_REG_MAX_PROFILES, out, e);
 	case REG_OP_SIGPROF_PUT:
-		return op_profile_put(st, rq, false, now_ms, out, e, c);
+		return op_profile_put(st, who, rq, false, dual, now_ms, out, e, c);
 	case REG_OP_REGPROF_LIST:
 		return op_list_kind(st, K_REGPROF, "profiles", MSSP_REG_MAX_PROFILES, out, e);
 	case REG_OP_REGPROF_PUT:
-		return op_profile_put(st, rq, true, now_ms, out, e, c);
+		return op_profile_put(st, who, rq, true, dual, now_ms, out, e, c);
 	case REG_OP_ACCOUNT_LIST:
 		return op_list_kind(st, K_ACCOUNT, "accounts", MSSP_REG_MAX_ACCOUNTS, out, e);
 	case REG_OP_ACCOUNT_CREATE:
-		return op_account_create(st, who, rq, dual, now_ms, out, e, c);
+		return op_account_create(r, st, who, rq, dual, now_ms, out, e, c);
 	case REG_OP_ACCOUNT_DELETE:
 		return op_account_delete(st, who, rq, dual, now_ms, out, e, c);
 	case REG_OP_APPROVAL_LIST:
@@ -3360,7 +3975,7 @@ reg_account_seed(struct reg *r, struct store *st, const char *name, enum reg_rol
 	if (r == NULL || st == NULL || name == NULL || fp == NULL || role == REG_ROLE_SYSTEM ||
 	    role == REG_ROLE_NONE)
 		return reg_err_set(e, REG_E_BAD, "account: bad arguments");
-	hex_lower(fp, 32, hex);
+	hex_encode(fp, 32, hex);
 	in = json_pack("{s:s, s:s, s:s}", "name", name, "role", reg_role_name(role),
 		       "cert_sha256", hex);
 	if (in == NULL)
@@ -3368,7 +3983,7 @@ reg_account_seed(struct reg *r, struct store *st, const char *name, enum reg_rol
 	call_target(&c, name);
 	rc = account_normalise(in, &acct, e);
 	if (rc == 0)
-		rc = account_create_checked(st, &system_actor, &rq, acct, false, now_ms, &out, e,
+		rc = account_create_checked(r, st, &system_actor, &rq, acct, false, now_ms, &out, e,
 					    &c);
 	json_decref(in);
 	json_decref(acct);

@@ -241,10 +241,14 @@ struct reg_activation {
 };
 /* Check and consume the user's activation code, bind the device (store
  * device record with the channel key), audit device.bind.  On success
- * home_mac = HMAC(h, T || "home" || device_id).  Every refusal (no open
- * code, expired, locked, wrong MAC, bad key or signature) is -1 with
- * REG_E_FORBIDDEN and one generic message for the phone; the audit record
- * says which.  A wrong MAC costs one try. */
+ * home_mac = HMAC(h, T || "home" || device_id).  A try is reserved
+ * (compare-and-set, fail-closed) BEFORE the MAC is compared; the last try
+ * locks the code.  Refusals: no open code for the number (none, used,
+ * expired, locked, older than the user record) is -1 with REG_E_GONE and
+ * NO audit record (only a log line and the AFE's counter: anyone can ask
+ * for any number); a wrong MAC, a bad key or a bad signature is -1 with
+ * REG_E_FORBIDDEN, audited.  The phone gets one generic refusal for
+ * both. */
 int reg_activate(struct reg *r, struct store *st, const struct reg_activation *a, int64_t now_ms,
 		 uint8_t home_mac[32], struct reg_err *e);
 /* A fresh device id ("d" + 24 hex) for an activation. */
@@ -294,7 +298,9 @@ void reg_job_clear(struct reg_job *j);
 int reg_jobs_to_deliver(struct reg *r, struct store *st, bool (*online)(void *, const char *),
 			void *arg, struct reg_job *out, size_t max, size_t *n, int64_t now_ms,
 			struct reg_err *e);
-/* REQUESTED -> SENT (or a re-send: SENT stays SENT with a new time). */
+/* REQUESTED -> SENT (or a re-send: SENT stays SENT with a new time); an
+ * ISSUED job records when its certificate was sent (re-sent after
+ * MSSP_HOME_JOB_RESEND_MS, not every poll). */
 int reg_job_sent(struct reg *r, struct store *st, const char *job_id, int64_t now_ms,
 		 struct reg_err *e);
 /* The phone's job_answer from device `device_id` (it must be the job's
@@ -319,8 +325,11 @@ int reg_jobs_process(struct reg *r, struct store *st, int64_t now_ms, size_t *n,
 /* ---- Key-material scan (me.md) ----------------------------------------- */
 
 /* Scan every registered key; `out` gets {"keys":N,"rsa":N,"hits":[{"key_id",
- * "msisdn","verdict"}...]}.  Each hit: key DISABLED, user SUSPENDED,
- * audited keys.scan.hit.  Also reachable as REG_OP_KEYS_SCAN. */
+ * "msisdn","verdict","action"}...],"crl":bool}.  Each hit: with the CA in
+ * this process the certificate is revoked (keyCompromise), the key REVOKED
+ * and one CRL issued after the scan; without it the key is DISABLED
+ * ("revocation pending").  The user is SUSPENDED (state only).  Audited
+ * keys.scan.hit each.  Also reachable as REG_OP_KEYS_SCAN. */
 int reg_keys_scan(struct reg *r, struct store *st, const struct reg_actor *who, int64_t now_ms,
 		  json_t **out, struct reg_err *e);
 

@@ -39,6 +39,7 @@
 #include "pki/keycheck.h"
 #include "roles/reg_int.h"
 #include "store/store.h"
+#include "util/hex.h"
 #include "util/limits.h"
 #include "util/log.h"
 
@@ -66,7 +67,16 @@ struct usable_ent {
 struct reg_enrol {
 	pthread_mutex_t re_lock;
 	struct usable_ent *re_cache; /* MSSP_REG_USABLE_CACHE, direct-mapped */
+	void (*re_scan_hook)(void *arg, struct store *st); /* tests */
+	void *re_scan_arg;
 };
+
+void
+reg_enrol_scan_hook(struct reg *r, void (*fn)(void *arg, struct store *st), void *arg)
+{
+	r->r_enrol->re_scan_hook = fn;
+	r->r_enrol->re_scan_arg = arg;
+}
 
 int
 reg_enrol_init(struct reg *r, struct reg_err *e)
@@ -178,31 +188,171 @@ rec_put_json(struct store *st, const struct store_rec *tmpl, int state, json_t *
 	return rc;
 }
 
+/* ---- key fingerprint tombstones (K-06, K-07) -------------------------------- */
+
+/*
+ * A record kind "keyfp", name = the key's SPKI fingerprint (64 lower-case
+ * hex), claimed (STORE_REC_NEW: of two claims one wins) before the CA is
+ * asked for a certificate and NEVER deleted: not when the key is revoked,
+ * replaced by a re-request for its group (same key_id), or deleted with
+ * its user or device.  So a public key is certified at most once, ever.
+ * State 1 issued, 2 compromised (revoked for keyCompromise: the scan, a
+ * cert.revoke through reg_enrol_key_compromised, or found so at the CA);
+ * a compromised one is also refused as a device key at activation.
+ * Body {"key_id","msisdn","job","serial"} (serial once issued).
+ */
+#define KEYFP_KIND "keyfp"
+enum keyfp_state { KEYFP_ISSUED = 1, KEYFP_COMPROMISED = 2 };
+
+static bool
+fp_zero(const unsigned char fp[PKI_KEYCHECK_FP_LEN])
+{
+	static const unsigned char z[PKI_KEYCHECK_FP_LEN];
+
+	return memcmp(fp, z, sizeof(z)) == 0;
+}
+
+/* The tombstone of `fp`: 0 with rec and its parsed body (json_decref),
+ * 1 when there is none, -1 with se. */
+static int
+keyfp_get(struct store *st, const unsigned char fp[PKI_KEYCHECK_FP_LEN], struct store_rec *rec,
+	  json_t **body, struct store_err *se)
+{
+	char hx[2 * PKI_KEYCHECK_FP_LEN + 1];
+
+	*body = NULL;
+	hex_encode(fp, PKI_KEYCHECK_FP_LEN, hx);
+	if (store_rec_get(st, KEYFP_KIND, hx, rec, se) != 0)
+		return se->status == 101 ? 1 : -1;
+	*body = json_loadb(rec->sr_body, rec->sr_body_len, 0, NULL);
+	if (!json_is_object(*body)) {
+		json_decref(*body);
+		*body = json_object(); /* unreadable: still a tombstone */
+	}
+	return 0;
+}
+
+/* Mark `fp` compromised (creating the tombstone of a key that has none:
+ * keys stored before tombstones).  0, or -1 with se (logged by callers). */
+static int
+keyfp_compromised(struct store *st, const unsigned char fp[PKI_KEYCHECK_FP_LEN],
+		  const char *key_id, const char *msisdn, const char *serial, int64_t now_ms,
+		  struct store_err *se)
+{
+	struct store_rec rec = { 0 };
+	json_t *b = NULL;
+	int attempt, got, rc = -1;
+
+	for (attempt = 0; attempt < MSSP_REG_CAS_RETRIES; attempt++) {
+		uint64_t expect;
+
+		store_rec_clear(&rec);
+		json_decref(b);
+		got = keyfp_get(st, fp, &rec, &b, se);
+		if (got < 0)
+			break;
+		if (got == 0 && rec.sr_state == KEYFP_COMPROMISED) {
+			rc = 0;
+			break;
+		}
+		if (got == 1) {
+			b = json_pack("{s:s,s:s,s:s,s:s}", "key_id", key_id, "msisdn", msisdn, "job",
+				      "", "serial", serial);
+			hex_encode(fp, PKI_KEYCHECK_FP_LEN, rec.sr_name);
+			snprintf(rec.sr_kind, sizeof(rec.sr_kind), "%s", KEYFP_KIND);
+			expect = STORE_REC_NEW;
+		} else {
+			expect = rec.sr_version;
+		}
+		if (b == NULL) {
+			store_err_set(se, 900, "out of memory");
+			break;
+		}
+		json_object_set_new(b, "compromised_ms", json_integer(now_ms));
+		if (rec_put_json(st, &rec, KEYFP_COMPROMISED, b, expect, now_ms, NULL, se) == 0) {
+			rc = 0;
+			break;
+		}
+		if (se->status != STORE_STATUS_CONFLICT)
+			break;
+	}
+	if (rc != 0 && se->status == STORE_STATUS_CONFLICT)
+		store_err_set(se, 900, "tombstone changed meanwhile");
+	store_rec_clear(&rec);
+	json_decref(b);
+	return rc;
+}
+
+void
+reg_enrol_key_compromised(struct reg *r, struct store *st, const struct store_key *k,
+			  int64_t now_ms)
+{
+	unsigned char fp[PKI_KEYCHECK_FP_LEN];
+	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
+	const unsigned char *p = k->sk_cert;
+	X509 *x = NULL;
+
+	(void)r;
+	memcpy(fp, k->sk_spki_fp, sizeof(fp));
+	if (fp_zero(fp) && k->sk_cert_len > 0) {
+		/* a key stored without its fingerprint: the certificate's */
+		x = d2i_X509(NULL, &p, (long)k->sk_cert_len);
+		if (x == NULL || X509_get0_pubkey(x) == NULL ||
+		    pki_keycheck_fingerprint(X509_get0_pubkey(x), fp, &pe) != 0)
+			memset(fp, 0, sizeof(fp));
+		X509_free(x);
+		pki_err_clear_openssl();
+	}
+	if (fp_zero(fp)) {
+		LOG_EV("reg.keyfp.unknown", "key", k->sk_key_id);
+		return;
+	}
+	if (keyfp_compromised(st, fp, k->sk_key_id, k->sk_msisdn, k->sk_cert_serial, now_ms,
+			      &se) != 0)
+		LOG_EV("reg.keyfp.mark_failed", "key", k->sk_key_id, "detail", se.detail);
+}
+
 /* ---- device activation ------------------------------------------------------ */
 
 void
 reg_new_device_id(char out[MSSP_KEYSTORE_MAX_ID + 1])
 {
 	unsigned char rnd[12];
-	size_t i;
 
 	/* Without randomness no id: "" makes the device put fail (900). */
 	out[0] = '\0';
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return;
 	out[0] = 'd';
-	for (i = 0; i < sizeof(rnd); i++)
-		snprintf(out + 1 + 2 * i, 3, "%02x", rnd[i]);
+	hex_encode(rnd, sizeof(rnd), out + 1);
 }
 
-/* Every refusal answers the same (the phone learns nothing about which
- * rule it broke); the audit record names the rule. */
+/* Every refusal answers the same to the phone (it learns nothing about
+ * which rule it broke).  Those that concern an open code the phone had
+ * to name (a wrong proof, a lock, a bad key or signature after the right
+ * code) are audited with the rule: 403. */
 static int
 act_refuse(struct reg *r, const char *target, const char *why, int64_t now_ms,
 	   struct reg_err *e)
 {
 	reg_audit_event(r, &reg_sys, "device.bind", target, "refused", why, now_ms);
 	return reg_err_set(e, REG_E_FORBIDDEN, "activation refused");
+}
+
+/* No open code for the MSISDN (none, used, expired, locked, one older
+ * than the user, ...): anyone can ask that for any number, so it is not
+ * audited per attempt (a flood would queue every audited change behind
+ * the audit lock): one log line, and 410, which the AFE counts
+ * (afe_stats.as_act_nocode).  The phone gets the same generic refusal. */
+static int
+act_nocode(const char *msisdn, const char *why, struct reg_err *e)
+{
+	char masked[MSSP_STORE_MAX_MSISDN + 1];
+
+	log_msisdn(msisdn, masked, sizeof(masked));
+	LOG_EV("reg.activation.no_code", "msisdn", masked, "why", why);
+	return reg_err_set(e, REG_E_GONE, "activation refused");
 }
 
 /* The idx-th length-prefixed field of a transcript (e2e.h); the whole
@@ -237,19 +387,24 @@ transcript_field(const uint8_t *t, size_t len, unsigned idx, const uint8_t **f, 
 }
 
 /* The device key: strict DER SPKI (re-encoding gives the input back),
- * EC on P-256, passing the key checks (compromised list).  A new key or
- * NULL with `why`. */
+ * EC on P-256, passing the key checks (compromised list, and the
+ * tombstones of keys revoked for keyCompromise).  A new key or NULL with
+ * `why`. */
 static EVP_PKEY *
-device_key(struct reg *r, const uint8_t *der, size_t len, const char **why)
+device_key(struct reg *r, struct store *st, const uint8_t *der, size_t len, const char **why)
 {
 	const unsigned char *p = der;
 	unsigned char *re = NULL;
+	unsigned char fp[PKI_KEYCHECK_FP_LEN];
 	EVP_PKEY *k = NULL;
 	struct pki_keycheck_sets sets = { .ks_compromised = &r->r_compromised };
 	enum pki_keycheck_verdict v;
 	struct pki_err pe = { 0 };
+	struct store_rec tomb = { 0 };
+	struct store_err se = { 0 };
+	json_t *tb = NULL;
 	char grp[64];
-	int rl, nid;
+	int rl, nid, got, tstate;
 
 	*why = "device key malformed";
 	if (der == NULL || len == 0 || len > MSSP_STORE_MAX_SPKI)
@@ -273,6 +428,19 @@ device_key(struct reg *r, const uint8_t *der, size_t len, const char **why)
 						       : "device key refused by the key checks";
 		goto bad;
 	}
+	*why = "device key check failed";
+	if (pki_keycheck_fingerprint(k, fp, &pe) != 0)
+		goto bad;
+	got = keyfp_get(st, fp, &tomb, &tb, &se);
+	tstate = tomb.sr_state;
+	store_rec_clear(&tomb);
+	json_decref(tb);
+	if (got < 0)
+		goto bad; /* fail closed */
+	if (got == 0 && tstate == KEYFP_COMPROMISED) {
+		*why = "device key compromised";
+		goto bad;
+	}
 	OPENSSL_free(re);
 	return k;
 bad:
@@ -280,6 +448,86 @@ bad:
 	EVP_PKEY_free(k);
 	pki_err_clear_openssl();
 	return NULL;
+}
+
+/* The code's issue time: activation.create sets the expiry to issue +
+ * MSSP_REG_ACTIVATION_TTL_S (the record's own created time is the first
+ * code's: a new code replaces the record). */
+static int64_t
+act_issued_ms(const struct store_rec *rec)
+{
+	return rec->sr_expires_ms - (int64_t)MSSP_REG_ACTIVATION_TTL_S * 1000;
+}
+
+/* Consume the code (K-13: single use).  Our try is reserved in `cur`; a
+ * parallel attempt may have changed the record since (its own try): then
+ * re-read, and consume as long as it is still the same code, not used and
+ * not expired (a lock by later tries does not undo a try granted before
+ * it).  0 with *used, or -1 with e (refusals audited). */
+static int
+act_consume(struct reg *r, struct store *st, const char *m, struct store_rec *cur, json_t **body,
+	    const uint8_t h[32], const char *device_id, int64_t now_ms, struct store_rec *used,
+	    struct reg_err *e)
+{
+	struct store_err se = { 0 };
+	uint8_t h2[32];
+	int attempt;
+
+	for (attempt = 0; attempt < MSSP_REG_CAS_RETRIES; attempt++) {
+		const char *hex;
+
+		if (attempt > 0) {
+			store_rec_clear(cur);
+			json_decref(*body);
+			*body = NULL;
+			if (store_rec_get(st, ACT_KIND, m, cur, &se) != 0)
+				return se.status == 101
+					       ? act_refuse(r, m, "code removed meanwhile", now_ms, e)
+					       : reg_from_store(e, &se, false);
+			*body = json_loadb(cur->sr_body, cur->sr_body_len, 0, NULL);
+			hex = jstr(*body, "code_sha256");
+			if (cur->sr_state == ACT_USED)
+				return act_refuse(r, m, "code used meanwhile", now_ms, e);
+			if (!json_is_object(*body) || hex_decode(hex, strlen(hex), h2, 32, false) != 0 ||
+			    CRYPTO_memcmp(h, h2, 32) != 0) {
+				OPENSSL_cleanse(h2, sizeof(h2));
+				return act_refuse(r, m, "code replaced meanwhile", now_ms, e);
+			}
+			OPENSSL_cleanse(h2, sizeof(h2));
+			if (cur->sr_expires_ms != 0 && cur->sr_expires_ms <= now_ms)
+				return act_refuse(r, m, "code expired meanwhile", now_ms, e);
+		}
+		json_object_del(*body, "code_sha256");
+		json_object_set_new(*body, "used_ms", json_integer(now_ms));
+		json_object_set_new(*body, "device", json_string(device_id));
+		if (rec_put_json(st, cur, ACT_USED, *body, cur->sr_version, now_ms, used, &se) == 0)
+			return 0;
+		if (se.status != STORE_STATUS_CONFLICT)
+			return reg_from_store(e, &se, false);
+	}
+	return act_refuse(r, m, "code used meanwhile", now_ms, e);
+}
+
+/* Binding failed on our side after the code was consumed: open it again
+ * with its hash and give the try back (the phone had the right code). */
+static void
+act_reopen(struct store *st, struct store_rec *used, json_t *body, const uint8_t h[32],
+	   int64_t now_ms)
+{
+	char hx[2 * 32 + 1];
+	struct store_err se = { 0 };
+	int64_t tries = jint(body, "tries");
+
+	tries = tries > 0 ? tries - 1 : 0;
+	hex_encode(h, 32, hx);
+	json_object_set_new(body, "code_sha256", json_string(hx));
+	json_object_set_new(body, "tries", json_integer(tries));
+	json_object_del(body, "used_ms");
+	json_object_del(body, "device");
+	if (rec_put_json(st, used, tries >= MSSP_REG_ACTIVATION_MAX_TRIES ? ACT_LOCKED : ACT_OPEN,
+			 body, used->sr_version, now_ms, NULL, &se) != 0)
+		LOG_EV("reg.activation.reopen_failed", "detail", se.detail);
+	OPENSSL_cleanse(hx, sizeof(hx));
 }
 
 int
@@ -302,101 +550,111 @@ reg_activate(struct reg *r, struct store *st, const struct reg_activation *a, in
 	size_t flen;
 	const char *why;
 	int rc = -1, attempt, tries = 0;
-	bool mac_ok = false;
+	bool reserved = false;
 
 	memset(&dev, 0, sizeof(dev));
+	memset(h, 0, sizeof(h));
+	memset(mac, 0, sizeof(mac));
 	if (a == NULL || a->av_msisdn == NULL || a->av_transcript == NULL ||
 	    a->av_channel_key == NULL || a->av_device_id == NULL)
-		return act_refuse(r, "", "incomplete activation", now_ms, e);
+		return act_nocode("", "incomplete activation", e);
 	if (reg_msisdn_norm(a->av_msisdn, m, &e2) != 0)
-		return act_refuse(r, "", "malformed MSISDN", now_ms, e);
+		return act_nocode("", "malformed MSISDN", e);
 
-	for (attempt = 0; attempt < MSSP_REG_CAS_RETRIES && !mac_ok; attempt++) {
+	/* The transcript the MAC covers must be about this MSISDN and this
+	 * device key (the AFE built both; a mismatch is its bug, or worse). */
+	if (transcript_field(a->av_transcript, a->av_transcript_len, 0, &f, &flen) != 0 ||
+	    flen == 0 || flen > MSSP_STORE_MAX_MSISDN)
+		return act_refuse(r, m, "transcript malformed", now_ms, e);
+	memcpy(tm, f, flen);
+	tm[flen] = '\0';
+	if (reg_msisdn_norm(tm, tn, &e2) != 0 || strcmp(tn, m) != 0 ||
+	    transcript_field(a->av_transcript, a->av_transcript_len, 5, &f, &flen) != 0 ||
+	    flen != a->av_device_spki_len || flen == 0 || memcmp(f, a->av_device_spki, flen) != 0)
+		return act_refuse(r, m, "transcript does not match the request", now_ms, e);
+
+	/* Reserve a try FIRST (compare-and-set of the counter), compare the
+	 * proof after: no proof is ever compared without a try spent, and
+	 * "busy" is answered before the comparison, so it tells nothing. */
+	for (attempt = 0; attempt < MSSP_REG_CAS_RETRIES && !reserved; attempt++) {
 		const char *hex;
 
 		store_rec_clear(&rec);
 		json_decref(body);
 		body = NULL;
 		if (store_rec_get(st, ACT_KIND, m, &rec, &se) != 0) {
-			if (se.status == 101)
-				rc = act_refuse(r, m, "no activation code", now_ms, e);
-			else
-				rc = reg_from_store(e, &se, false);
+			rc = se.status == 101 ? act_nocode(m, "no activation code", e)
+					      : reg_from_store(e, &se, false);
 			goto out;
 		}
 		if (rec.sr_state == ACT_USED) {
-			rc = act_refuse(r, m, "code already used", now_ms, e); /* K-13 */
+			rc = act_nocode(m, "code already used", e); /* K-13 */
 			goto out;
 		}
 		if (rec.sr_state != ACT_OPEN) {
-			rc = act_refuse(r, m, "code locked", now_ms, e);
+			rc = act_nocode(m, "code locked", e);
 			goto out;
 		}
-		if (rec.sr_expires_ms != 0 && rec.sr_expires_ms <= now_ms) {
-			rc = act_refuse(r, m, "code expired", now_ms, e);
+		if (rec.sr_expires_ms == 0 || rec.sr_expires_ms <= now_ms) {
+			rc = act_nocode(m, "code expired", e);
 			goto out;
 		}
 		body = json_loadb(rec.sr_body, rec.sr_body_len, 0, NULL);
 		hex = jstr(body, "code_sha256");
 		tries = (int)jint(body, "tries");
-		if (!json_is_object(body) ||
-		    pki_keycheck_fp_parse(hex, strlen(hex), h) != 0) {
+		if (!json_is_object(body) || hex_decode(hex, strlen(hex), h, sizeof(h), false) != 0) {
 			rc = act_refuse(r, m, "activation record unreadable", now_ms, e);
 			goto out;
 		}
-		if (tries >= MSSP_REG_ACTIVATION_MAX_TRIES) {
-			rc = act_refuse(r, m, "code locked (tries)", now_ms, e);
+		if (tries < 0 || tries >= MSSP_REG_ACTIVATION_MAX_TRIES) {
+			rc = act_nocode(m, "code locked (tries)", e);
 			goto out;
 		}
-		if (e2e_activation_mac(h, a->av_transcript, a->av_transcript_len, "app", NULL,
-				       mac) != 0) {
-			rc = reg_err_set(e, REG_E_INTERNAL, "activation MAC failed");
+		/* A code given to an earlier user of this MSISDN (deleted, the
+		 * number re-created since) is no code for this one. */
+		if (store_user_get(st, m, &u, &se) != 0) {
+			rc = se.status == 105 ? act_nocode(m, "no such user", e)
+					      : reg_from_store(e, &se, false);
 			goto out;
 		}
-		if (CRYPTO_memcmp(mac, a->av_app_mac, sizeof(mac)) == 0) {
-			mac_ok = true;
-			break;
+		if (u.su_created_ms > act_issued_ms(&rec)) {
+			rc = act_nocode(m, "code older than the user", e);
+			goto out;
 		}
-		/* A wrong proof costs a try, counted with a compare-and-set so
-		 * that parallel guesses cannot share one try. */
 		tries++;
 		json_object_set_new(body, "tries", json_integer(tries));
-		if (rec_put_json(st, &rec,
-				 tries >= MSSP_REG_ACTIVATION_MAX_TRIES ? ACT_LOCKED : ACT_OPEN, body,
-				 rec.sr_version, now_ms, NULL, &se) != 0) {
+		/* the last try locks the code for anyone after it */
+		if (rec_put_json(st, &rec, tries >= MSSP_REG_ACTIVATION_MAX_TRIES ? ACT_LOCKED : ACT_OPEN,
+				 body, rec.sr_version, now_ms, &used, &se) != 0) {
 			if (se.status == STORE_STATUS_CONFLICT)
 				continue;
 			rc = reg_from_store(e, &se, false);
 			goto out;
 		}
+		/* `rec` is the record with our try from here on */
+		store_rec_clear(&rec);
+		rec = used;
+		memset(&used, 0, sizeof(used));
+		reserved = true;
+	}
+	if (!reserved) {
+		rc = reg_err_set(e, REG_E_INTERNAL, "activation record busy");
+		goto out;
+	}
+
+	if (e2e_activation_mac(h, a->av_transcript, a->av_transcript_len, "app", NULL, mac) != 0) {
+		rc = reg_err_set(e, REG_E_INTERNAL, "activation MAC failed");
+		goto out;
+	}
+	if (CRYPTO_memcmp(mac, a->av_app_mac, sizeof(mac)) != 0) {
 		snprintf(detail, sizeof(detail), "wrong code (try %d of %d)%s", tries,
 			 MSSP_REG_ACTIVATION_MAX_TRIES,
 			 tries >= MSSP_REG_ACTIVATION_MAX_TRIES ? ": locked" : "");
 		rc = act_refuse(r, m, detail, now_ms, e);
 		goto out;
 	}
-	if (!mac_ok) {
-		rc = reg_err_set(e, REG_E_INTERNAL, "activation record busy");
-		goto out;
-	}
 
-	/* The transcript the MAC covers must be about this MSISDN and this
-	 * device key (the AFE built both; a mismatch is its bug, or worse). */
-	if (transcript_field(a->av_transcript, a->av_transcript_len, 0, &f, &flen) != 0 ||
-	    flen == 0 || flen > MSSP_STORE_MAX_MSISDN) {
-		rc = act_refuse(r, m, "transcript malformed", now_ms, e);
-		goto out;
-	}
-	memcpy(tm, f, flen);
-	tm[flen] = '\0';
-	if (reg_msisdn_norm(tm, tn, &e2) != 0 || strcmp(tn, m) != 0 ||
-	    transcript_field(a->av_transcript, a->av_transcript_len, 5, &f, &flen) != 0 ||
-	    flen != a->av_device_spki_len || flen == 0 ||
-	    memcmp(f, a->av_device_spki, flen) != 0) {
-		rc = act_refuse(r, m, "transcript does not match the request", now_ms, e);
-		goto out;
-	}
-	dk = device_key(r, a->av_device_spki, a->av_device_spki_len, &why);
+	dk = device_key(r, st, a->av_device_spki, a->av_device_spki_len, &why);
 	if (dk == NULL) {
 		rc = act_refuse(r, m, why, now_ms, e);
 		goto out;
@@ -407,13 +665,6 @@ reg_activate(struct reg *r, struct store *st, const struct reg_activation *a, in
 		rc = act_refuse(r, m, "device signature invalid", now_ms, e);
 		goto out;
 	}
-	if (store_user_get(st, m, &u, &se) != 0) {
-		if (se.status == 105)
-			rc = act_refuse(r, m, "unknown user", now_ms, e);
-		else
-			rc = reg_from_store(e, &se, false);
-		goto out;
-	}
 	if (u.su_state != STORE_USER_ACTIVE) {
 		rc = act_refuse(r, m, "user suspended", now_ms, e);
 		goto out;
@@ -422,16 +673,8 @@ reg_activate(struct reg *r, struct store *st, const struct reg_activation *a, in
 	/* Consume the code FIRST (single use, K-13: of two parallel proofs
 	 * only one wins the compare-and-set), then bind; if binding fails
 	 * the code is opened again. */
-	json_object_del(body, "code_sha256");
-	json_object_set_new(body, "used_ms", json_integer(now_ms));
-	json_object_set_new(body, "device", json_string(a->av_device_id));
-	if (rec_put_json(st, &rec, ACT_USED, body, rec.sr_version, now_ms, &used, &se) != 0) {
-		if (se.status == STORE_STATUS_CONFLICT)
-			rc = act_refuse(r, m, "code used meanwhile", now_ms, e);
-		else
-			rc = reg_from_store(e, &se, false);
+	if (act_consume(r, st, m, &rec, &body, h, a->av_device_id, now_ms, &used, e) != 0)
 		goto out;
-	}
 	if (copy_str(dev.sd_device_id, sizeof(dev.sd_device_id), a->av_device_id) != 0 ||
 	    a->av_device_spki_len > sizeof(dev.sd_auth_spki)) {
 		se.status = 900;
@@ -446,20 +689,7 @@ reg_activate(struct reg *r, struct store *st, const struct reg_activation *a, in
 			se.status = 0;
 	}
 	if (se.status != 0) {
-		/* Re-open the code with its hash: the user may try again. */
-		{
-			char hx[PKI_KEYCHECK_FP_HEX + 1];
-			struct store_err se2 = { 0 };
-
-			pki_keycheck_fp_hex(h, hx);
-			json_object_set_new(body, "code_sha256", json_string(hx));
-			json_object_del(body, "used_ms");
-			json_object_del(body, "device");
-			if (rec_put_json(st, &used, ACT_OPEN, body, used.sr_version, now_ms, NULL,
-					 &se2) != 0)
-				LOG_EV("reg.activation.reopen_failed", "detail", se2.detail);
-			OPENSSL_cleanse(hx, sizeof(hx));
-		}
+		act_reopen(st, &used, body, h, now_ms);
 		if (se.status == 101) {
 			rc = act_refuse(r, m, "device refused by the registry (limit or owner)", now_ms, e);
 		} else {
@@ -489,6 +719,8 @@ out:
 	}
 	if (rec.sr_body != NULL)
 		OPENSSL_cleanse(rec.sr_body, rec.sr_body_len);
+	if (used.sr_body != NULL)
+		OPENSSL_cleanse(used.sr_body, used.sr_body_len);
 	store_rec_clear(&rec);
 	store_rec_clear(&used);
 	EVP_PKEY_free(dk);
@@ -535,27 +767,21 @@ reg_job_clear(struct reg_job *j)
 static bool
 job_id_valid(const char *id)
 {
-	size_t i;
+	uint8_t b[JOB_ID_HEX / 2];
 
-	if (id == NULL || strlen(id) != JOB_ID_LEN || id[0] != 'J')
-		return false;
-	for (i = 1; i < JOB_ID_LEN; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-			return false;
-	return true;
+	return id != NULL && strlen(id) == JOB_ID_LEN && id[0] == 'J' &&
+	       hex_decode(id + 1, JOB_ID_HEX, b, sizeof(b), true) == 0;
 }
 
 static int
 job_new_id(char id[JOB_ID_LEN + 1])
 {
 	unsigned char rnd[JOB_ID_HEX / 2];
-	size_t i;
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		return -1;
 	id[0] = 'J';
-	for (i = 0; i < sizeof(rnd); i++)
-		snprintf(id + 1 + 2 * i, 3, "%02x", rnd[i]);
+	hex_encode(rnd, sizeof(rnd), id + 1);
 	return 0;
 }
 
@@ -756,6 +982,33 @@ job_each(struct store *st, const char *owner, int state, job_fn fn, void *arg,
 	return rc < 0 ? -1 : 0;
 }
 
+/* Is the job's device still there, its user's, and active?  1 yes, 0 no
+ * (*why), -1 the store failed (ask again later).  A user deleted (or the
+ * device deleted, or moved by a delete and re-create of the MSISDN)
+ * leaves jobs behind: they must not reach a phone or get a certificate. */
+static int
+job_device_ok(struct store *st, const struct job *j, const char **why)
+{
+	struct store_device d;
+	struct store_err se = { 0 };
+	int rc = 1;
+
+	if (store_device_get(st, jstr(j->jb_body, "device"), &d, &se) != 0) {
+		if (se.status != 101)
+			return -1;
+		*why = "device gone";
+		rc = 0;
+	} else if (strcmp(d.sd_msisdn, j->jb_rec.sr_owner) != 0) {
+		*why = "device no longer the user's";
+		rc = 0;
+	} else if (d.sd_state != STORE_DEVICE_ACTIVE) {
+		*why = "device disabled";
+		rc = 0;
+	}
+	OPENSSL_cleanse(&d, sizeof(d));
+	return rc;
+}
+
 struct deliver_ctx {
 	struct reg *dc_r;
 	struct store *dc_st;
@@ -770,6 +1023,8 @@ static int
 deliver_one(void *arg, struct job *j)
 {
 	struct deliver_ctx *c = arg;
+	struct store_err se = { 0 };
+	const char *why = "";
 	int s = j->jb_rec.sr_state;
 	int64_t sent = jint(j->jb_body, "sent_ms");
 
@@ -786,6 +1041,18 @@ deliver_one(void *arg, struct job *j)
 		return 0;
 	if (c->dc_online != NULL && !c->dc_online(c->dc_arg, jstr(j->jb_body, "device")))
 		return 0;
+	/* only for a job about to go out: one read, not one per open job */
+	switch (job_device_ok(c->dc_st, j, &why)) {
+	case 1:
+		break;
+	case 0:
+		if (job_finish(c->dc_r, c->dc_st, j, REG_JOB_FAILED, 105, why, c->dc_now, &se) != 0 &&
+		    se.status != STORE_STATUS_CONFLICT)
+			LOG_EV("reg.job.fail_failed", "job", j->jb_rec.sr_name, "detail", se.detail);
+		return 0;
+	default:
+		return 0; /* the store: next round */
+	}
 	if (job_fill(j, &c->dc_out[c->dc_n]) == 0)
 		c->dc_n++;
 	return 0;
@@ -1044,6 +1311,137 @@ job_refuse(struct process_ctx *c, struct job *j, int status, const char *detail)
 	return 0;
 }
 
+/* Claim the tombstone of `fp` for this job (K-07 for good: see "keyfp").
+ * 0 claimed (or claimed by this same job before: a re-process), 1 the key
+ * was registered before (*verdict "duplicate", or "compromised" when it
+ * was revoked for keyCompromise), -1 the store failed. */
+static int
+keyfp_claim(struct process_ctx *c, const struct job *j, const unsigned char fp[PKI_KEYCHECK_FP_LEN],
+	    const char *key_id, const char *msisdn, const char **verdict)
+{
+	struct reg *r = c->pc_r;
+	struct store_rec rec = { 0 };
+	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
+	struct pki_ca_entry ce;
+	json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "key_id", key_id, "msisdn", msisdn, "job",
+			      j->jb_rec.sr_name, "serial", "");
+	int rc;
+
+	if (b == NULL)
+		return -1;
+	snprintf(rec.sr_kind, sizeof(rec.sr_kind), "%s", KEYFP_KIND);
+	hex_encode(fp, PKI_KEYCHECK_FP_LEN, rec.sr_name);
+	rc = rec_put_json(c->pc_st, &rec, KEYFP_ISSUED, b, STORE_REC_NEW, c->pc_now, NULL, &se);
+	json_decref(b);
+	b = NULL;
+	if (rc == 0)
+		return 0;
+	if (se.status != STORE_STATUS_CONFLICT || keyfp_get(c->pc_st, fp, &rec, &b, &se) != 0) {
+		LOG_EV("reg.keyfp.claim_failed", "job", j->jb_rec.sr_name, "detail", se.detail);
+		store_rec_clear(&rec);
+		json_decref(b);
+		return -1;
+	}
+	if (rec.sr_state == KEYFP_ISSUED && strcmp(jstr(b, "job"), j->jb_rec.sr_name) == 0) {
+		rc = 0;
+	} else {
+		rc = 1;
+		*verdict = rec.sr_state == KEYFP_COMPROMISED
+				   ? pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED)
+				   : pki_keycheck_verdict_name(PKI_KEYCHECK_DUPLICATE);
+		/* revoked for keyCompromise by a path that did not mark the
+		 * tombstone: the CA knows */
+		if (rec.sr_state == KEYFP_ISSUED && jstr(b, "serial")[0] != '\0') {
+			bool comp;
+
+			pthread_mutex_lock(&r->r_ca_lock);
+			comp = pki_ca_lookup(r->r_ca, jstr(b, "serial"), &ce, &pe) == 0 &&
+			       ce.ce_revoked && ce.ce_reason == PKI_CA_REASON_KEY_COMPROMISE;
+			pthread_mutex_unlock(&r->r_ca_lock);
+			pki_err_clear_openssl();
+			if (comp) {
+				*verdict = pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED);
+				if (keyfp_compromised(c->pc_st, fp, jstr(b, "key_id"), jstr(b, "msisdn"),
+						      jstr(b, "serial"), c->pc_now, &se) != 0)
+					LOG_EV("reg.keyfp.mark_failed", "job", j->jb_rec.sr_name, "detail",
+					       se.detail);
+			}
+		}
+		if (strcmp(*verdict, pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED)) == 0)
+			LOG_EV("reg.key.incident", "job", j->jb_rec.sr_name, "verdict", *verdict);
+	}
+	store_rec_clear(&rec);
+	json_decref(b);
+	return rc;
+}
+
+/* The certificate's serial into the tombstone (for the CA look-up above).
+ * Best effort. */
+static void
+keyfp_set_serial(struct store *st, const unsigned char fp[PKI_KEYCHECK_FP_LEN], const char *serial,
+		 int64_t now_ms)
+{
+	struct store_rec rec = { 0 };
+	struct store_err se = { 0 };
+	json_t *b = NULL;
+
+	if (keyfp_get(st, fp, &rec, &b, &se) == 0) {
+		json_object_set_new(b, "serial", json_string(serial));
+		if (rec_put_json(st, &rec, rec.sr_state, b, rec.sr_version, now_ms, NULL, &se) != 0)
+			LOG_EV("reg.keyfp.serial_failed", "serial", serial, "detail", se.detail);
+	}
+	store_rec_clear(&rec);
+	json_decref(b);
+}
+
+/* A re-process of a job whose key was issued and stored while the job
+ * update failed: is the stored ACTIVE key `k` this job's (the CSR's key,
+ * claimed by this job)? */
+static bool
+issued_by_job(struct process_ctx *c, const struct job *j, EVP_PKEY *pub, const struct store_key *k)
+{
+	unsigned char fp[PKI_KEYCHECK_FP_LEN];
+	struct store_rec rec = { 0 };
+	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
+	json_t *b = NULL;
+	bool mine;
+
+	if (k->sk_cert_len == 0 || pki_keycheck_fingerprint(pub, fp, &pe) != 0 ||
+	    CRYPTO_memcmp(fp, k->sk_spki_fp, sizeof(fp)) != 0)
+		return false;
+	mine = keyfp_get(c->pc_st, fp, &rec, &b, &se) == 0 && rec.sr_state == KEYFP_ISSUED &&
+	       strcmp(jstr(b, "job"), j->jb_rec.sr_name) == 0;
+	store_rec_clear(&rec);
+	json_decref(b);
+	return mine;
+}
+
+/* ... then complete the job with the stored certificate (the phone gets
+ * it; no second certificate). */
+static int
+process_complete(struct process_ctx *c, struct job *j, const struct store_key *k)
+{
+	struct reg *r = c->pc_r;
+	struct store_err se = { 0 };
+	char detail[MSSP_STORE_MAX_KEY_ID + MSSP_STORE_MAX_SERIAL + 64];
+	int rc;
+
+	pthread_mutex_lock(&r->r_ca_lock);
+	rc = body_set_cert(j->jb_body, r->r_ca, k->sk_cert, k->sk_cert_len, k->sk_cert_serial);
+	pthread_mutex_unlock(&r->r_ca_lock);
+	if (rc != 0 || job_save(c->pc_st, j, REG_JOB_ISSUED, c->pc_now, &se) != 0) {
+		/* still ANSWERED: taken up again when the claim lapses */
+		LOG_EV("reg.job.complete_failed", "job", j->jb_rec.sr_name, "detail", se.detail);
+		return 0;
+	}
+	snprintf(detail, sizeof(detail), "key %s serial %s issued before, job completed",
+		 k->sk_key_id, k->sk_cert_serial);
+	job_audit(r, j, detail, c->pc_now);
+	return 0;
+}
+
 /* Issue under the CA lock: certificate, key record (with rollback by
  * revocation), job ISSUED. */
 static int
@@ -1057,6 +1455,7 @@ process_issue(struct process_ctx *c, struct job *j, EVP_PKEY *pub, const struct 
 	json_t *b = j->jb_body, *v;
 	char cn[2 * MSSP_STORE_MAX_NAME + 2], detail[300];
 	char *serial = NULL;
+	const char *verdict = "";
 	unsigned char *der = NULL;
 	BIGNUM *bn = NULL;
 	X509 *x = NULL;
@@ -1100,6 +1499,16 @@ process_issue(struct process_ctx *c, struct job *j, EVP_PKEY *pub, const struct 
 	k.sk_state = STORE_KEY_ACTIVE;
 	if (pki_keycheck_fingerprint(pub, k.sk_spki_fp, &pe) != 0)
 		return job_refuse(c, j, 900, "fingerprint failed");
+	/* K-07 for good: a key certified once (for anyone, under any key
+	 * id, since revoked or deleted or not) is never certified again */
+	switch (keyfp_claim(c, j, k.sk_spki_fp, k.sk_key_id, u->su_msisdn, &verdict)) {
+	case 0:
+		break;
+	case 1:
+		return job_refuse(c, j, 407, verdict);
+	default:
+		return job_refuse(c, j, 900, "key tombstone not stored");
+	}
 
 	pthread_mutex_lock(&r->r_ca_lock);
 	if (pki_ca_issue(r->r_ca, jstr(b, "cert_profile"), &id, pub, NULL, 0, &x, &pe) != 0) {
@@ -1127,11 +1536,21 @@ process_issue(struct process_ctx *c, struct job *j, EVP_PKEY *pub, const struct 
 					  : "key record not stored");
 		goto undo;
 	}
+	keyfp_set_serial(c->pc_st, k.sk_spki_fp, serial, c->pc_now);
+	{
+		struct reg_err ie = { 0 };
+
+		/* cert.revoke finds the key by serial (reg.c's index) */
+		if (reg_index_cert_serial(c->pc_st, serial, k.sk_key_id, c->pc_now, &ie) != 0)
+			LOG_EV("reg.job.serial_index_failed", "job", j->jb_rec.sr_name, "detail",
+			       ie.msg);
+	}
 	if (body_set_cert(b, r->r_ca, der, (size_t)dl, serial) != 0 ||
 	    job_save(c->pc_st, j, REG_JOB_ISSUED, c->pc_now, &se) != 0) {
-		/* The key is in the store: it can sign.  The job will be
-		 * re-processed (the claim lapses) and refused as "group has
-		 * an active key"; the RA sees it. */
+		/* The key is in the store: it can sign.  The job stays
+		 * ANSWERED and is re-processed when the claim lapses:
+		 * process_one finds this key (the CSR's, claimed by this
+		 * job) and completes the job with its certificate. */
 		pthread_mutex_unlock(&r->r_ca_lock);
 		LOG_EV("reg.job.issued_unsaved", "job", j->jb_rec.sr_name, "detail", se.detail);
 		snprintf(detail, sizeof(detail), "key %s serial %s (job not updated)", k.sk_key_id,
@@ -1176,6 +1595,7 @@ process_one(void *arg, struct job *j)
 	size_t csr_len = 0;
 	EVP_PKEY *pub = NULL;
 	char detail[200];
+	const char *why = "";
 	int64_t claim = jint(b, "claim_ms");
 	int rc = 0;
 
@@ -1228,11 +1648,31 @@ process_one(void *arg, struct job *j)
 		rc = job_refuse(c, j, 104, "user suspended");
 		goto out;
 	}
+	/* a job of an earlier user of this MSISDN (deleted, re-created) */
+	if (u.su_created_ms > j->jb_rec.sr_created_ms) {
+		rc = job_refuse(c, j, 105, "user re-created since the request");
+		goto out;
+	}
+	switch (job_device_ok(c->pc_st, j, &why)) {
+	case 1:
+		break;
+	case 0:
+		rc = job_refuse(c, j, 105, why);
+		goto out;
+	default:
+		rc = job_refuse(c, j, 900, "device unavailable");
+		goto out;
+	}
 	/* A second job for a group that got its key meanwhile must not
-	 * replace that key (and leave its certificate orphaned). */
+	 * replace that key (and leave its certificate orphaned); but this
+	 * job's own key, issued and stored while the job update failed, is
+	 * completed. */
 	if (store_key_get(c->pc_st, jstr(b, "key_id"), &old, &se) == 0 &&
 	    old.sk_state == STORE_KEY_ACTIVE) {
-		rc = job_refuse(c, j, 101, "group has an active key");
+		if (issued_by_job(c, j, pub, &old))
+			rc = process_complete(c, j, &old);
+		else
+			rc = job_refuse(c, j, 101, "group has an active key");
 		goto out;
 	}
 	rc = process_issue(c, j, pub, &u);
@@ -1268,6 +1708,7 @@ struct open_jobs {
 	} oj[64];
 	size_t oj_n;
 	int64_t oj_now;
+	int64_t oj_user_created; /* older jobs are an earlier user's */
 	bool oj_more; /* more open jobs than fit: refuse, to be safe */
 };
 
@@ -1276,7 +1717,10 @@ open_job_one(void *arg, struct job *j)
 {
 	struct open_jobs *o = arg;
 
-	if (!job_open(j->jb_rec.sr_state) || job_overdue(j, o->oj_now))
+	/* a job of an earlier user of the MSISDN (deleted, created again)
+	 * does not hold the group: it is failed when it next moves */
+	if (!job_open(j->jb_rec.sr_state) || job_overdue(j, o->oj_now) ||
+	    j->jb_rec.sr_created_ms < o->oj_user_created)
 		return 0;
 	if (o->oj_n >= sizeof(o->oj) / sizeof(o->oj[0])) {
 		o->oj_more = true;
@@ -1346,6 +1790,7 @@ user_for_jobs(struct store *st, const char *in, char m[MSSP_STORE_MAX_MSISDN + 1
 		return reg_err_set(e, REG_E_CONFLICT, "user suspended");
 	memset(oj, 0, sizeof(*oj));
 	oj->oj_now = now_ms;
+	oj->oj_user_created = u.su_created_ms;
 	return job_each(st, m, -1, open_job_one, oj, e);
 }
 
@@ -1741,6 +2186,7 @@ struct scan_fp {
 struct scan_hit {
 	char sh_key_id[MSSP_STORE_MAX_KEY_ID + 1];
 	char sh_msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	char sh_serial[MSSP_STORE_MAX_SERIAL + 1]; /* the certificate judged */
 	const char *sh_verdict; /* static */
 };
 
@@ -1750,6 +2196,7 @@ struct scan_rsa {
 	bool sr_active;
 	char sr_key_id[MSSP_STORE_MAX_KEY_ID + 1];
 	char sr_msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	char sr_serial[MSSP_STORE_MAX_SERIAL + 1];
 };
 
 struct scan_ctx {
@@ -1763,18 +2210,28 @@ struct scan_ctx {
 	size_t sc_caphm;
 	struct scan_hit *sc_hits;
 	size_t sc_nhits, sc_caphits;
-	/* second pass: key indexes with a duplicate fingerprint (sorted) */
-	uint32_t *sc_dup;
-	size_t sc_ndup, sc_pos;
+	/* second pass: the fingerprints shared by several keys, one of them
+	 * active (sorted) */
+	unsigned char (*sc_dup)[PKI_KEYCHECK_FP_LEN];
+	size_t sc_ndup;
 	bool sc_oom;
 };
 
+/* `idx` is the key's place in the first pass, UINT32_MAX in the second
+ * (where places may have shifted: the key id decides). */
 static int
 scan_hit_add(struct scan_ctx *c, uint32_t idx, const char *key_id, const char *msisdn,
-	     const char *verdict)
+	     const char *serial, const char *verdict)
 {
 	struct scan_hit *h;
+	size_t i;
 
+	if (idx == UINT32_MAX) {
+		for (i = 0; i < c->sc_nhits; i++)
+			if (strcmp(c->sc_hits[i].sh_key_id, key_id) == 0)
+				return 0; /* first verdict wins */
+		goto add;
+	}
 	if (idx < c->sc_caphm && c->sc_hitmap[idx])
 		return 0; /* first verdict wins */
 	if (idx >= c->sc_caphm) {
@@ -1790,6 +2247,8 @@ scan_hit_add(struct scan_ctx *c, uint32_t idx, const char *key_id, const char *m
 		c->sc_hitmap = nm;
 		c->sc_caphm = nc;
 	}
+	c->sc_hitmap[idx] = 1;
+add:
 	if (c->sc_nhits == c->sc_caphits) {
 		size_t nc = c->sc_caphits ? c->sc_caphits * 2 : 16;
 		struct scan_hit *nh = realloc(c->sc_hits, nc * sizeof(*nh));
@@ -1802,8 +2261,8 @@ scan_hit_add(struct scan_ctx *c, uint32_t idx, const char *key_id, const char *m
 	h = &c->sc_hits[c->sc_nhits++];
 	snprintf(h->sh_key_id, sizeof(h->sh_key_id), "%s", key_id);
 	snprintf(h->sh_msisdn, sizeof(h->sh_msisdn), "%s", msisdn);
+	snprintf(h->sh_serial, sizeof(h->sh_serial), "%s", serial);
 	h->sh_verdict = verdict;
-	c->sc_hitmap[idx] = 1;
 	return 0;
 }
 
@@ -1838,7 +2297,8 @@ scan_rsa_flush(struct scan_ctx *c)
 	for (i = 0; i < c->sc_nmod && rc == 0; i++)
 		if (flag[i] && c->sc_mod[i].sr_active)
 			rc = scan_hit_add(c, c->sc_mod[i].sr_idx, c->sc_mod[i].sr_key_id,
-					  c->sc_mod[i].sr_msisdn, "rsa-shared-prime");
+					  c->sc_mod[i].sr_msisdn, c->sc_mod[i].sr_serial,
+					  "rsa-shared-prime");
 	c->sc_batches++;
 out:
 	for (i = 0; i < c->sc_nmod; i++)
@@ -1870,13 +2330,14 @@ scan_key(void *arg, const struct store_key *k)
 	if (x == NULL || p != k->sk_cert + k->sk_cert_len) {
 		X509_free(x);
 		pki_err_clear_openssl();
-		if (active && scan_hit_add(c, idx, k->sk_key_id, k->sk_msisdn,
+		if (active && scan_hit_add(c, idx, k->sk_key_id, k->sk_msisdn, k->sk_cert_serial,
 					   pki_keycheck_verdict_name(PKI_KEYCHECK_MALFORMED)) != 0)
 			goto oom;
 		return 0;
 	}
 	if (pki_keycheck_x509(x, NULL, &sets, &v, &pe) != 0 && v != PKI_KEYCHECK_INTERNAL && active &&
-	    scan_hit_add(c, idx, k->sk_key_id, k->sk_msisdn, pki_keycheck_verdict_name(v)) != 0)
+	    scan_hit_add(c, idx, k->sk_key_id, k->sk_msisdn, k->sk_cert_serial,
+			 pki_keycheck_verdict_name(v)) != 0)
 		goto oom_x;
 	pub = X509_get0_pubkey(x);
 	if (pub != NULL) {
@@ -1903,6 +2364,7 @@ scan_key(void *arg, const struct store_key *k)
 				m->sr_active = active;
 				snprintf(m->sr_key_id, sizeof(m->sr_key_id), "%s", k->sk_key_id);
 				snprintf(m->sr_msisdn, sizeof(m->sr_msisdn), "%s", k->sk_msisdn);
+				snprintf(m->sr_serial, sizeof(m->sr_serial), "%s", k->sk_cert_serial);
 				c->sc_nmod++;
 				c->sc_rsa++;
 				if (c->sc_nmod == MSSP_REG_MAX_SCAN_RSA && scan_rsa_flush(c) != 0)
@@ -1933,31 +2395,110 @@ fp_cmp(const void *a, const void *b)
 }
 
 static int
-u32_cmp(const void *a, const void *b)
+fp_bytes_cmp(const void *a, const void *b)
 {
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
+	return memcmp(a, b, PKI_KEYCHECK_FP_LEN);
 }
 
-/* Second pass: the key ids of the duplicate fingerprints' keys (the first
- * pass kept only indexes, so a million keys cost 40 bytes each). */
+/* Second pass: which ACTIVE keys have one of the duplicate fingerprints?
+ * Matched by fingerprint, re-computed from each candidate's certificate
+ * (never by the first pass's position: a key deleted or added between
+ * the passes shifts every position after it).  The stored fingerprint
+ * skips the certificate parse for the keys it rules out. */
 static int
 scan_dup_key(void *arg, const struct store_key *k)
 {
 	struct scan_ctx *c = arg;
-	uint32_t idx = (uint32_t)c->sc_keys++;
+	unsigned char fp[PKI_KEYCHECK_FP_LEN];
+	struct pki_err pe = { 0 };
+	const unsigned char *p = k->sk_cert;
+	X509 *x;
+	bool dup;
 
-	while (c->sc_pos < c->sc_ndup && c->sc_dup[c->sc_pos] < idx)
-		c->sc_pos++;
-	if (c->sc_pos < c->sc_ndup && c->sc_dup[c->sc_pos] == idx &&
-	    k->sk_state == STORE_KEY_ACTIVE &&
-	    scan_hit_add(c, idx, k->sk_key_id, k->sk_msisdn,
-			 pki_keycheck_verdict_name(PKI_KEYCHECK_DUPLICATE)) != 0) {
+	if (k->sk_state != STORE_KEY_ACTIVE || k->sk_cert_len == 0)
+		return 0;
+	if (!fp_zero(k->sk_spki_fp) &&
+	    bsearch(k->sk_spki_fp, c->sc_dup, c->sc_ndup, sizeof(*c->sc_dup), fp_bytes_cmp) == NULL)
+		return 0;
+	x = d2i_X509(NULL, &p, (long)k->sk_cert_len);
+	dup = x != NULL && p == k->sk_cert + k->sk_cert_len && X509_get0_pubkey(x) != NULL &&
+	      pki_keycheck_fingerprint(X509_get0_pubkey(x), fp, &pe) == 0 &&
+	      bsearch(fp, c->sc_dup, c->sc_ndup, sizeof(*c->sc_dup), fp_bytes_cmp) != NULL;
+	X509_free(x);
+	pki_err_clear_openssl();
+	if (dup && scan_hit_add(c, UINT32_MAX, k->sk_key_id, k->sk_msisdn, k->sk_cert_serial,
+				pki_keycheck_verdict_name(PKI_KEYCHECK_DUPLICATE)) != 0) {
 		c->sc_oom = true;
 		return 1;
 	}
-	return c->sc_pos >= c->sc_ndup ? 1 : 0;
+	return 0;
+}
+
+/* Act on one hit: the key can no longer sign.  With the CA in this
+ * process its certificate is revoked (keyCompromise) and the key REVOKED
+ * (*crl_due: one CRL after the scan); without, the key is DISABLED and
+ * the revocation is pending.  The hit is re-checked first: the key must
+ * still be ACTIVE with the certificate the scan judged.  The JSON hit and
+ * the audit detail say what was done. */
+static void
+scan_act(struct reg *r, struct store *st, const struct scan_hit *h, const struct reg_actor *who,
+	 int64_t now_ms, json_t *hits, bool *crl_due)
+{
+	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
+	struct pki_ca_entry ce;
+	struct store_key k;
+	char detail[400];
+	const char *action;
+	int rc;
+
+	if (store_key_get(st, h->sh_key_id, &k, &se) != 0 || k.sk_state != STORE_KEY_ACTIVE ||
+	    strcmp(k.sk_cert_serial, h->sh_serial) != 0) {
+		LOG_EV("reg.scan.hit_changed", "key", h->sh_key_id);
+		return; /* gone, handled or re-issued since it was judged */
+	}
+	if (r->r_ca != NULL && k.sk_cert_serial[0] != '\0') {
+		pthread_mutex_lock(&r->r_ca_lock);
+		rc = pki_ca_revoke(r->r_ca, k.sk_cert_serial, PKI_CA_REASON_KEY_COMPROMISE,
+				   (time_t)(now_ms / 1000), &pe);
+		/* revoked already (by whatever reason): it is not valid now */
+		if (rc != 0 && pki_ca_lookup(r->r_ca, k.sk_cert_serial, &ce, &pe) == 0 && ce.ce_revoked)
+			rc = 0;
+		pthread_mutex_unlock(&r->r_ca_lock);
+		pki_err_clear_openssl();
+		if (rc == 0) {
+			*crl_due = true;
+			if (store_key_set_state(st, k.sk_key_id, STORE_KEY_REVOKED, now_ms, &se) != 0)
+				LOG_EV("reg.scan.revoke_state_failed", "key", k.sk_key_id, "detail",
+				       se.detail);
+			reg_enrol_key_compromised(r, st, &k, now_ms);
+			action = "revoked (keyCompromise)";
+		} else {
+			LOG_EV("reg.scan.revoke_failed", "key", k.sk_key_id, "detail", pe.detail);
+			if (store_key_set_state(st, k.sk_key_id, STORE_KEY_DISABLED, now_ms, &se) != 0)
+				LOG_EV("reg.scan.disable_failed", "key", k.sk_key_id, "detail", se.detail);
+			action = "disabled, revocation failed";
+		}
+	} else {
+		if (store_key_set_state(st, k.sk_key_id, STORE_KEY_DISABLED, now_ms, &se) != 0)
+			LOG_EV("reg.scan.disable_failed", "key", k.sk_key_id, "detail", se.detail);
+		action = k.sk_cert_serial[0] != '\0' ? "disabled, revocation pending (no CA in this process)"
+						      : "disabled (no certificate)";
+	}
+	/* the user is held until the RA has looked (an incident) */
+	/* state only, never a read-modify-write of the whole record: an RA's
+	 * concurrent update must not undo the suspension, nor may this
+	 * re-create a user deleted meanwhile (105: nothing to suspend) */
+	if (store_user_set_state(st, h->sh_msisdn, STORE_USER_SUSPENDED, STORE_USER_ANY, now_ms,
+				 &se) != 0 &&
+	    se.status != 105)
+		LOG_EV("reg.scan.suspend_failed", "key", h->sh_key_id, "detail", se.detail);
+	snprintf(detail, sizeof(detail), "key %s verdict %s: %s", h->sh_key_id, h->sh_verdict,
+		 action);
+	reg_audit_event(r, who, "keys.scan.hit", h->sh_msisdn, "ok", detail, now_ms);
+	json_array_append_new(hits, json_pack("{s:s,s:s,s:s,s:s}", "key_id", h->sh_key_id, "msisdn",
+					      h->sh_msisdn, "verdict", h->sh_verdict, "action",
+					      action));
 }
 
 int
@@ -1966,10 +2507,12 @@ reg_keys_scan(struct reg *r, struct store *st, const struct reg_actor *who, int6
 {
 	struct scan_ctx c = { 0 };
 	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
 	json_t *res = NULL, *hits;
 	char detail[400];
 	size_t i, a, b, keys;
-	int rc = -1;
+	int rc = -1, crl = 0;
+	bool crl_due = false;
 
 	*out = NULL;
 	if (who == NULL)
@@ -1999,25 +2542,27 @@ reg_keys_scan(struct reg *r, struct store *st, const struct reg_actor *who, int6
 				;
 			if (b - a < 2)
 				continue;
-			for (i = a; i < b; i++) {
-				if (!c.sc_fps[i].sf_active)
-					continue;
-				if (c.sc_ndup % 256 == 0) {
-					uint32_t *nd = realloc(c.sc_dup, (c.sc_ndup + 256) * sizeof(*nd));
+			for (i = a; i < b && !c.sc_fps[i].sf_active; i++)
+				;
+			if (i == b)
+				continue; /* no active key among them */
+			if (c.sc_ndup % 256 == 0) {
+				unsigned char(*nd)[PKI_KEYCHECK_FP_LEN] =
+					realloc(c.sc_dup, (c.sc_ndup + 256) * sizeof(*nd));
 
-					if (nd == NULL) {
-						rc = reg_err_set(e, REG_E_INTERNAL, "out of memory");
-						goto out;
-					}
-					c.sc_dup = nd;
+				if (nd == NULL) {
+					rc = reg_err_set(e, REG_E_INTERNAL, "out of memory");
+					goto out;
 				}
-				c.sc_dup[c.sc_ndup++] = c.sc_fps[i].sf_idx;
+				c.sc_dup = nd;
 			}
+			/* the fingerprints come sorted: the set is sorted */
+			memcpy(c.sc_dup[c.sc_ndup++], c.sc_fps[a].sf_fp, PKI_KEYCHECK_FP_LEN);
 		}
 	}
 	if (c.sc_ndup > 0) {
-		qsort(c.sc_dup, c.sc_ndup, sizeof(*c.sc_dup), u32_cmp);
-		c.sc_keys = 0;
+		if (r->r_enrol->re_scan_hook != NULL)
+			r->r_enrol->re_scan_hook(r->r_enrol->re_scan_arg, st);
 		if (store_key_scan(st, scan_dup_key, &c, &se) != 0) {
 			rc = reg_from_store(e, &se, false);
 			goto out;
@@ -2028,8 +2573,7 @@ reg_keys_scan(struct reg *r, struct store *st, const struct reg_actor *who, int6
 		}
 	}
 
-	/* Act on each hit: the key can no longer sign, the user is held
-	 * until the RA has looked (bad-inputs K-02/K-05: an incident). */
+	/* Act on each hit (bad-inputs K-02/K-05: an incident). */
 	res = json_object();
 	hits = json_array();
 	if (res == NULL || hits == NULL) {
@@ -2042,27 +2586,27 @@ reg_keys_scan(struct reg *r, struct store *st, const struct reg_actor *who, int6
 	if (c.sc_batches > 1)
 		json_object_set_new(res, "rsa_batches", json_integer((json_int_t)c.sc_batches));
 	json_object_set_new(res, "hits", hits);
-	for (i = 0; i < c.sc_nhits; i++) {
-		struct scan_hit *h = &c.sc_hits[i];
-		struct store_user u;
-
-		if (store_key_set_state(st, h->sh_key_id, STORE_KEY_DISABLED, now_ms, &se) != 0)
-			LOG_EV("reg.scan.disable_failed", "key", h->sh_key_id, "detail", se.detail);
-		if (store_user_get(st, h->sh_msisdn, &u, &se) == 0 &&
-		    u.su_state != STORE_USER_SUSPENDED) {
-			u.su_state = STORE_USER_SUSPENDED;
-			if (store_user_put(st, &u, now_ms, &se) != 0)
-				LOG_EV("reg.scan.suspend_failed", "key", h->sh_key_id, "detail",
-				       se.detail);
-		}
-		snprintf(detail, sizeof(detail), "key %s verdict %s", h->sh_key_id, h->sh_verdict);
-		reg_audit_event(r, who, "keys.scan.hit", h->sh_msisdn, "ok", detail, now_ms);
-		json_array_append_new(hits, json_pack("{s:s,s:s,s:s}", "key_id", h->sh_key_id,
-						      "msisdn", h->sh_msisdn, "verdict",
-						      h->sh_verdict));
+	for (i = 0; i < c.sc_nhits; i++)
+		scan_act(r, st, &c.sc_hits[i], who, now_ms, hits, &crl_due);
+	/* one CRL for all the revocations (it needs the CA key) */
+	if (crl_due) {
+		pthread_mutex_lock(&r->r_ca_lock);
+		crl = pki_ca_has_key(r->r_ca) ? pki_ca_crl(r->r_ca, (time_t)(now_ms / 1000), NULL, &pe)
+					      : -2;
+		pthread_mutex_unlock(&r->r_ca_lock);
+		pki_err_clear_openssl();
+		if (crl == -1)
+			LOG_EV("reg.scan.crl_failed", "detail", pe.detail);
+		json_object_set_new(res, "crl", json_string(crl == 0    ? "issued"
+							    : crl == -2 ? "pending (no CA key here)"
+									: "failed"));
 	}
-	snprintf(detail, sizeof(detail), "keys %zu rsa %zu batches %zu hits %zu", keys, c.sc_rsa,
-		 c.sc_batches, c.sc_nhits);
+	snprintf(detail, sizeof(detail), "keys %zu rsa %zu batches %zu hits %zu%s", keys, c.sc_rsa,
+		 c.sc_batches, c.sc_nhits,
+		 !crl_due     ? ""
+		 : crl == 0   ? " crl issued"
+		 : crl == -2  ? " crl pending (no CA key here)"
+			      : " crl FAILED");
 	if (c.sc_batches > 1)
 		strncat(detail, " (shared primes checked within batches only)",
 			sizeof(detail) - strlen(detail) - 1);

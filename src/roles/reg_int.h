@@ -13,6 +13,7 @@
 #define MSSP_ROLES_REG_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "pki/keycheck.h"
 #include "roles/reg.h"
@@ -30,6 +31,8 @@ struct reg {
 	char *r_metrics_url;		/* or NULL                         */
 	struct pki_keycheck_known r_compromised; /* sealed; empty if no file */
 	struct reg_enrol *r_enrol;	/* reg_enrol.c                     */
+	atomic_bool r_apfp_ready;	/* reg.c: the AP fingerprint index
+					 * is known complete (apfp_ready)  */
 };
 
 /* ---- provided by reg_enrol.c, called by reg.c ------------------------- */
@@ -56,6 +59,21 @@ int reg_op_pin_unblock(struct reg *r, struct store *st, const struct reg_actor *
  * "status","detail","created","updated","cert_serial"?}. */
 int reg_op_job_get(struct reg *r, struct store *st, const char *job_id, json_t **out,
 		   struct reg_err *e);
+/* Call after a certificate was revoked with reason keyCompromise
+ * (cert.revoke; the key scan does it itself): the key's fingerprint
+ * tombstone (record kind "keyfp", written by reg_enrol.c when a key is
+ * issued and never deleted) is marked compromised, so the key is refused
+ * for good as a device key at activation and named "compromised" (K-06)
+ * if it is ever offered for a certificate again.  Without the call such a
+ * key is still never certified again (any tombstone refuses it: K-07),
+ * only under the verdict "duplicate".  Best effort: a failure is logged.
+ * User and device delete need no call (tombstones outlive them). */
+void reg_enrol_key_compromised(struct reg *r, struct store *st, const struct store_key *k,
+			       int64_t now_ms);
+/* Tests only (test_reg_enrol): `fn` runs between the key scan's two
+ * passes, to change the registry there as a concurrent writer could.
+ * NULL removes it. */
+void reg_enrol_scan_hook(struct reg *r, void (*fn)(void *arg, struct store *st), void *arg);
 /* The user's jobs (newest first, at most 20) as a JSON array, for the
  * user detail. */
 int reg_user_jobs(struct reg *r, struct store *st, const char *msisdn, json_t **out,
@@ -71,6 +89,14 @@ void reg_iso_time(int64_t ms, char out[32]);
 /* Normalise an MSISDN as the API accepts it ("+" optional, digits,
  * separators ' ' and '-' refused): "+digits" into out.  0, or -1 with 400. */
 int reg_msisdn_norm(const char *in, char out[MSSP_STORE_MAX_MSISDN + 1], struct reg_err *e);
+/* Index a certificate issued for key `key_id` by its serial (hex, any
+ * case, leading zeros allowed): the record "certserial"/<canonical serial>
+ * {"key_id"} that cert.revoke reads instead of scanning every key.  Call
+ * it right after the key with the certificate is stored (a failure is the
+ * caller's to log: a key without an index record is still found, by the
+ * scan).  0, or -1 with e (400 bad arguments, 500 store). */
+int reg_index_cert_serial(struct store *st, const char *serial, const char *key_id,
+			  int64_t now_ms, struct reg_err *e);
 /* Map a store error to a reg error (101 -> 404 NOTFOUND when `notfound`,
  * else 400; 105 -> NOUSER; 406 -> CONFLICT; 407 -> KEY; CONFLICT ->
  * CONFLICT; 900 -> INTERNAL). */

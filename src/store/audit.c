@@ -15,10 +15,20 @@
  *
  * Crash windows (F-01): (a) a torn last line - the append never returned
  * 0, nothing was acknowledged: the next append cuts it off; (b) the line
- * is fsync'd but the head was not replaced - the log is one entry beyond
- * its head, whose prev is the head's hash: audit_open accepts exactly that
- * and the next append signs a head covering it.  Anything else between
- * tail and head is tampering, and audit_open refuses.
+ * is fsync'd but the head was not replaced (a crash, or a failed head
+ * write) - the log is one entry beyond its head.  That is accepted only
+ * when the chain verifies from the head: the line before the last is the
+ * entry the head signed (its seq, its stated hash, its content hashing to
+ * it) and the last entry's prev is that hash and its own content hashes
+ * right.  The next append first re-signs the head for that last entry
+ * (logged loudly, "audit.head_repaired"), then appends, so the log is
+ * never more than one entry ahead of a head: two head-write failures in a
+ * row leave a repairable log, not a wedged one.  The first append of a
+ * keyed handle on an empty log writes a head for seq 0 (hash zero) before
+ * its entry, so that even the first entry has a head to be ahead of.
+ * Anything else between tail and head is tampering, and audit_open
+ * refuses; so is a non-empty log without a head (a cut tail plus a
+ * deleted head would otherwise pass), when opened with the key.
  */
 #include "store/audit.h"
 
@@ -41,7 +51,11 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "util/clock.h"
+#include "util/hex.h"
 #include "util/limits.h"
+#include "util/log.h"
+#include "util/utf8.h"
 
 #define HASH_LEN 32
 #define HEX_LEN 64
@@ -108,42 +122,11 @@ node_ok(const char *node)
 	return true;
 }
 
-static void
-hex_encode(const unsigned char *b, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[b[i] >> 4];
-		out[2 * i + 1] = hx[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1; /* lower case only: one spelling per hash */
-}
-
-/* Exactly 2n lower-case hex digits. */
+/* Exactly 2n lower-case hex digits: one spelling per hash. */
 static bool
-hex_decode(const char *s, size_t slen, unsigned char *out, size_t n)
+hash_decode(const char *s, size_t slen, unsigned char *out, size_t n)
 {
-	if (slen != 2 * n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		int h = hexval(s[2 * i]), l = hexval(s[2 * i + 1]);
-
-		if (h < 0 || l < 0)
-			return false;
-		out[i] = (unsigned char)(h << 4 | l);
-	}
-	return true;
+	return hex_decode(s, slen, out, n, true) == 0;
 }
 
 static int
@@ -158,15 +141,6 @@ sha256_2(const unsigned char *a, size_t alen, const void *b, size_t blen, unsign
 	     EVP_DigestFinal_ex(c, out, &ol) == 1 && ol == HASH_LEN;
 	EVP_MD_CTX_free(c);
 	return ok ? 0 : -1;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* "Someone waits for the flock": a read lock on byte 0 of the log, an
@@ -215,7 +189,7 @@ lock_until(int fd, int op, int64_t deadline, struct store_err *err)
 			waiter_mark(fd, true);
 			marked = true;
 		}
-		if (mono_ms() >= deadline) {
+		if (clock_mono_ms() >= deadline) {
 			rc = store_err_set(err, 900, "audit log: lock not obtained in %d ms",
 					   MSSP_AUDIT_LOCK_MS);
 			break;
@@ -232,7 +206,7 @@ lock_until(int fd, int op, int64_t deadline, struct store_err *err)
 static int
 lock_wait(int fd, int op, struct store_err *err)
 {
-	return lock_until(fd, op, mono_ms() + MSSP_AUDIT_LOCK_MS, err);
+	return lock_until(fd, op, clock_mono_ms() + MSSP_AUDIT_LOCK_MS, err);
 }
 
 static int
@@ -346,7 +320,7 @@ entry_parse(const char *line, size_t len, struct entry *e)
 	memset(e, 0, sizeof(*e));
 	if (len <= HASH_SUFFIX_LEN + 2 || line[0] != '{' || line[len - 1] != '}' ||
 	    line[len - 2] != '"' || memcmp(line + len - HASH_SUFFIX_LEN, HASH_PREFIX, plen) != 0 ||
-	    !hex_decode(line + len - HASH_SUFFIX_LEN + plen, HEX_LEN, e->hash, HASH_LEN))
+	    !hash_decode(line + len - HASH_SUFFIX_LEN + plen, HEX_LEN, e->hash, HASH_LEN))
 		return -1;
 	/* C = the line without ,"hash":"..." */
 	clen = len - HASH_SUFFIX_LEN + 1;
@@ -369,7 +343,7 @@ entry_parse(const char *line, size_t len, struct entry *e)
 		goto out;
 	e->seq = (uint64_t)json_integer_value(json_object_get(o, "seq"));
 	v = json_object_get(o, "prev");
-	if (!hex_decode(json_string_value(v), json_string_length(v), e->prev, HASH_LEN))
+	if (!hash_decode(json_string_value(v), json_string_length(v), e->prev, HASH_LEN))
 		goto out;
 	s = json_string_value(json_object_get(o, "node"));
 	if (!node_ok(s))
@@ -388,46 +362,20 @@ out:
 	return rc;
 }
 
-/* Valid UTF-8 scalar value at p (n bytes available): its length, or 0. */
+/* The length of the valid UTF-8 character at p (n bytes available), or
+ * 0: the lead byte says how long it would be, util/utf8 whether it is. */
 static size_t
 utf8_char(const unsigned char *p, size_t n)
 {
-	uint32_t cp;
-	size_t len;
+	size_t len = p[0] < 0x80 ? 1 : p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
 
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
+	return len <= n && utf8_valid((const char *)p, len) ? len : 0;
 }
 
 static bool
 utf8_ok(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), l;
-
-	for (size_t i = 0; i < n; i += l)
-		if ((l = utf8_char(p + i, n - i)) == 0)
-			return false;
-	return true;
+	return utf8_valid(s, strlen(s));
 }
 
 /* The detail as stored: invalid UTF-8 bytes become '?' (the detail is
@@ -578,15 +526,22 @@ struct tail {
 	off_t end;	    /* offset just after the last complete line */
 	bool torn;	    /* bytes after `end` (an interrupted append) */
 	struct entry last;  /* the last complete line, when !empty      */
+	bool first;	    /* `last` is the file's first line          */
+	bool has_before;    /* `before` holds the line before `last`,
+			     * an entry of the right shape              */
+	struct entry before;
 };
 
-/* Read the last complete line by seeking from the end: the cost of an
- * append does not grow with the log.  -1 900 when that line is not an
- * intact entry (damaged or edited tail). */
+/* Read the last two complete lines by seeking from the end: the cost of
+ * an append does not grow with the log.  -1 900 when the last line is not
+ * an intact entry (damaged or edited tail); the one before is only parsed
+ * (the head check looks at it). */
 static int
 tail_read(int fd, struct tail *t, struct store_err *err)
 {
-	size_t cap = 2 * (size_t)MSSP_AUDIT_MAX_LINE, n;
+	/* two lines of at most MSSP_AUDIT_MAX_LINE each, and the newline
+	 * that ends the line before them */
+	size_t cap = 2 * (size_t)MSSP_AUDIT_MAX_LINE + 1, n;
 	struct stat st;
 	off_t off;
 	char *buf;
@@ -632,6 +587,16 @@ tail_read(int fd, struct tail *t, struct store_err *err)
 		free(buf);
 		return store_err_set(err, 900, "audit log: its last entry is damaged or edited");
 	}
+	t->first = start == 0 && off == 0;
+	if (start > 0) {
+		size_t bstart;
+
+		for (bstart = start - 1; bstart > 0 && buf[bstart - 1] != '\n'; bstart--)
+			;
+		if ((bstart > 0 || off == 0) &&
+		    entry_parse(buf + bstart, start - 1 - bstart, &t->before) == 0)
+			t->has_before = true;
+	}
 	free(buf);
 	t->empty = false;
 	return 0;
@@ -659,7 +624,7 @@ head_parse(const char *text, size_t len, struct head *h)
 	h->seq = (uint64_t)json_integer_value(v);
 	v = json_object_get(o, "hash");
 	if (!json_is_string(v) ||
-	    !hex_decode(json_string_value(v), json_string_length(v), h->hash, HASH_LEN))
+	    !hash_decode(json_string_value(v), json_string_length(v), h->hash, HASH_LEN))
 		goto out;
 	memcpy(h->hash_hex, json_string_value(v), HEX_LEN + 1);
 	s = json_string_value(json_object_get(o, "node"));
@@ -731,30 +696,55 @@ head_load(int dirfd, const char *name, struct head *h, const char **why)
 	return 1;
 }
 
-/* Does the log's tail agree with the head?  The tolerated case of
- * crash window (b) aside, the head must name the last entry. */
+enum head_state {
+	HEAD_AGREES = 0,  /* names the last entry (or seq 0 over an empty log) */
+	HEAD_BEHIND,	  /* crash window (b), the chain verified from it      */
+	HEAD_NONE,	  /* no head file                                      */
+};
+
+/* Does the log's tail agree with the head?  A head_state, or -1 900. */
 static int
 head_agrees(struct audit *a, const struct tail *t, struct store_err *err)
 {
+	static const unsigned char zero[HASH_LEN];
 	const char *why = "";
 	struct head h;
 	int r = head_load(a->dirfd, a->head_name, &h, &why);
 
-	if (r == 0)
-		return 0; /* no head yet (a new log, or opened without a key) */
+	if (r == 0) {
+		/* A handle with the key is the node's writer: it made a head
+		 * before the first entry, so entries without one mean the
+		 * head was removed - maybe with the tail it covered.  A
+		 * keyless handle (a verifier, tests) writes none itself. */
+		if (!t->empty && a->key != NULL)
+			return store_err_set(err, 900,
+					     "audit log has entries but no head file %s: "
+					     "a cut tail would not show; restore the head "
+					     "(msspctl audit verify reports the log)",
+					     a->head_name);
+		return HEAD_NONE;
+	}
 	if (r < 0)
 		return store_err_set(err, 900, "audit log does not match its head: %s", why);
 	if (strcmp(h.node, a->node) != 0 || (a->key != NULL && !head_sig_ok(&h, a->key)))
 		return store_err_set(err, 900, "audit log does not match its head: bad head");
 	if (t->empty) {
 		if (h.seq == 0)
-			return 0;
+			return HEAD_AGREES;
 		return store_err_set(err, 900, "audit log does not match its head: log is empty");
 	}
 	if (t->last.seq == h.seq && memcmp(t->last.hash, h.hash, HASH_LEN) == 0)
-		return 0;
-	if (t->last.seq == h.seq + 1 && memcmp(t->last.prev, h.hash, HASH_LEN) == 0)
-		return 0;
+		return HEAD_AGREES;
+	/* one beyond: only when the chain verifies from the entry the head
+	 * signed (tail_read checked the last entry's own hash) */
+	if (t->last.seq == h.seq + 1 && memcmp(t->last.prev, h.hash, HASH_LEN) == 0) {
+		bool from_genesis = h.seq == 0 && t->first && memcmp(h.hash, zero, HASH_LEN) == 0;
+		bool from_entry = t->has_before && t->before.seq == h.seq && t->before.hash_ok &&
+				  memcmp(t->before.hash, h.hash, HASH_LEN) == 0;
+
+		if (from_genesis || from_entry)
+			return HEAD_BEHIND;
+	}
 	return store_err_set(err, 900, "audit log does not match its head (head seq %" PRIu64
 				       ", last entry seq %" PRIu64 ")",
 			     h.seq, t->last.seq);
@@ -826,7 +816,7 @@ audit_open(const char *dir, const char *node, const char *key_pem_path, struct s
 	struct audit *a;
 	struct tail t;
 	bool created = false;
-	int fd;
+	int fd, hs = HEAD_AGREES;
 
 	if (dir == NULL || !node_ok(node)) {
 		store_err_set(err, 101, "audit: bad directory or node id");
@@ -873,11 +863,19 @@ audit_open(const char *dir, const char *node, const char *key_pem_path, struct s
 	/* shared: appenders hold it exclusively while log and head disagree */
 	if (lock_wait(a->fd, LOCK_SH, err) != 0)
 		goto fail;
-	if (tail_read(a->fd, &t, err) != 0 || head_agrees(a, &t, err) != 0) {
+	if (tail_read(a->fd, &t, err) != 0 || (hs = head_agrees(a, &t, err)) < 0) {
 		flock(a->fd, LOCK_UN);
 		goto fail;
 	}
 	flock(a->fd, LOCK_UN);
+	if (hs == HEAD_BEHIND) {
+		char seq[24];
+
+		snprintf(seq, sizeof(seq), "%" PRIu64, t.last.seq);
+		LOG_EV("audit.head_behind", "log", a->log_name, "last_seq", seq, "detail",
+		       "the last entry was written but its head was not (crash or failed head "
+		       "write); its chain verifies; the next append re-signs the head");
+	}
 	return a;
 fail:
 	audit_close(a);
@@ -914,8 +912,29 @@ append_locked(struct audit *a, const struct audit_event *ev, const char *ts, uin
 	if (tail_read(a->fd, &t, err) != 0)
 		return -1;
 	/* a handle without a key writes no heads: it cannot expect one */
-	if (a->key != NULL && head_agrees(a, &t, err) != 0)
-		return -1;
+	if (a->key != NULL) {
+		int hs = head_agrees(a, &t, err);
+
+		if (hs < 0)
+			return -1;
+		if (hs == HEAD_NONE && t.empty && head_write(a, 0, zero, err) != 0)
+			return -1; /* nothing written: the log stays empty */
+		if (hs == HEAD_BEHIND) {
+			/* crash window (b) repaired BEFORE this entry: the log
+			 * is never two beyond its head */
+			char ls[24];
+
+			snprintf(ls, sizeof(ls), "%" PRIu64, t.last.seq);
+			if (head_write(a, t.last.seq, t.last.hash, err) != 0) {
+				LOG_EV("audit.head_repair_failed", "log", a->log_name, "last_seq", ls,
+				       "detail", err ? err->detail : "");
+				return -1; /* this entry not written */
+			}
+			LOG_EV("audit.head_repaired", "log", a->log_name, "last_seq", ls, "detail",
+			       "crash-window repair: the head re-signed for an entry written "
+			       "without one (its chain verified from the old head)");
+		}
+	}
 	if (t.torn) {
 		/* crash window (a): never acknowledged, cut it off */
 		if (ftruncate(a->fd, t.end) != 0 || fsync(a->fd) != 0)
@@ -941,8 +960,19 @@ append_locked(struct audit *a, const struct audit_event *ev, const char *ts, uin
 		return store_err_set(err, 900, "audit log: write failed: %s", strerror(e));
 	}
 	free(line);
-	if (a->key != NULL && head_write(a, seq, hash, err) != 0)
-		return -1; /* the entry stands; the next append signs over it */
+	if (a->key != NULL && head_write(a, seq, hash, err) != 0) {
+		/* The entry IS recorded (fsync'd, chained): telling the caller
+		 * "not recorded" would be false, and a retry would record the
+		 * event twice.  The log is one beyond its head (crash window
+		 * (b)); the next append re-signs the head first. */
+		char s[24];
+
+		snprintf(s, sizeof(s), "%" PRIu64, seq);
+		LOG_EV("audit.head_write_failed", "log", a->log_name, "seq", s, "detail",
+		       err ? err->detail : "");
+		if (err != NULL)
+			memset(err, 0, sizeof(*err));
+	}
 	if (seq_out)
 		*seq_out = seq;
 	return 0;
@@ -967,7 +997,7 @@ audit_append(struct audit *a, const struct audit_event *ev, int64_t now_ms, uint
 		return store_err_set(err, 101, "audit event: bad time");
 	/* one deadline for the mutex and the flock: the threads queued
 	 * behind a stuck holder give up with it, not one after another */
-	deadline = mono_ms() + MSSP_AUDIT_LOCK_MS;
+	deadline = clock_mono_ms() + MSSP_AUDIT_LOCK_MS;
 	dl.tv_sec = (time_t)(deadline / 1000);
 	dl.tv_nsec = (long)(deadline % 1000) * 1000000L;
 	if (pthread_mutex_clocklock(&a->mu, CLOCK_MONOTONIC, &dl) != 0)

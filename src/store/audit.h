@@ -23,7 +23,25 @@
  * sig = ECDSA P-256 / SHA-256 with the node's audit key over the bytes
  * "mssp-audit-head-v1" 0x00 node 0x00 seq (decimal) 0x00 hash (hex).  The
  * head is what makes a truncated tail visible: without the key, nobody
- * can move it back.
+ * can move it back.  A handle with the key writes a head for seq 0 (hash
+ * 64 zeros) before the first entry of an empty log.
+ *
+ * Crash windows (F-01):
+ *  (a) a torn last line (the process died in the write): never
+ *      acknowledged; the next append cuts it off;
+ *  (b) the entry written and fsync'd, the head not replaced (the process
+ *      died, or the head write failed): the log is ONE entry beyond its
+ *      head.  audit_open accepts that only when the chain verifies from
+ *      the head (the entry before the last is the one the head signed,
+ *      intact; the last one links to it and hashes right), and logs
+ *      "audit.head_behind"; the next append first re-signs the head for
+ *      that last entry (logged "audit.head_repaired"), and only then
+ *      appends - so the log is never two entries beyond its head, and
+ *      repeated head-write failures leave it repairable.
+ * Anything else is refused with 900 (the log was tampered with): a tail
+ * that is not the head's entry, two or more entries beyond the head, and
+ * - for a handle with the key - a non-empty log without a head file (a
+ * cut tail plus a deleted head would otherwise go unseen).
  *
  * Errors: struct store_err (store.h): 101 bad argument (a caller bug in
  * the event: unknown outcome, oversized field), 900 I/O, lock timeout
@@ -31,8 +49,13 @@
  * log was tampered with: audit_open refuses, msspd does not start).
  *
  * Threads: an audit handle is thread-safe (an internal mutex around the
- * flock'd append).  Ownership: strings are borrowed; the handle owns its
- * file descriptors and key.
+ * flock'd append).  Processes: a handle is its opener's only - after
+ * fork() the child must audit_open a NEW handle (an inherited one shares
+ * the parent's open file description, hence its flock, so the two would
+ * not exclude each other; audit_append refuses it with 900 "handle used
+ * after fork").  The child may audit_close the inherited one.
+ * Ownership: strings are borrowed; the handle owns its file descriptors
+ * and key.
  */
 #ifndef MSSP_STORE_AUDIT_H
 #define MSSP_STORE_AUDIT_H
@@ -65,15 +88,24 @@ struct audit_event {
  * ([A-Za-z0-9._-], 1..64).  `key_pem_path`: the audit private key (PEM
  * PKCS#8) used to sign heads; NULL opens without signing (then heads are
  * not written: a read-only verifier, tests).  Checks that the last entry
- * of the log matches the head (hash and seq) when both exist: a mismatch
- * is 900 "audit log does not match its head".  NULL with err. */
+ * of the log matches the head (hash and seq; crash window (b) above
+ * tolerated when its chain verifies): a mismatch is 900 "audit log does
+ * not match its head"; with a key, a non-empty log without a head is 900
+ * "audit log has entries but no head file".  NULL with err. */
 struct audit *audit_open(const char *dir, const char *node, const char *key_pem_path,
 			 struct store_err *err);
 void audit_close(struct audit *a); /* accepts NULL */
 
-/* Append one event with the wall clock `now_ms`; durable (fsync'd log and
- * head) when this returns 0.  *seq_out (may be NULL) = its sequence
- * number.  -1 with err: 101 bad event, 900 I/O or lock. */
+/* Append one event with the wall clock `now_ms`.  0: the entry is
+ * recorded (fsync'd) - and normally its head too; *seq_out (may be NULL)
+ * = its sequence number.  When only the head could not be written after
+ * the entry, this still returns 0 (the entry IS recorded: a caller told
+ * otherwise would report a recorded operation as unaudited, or retry and
+ * record it twice); that is logged ("audit.head_write_failed") and the
+ * next append re-signs the head before its own entry (crash window (b)).
+ * -1 with err: nothing was appended - 101 bad event, 900 I/O, lock, a log
+ * that does not match its head, or a head that could not be re-signed
+ * for the previous entry. */
 int audit_append(struct audit *a, const struct audit_event *ev, int64_t now_ms,
 		 uint64_t *seq_out, struct store_err *err);
 

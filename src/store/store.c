@@ -966,6 +966,49 @@ store_key_put(struct store *s, const struct store_key *k, int64_t now_ms, struct
 	return rc;
 }
 
+int
+store_user_update(struct store *s, const struct store_user *u, int64_t expect_updated_ms,
+		  int64_t now_ms, struct store_err *err)
+{
+	struct store_user v;
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (u == NULL)
+		return store_err_set(err, 900, "invalid argument: no user");
+	/* the state is not written: checked as a valid one */
+	v = *u;
+	v.su_state = STORE_USER_ACTIVE;
+	if (check_user(&v, err) != 0)
+		return -1;
+	if (now_ms <= 0 || expect_updated_ms < 0)
+		return store_err_set(err, 900, "invalid argument: time");
+	lock(s);
+	rc = s->st_ops->so_user_update(s->st_impl, u, expect_updated_ms, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
+int
+store_user_set_state(struct store *s, const char *msisdn, enum store_user_state st,
+		     int64_t expect_updated_ms, int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (msisdn == NULL || (st != STORE_USER_ACTIVE && st != STORE_USER_SUSPENDED) ||
+	    now_ms <= 0 || expect_updated_ms < 0)
+		return store_err_set(err, 900, "invalid argument: user state change");
+	if (!msisdn_ok(msisdn))
+		return store_err_set(err, 105, "unknown user");
+	lock(s);
+	rc = s->st_ops->so_user_set_state(s->st_impl, msisdn, st, expect_updated_ms, now_ms, err);
+	unlock(s);
+	return rc;
+}
+
 /* Not-found answers of the registry lookups (also for an identifier that
  * cannot name a record: one answer, whatever the reason). */
 static int

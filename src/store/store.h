@@ -494,7 +494,8 @@ struct store_key {
  *   fixed string NUL-terminated inside its array;  now_ms > 0.
  * The *_created_ms / *_updated_ms members are ignored: a new record gets
  * now_ms, a replaced one keeps its creation time (and so its place in
- * store_user_keys) and gets updated_ms = now_ms.
+ * store_user_keys) and gets updated_ms = now_ms (a user: max(now_ms,
+ * previous + 1), the version of store_user_update below).
  * 101, checked in the same database transaction as the write:
  *   - the user (device, key) or the device (key) does not exist;
  *   - the key's device belongs to another user;
@@ -515,6 +516,37 @@ int store_device_put(struct store *s, const struct store_device *d, int64_t now_
 		     struct store_err *err);
 int store_key_put(struct store *s, const struct store_key *k, int64_t now_ms,
 		  struct store_err *err);
+
+/* Compare-and-set changes of an EXISTING user (issue 5 review: a
+ * read-modify-write through store_user_put could re-insert a user deleted
+ * meanwhile, or put back a state someone else had just changed).
+ *
+ * The version is su_updated_ms: every write of a user (these two and
+ * store_user_put) sets updated_ms = max(now_ms, previous + 1), so it
+ * changes on each write even within one millisecond or after a clock
+ * step back.  `expect_updated_ms` is the su_updated_ms the caller read,
+ * or STORE_USER_ANY (0): no comparison.
+ *
+ * Neither ever inserts: a user that does not exist (deleted meanwhile)
+ * is -1 with 105.  A user whose updated_ms differs from the expected one:
+ * -1 with STORE_STATUS_CONFLICT, nothing written (re-read and decide
+ * again).  Committed on return; 900 as for store_user_put.
+ *
+ * store_user_update writes the identity fields only (su_name,
+ * su_given_name, su_surname, su_id_number, su_country, su_lang; checked
+ * as for store_user_put) and NEVER the state: u->su_state,
+ * su_created_ms and su_updated_ms are ignored.  user.update uses it.
+ *
+ * store_user_set_state writes the state only (and updated_ms).  Setting
+ * the current state again succeeds.  Suspend/resume (CAS on what they
+ * read) and the key-material scan (STORE_USER_ANY: a suspension for a
+ * bad key must not be lost to a concurrent identity edit; a deleted user
+ * stays deleted, 105) use it. */
+#define STORE_USER_ANY 0
+int store_user_update(struct store *s, const struct store_user *u, int64_t expect_updated_ms,
+		      int64_t now_ms, struct store_err *err);
+int store_user_set_state(struct store *s, const char *msisdn, enum store_user_state st,
+			 int64_t expect_updated_ms, int64_t now_ms, struct store_err *err);
 
 /* Lookups.  Unknown user: -1 with 105 UNKNOWN_CLIENT; unknown device or
  * key: -1 with 101.  An identifier that cannot name a record (wrong shape,
@@ -760,6 +792,12 @@ struct store_ops {
 			   const char *after, struct store_rec *out, size_t max, size_t *n,
 			   struct store_err *err);
 	int (*so_rec_generation)(void *impl, const char *kind, uint64_t *gen,
+				 struct store_err *err);
+	/* The user's compare-and-set writes (validated by store.c). */
+	int (*so_user_update)(void *impl, const struct store_user *u, int64_t expect_updated_ms,
+			      int64_t now_ms, struct store_err *err);
+	int (*so_user_set_state)(void *impl, const char *msisdn, enum store_user_state st,
+				 int64_t expect_updated_ms, int64_t now_ms,
 				 struct store_err *err);
 };
 

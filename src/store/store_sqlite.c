@@ -345,6 +345,9 @@ enum sl_stmt {
 	S_REC_LIST_OWNER,
 	S_REC_LIST_STATE,
 	S_REC_LIST_BOTH,
+	S_USER_VERSION,
+	S_USER_UPDATE,
+	S_USER_STATE,
 	S_COUNT
 };
 
@@ -398,7 +401,8 @@ static const char *const stmt_sql[S_COUNT] = {
 		       " VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)"
 		       " ON CONFLICT (msisdn) DO UPDATE SET"
 		       " state = excluded.state, name = excluded.name,"
-		       " updated_ms = excluded.updated_ms, given_name = excluded.given_name,"
+		       " updated_ms = max(excluded.updated_ms, users.updated_ms + 1),"
+		       " given_name = excluded.given_name,"
 		       " surname = excluded.surname, id_number = excluded.id_number,"
 		       " country = excluded.country, lang = excluded.lang",
 	/* what a device put must know, read under the write lock */
@@ -482,6 +486,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_REC_LIST_OWNER] = REC_LIST(" AND owner = ?4"),
 	[S_REC_LIST_STATE] = REC_LIST(" AND state = ?5"),
 	[S_REC_LIST_BOTH] = REC_LIST(" AND owner = ?4 AND state = ?5"),
+	/* The user's compare-and-set writes (store_user_update,
+	 * store_user_set_state): UPDATE only, never an insert, so a user
+	 * deleted meanwhile stays deleted; updated_ms moves forward on every
+	 * write (max(now, old + 1)) so that it serves as the version. */
+	[S_USER_VERSION] = "SELECT updated_ms FROM users WHERE msisdn = ?1",
+	/* the parameters of S_USER_PUT (bind_user_identity), minus ?2 */
+	[S_USER_UPDATE] = "UPDATE users SET name = ?3, given_name = ?5, surname = ?6,"
+			  " id_number = ?7, country = ?8, lang = ?9,"
+			  " updated_ms = max(?4, updated_ms + 1) WHERE msisdn = ?1",
+	[S_USER_STATE] = "UPDATE users SET state = ?2, updated_ms = max(?3, updated_ms + 1)"
+			 " WHERE msisdn = ?1",
 };
 
 struct sl_writer;
@@ -2089,6 +2104,21 @@ struct reg_args {
 	int64_t now_ms;
 };
 
+/* The parameters S_USER_PUT and S_USER_UPDATE share: ?1 MSISDN, ?3 name,
+ * ?4 the time, ?5..?9 the identity fields. */
+static void
+bind_user_identity(sqlite3_stmt *st, const struct store_user *u, int64_t now_ms)
+{
+	bind_text(st, 1, u->su_msisdn);
+	bind_opt(st, 3, u->su_name);
+	sqlite3_bind_int64(st, 4, now_ms);
+	bind_opt(st, 5, u->su_given_name);
+	bind_opt(st, 6, u->su_surname);
+	bind_opt(st, 7, u->su_id_number);
+	bind_opt(st, 8, u->su_country);
+	bind_opt(st, 9, u->su_lang);
+}
+
 static int
 run_user_put(struct sl *sl, void *arg, struct store_err *err)
 {
@@ -2096,15 +2126,8 @@ run_user_put(struct sl *sl, void *arg, struct store_err *err)
 	const struct store_user *u = a->rec;
 	sqlite3_stmt *st = sl->sl_st[S_USER_PUT];
 
-	bind_text(st, 1, u->su_msisdn);
+	bind_user_identity(st, u, a->now_ms);
 	sqlite3_bind_int(st, 2, (int)u->su_state);
-	bind_opt(st, 3, u->su_name);
-	sqlite3_bind_int64(st, 4, a->now_ms);
-	bind_opt(st, 5, u->su_given_name);
-	bind_opt(st, 6, u->su_surname);
-	bind_opt(st, 7, u->su_id_number);
-	bind_opt(st, 8, u->su_country);
-	bind_opt(st, 9, u->su_lang);
 	return reg_write(sl, st, err, "user");
 }
 
@@ -2429,6 +2452,84 @@ sl_key_set_state(void *impl, const char *key_id, enum store_key_state state, int
 	struct key_state_args a = { key_id, state, now_ms };
 
 	return sl_submit(impl, run_key_set_state, &a, err);
+}
+
+struct user_cas_args {
+	const struct store_user *u;   /* store_user_update: the identity  */
+	const char *msisdn;
+	enum store_user_state state;  /* store_user_set_state             */
+	int64_t expect_ms;	      /* 0: any                           */
+	int64_t now_ms;
+};
+
+/* Under the write lock: the user's current updated_ms compared with the
+ * caller's (0 = any).  0, or -1 with 105 (gone) / CONFLICT (changed). */
+static int
+user_cas_check(struct sl *sl, const struct user_cas_args *a, struct store_err *err)
+{
+	sqlite3_stmt *st = sl_stmt(sl, S_USER_VERSION, err);
+	int64_t cur = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, a->msisdn);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		cur = sqlite3_column_int64(st, 0);
+	st_done(st);
+	if (rc == SQLITE_DONE)
+		return store_err_set(err, 105, "unknown user");
+	if (rc != SQLITE_ROW)
+		return sl_fail(sl, rc, err, "user version");
+	if (a->expect_ms != 0 && cur != a->expect_ms)
+		return store_err_set(err, STORE_STATUS_CONFLICT, "user changed");
+	return 0;
+}
+
+static int
+run_user_update(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct user_cas_args *a = arg;
+	const struct store_user *u = a->u;
+	sqlite3_stmt *st;
+
+	if (user_cas_check(sl, a, err) != 0 || (st = sl_stmt(sl, S_USER_UPDATE, err)) == NULL)
+		return -1;
+	bind_user_identity(st, u, a->now_ms);
+	return reg_write(sl, st, err, "user");
+}
+
+static int
+sl_user_update(void *impl, const struct store_user *u, int64_t expect_updated_ms, int64_t now_ms,
+	       struct store_err *err)
+{
+	struct user_cas_args a = { u, u->su_msisdn, 0, expect_updated_ms, now_ms };
+
+	return sl_submit(impl, run_user_update, &a, err);
+}
+
+static int
+run_user_set_state(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct user_cas_args *a = arg;
+	sqlite3_stmt *st;
+
+	if (user_cas_check(sl, a, err) != 0 || (st = sl_stmt(sl, S_USER_STATE, err)) == NULL)
+		return -1;
+	bind_text(st, 1, a->msisdn);
+	sqlite3_bind_int(st, 2, (int)a->state);
+	sqlite3_bind_int64(st, 3, a->now_ms);
+	return reg_write(sl, st, err, "user state");
+}
+
+static int
+sl_user_set_state(void *impl, const char *msisdn, enum store_user_state state,
+		  int64_t expect_updated_ms, int64_t now_ms, struct store_err *err)
+{
+	struct user_cas_args a = { NULL, msisdn, state, expect_updated_ms, now_ms };
+
+	return sl_submit(impl, run_user_set_state, &a, err);
 }
 
 /* ---- registry administration (issue 5) ---------------------------------------- */
@@ -3004,4 +3105,6 @@ const struct store_ops store_sqlite_ops = {
 	.so_rec_delete = sl_rec_delete,
 	.so_rec_list = sl_rec_list,
 	.so_rec_generation = sl_rec_generation,
+	.so_user_update = sl_user_update,
+	.so_user_set_state = sl_user_set_state,
 };

@@ -3,6 +3,8 @@
  */
 #include "util/config.h"
 
+#include "util/utf8.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,40 +45,6 @@ cerr(struct cfg_err *e, unsigned line, const char *fmt, ...)
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
 	return -1;
-}
-
-static bool
-utf8_ok(const unsigned char *s, size_t len)
-{
-	size_t i = 0, n, k;
-	unsigned long cp;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xC2 && s[i] <= 0xDF)
-			n = 1, cp = s[i] & 0x1F;
-		else if (s[i] >= 0xE0 && s[i] <= 0xEF)
-			n = 2, cp = s[i] & 0x0F;
-		else if (s[i] >= 0xF0 && s[i] <= 0xF4)
-			n = 3, cp = s[i] & 0x07;
-		else
-			return false;
-		if (len - i <= n)
-			return false;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += n + 1;
-	}
-	return true;
 }
 
 static bool
@@ -174,7 +142,7 @@ cfg_parse(const char *text, size_t len, const struct cfg_section_schema *schema,
 		memset(err, 0, sizeof(*err));
 	if (len > MSSP_CFG_MAX_BYTES)
 		return cerr(err, 0, "configuration file too large"), NULL;
-	if (memchr(text, '\0', len) != NULL || !utf8_ok((const unsigned char *)text, len))
+	if (memchr(text, '\0', len) != NULL || !utf8_valid(text, len))
 		return cerr(err, 0, "configuration is not UTF-8 text"), NULL;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)

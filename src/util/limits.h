@@ -443,6 +443,13 @@
 #define MSSP_REG_METRICS_TIMEOUT_MS  1000   /* stats: fetch of /metrics        */
 #define MSSP_REG_METRICS_MAX_BYTES   (256 * 1024) /* /metrics body read         */
 #define MSSP_REG_METRICS_MAX_SAMPLES 2048   /* samples put in the stats answer */
+/* issue 5 review fixes (helper F2) */
+#define MSSP_REG_MIN_ADMINS          2      /* active admins that must remain:
+                                             * dual control needs two          */
+#define MSSP_REG_APFP_CLAIM_GRACE_MS 60000  /* an AP fingerprint claim whose AP
+                                             * does not list it yet counts as
+                                             * a write in flight this long,
+                                             * then as a crash's leftover      */
 
 
 /* ---- roles/reg_enrol.c (issue 5: activation, jobs, key scan) ---------- */
@@ -454,6 +461,20 @@
 #define MSSP_REG_USER_JOBS           20     /* jobs in a user's detail         */
 #define MSSP_REG_CAS_RETRIES         4      /* re-reads of a record changed
                                              * meanwhile before giving up      */
+/* helper F1 (review of issue 5): activation attempt limits in the AFE,
+ * checked on "activate" before any key, pool or store work (GCRA: a
+ * burst of the count, then one per 60 s / count).  IPv6 peers are
+ * counted per /64. */
+#define MSSP_AFE_ACT_PER_IP_MIN      10     /* activation attempts per source
+                                             * address per minute             */
+#define MSSP_AFE_ACT_PER_MSISDN_MIN  5      /* activation attempts per MSISDN
+                                             * per minute (any source)        */
+#define MSSP_AFE_ACT_LIMIT_WINDOW_MS 60000  /* the period of the two counts   */
+#define MSSP_AFE_ACT_LIMIT_SLOTS     4096   /* limiter entries (addresses and
+                                             * MSISDNs together); full: the
+                                             * least recently used is evicted */
+#define MSSP_AFE_ACT_LIMIT_KEY       72     /* limiter key bytes ("i:" + an
+                                             * address, "m:" + digits)        */
 
 /* ---- HomeMSSP: registration job delivery (issue 5, roles/home) -------- */
 #define MSSP_HOME_JOB_BATCH          32     /* jobs one delivery round sends   */
@@ -470,5 +491,16 @@
 #define MSSP_MREG_MAX_OPS            64     /* operations in one MReg request
                                              * (one OperationOutput each: what
                                              * a decoder's list cap accepts)   */
+/* helper F3 - roles/me admission (review finding 5): the ME shares
+ * msspd's pool with signing, so it never holds more than
+ * MSSP_ME_MAX_RUNNING of its threads
+ * (the default pool has 4: one is always left to signing), and a long
+ * operation (key scan, audit verify, stats, a list page beyond the
+ * default) runs at most MSSP_ME_MAX_HEAVY at a time. */
+#define MSSP_ME_MAX_RUNNING          3      /* ME jobs on the pool at once     */
+#define MSSP_ME_MAX_WAITING          64     /* ME requests waiting for a slot
+                                             * (then 503 Retry-After)          */
+#define MSSP_ME_MAX_HEAVY            2      /* long operations at once (503)   */
+#define MSSP_ME_RETRY_AFTER_S        1      /* Retry-After of a 503            */
 
 #endif

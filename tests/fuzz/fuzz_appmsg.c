@@ -43,6 +43,24 @@ text_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* The registration-job members (issue 5). */
+static bool
+jobs_eq(const struct appmsg *a, const struct appmsg *b)
+{
+	if (!text_eq(a->am_job, b->am_job) || !text_eq(a->am_purpose, b->am_purpose) ||
+	    !text_eq(a->am_alg, b->am_alg) || a->am_nprofiles != b->am_nprofiles ||
+	    a->am_nchain != b->am_nchain ||
+	    !bytes_eq(a->am_der, a->am_der_len, b->am_der, b->am_der_len))
+		return false;
+	for (size_t i = 0; i < a->am_nprofiles && i < MSSP_KEYSTORE_MAX_PROFILES; i++)
+		if (!text_eq(a->am_profiles[i], b->am_profiles[i]))
+			return false;
+	for (size_t i = 0; i < a->am_nchain && i < MSSP_KEYSTORE_MAX_CHAIN; i++)
+		if (!bytes_eq(a->am_chain[i], a->am_chain_len[i], b->am_chain[i], b->am_chain_len[i]))
+			return false;
+	return true;
+}
+
 /* Field by field (the fixed arrays up to their NUL: bytes after it are
  * not part of the value). */
 static bool
@@ -59,7 +77,7 @@ msg_eq(const struct appmsg *a, const struct appmsg *b)
 	       text_eq(a->am_event, b->am_event) && text_eq(a->am_nospam, b->am_nospam) &&
 	       a->am_status == b->am_status &&
 	       bytes_eq(a->am_cms, a->am_cms_len, b->am_cms, b->am_cms_len) &&
-	       text_eq(a->am_message, b->am_message);
+	       text_eq(a->am_message, b->am_message) && jobs_eq(a, b);
 }
 
 static bool

@@ -74,6 +74,14 @@ check "API: the key job is done" test "$st" = done
 out=$(ap sign --msisdn $U2 --profile mss::authn:loa2 --dtbd "Click to log in" 2>&1)
 check "the AP gets $U2's click-OK authentication" grep -q "signature verified" <<<"$out"
 
+# ---- PIN unblock with the PUK flow on the phone ----------------------------------
+out=$(ap sign --msisdn +35847000003 --profile mss::sign:loa3 2>&1)
+check "+35847000003's PIN is blocked (402)" grep -q "fault 402" <<<"$out"
+out=$(ctl ra user unblock +35847000003 35847000003-sign --wait 30 2>&1)
+check "msspctl user unblock: the phone took the PUK and a new PIN" grep -q ": done" <<<"$out"
+out=$(ap sign --msisdn +35847000003 --profile mss::sign:loa3 2>&1)
+check "after the unblock the user signs again" grep -q "signature verified" <<<"$out"
+
 # ---- MReg (SOAP MSS_Registration, Laverca's shape) -------------------------------
 mreg() {
   cat <<EOF
@@ -104,6 +112,10 @@ out=$(curl -sS --max-time 10 --cacert "$DIR/tls/ca.crt" --cert "$DIR/admin/admin
   --key "$DIR/admin/admin.key" -H 'Content-Type: text/xml' --data-binary "<x/>" \
   "https://127.0.0.1:$AE_PORT/soap/services/MSS_SignaturePort" 2>&1)
 check "an administrator certificate on the AE: refused" grep -q "_104\|403" <<<"$out"
+code=$(ae_curl -o /dev/null -w '%{http_code}' "https://localhost:$AE_PORT/api/v1/session")
+check "the admin API is not on the AP listener (M-06): 404" test "$code" = 404
+code=$(ae_curl -o /dev/null -w '%{http_code}' "https://localhost:$AE_PORT/")
+check "nor the console: 404" test "$code" = 404
 code=$(me_curl admin -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
   --data-binary "{\"msisdn\":\"+35847001098\"}" "https://127.0.0.1:$ME_PORT/api/v1/users")
 check "a change without the CSRF token: 403" test "$code" = 403
@@ -161,6 +173,8 @@ out=$(ctl auditor audit list --limit 500 2>&1)
 check "audit: the registration steps are recorded" \
   bash -c 'grep -q user.create <<<"$1" && grep -q activation.create <<<"$1" && grep -q key.issued <<<"$1" && grep -q device.bind <<<"$1"' _ "$out"
 check "audit: the refusals are recorded" grep -q "refused" <<<"$out"
+check "audit: the administrator certificate on the AE is recorded" \
+  grep -q "presented on the AE" <<<"$(ctl auditor --json audit list --limit 500 2>&1)"
 check "msspctl audit verify (remote, auditor): intact" quiet ctl auditor audit verify
 check "msspctl audit verify --data-dir (offline): intact" quiet "$BIN/msspctl" audit verify --data-dir "$DIR"
 L=$DIR/audit/node1.log

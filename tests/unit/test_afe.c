@@ -10,9 +10,9 @@
  *     and can stop reading (to make the AFE's idle deadline fire).
  * The device signs the challenge with e2e_auth_sign, as the app does.
  *
- * Two nodes: N (timeouts lowered only for the auth deadline) for most
- * cases, and K (fast pings, short idle deadline) for keep-alive, idle
- * close and afe_stop.
+ * Three nodes: N (timeouts lowered only for the auth deadline) for most
+ * cases, K (fast pings, short idle deadline) for keep-alive, idle close
+ * and afe_stop, and L (tight activation attempt limits).
  *
  * Device activation runs against a real struct reg (roles/reg.h) with its
  * audit log, on N; K has no reg (activation refused).  The phone's side
@@ -104,7 +104,7 @@ static struct {
 	struct pool *pool;
 	struct push_provider *push;
 	int udp_fd;	     /* the "phone" end of the local push        */
-	struct node n, k;
+	struct node n, k, l;
 	struct loop *cloop;  /* the wsclient's loop thread               */
 	struct audit *audit; /* activation: reg's audit log              */
 	struct reg *reg;     /* N decides activations with it; K has none */
@@ -265,7 +265,8 @@ pool_fini(void *arg, void *ctx)
 /* ---- nodes ------------------------------------------------------------- */
 
 static void
-node_start(struct node *n, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms, struct reg *r)
+node_start(struct node *n, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms, struct reg *r,
+	   unsigned act_per_ip, unsigned act_per_msisdn)
 {
 	struct srv_conf conf;
 	struct net_err e;
@@ -273,6 +274,7 @@ node_start(struct node *n, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms,
 	n->afe = afe_new(T.pool, &test_ops, NULL, T.push);
 	assert_non_null(n->afe);
 	afe_set_timeouts(n->afe, auth_ms, ping_ms, idle_ms);
+	afe_set_act_limits(n->afe, act_per_ip, act_per_msisdn);
 	afe_set_reg(n->afe, r);
 	memset(&conf, 0, sizeof(conf));
 	conf.sc_workers = 2;
@@ -371,10 +373,13 @@ group_setup(void **state)
 	T.push = push_local_new("127.0.0.1", ntohs(sa.sin_port));
 	assert_non_null(T.push);
 
-	/* N: only the auth deadline is short (the auth-timeout case) */
-	node_start(&T.n, 1500, 0, 0, T.reg);
+	/* N: only the auth deadline is short (the auth-timeout case); the
+	 * activation limits out of the way of the many attempts below */
+	node_start(&T.n, 1500, 0, 0, T.reg, 1000, 1000);
 	/* K: pings every 100 ms, idle close after 600 ms; no activation */
-	node_start(&T.k, 1500, 100, 600, NULL);
+	node_start(&T.k, 1500, 100, 600, NULL, 0, 0);
+	/* L: tight activation limits (3 per address, 2 per MSISDN) */
+	node_start(&T.l, 1500, 0, 0, T.reg, 3, 2);
 
 	T.cloop = loop_new();
 	assert_non_null(T.cloop);
@@ -389,6 +394,7 @@ group_teardown(void **state)
 	loop_free(T.cloop);
 	node_stop(&T.n);
 	node_stop(&T.k);
+	node_stop(&T.l);
 	pool_free(T.pool);
 	reg_free(T.reg);
 	audit_close(T.audit);
@@ -1472,6 +1478,11 @@ test_activation(void **state)
 	afe_get_stats(T.n.afe, &st1);
 	assert_int_equal(st1.as_act_ok - st0.as_act_ok, 1);
 	assert_int_equal(st1.as_act_failed - st0.as_act_failed, 2);
+	/* of the two refusals, the used code is "no open code": counted
+	 * (reg answers 410 and writes no audit record for it); the wrong
+	 * code is not */
+	assert_int_equal(st1.as_act_nocode - st0.as_act_nocode, 1);
+	assert_int_equal(st1.as_act_limited - st0.as_act_limited, 0);
 	assert_int_equal(st1.as_auth_ok - st0.as_auth_ok, 1);
 }
 
@@ -1617,6 +1628,46 @@ test_activation_timeout(void **state)
 	act_clear(&a);
 }
 
+/* Activation attempts are limited per source address and per MSISDN
+ * before anything else happens: over a limit, 4003 at once (no hello: no
+ * key made, no pool job, no store). */
+static void
+test_activation_limits(void **state)
+{
+	static const char other[] = "{\"t\":\"activate\",\"m\":\"+41790000077\","
+				    "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}";
+	static const char mine[] = "{\"t\":\"activate\",\"m\":\"" ACT_MSISDN "\","
+				   "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}";
+	struct afe_stats st0, st1;
+	struct rc c;
+	struct act a;
+
+	(void)state;
+	afe_get_stats(T.l.afe, &st0);
+	/* two for ACT_MSISDN get their hello ... */
+	act_start(&c, &T.l, &a);
+	rc_free(&c);
+	act_clear(&a);
+	act_start(&c, &T.l, &a);
+	rc_free(&c);
+	act_clear(&a);
+	/* ... the third is over the MSISDN's limit (the address's third) */
+	assert_int_equal(rc_refused(&T.l, NULL, NULL, mine), 4003);
+	/* another MSISDN from the same address: over the address's limit */
+	assert_int_equal(rc_refused(&T.l, NULL, NULL, other), 4003);
+	afe_get_stats(T.l.afe, &st1);
+	assert_int_equal(st1.as_act_limited - st0.as_act_limited, 2);
+	assert_int_equal(st1.as_act_failed - st0.as_act_failed, 0);
+	/* N (its own limits) is not affected; device authentication on L
+	 * is not limited */
+	assert_int_equal(rc_refused(&T.l, NULL, NULL, "{\"t\":\"auth\",\"d\":\"dev-ok\","
+						  "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\",\"s\":\"AAAA\"}"),
+			 4001);
+	act_start(&c, &T.n, &a);
+	rc_free(&c);
+	act_clear(&a);
+}
+
 /* Last: afe_stop on K closes its device connections and refuses new ones. */
 static void
 test_stop(void **state)
@@ -1661,6 +1712,7 @@ main(void)
 		cmocka_unit_test(test_activation),
 		cmocka_unit_test(test_activation_refused),
 		cmocka_unit_test(test_activation_timeout),
+		cmocka_unit_test(test_activation_limits),
 		cmocka_unit_test(test_stop),
 	};
 

@@ -882,6 +882,202 @@ test_open_crash_window(void **state)
 	assert_int_equal(err.status, 900);
 }
 
+/* Review finding 9: a non-empty log without its head is refused by the
+ * node's writer (a cut tail plus a deleted head would otherwise pass). */
+static void
+test_open_no_head(void **state)
+{
+	struct audit_verify_result res;
+	struct probs ps;
+	struct store_err err = { 0 };
+	struct lines ls;
+	struct audit *a;
+
+	(void)state;
+	make_log("nohead", 6);
+	lines_read(&ls); /* cut the tail, then delete the head */
+	free(ls.l[5]);
+	free(ls.l[4]);
+	ls.n = 4;
+	lines_write(&ls);
+	lines_free(&ls);
+	assert_int_equal(unlink(head_path), 0);
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "no head"));
+	/* verify reports it as before */
+	assert_int_equal(verify(&ps, &res), 1);
+	assert_true(has(&ps, AUDIT_NO_HEAD, 0));
+	/* and the node.head was not silently re-created */
+	struct stat st;
+
+	assert_int_equal(stat(head_path, &st), -1);
+
+	/* an empty log without a head is a new log: opened, and its first
+	 * append writes a head first (for seq 0), then the entry and its
+	 * head */
+	fresh("nohead-new");
+	a = open_ok(key_path);
+	append_n(a, 2, "x");
+	audit_close(a);
+	assert_int_equal(verify(&ps, &res), 0);
+	standalone_check(2);
+}
+
+/* The first entry's crash window: the head for seq 0 is there, the entry
+ * is written, its head is not. */
+static void
+test_open_crash_first_entry(void **state)
+{
+	struct audit_verify_result res;
+	struct probs ps;
+	struct audit *a;
+	char head[512];
+	const char *zero = "0000000000000000000000000000000000000000000000000000000000000000";
+
+	(void)state;
+	fresh("crash-first");
+	sign_head(key_path, 0, zero, head, sizeof(head));
+	write_file(head_path, head);
+	a = open_ok(NULL); /* appends without a head */
+	append_n(a, 1, "first");
+	audit_close(a);
+	a = open_ok(key_path);
+	append_n(a, 1, "second");
+	audit_close(a);
+	assert_int_equal(verify(&ps, &res), 0);
+	standalone_check(2);
+}
+
+/* Review finding 16: one entry beyond the head is accepted only when its
+ * chain verifies from the entry the head signed. */
+static void
+test_open_behind_forged(void **state)
+{
+	struct store_err err = { 0 };
+	struct lines ls;
+	struct audit *a;
+
+	(void)state;
+	/* the head's entry (seq 10) deleted, a well-formed seq 11 linked to
+	 * the head's hash put after seq 9 */
+	make_log("forge1", 10);
+	a = open_ok(NULL);
+	append_n(a, 1, "forged");
+	audit_close(a);
+	lines_read(&ls);
+	free(ls.l[9]);
+	ls.l[9] = ls.l[10];
+	ls.n = 10;
+	lines_write(&ls);
+	lines_free(&ls);
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+
+	/* the head's entry edited (its content no longer gives its hash),
+	 * the entry after it intact */
+	make_log("forge2", 10);
+	a = open_ok(NULL);
+	append_n(a, 1, "next");
+	audit_close(a);
+	lines_read(&ls);
+	strstr(ls.l[9], "entry 9")[0] = 'X';
+	lines_write(&ls);
+	lines_free(&ls);
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	/* an append through a handle opened before is refused too */
+	make_log("forge3", 10);
+	struct audit *keep = open_ok(key_path);
+
+	a = open_ok(NULL);
+	append_n(a, 1, "next");
+	audit_close(a);
+	lines_read(&ls);
+	strstr(ls.l[9], "entry 9")[0] = 'X';
+	lines_write(&ls);
+	lines_free(&ls);
+	struct audit_event ev = { "ra", "ra", "x", "", "ok", "" };
+
+	assert_int_equal(audit_append(keep, &ev, T0, NULL, &err), -1);
+	assert_int_equal(err.status, 900);
+	audit_close(keep);
+}
+
+static size_t
+line_count(void)
+{
+	struct lines ls;
+	size_t n;
+
+	lines_read(&ls);
+	n = ls.n;
+	lines_free(&ls);
+	return n;
+}
+
+/* Review finding 16: a head write that fails after the entry was written
+ * reports the entry as recorded; the next appends re-sign the head first
+ * (refusing, without writing, while that fails), so that two failures in
+ * a row never wedge the log. */
+static void
+test_head_write_failures(void **state)
+{
+	struct audit_verify_result res;
+	struct probs ps;
+	struct store_err err = { 0 };
+	struct audit *a;
+	uint64_t seq = 0;
+	char tmp[700];
+	struct audit_event ev = { "ra", "ra", "user.create", "+358", "ok", "blocked head" };
+
+	(void)state;
+	make_log("headfail", 5);
+	a = open_ok(key_path);
+	/* the head's temporary file cannot be created: a directory there */
+	snprintf(tmp, sizeof(tmp), "%s/%s.head.tmp", dir, NODE);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), 0); /* recorded */
+	assert_int_equal(seq, 6);
+	assert_int_equal(line_count(), 6);
+	assert_int_equal(verify(&ps, &res), 1); /* the head is one behind */
+	assert_true(has(&ps, AUDIT_HEAD_BAD, 0));
+	/* the second failure in a row: nothing appended, the log stays one
+	 * beyond its head */
+	seq = 0;
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), -1);
+	assert_int_equal(err.status, 900);
+	assert_int_equal(line_count(), 6);
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), -1);
+	assert_int_equal(line_count(), 6);
+	audit_close(a);
+	/* a restart meanwhile: the log is still accepted */
+	a = open_ok(key_path);
+	/* the head can be written again: repaired, then appended */
+	assert_int_equal(rmdir(tmp), 0);
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), 0);
+	assert_int_equal(seq, 7);
+	audit_close(a);
+	assert_int_equal(verify(&ps, &res), 0);
+	dump(&ps);
+	assert_true(res.av_head_ok);
+	standalone_check(7);
+
+	/* the head of an empty log's first entry cannot be written: the
+	 * entry is not written either */
+	fresh("headfail-new");
+	a = open_ok(key_path);
+	snprintf(tmp, sizeof(tmp), "%s/%s.head.tmp", dir, NODE);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), -1);
+	assert_int_equal(line_count(), 0);
+	assert_int_equal(rmdir(tmp), 0);
+	append_n(a, 1, "x");
+	audit_close(a);
+	assert_int_equal(verify(&ps, &res), 0);
+	standalone_check(1);
+}
+
 static void
 test_no_key(void **state)
 {
@@ -1294,6 +1490,10 @@ main(void)
 		cmocka_unit_test(test_tamper_forged_head),
 		cmocka_unit_test(test_open_refuses_mismatch),
 		cmocka_unit_test(test_open_crash_window),
+		cmocka_unit_test(test_open_no_head),
+		cmocka_unit_test(test_open_crash_first_entry),
+		cmocka_unit_test(test_open_behind_forged),
+		cmocka_unit_test(test_head_write_failures),
 		cmocka_unit_test(test_no_key),
 		cmocka_unit_test(test_detail_utf8_cut),
 		cmocka_unit_test(test_control_and_quotes),

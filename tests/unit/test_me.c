@@ -9,8 +9,14 @@
  * certificate from the same CA but no account; "apcert" is an AP's
  * certificate.  The console files are written into a scratch web root,
  * with a secret beside it and a symbolic link that points at it.
+ *
+ * Admission and cancellation are shown with the real pool: its threads
+ * are held by jobs of the test (a stand-in for signing work), or an ME
+ * job is held inside reg_call by the test holding the audit log's flock.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,12 +44,14 @@
 #include "roles/reg.h"
 #include "store/audit.h"
 #include "store/store.h"
+#include "util/clock.h"
 #include "util/pool.h"
 
 #include "testdir.h"
 #include "testtls.h"
 
 #define ORIGIN_FMT "https://127.0.0.1:%u"
+#define PARK_MS 4000 /* the ME's request deadline here (mc_park_ms) */
 
 static struct {
 	char dir[256];
@@ -56,16 +65,9 @@ static struct {
 	struct me *me;
 	struct srv *srv;
 	uint16_t port;
+	uint16_t cur_port; /* where req() sends: T.port, or a second ME's */
 	uint8_t fp_stranger[32], fp_ap[32];
 } T;
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the client ----------------------------------------------------------- */
 
@@ -132,14 +134,16 @@ resp_header(const struct resp *r, const char *name, char *out, size_t cap)
 }
 
 /* One request as account `who` (certificate dir/<who>.pem); `hdrs` NULL
- * or a NULL-terminated list of "Name: value". */
-static void
-req(const char *who, const char *method, const char *path, const char *const *hdrs,
-    const char *body, size_t blen, struct resp *r)
+ * or a NULL-terminated list of "Name: value"; `timeout_ms` the client's
+ * patience.  The curl result (the caller decides what a failure means). */
+static CURLcode
+req_ex(const char *who, const char *method, const char *path, const char *const *hdrs,
+       const char *body, size_t blen, long timeout_ms, struct resp *r)
 {
 	char url[4096], cert[512], key[512], ca[512];
 	memset(r, 0, sizeof *r);
-	snprintf(url, sizeof url, "https://127.0.0.1:%u%s", T.port, path);
+	snprintf(url, sizeof url, "https://127.0.0.1:%u%s", T.cur_port ? T.cur_port : T.port,
+		 path);
 	snprintf(cert, sizeof cert, "%s/%s.pem", T.dir, who);
 	snprintf(key, sizeof key, "%s/%s.key", T.dir, who);
 	snprintf(ca, sizeof ca, "%s/ca.pem", T.dir);
@@ -160,7 +164,7 @@ req(const char *who, const char *method, const char *path, const char *const *hd
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	if (body) {
@@ -168,11 +172,54 @@ req(const char *who, const char *method, const char *path, const char *const *hd
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);
 	}
 	CURLcode rc = curl_easy_perform(c);
-	if (rc != CURLE_OK)
-		fail_msg("%s %s as %s: curl %d %s", method, path, who, rc, curl_easy_strerror(rc));
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
+	return rc;
+}
+
+/* A request exactly as given (no token added). */
+static void
+raw_req(const char *who, const char *method, const char *path, const char *const *hdrs,
+	const char *body, size_t blen, struct resp *r)
+{
+	CURLcode rc = req_ex(who, method, path, hdrs, body, blen, 20000L, r);
+	if (rc != CURLE_OK)
+		fail_msg("%s %s as %s: curl %d %s", method, path, who, rc, curl_easy_strerror(rc));
+}
+
+static void csrf_of(const char *who, char out[80]);
+
+/* Does the request need the CSRF token (every /api/v1 request but the
+ * session and the OpenAPI document)? */
+static bool
+needs_token(const char *path)
+{
+	return strncmp(path, "/api/v1/", 8) == 0 && strncmp(path, "/api/v1/session", 15) != 0 &&
+	       strncmp(path, "/api/v1/openapi.json", 20) != 0;
+}
+
+/* A request as the console and msspctl send it: the account's token on
+ * every API request that needs one, unless `hdrs` brings its own. */
+static void
+req(const char *who, const char *method, const char *path, const char *const *hdrs,
+    const char *body, size_t blen, struct resp *r)
+{
+	const char *all[16];
+	char tok[80], h[128];
+	size_t n = 0;
+	bool has = false;
+	for (size_t i = 0; hdrs && hdrs[i] && n < 14; i++) {
+		has |= strncasecmp(hdrs[i], "X-MSSP-CSRF:", 12) == 0;
+		all[n++] = hdrs[i];
+	}
+	if (!has && needs_token(path)) {
+		csrf_of(who, tok);
+		snprintf(h, sizeof h, "X-MSSP-CSRF: %s", tok);
+		all[n++] = h;
+	}
+	all[n] = NULL;
+	raw_req(who, method, path, all, body, blen, r);
 }
 
 static json_t *
@@ -185,17 +232,36 @@ resp_json(const struct resp *r)
 	return j;
 }
 
-/* The CSRF token of account `who` (GET /api/v1/session). */
+/* The CSRF token of account `who` at the current ME (GET
+ * /api/v1/session), fetched once per account and ME: a test that holds
+ * the pool must not need a session request to get through. */
 static void
 csrf_of(const char *who, char out[80])
 {
+	static struct {
+		char who[16];
+		uint16_t port;
+		char tok[80];
+	} cache[16];
+	uint16_t port = T.cur_port ? T.cur_port : T.port;
+	size_t i;
+	for (i = 0; i < 16 && cache[i].who[0]; i++)
+		if (cache[i].port == port && strcmp(cache[i].who, who) == 0) {
+			snprintf(out, 80, "%s", cache[i].tok);
+			return;
+		}
 	struct resp r;
-	req(who, "GET", "/api/v1/session", NULL, NULL, 0, &r);
+	raw_req(who, "GET", "/api/v1/session", NULL, NULL, 0, &r);
 	assert_int_equal(r.status, 200);
 	json_t *j = resp_json(&r);
 	const char *t = json_string_value(json_object_get(j, "csrf"));
 	assert_non_null(t);
 	snprintf(out, 80, "%s", t);
+	if (i < 16) {
+		snprintf(cache[i].who, sizeof cache[i].who, "%s", who);
+		cache[i].port = port;
+		snprintf(cache[i].tok, sizeof cache[i].tok, "%s", t);
+	}
 	json_decref(j);
 	resp_free(&r);
 }
@@ -274,6 +340,49 @@ write_file(const char *dir, const char *name, const char *text)
 	fclose(f);
 }
 
+/* An ME (conf `mc`, its origin filled in here) behind a mutual-TLS
+ * server on a free loopback port. */
+static void
+me_listen(struct me_conf *mc, struct me **mout, struct srv **sout, uint16_t *port, char *origin,
+	  size_t olen)
+{
+	/* The origin names the port, and the ME (the listener's argument)
+	 * needs it before srv_new: take a free port from the kernel first. */
+	{
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		socklen_t sl = sizeof sa;
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_true(fd >= 0);
+		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+		*port = ntohs(sa.sin_port);
+		close(fd);
+	}
+	snprintf(origin, olen, ORIGIN_FMT, *port);
+	mc->mc_origin = origin;
+	char err[200];
+	struct me *m = me_new(mc, err, sizeof err);
+	if (!m)
+		fail_msg("me_new: %s", err);
+
+	SSL_CTX *ctx = tt_server_ctx(T.dir, "server", "ca.pem", NULL);
+	struct srv_conf sc = {.sc_workers = 2, .sc_nlisteners = 1};
+	sc.sc_listeners[0] = (struct srv_listener_conf){
+		.sl_name = "me", .sl_addr = "127.0.0.1", .sl_port = *port, .sl_tls = ctx,
+		.sl_handler = me_handler, .sl_cancel = me_cancel, .sl_arg = m};
+	struct net_err ne;
+	struct srv *sv = srv_new(&sc, &ne);
+	SSL_CTX_free(ctx);
+	if (!sv)
+		fail_msg("srv_new: %s", ne.ne_detail);
+	me_attach(m, sv);
+	if (srv_start(sv, &ne) != 0)
+		fail_msg("srv_start: %s", ne.ne_detail);
+	*mout = m;
+	*sout = sv;
+}
+
 static int
 group_setup(void **state)
 {
@@ -324,14 +433,14 @@ group_setup(void **state)
 	if (!T.reg)
 		fail_msg("reg_new: %d %s", re.status, re.msg);
 	for (int i = 0; i < 3; i++)
-		if (reg_account_seed(T.reg, T.st, names[i], roles[i], fps[i], now_ms(), &re) != 0)
+		if (reg_account_seed(T.reg, T.st, names[i], roles[i], fps[i], clock_wall_ms(), &re) != 0)
 			fail_msg("account seed %s: %d %s", names[i], re.status, re.msg);
 	char fph[TLS_FP_HEX_LEN + 1];
 	tls_fp_hex(T.fp_ap, fph);
 	json_t *ap = json_pack("{s:s,s:s,s:[s],s:[s],s:[s],s:[],s:i}", "id", "http://demo.ap/",
 			       "name", "Demo AP", "cert_sha256", fph, "profiles", "*", "modes",
 			       "synch", "notify_urls", "rate", 10);
-	if (reg_ap_seed(T.reg, T.st, ap, now_ms(), &re) != 0)
+	if (reg_ap_seed(T.reg, T.st, ap, clock_wall_ms(), &re) != 0)
 		fail_msg("ap seed: %d %s", re.status, re.msg);
 	json_decref(ap);
 
@@ -356,40 +465,13 @@ group_setup(void **state)
 	T.pool = pool_new(2, 0, pool_init, pool_fini, NULL);
 	assert_non_null(T.pool);
 
-	/* The origin names the port, and the ME (the listener's argument)
-	 * needs it before srv_new: take a free port from the kernel first. */
-	{
-		struct sockaddr_in sa = {.sin_family = AF_INET};
-		socklen_t sl = sizeof sa;
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		assert_true(fd >= 0);
-		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-		assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-		T.port = ntohs(sa.sin_port);
-		close(fd);
-	}
-	snprintf(T.origin, sizeof T.origin, ORIGIN_FMT, T.port);
-	char err[200];
+	/* mc_max_running 2: both pool threads (the heavy cap is shown with
+	 * two long operations at once); a second ME with 1 is made in
+	 * test_running_cap */
 	struct me_conf mc = {.mc_reg = T.reg, .mc_pool = T.pool, .mc_web_root = T.web,
-			     .mc_origin = T.origin, .mc_mssp_id = "http://mssp.test/"};
-	T.me = me_new(&mc, err, sizeof err);
-	if (!T.me)
-		fail_msg("me_new: %s", err);
-
-	SSL_CTX *ctx = tt_server_ctx(T.dir, "server", "ca.pem", NULL);
-	struct srv_conf sc = {.sc_workers = 2, .sc_nlisteners = 1};
-	sc.sc_listeners[0] = (struct srv_listener_conf){
-		.sl_name = "me", .sl_addr = "127.0.0.1", .sl_port = T.port, .sl_tls = ctx,
-		.sl_handler = me_handler, .sl_cancel = me_cancel, .sl_arg = T.me};
-	struct net_err ne;
-	T.srv = srv_new(&sc, &ne);
-	SSL_CTX_free(ctx);
-	if (!T.srv)
-		fail_msg("srv_new: %s", ne.ne_detail);
-	me_attach(T.me, T.srv);
-	if (srv_start(T.srv, &ne) != 0)
-		fail_msg("srv_start: %s", ne.ne_detail);
+			     .mc_mssp_id = "http://mssp.test/", .mc_max_running = 2,
+			     .mc_max_heavy = 1, .mc_park_ms = PARK_MS};
+	me_listen(&mc, &T.me, &T.srv, &T.port, T.origin, sizeof T.origin);
 	assert_int_equal(me_start(T.me, T.st), 0);
 	return 0;
 }
@@ -546,7 +628,7 @@ test_csrf(void **state)
 	struct resp r;
 	const char *body = "{\"msisdn\":\"+35840222333\"}";
 	/* none */
-	req("admin", "POST", "/api/v1/users",
+	raw_req("admin", "POST", "/api/v1/users",
 	    (const char *const[]){"Content-Type: application/json", NULL}, body, strlen(body), &r);
 	assert_error(&r, 403, 104);
 	resp_free(&r);
@@ -969,6 +1051,417 @@ test_mreg_refusals(void **state)
 	resp_free(&r);
 }
 
+/* ---- CSRF on reads, Fetch Metadata (review finding 6) --------------------- */
+
+static size_t
+audit_lines(void)
+{
+	char p[600];
+	snprintf(p, sizeof p, "%s/audit/node1.log", T.dir);
+	FILE *f = fopen(p, "r");
+	size_t n = 0;
+	int c;
+	assert_non_null(f);
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static void
+test_csrf_on_reads(void **state)
+{
+	(void)state;
+	struct resp r;
+	char h[160];
+	/* a page elsewhere can make the browser GET with our certificate
+	 * (<img src>), without Origin and without the token */
+	static const char *const reads[] = {"/api/v1/users", "/api/v1/stats", "/api/v1/audit/verify",
+					    "/api/v1/aps", "/api/v1/users/%2B35840555666"};
+	for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+		size_t before = audit_lines();
+		raw_req("admin", "GET", reads[i], NULL, NULL, 0, &r);
+		assert_error(&r, 403, 104);
+		resp_free(&r);
+		raw_req("admin", "HEAD", reads[i], NULL, NULL, 0, &r);
+		assert_int_equal(r.status, 403);
+		resp_free(&r);
+		/* refused before reg: no work, nothing audited in the
+		 * account's name */
+		assert_int_equal(audit_lines(), before);
+	}
+	/* a wrong token, another account's token */
+	snprintf(h, sizeof h, "X-MSSP-CSRF: %064d", 0);
+	raw_req("admin", "GET", "/api/v1/users", (const char *const[]){h, NULL}, NULL, 0, &r);
+	assert_error(&r, 403, 104);
+	resp_free(&r);
+	char tok[80];
+	csrf_of("auditor", tok);
+	snprintf(h, sizeof h, "X-MSSP-CSRF: %s", tok);
+	raw_req("admin", "GET", "/api/v1/users", (const char *const[]){h, NULL}, NULL, 0, &r);
+	assert_error(&r, 403, 104);
+	resp_free(&r);
+	/* with the account's own token: served */
+	csrf_of("admin", tok);
+	snprintf(h, sizeof h, "X-MSSP-CSRF: %s", tok);
+	raw_req("admin", "GET", "/api/v1/users", (const char *const[]){h, NULL}, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	/* the two that need none: the session (it gives the token) and the
+	 * API description */
+	raw_req("admin", "GET", "/api/v1/session", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	raw_req("auditor", "GET", "/api/v1/openapi.json", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+}
+
+static void
+test_cross_site(void **state)
+{
+	(void)state;
+	struct resp r;
+	static const char *const paths[] = {"/", "/static/app.js", "/api/v1/session",
+					    "/api/v1/openapi.json", "/api/v1/users"};
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		req("admin", "GET", paths[i], (const char *const[]){"Sec-Fetch-Site: cross-site", NULL},
+		    NULL, 0, &r);
+		assert_error(&r, 403, 104);
+		resp_free(&r);
+	}
+	/* even a mutating request with a good token */
+	jreq("admin", "POST", "/api/v1/users", "{\"msisdn\":\"+35840999001\"}", &r);
+	resp_free(&r); /* (created: the control) */
+	char tok[80], h[128];
+	csrf_of("admin", tok);
+	snprintf(h, sizeof h, "X-MSSP-CSRF: %s", tok);
+	req("admin", "POST", "/api/v1/users/%2B35840999001/suspend",
+	    (const char *const[]){h, "Content-Type: application/json", "Sec-Fetch-Site: CROSS-SITE",
+				  NULL},
+	    NULL, 0, &r);
+	assert_error(&r, 403, 104);
+	resp_free(&r);
+	req("admin", "GET", "/api/v1/users/%2B35840999001", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	assert_null(strstr(r.body, "suspended"));
+	resp_free(&r);
+	/* what a browser sends for our own pages and a typed address */
+	req("admin", "GET", "/api/v1/users", (const char *const[]){"Sec-Fetch-Site: same-origin", NULL},
+	    NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	req("admin", "GET", "/", (const char *const[]){"Sec-Fetch-Site: none", NULL}, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+}
+
+/* ---- admission and cancellation (review finding 5) ------------------------ */
+
+/* Jobs of the test on the ME's pool: each holds a thread until released
+ * (the stand-in for signing work). */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running;
+	bool release;
+	int64_t probe_ran_ms; /* a probe job's start (monotonic), 0: not yet */
+} H = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, 0};
+
+static void
+holder_job(void *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+	pthread_mutex_lock(&H.mu);
+	H.running++;
+	pthread_cond_broadcast(&H.cv);
+	while (!H.release)
+		pthread_cond_wait(&H.cv, &H.mu);
+	H.running--;
+	pthread_cond_broadcast(&H.cv);
+	pthread_mutex_unlock(&H.mu);
+}
+
+static void
+probe_job(void *ctx, void *arg)
+{
+	(void)ctx;
+	(void)arg;
+	pthread_mutex_lock(&H.mu);
+	H.probe_ran_ms = clock_mono_ms();
+	pthread_cond_broadcast(&H.cv);
+	pthread_mutex_unlock(&H.mu);
+}
+
+/* Hold every pool thread (2). */
+static void
+hold_pool(void)
+{
+	pthread_mutex_lock(&H.mu);
+	H.release = false;
+	pthread_mutex_unlock(&H.mu);
+	assert_int_equal(pool_submit(T.pool, holder_job, NULL), 0);
+	assert_int_equal(pool_submit(T.pool, holder_job, NULL), 0);
+	pthread_mutex_lock(&H.mu);
+	while (H.running < 2)
+		pthread_cond_wait(&H.cv, &H.mu);
+	pthread_mutex_unlock(&H.mu);
+}
+
+static void
+release_pool(void)
+{
+	pthread_mutex_lock(&H.mu);
+	H.release = true;
+	pthread_cond_broadcast(&H.cv);
+	while (H.running > 0)
+		pthread_cond_wait(&H.cv, &H.mu);
+	pthread_mutex_unlock(&H.mu);
+	/* whatever queued behind the holders has run (or been skipped) once
+	 * a probe queued after it runs */
+	pthread_mutex_lock(&H.mu);
+	H.probe_ran_ms = 0;
+	pthread_mutex_unlock(&H.mu);
+	assert_int_equal(pool_submit(T.pool, probe_job, NULL), 0);
+	pthread_mutex_lock(&H.mu);
+	while (H.probe_ran_ms == 0)
+		pthread_cond_wait(&H.cv, &H.mu);
+	pthread_mutex_unlock(&H.mu);
+	usleep(200 * 1000); /* the other thread's last job, too */
+}
+
+/* The audit log's flock, held by the test: an ME job that writes an
+ * audit record (every reg_call) waits inside reg_call. */
+static int
+hold_audit(void)
+{
+	char p[600];
+	snprintf(p, sizeof p, "%s/audit/node1.log", T.dir);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	return fd;
+}
+
+static void
+release_audit(int fd)
+{
+	flock(fd, LOCK_UN);
+	close(fd);
+}
+
+static bool
+user_exists(const char *path)
+{
+	struct resp r;
+	req("admin", "GET", path, NULL, NULL, 0, &r);
+	bool yes = r.status == 200;
+	assert_true(r.status == 200 || r.status == 404);
+	resp_free(&r);
+	return yes;
+}
+
+static void
+test_cancelled_not_run(void **state)
+{
+	(void)state;
+	struct resp r;
+	char tok[80], h[128], v[64];
+	csrf_of("ra", tok); /* before the pool is held */
+	csrf_of("admin", tok);
+	csrf_of("ra", tok);
+	snprintf(h, sizeof h, "X-MSSP-CSRF: %s", tok);
+	const char *const hdrs[] = {h, "Content-Type: application/json", NULL};
+
+	/* 1. the park deadline passes while the job waits for a thread */
+	hold_pool();
+	const char *b1 = "{\"msisdn\":\"+35840888001\"}";
+	int64_t t0 = clock_mono_ms();
+	raw_req("ra", "POST", "/api/v1/users", hdrs, b1, strlen(b1), &r);
+	int64_t took = clock_mono_ms() - t0;
+	assert_error(&r, 503, 900);
+	assert_true(resp_header(&r, "Retry-After", v, sizeof v));
+	assert_non_null(strstr(r.body, "not started"));
+	assert_true(took >= PARK_MS - 100 && took < PARK_MS + 3000);
+	resp_free(&r);
+	release_pool();
+	/* the job ran after the answer: it must not have created the user */
+	assert_false(user_exists("/api/v1/users/%2B35840888001"));
+	assert_false(audit_has("\"user.create\"", "+35840888001"));
+
+	/* 2. the client gives up (the connection closes) while the job waits */
+	hold_pool();
+	const char *b2 = "{\"msisdn\":\"+35840888002\"}";
+	CURLcode rc = req_ex("ra", "POST", "/api/v1/users", hdrs, b2, strlen(b2), 500L, &r);
+	assert_int_equal(rc, CURLE_OPERATION_TIMEDOUT);
+	resp_free(&r);
+	usleep(500 * 1000); /* the server sees the close */
+	release_pool();
+	assert_false(user_exists("/api/v1/users/%2B35840888002"));
+	assert_false(audit_has("\"user.create\"", "+35840888002"));
+
+	/* 3. the control: with a free pool the same request is done */
+	const char *b3 = "{\"msisdn\":\"+35840888003\"}";
+	raw_req("ra", "POST", "/api/v1/users", hdrs, b3, strlen(b3), &r);
+	assert_int_equal(r.status, 201);
+	resp_free(&r);
+	assert_true(user_exists("/api/v1/users/%2B35840888003"));
+}
+
+static void
+test_timeout_started_504(void **state)
+{
+	(void)state;
+	struct resp r;
+	char tok[80], h[128], v[64];
+	csrf_of("ra", tok);
+	csrf_of("admin", tok);
+	csrf_of("ra", tok);
+	snprintf(h, sizeof h, "X-MSSP-CSRF: %s", tok);
+	const char *const hdrs[] = {h, "Content-Type: application/json", NULL};
+	/* the job runs and waits inside reg_call (for the audit lock) past
+	 * the deadline: it may yet do what was asked - 504, not 503 */
+	int fd = hold_audit();
+	const char *b = "{\"msisdn\":\"+35840888010\"}";
+	raw_req("ra", "POST", "/api/v1/users", hdrs, b, strlen(b), &r);
+	release_audit(fd);
+	assert_error(&r, 504, 900);
+	assert_non_null(strstr(r.body, "outcome unknown"));
+	assert_false(resp_header(&r, "Retry-After", v, sizeof v));
+	resp_free(&r);
+	release_pool(); /* (nothing held: waits for the job's end) */
+}
+
+struct bg {
+	const char *who, *method, *path;
+	long status;
+};
+
+static void *
+bg_run(void *arg)
+{
+	struct bg *b = arg;
+	struct resp r;
+	req(b->who, b->method, b->path, NULL, NULL, 0, &r);
+	b->status = r.status;
+	resp_free(&r);
+	return NULL;
+}
+
+static void *
+bg_post(void *arg)
+{
+	struct bg *b = arg;
+	struct resp r;
+	char tok[80], h[128];
+	csrf_of(b->who, tok);
+	snprintf(h, sizeof h, "X-MSSP-CSRF: %s", tok);
+	req(b->who, "POST", "/api/v1/users", (const char *const[]){h, "Content-Type: application/json", NULL},
+	    b->path, strlen(b->path), &r);
+	b->status = r.status;
+	resp_free(&r);
+	return NULL;
+}
+
+static void
+test_heavy_cap(void **state)
+{
+	(void)state;
+	struct resp r;
+	char tok[80], v[64];
+	csrf_of("admin", tok);
+	csrf_of("auditor", tok);
+	/* one long operation under way (an audit verify waiting for the
+	 * log), mc_max_heavy 1: another long one is refused at once */
+	int fd = hold_audit();
+	struct bg b = {"auditor", "GET", "/api/v1/audit/verify", 0};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_run, &b), 0);
+	usleep(700 * 1000);
+	int64_t t0 = clock_mono_ms();
+	static const char *const heavy[] = {"/api/v1/stats", "/api/v1/audit/verify",
+					    "/api/v1/users?q=Maija", "/api/v1/users?limit=100",
+					    "/api/v1/audit?limit=500"};
+	for (size_t i = 0; i < sizeof heavy / sizeof heavy[0]; i++) {
+		req("admin", "GET", heavy[i], NULL, NULL, 0, &r);
+		if (r.status != 503)
+			fail_msg("%s: %ld, want 503", heavy[i], r.status);
+		assert_error(&r, 503, 900);
+		assert_true(resp_header(&r, "Retry-After", v, sizeof v));
+		assert_string_equal(v, "1");
+		resp_free(&r);
+	}
+	assert_true(clock_mono_ms() - t0 < 2000); /* refused, not queued */
+	/* an ordinary read still goes through (one page, MSISDN prefix) */
+	req("admin", "GET", "/api/v1/users?q=%2B358&limit=10", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	release_audit(fd);
+	pthread_join(th, NULL);
+	assert_int_equal(b.status, 200);
+	/* the slot is back */
+	req("admin", "GET", "/api/v1/audit/verify", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+}
+
+static void
+test_running_cap(void **state)
+{
+	(void)state;
+	/* a second ME on the same pool (2 threads) with mc_max_running 1:
+	 * however many requests it has, one pool thread stays free */
+	struct me *m2;
+	struct srv *s2;
+	uint16_t port2;
+	char origin2[64];
+	struct me_conf mc = {.mc_reg = T.reg, .mc_pool = T.pool, .mc_max_running = 1,
+			     .mc_park_ms = PARK_MS * 2};
+	me_listen(&mc, &m2, &s2, &port2, origin2, sizeof origin2);
+	T.cur_port = port2;
+	char tok[80];
+	csrf_of("ra", tok);
+	csrf_of("admin", tok);
+
+	int fd = hold_audit();
+	struct bg a = {"ra", "POST", "{\"msisdn\":\"+35840888020\"}", 0};
+	struct bg b = {"ra", "POST", "{\"msisdn\":\"+35840888021\"}", 0};
+	pthread_t ta, tb;
+	assert_int_equal(pthread_create(&ta, NULL, bg_post, &a), 0);
+	usleep(400 * 1000); /* a runs (and waits in reg_call) */
+	assert_int_equal(pthread_create(&tb, NULL, bg_post, &b), 0);
+	usleep(400 * 1000); /* b waits in the ME's queue, not on the pool */
+	pthread_mutex_lock(&H.mu);
+	H.probe_ran_ms = 0;
+	pthread_mutex_unlock(&H.mu);
+	int64_t t0 = clock_mono_ms();
+	assert_int_equal(pool_submit(T.pool, probe_job, NULL), 0);
+	pthread_mutex_lock(&H.mu);
+	while (H.probe_ran_ms == 0 && clock_mono_ms() - t0 < 1500) {
+		pthread_mutex_unlock(&H.mu);
+		usleep(10 * 1000);
+		pthread_mutex_lock(&H.mu);
+	}
+	int64_t ran = H.probe_ran_ms;
+	pthread_mutex_unlock(&H.mu);
+	release_audit(fd);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	/* the "signing" job was not kept waiting behind the ME */
+	if (ran == 0)
+		fail_msg("a pool job waited behind the ME's requests");
+	assert_true(ran - t0 < 1500);
+	/* both ME requests were done, one after the other */
+	assert_int_equal(a.status, 201);
+	assert_int_equal(b.status, 201);
+	assert_true(user_exists("/api/v1/users/%2B35840888021"));
+	T.cur_port = 0;
+	srv_stop(s2);
+	me_free(m2); /* waits for its jobs' last steps on the pool */
+	srv_free(s2);
+}
+
 static void
 test_job_thread_audited(void **state)
 {
@@ -995,6 +1488,12 @@ main(void)
 		cmocka_unit_test(test_mreg_soap12),
 		cmocka_unit_test(test_mreg_refusals),
 		cmocka_unit_test(test_job_thread_audited),
+		cmocka_unit_test(test_csrf_on_reads),
+		cmocka_unit_test(test_cross_site),
+		cmocka_unit_test(test_cancelled_not_run),
+		cmocka_unit_test(test_timeout_started_504),
+		cmocka_unit_test(test_heavy_cap),
+		cmocka_unit_test(test_running_cap),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -266,6 +266,34 @@ test_outputs(void **state)
 	mss_msg_free(m);
 }
 
+/* Review finding 19: the activation code (shown once) is wiped in place
+ * before the answer holding it is freed. */
+static void
+test_wipe_code(void **state)
+{
+	(void)state;
+	json_t *act = json_pack("{s:s,s:s}", "code", "1234-5678-9012", "expires",
+				"2026-01-01T00:00:00.000Z");
+	const char *code = json_string_value(json_object_get(act, "code"));
+	size_t len = strlen(code);
+	static const char zero[32];
+	assert_int_equal(len, 14);
+	mreg_wipe_code(act);
+	/* the same buffer, every byte of the code cleared */
+	assert_ptr_equal(json_string_value(json_object_get(act, "code")), code);
+	assert_memory_equal(code, zero, len);
+	assert_string_equal(json_string_value(json_object_get(act, "expires")),
+			    "2026-01-01T00:00:00.000Z");
+	json_decref(act);
+	/* nothing to wipe: no answer, no code, a code that is not text */
+	mreg_wipe_code(NULL);
+	json_t *other = json_pack("{s:s,s:i}", "state", "active", "code", 5);
+	mreg_wipe_code(other);
+	assert_string_equal(json_string_value(json_object_get(other, "state")), "active");
+	assert_int_equal(json_integer_value(json_object_get(other, "code")), 5);
+	json_decref(other);
+}
+
 int
 main(void)
 {
@@ -274,6 +302,7 @@ main(void)
 		cmocka_unit_test(test_create_update),
 		cmocka_unit_test(test_lists_and_certificates),
 		cmocka_unit_test(test_outputs),
+		cmocka_unit_test(test_wipe_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

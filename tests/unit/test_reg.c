@@ -25,7 +25,9 @@
 
 #include "pki/ca.h"
 #include "roles/reg.h"
+#include "roles/reg_int.h" /* reg_index_cert_serial: what reg_enrol.c calls */
 #include "store/audit.h"
+#include "util/clock.h"
 #include "util/limits.h"
 
 #define NODE "node1"
@@ -622,12 +624,21 @@ test_accounts(void **state)
 	fp_fill(fp, 0x55);
 	expect_fail(f, reg_account_by_fp(f->r, f->st, fp, &who, &f->e), 403);
 	expect_fail(f, call(f, &A_ADMIN, REG_OP_ACCOUNT_DELETE, "nope", NULL, NULL, NULL, NULL), 404);
+	/* two admins must remain (dual control needs two): with admin and
+	 * admin2 alone neither can go, not even for a system caller */
+	expect_fail(f, call(f, &A_SYS, REG_OP_ACCOUNT_DELETE, "admin2", NULL, NULL, NULL, NULL), 409);
+	assert_non_null(strstr(f->e.msg, "2 admin"));
+	expect_fail(f, call(f, &A_ADMIN, REG_OP_ACCOUNT_DELETE, "admin2", NULL, NULL, NULL, NULL), 409);
+	expect_audit(f, "account.delete", "admin", "failed");
+	fp_fill(fp, 0x12);
+	assert_int_equal(reg_account_seed(f->r, f->st, "admin3", REG_ROLE_ADMIN, fp, f->now, &f->e), 0);
 	assert_int_equal(call(f, &A_SYS, REG_OP_ACCOUNT_DELETE, "admin2", NULL, NULL, NULL, NULL), 0);
 	expect_fail(f, call(f, &A_SYS, REG_OP_ACCOUNT_DELETE, "admin", NULL, NULL, NULL, NULL), 409);
 	expect_fail(f, call(f, &A_ADMIN, REG_OP_ACCOUNT_DELETE, "admin", NULL, NULL, NULL, NULL), 409);
 	expect_audit(f, "account.delete", "admin", "failed");
+	/* deleting a non-admin is not limited */
 	assert_int_equal(call(f, &A_AUD, REG_OP_ACCOUNT_LIST, NULL, NULL, NULL, NULL, &o), 0);
-	assert_int_equal(json_array_size(json_object_get(o, "accounts")), 4); /* admin ra auditor aud2 */
+	assert_int_equal(json_array_size(json_object_get(o, "accounts")), 5); /* admin admin3 ra auditor aud2 */
 	json_decref(o);
 	/* a seed of an existing name fails */
 	fp_fill(fp, 0x57);
@@ -1142,8 +1153,11 @@ test_device_delete(void **state)
 	struct store_device d;
 	struct store_key k;
 	struct store_err se = {0};
-	char s1[64];
-	json_t *o, *dev;
+	struct pki_ca_entry ce;
+	struct pki_err pe = {0};
+	char s1[64], s2[64], s3[64];
+	json_t *o, *dev, *a;
+	struct reg *noca;
 
 	make_user(f, ALICE);
 	make_user(f, "+35847000002");
@@ -1163,11 +1177,57 @@ test_device_delete(void **state)
 	/* another user's device reads as unknown */
 	expect_fail(f, call(f, &A_RA, REG_OP_DEVICE_DELETE, "+35847000002", "d1", NULL, NULL, NULL), 404);
 	expect_fail(f, call(f, &A_RA, REG_OP_DEVICE_DELETE, ALICE, "d 1", NULL, NULL, NULL), 404);
-	assert_int_equal(call(f, &A_RA, REG_OP_DEVICE_DELETE, ALICE, "d1", NULL, NULL, NULL), 0);
+	/* review 8: the device's certificates are revoked (a stolen phone),
+	 * the keys REVOKED, the CRL re-issued.  Without the CA: 503 while a
+	 * certificate is unrevoked, nothing changed. */
+	noca = new_reg(f, false);
+	{
+		struct reg_request rq = {.rq_op = REG_OP_DEVICE_DELETE, .rq_arg = ALICE,
+					 .rq_arg2 = "d1"};
+		expect_fail(f, reg_call(noca, f->st, &A_RA, &rq, f->now, &o, &f->e), 503);
+	}
+	reg_free(noca);
+	assert_int_equal(store_device_get(f->st, "d1", &d, &se), 0);
+	expect_fail(f, call(f, &A_RA, REG_OP_DEVICE_DELETE, ALICE, "d1", "{\"reason\":\"caCompromise\"}", NULL, NULL), 400);
+	expect_fail(f, call(f, &A_RA, REG_OP_DEVICE_DELETE, ALICE, "d1", "{\"why\":1}", NULL, NULL), 400);
+	assert_int_equal(call(f, &A_RA, REG_OP_DEVICE_DELETE, ALICE, "d1", NULL, NULL, &o), 0);
+	assert_int_equal(json_integer_value(json_object_get(o, "certificates_revoked")), 1);
+	json_decref(o);
 	expect_audit(f, "device.delete", "ra", "ok");
+	a = audit_last(f);
+	assert_non_null(strstr(jstr(a, "detail"), "1 certificate(s) revoked"));
+	assert_non_null(strstr(jstr(a, "detail"), "cessationOfOperation"));
+	json_decref(a);
 	assert_int_equal(store_device_get(f->st, "d1", &d, &se), -1);
 	assert_int_equal(store_key_get(f->st, "k1", &k, &se), 0);
-	assert_int_equal(k.sk_state, STORE_KEY_DISABLED);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+	assert_int_equal(pki_ca_reload(f->ca, &pe), 0);
+	assert_int_equal(pki_ca_lookup(f->ca, s1, &ce, &pe), 0);
+	assert_true(ce.ce_revoked);
+	assert_int_equal(ce.ce_reason, PKI_CA_REASON_CESSATION_OF_OPERATION);
+	assert_true(crl_has(f, s1));
+	/* a reason from the body; only this device's certificates go */
+	make_key(f, ALICE, "k2", "d2", s2);
+	make_key(f, ALICE, "k3", "d3", s3);
+	assert_int_equal(call(f, &A_RA, REG_OP_DEVICE_DELETE, ALICE, "d2", "{\"reason\":\"keyCompromise\"}", NULL, NULL), 0);
+	assert_int_equal(pki_ca_reload(f->ca, &pe), 0);
+	assert_int_equal(pki_ca_lookup(f->ca, s2, &ce, &pe), 0);
+	assert_int_equal(ce.ce_reason, PKI_CA_REASON_KEY_COMPROMISE);
+	assert_int_equal(pki_ca_lookup(f->ca, s3, &ce, &pe), 0);
+	assert_false(ce.ce_revoked);
+	assert_int_equal(store_key_get(f->st, "k3", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_ACTIVE);
+	/* a device whose certificates are all revoked needs no CA */
+	assert_int_equal(pki_ca_revoke(f->ca, s3, PKI_CA_REASON_SUPERSEDED, 0, &pe), 0);
+	assert_int_equal(store_key_set_state(f->st, "k3", STORE_KEY_REVOKED, f->now, &se), 0);
+	noca = new_reg(f, false);
+	{
+		struct reg_request rq = {.rq_op = REG_OP_DEVICE_DELETE, .rq_arg = ALICE,
+					 .rq_arg2 = "d3"};
+		assert_int_equal(reg_call(noca, f->st, &A_RA, &rq, f->now, &o, &f->e), 0);
+		json_decref(o);
+	}
+	reg_free(noca);
 }
 
 /* ---- profiles -------------------------------------------------------- */
@@ -1184,9 +1244,21 @@ test_profiles(void **state)
 			 REG_CREATED);
 	assert_string_equal(jstr(o, "uri"), "mss::authn:loa2");
 	json_decref(o);
+	/* review 15: redefining an existing profile is dual control */
 	assert_int_equal(call(f, &A_ADMIN, REG_OP_SIGPROF_PUT, "mss::authn:loa2", NULL,
-			      "{\"uri\":\"mss::authn:loa2\",\"purpose\":\"authn\",\"loa\":3}", NULL, NULL), 0);
-	expect_audit(f, "sigprof.put", "admin", "ok");
+			      "{\"uri\":\"mss::authn:loa2\",\"purpose\":\"authn\",\"loa\":3}", NULL, &o),
+			 REG_PENDING);
+	expect_audit(f, "sigprof.put", "admin", "pending");
+	{
+		char id[64];
+		snprintf(id, sizeof id, "%s", jstr(o, "approval"));
+		json_decref(o);
+		assert_int_equal(call(f, &A_RA, REG_OP_SIGPROF_LIST, NULL, NULL, NULL, NULL, &o), 0);
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(json_object_get(o, "profiles"), 0), "loa")), 2);
+		json_decref(o);
+		assert_int_equal(call(f, &A_ADMIN2, REG_OP_APPROVAL_APPROVE, id, NULL, NULL, NULL, NULL), 0);
+		expect_audit(f, "sigprof.put", "admin2", "ok");
+	}
 	expect_fail(f, call(f, &A_ADMIN, REG_OP_SIGPROF_PUT, "mss::authn:loa2", NULL,
 			    "{\"uri\":\"mss::sign:loa2\",\"purpose\":\"authn\",\"loa\":3}", NULL, NULL), 400);
 	expect_fail(f, call(f, &A_ADMIN, REG_OP_SIGPROF_PUT, "mss::authn:loa2", NULL,
@@ -1438,6 +1510,428 @@ test_enrol_dispatch(void **state)
 	expect_audit(f, "keys.scan", "admin", "ok");
 }
 
+
+/* ---- issue 5 review fixes ------------------------------------------------ */
+
+/* SQL on the test's database through a connection of its own. */
+static void
+raw_exec(struct fx *f, const char *sql)
+{
+	sqlite3 *db = ts_raw_open(f->name);
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("raw SQL: %s", err ? err : "?");
+	sqlite3_close(db);
+}
+
+/* One reg_call on a thread (it blocks on a write lock the test holds). */
+struct bg_call {
+	struct fx *bc_f;
+	const struct reg_actor *bc_who;
+	struct reg_request bc_rq;
+	int bc_rc;
+	struct reg_err bc_e;
+	json_t *bc_out;
+};
+
+static void *
+bg_run(void *arg)
+{
+	struct bg_call *b = arg;
+
+	b->bc_rc = reg_call(b->bc_f->r, b->bc_f->st, b->bc_who, &b->bc_rq, b->bc_f->now,
+			    &b->bc_out, &b->bc_e);
+	return NULL;
+}
+
+/* Run `rq` while another writer holds the database's write lock, and let
+ * that writer run `sql` (a concurrent change) after the call has read
+ * what it read, before its write: a lost update shows here. */
+static void
+call_interleaved(struct fx *f, const struct reg_actor *who, struct reg_request rq,
+		 const char *sql, struct bg_call *b)
+{
+	sqlite3 *db = ts_raw_open(f->name);
+	pthread_t th;
+
+	memset(b, 0, sizeof *b);
+	b->bc_f = f;
+	b->bc_who = who;
+	b->bc_rq = rq;
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(pthread_create(&th, NULL, bg_run, b), 0);
+	/* it reads (WAL: readers are not blocked), then waits for the write
+	 * lock (busy timeout MSSP_STORE_BUSY_TIMEOUT_MS, far longer) */
+	usleep(1000 * 1000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	pthread_join(th, NULL);
+	sqlite3_close(db);
+}
+
+/* Review 4: user.update never writes the state and never re-inserts;
+ * suspend/resume change the state only, compare-and-set. */
+static void
+test_user_cas(void **state)
+{
+	struct fx *f = *state;
+	struct store_user u;
+	struct store_err se = {0};
+	struct bg_call b;
+	json_t *body = json_pack("{s:s}", "surname", "Meier");
+
+	make_user(f, ALICE);
+	/* the key scan suspends the user while an RA edits the name: the
+	 * suspension stays (a read-modify-write put it back to active) */
+	call_interleaved(f, &A_RA,
+			 (struct reg_request){.rq_op = REG_OP_USER_UPDATE, .rq_arg = ALICE,
+					      .rq_body = body},
+			 "UPDATE users SET state = 2, updated_ms = updated_ms + 1", &b);
+	assert_int_equal(store_user_get(f->st, ALICE, &u, &se), 0);
+	assert_int_equal(u.su_state, STORE_USER_SUSPENDED);
+	assert_int_equal(b.bc_rc, -1);
+	assert_int_equal(b.bc_e.status, 409);
+	json_decref(b.bc_out);
+	/* without a concurrent change the update runs, the state untouched */
+	assert_int_equal(call(f, &A_RA, REG_OP_USER_UPDATE, ALICE, NULL, "{\"surname\":\"Meier\"}", NULL, NULL), 0);
+	assert_int_equal(store_user_get(f->st, ALICE, &u, &se), 0);
+	assert_int_equal(u.su_state, STORE_USER_SUSPENDED);
+	assert_string_equal(u.su_surname, "Meier");
+	/* a resume racing with a change it did not see: 409, nothing undone */
+	call_interleaved(f, &A_RA, (struct reg_request){.rq_op = REG_OP_USER_RESUME, .rq_arg = ALICE},
+			 "UPDATE users SET name = 'x', updated_ms = updated_ms + 1", &b);
+	assert_int_equal(b.bc_rc, -1);
+	assert_int_equal(b.bc_e.status, 409);
+	assert_int_equal(store_user_get(f->st, ALICE, &u, &se), 0);
+	assert_int_equal(u.su_state, STORE_USER_SUSPENDED);
+	/* an update interleaved with a delete: 404, the user stays deleted */
+	call_interleaved(f, &A_RA,
+			 (struct reg_request){.rq_op = REG_OP_USER_UPDATE, .rq_arg = ALICE,
+					      .rq_body = body},
+			 "DELETE FROM users", &b);
+	assert_int_equal(b.bc_rc, -1);
+	assert_int_equal(b.bc_e.status, 404);
+	expect_fail(f, call(f, &A_RA, REG_OP_USER_GET, ALICE, NULL, NULL, NULL, NULL), 404);
+	json_decref(body);
+}
+
+/* Review 3: each key is REVOKED in the store right after its CA
+ * revocation; a delete refused afterwards leaves no ACTIVE key with a
+ * revoked certificate, and the audit record counts the revocations. */
+static void
+test_user_delete_partial(void **state)
+{
+	struct fx *f = *state;
+	char s1[64], s2[64];
+	struct store_key k;
+	struct store_err se = {0};
+	json_t *a;
+
+	make_user(f, ALICE);
+	make_key(f, ALICE, "k1", "d1", s1);
+	make_key(f, ALICE, "k2", "d1", s2);
+	/* the store refuses the delete itself (as when a transaction starts
+	 * between the check and the delete) */
+	raw_exec(f, "CREATE TRIGGER test_nodel BEFORE DELETE ON users BEGIN"
+		    " SELECT RAISE(ABORT, 'test refuses'); END");
+	assert_int_equal(call(f, &A_RA, REG_OP_USER_DELETE, ALICE, NULL, NULL, NULL, NULL), -1);
+	expect_audit(f, "user.delete", "ra", "failed");
+	a = audit_last(f);
+	assert_non_null(strstr(jstr(a, "detail"), "2 certificate(s) revoked"));
+	json_decref(a);
+	assert_int_equal(store_key_get(f->st, "k1", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+	assert_int_equal(store_key_get(f->st, "k2", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+	assert_true(crl_has(f, s1) && crl_has(f, s2));
+	/* the retry: nothing left to revoke, the user goes */
+	raw_exec(f, "DROP TRIGGER test_nodel");
+	assert_int_equal(call(f, &A_RA, REG_OP_USER_DELETE, ALICE, NULL, NULL, NULL, NULL), 0);
+	a = audit_last(f);
+	assert_non_null(strstr(jstr(a, "detail"), "0 certificate(s) revoked"));
+	json_decref(a);
+}
+
+/* Review 12 and 18: the CRL follows every CA revocation; a retry after
+ * the store did not follow repairs the key (200, already_revoked); the
+ * key is found by the serial index. */
+static void
+test_cert_revoke_retry(void **state)
+{
+	struct fx *f = *state;
+	char s1[64], s2[64], lower[64];
+	struct store_key k;
+	struct store_err se = {0};
+	struct store_rec rec = {0};
+	struct pki_err pe = {0};
+	json_t *o, *a;
+
+	make_user(f, ALICE);
+	make_key(f, ALICE, "k1", "d1", s1);
+	make_key(f, ALICE, "k2", "d1", s2);
+	/* the index record issuance writes (reg_enrol.c calls it) */
+	for (size_t i = 0; i <= strlen(s1); i++)
+		lower[i] = (char)tolower((unsigned char)s1[i]);
+	if (reg_index_cert_serial(f->st, lower, "k1", f->now, &f->e) != 0)
+		fail_msg("index: %d %s", f->e.status, f->e.msg);
+	{
+		/* named by the canonical serial: upper case, no leading zeros
+		 * (BN_bn2hex writes whole bytes: "0A..." happens) */
+		const char *canon = s1;
+		while (canon[0] == '0' && canon[1] != '\0')
+			canon++;
+		assert_int_equal(store_rec_get(f->st, "certserial", canon, &rec, &se), 0);
+	}
+	assert_non_null(strstr(rec.sr_body, "\"k1\""));
+	store_rec_clear(&rec);
+	expect_fail(f, reg_index_cert_serial(f->st, "xyz", "k1", f->now, &f->e), 400);
+	expect_fail(f, reg_index_cert_serial(f->st, s1, "bad id", f->now, &f->e), 400);
+	/* the store refuses to mark the key: the CA revocation stands and
+	 * the CRL carries it all the same */
+	raw_exec(f, "CREATE TRIGGER test_nomark BEFORE UPDATE OF state ON keys BEGIN"
+		    " SELECT RAISE(ABORT, 'test refuses'); END");
+	assert_int_equal(call(f, &A_RA, REG_OP_CERT_REVOKE, s1, NULL, "{\"reason\":\"keyCompromise\"}", NULL, NULL), -1);
+	a = audit_last(f);
+	assert_string_equal(jstr(a, "outcome"), "failed");
+	assert_non_null(strstr(jstr(a, "detail"), "key not marked revoked"));
+	json_decref(a);
+	assert_true(crl_has(f, s1));
+	assert_int_equal(store_key_get(f->st, "k1", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_ACTIVE);
+	raw_exec(f, "DROP TRIGGER test_nomark");
+	/* the retry: the CA says already revoked, the key follows now */
+	assert_int_equal(call(f, &A_RA, REG_OP_CERT_REVOKE, s1, NULL, NULL, NULL, &o), 0);
+	assert_true(json_is_true(json_object_get(o, "already_revoked")));
+	assert_string_equal(jstr(o, "reason"), "keyCompromise"); /* the CA's */
+	assert_string_equal(jstr(o, "key_id"), "k1");
+	json_decref(o);
+	a = audit_last(f);
+	assert_string_equal(jstr(a, "outcome"), "ok");
+	assert_non_null(strstr(jstr(a, "detail"), "inconsistency"));
+	json_decref(a);
+	assert_int_equal(store_key_get(f->st, "k1", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+	/* consistent on both sides: 409 as before */
+	expect_fail(f, call(f, &A_RA, REG_OP_CERT_REVOKE, s1, NULL, NULL, NULL, NULL), 409);
+	/* revoked at the CA by someone else (a crash before the store write,
+	 * an operator's pki tool): the same repair */
+	assert_int_equal(pki_ca_revoke(f->ca, s2, PKI_CA_REASON_SUPERSEDED, 0, &pe), 0);
+	assert_int_equal(call(f, &A_RA, REG_OP_CERT_REVOKE, s2, NULL, NULL, NULL, &o), 0);
+	assert_true(json_is_true(json_object_get(o, "already_revoked")));
+	assert_string_equal(jstr(o, "key_id"), "k2"); /* no index record: the scan */
+	json_decref(o);
+	assert_true(crl_has(f, s2));
+	assert_int_equal(store_key_get(f->st, "k2", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+}
+
+/* Review 13 and 18: AP certificate fingerprints are claimed in the
+ * "apfp" index; the ME's login check reads it. */
+static void
+test_ap_fp_index(void **state)
+{
+	struct fx *f = *state;
+	char body[512], hex[65], hex2[65];
+	struct store_rec rec = {0}, r2 = {0};
+	struct store_err se = {0};
+	unsigned char fp[32];
+	struct reg_actor who;
+
+	/* an in-flight create elsewhere holds the claim of 0x81: a second
+	 * AP cannot bind it (both would end in the AE's table) */
+	fp_hex(0x81, hex);
+	snprintf(r2.sr_kind, sizeof r2.sr_kind, "apfp");
+	snprintf(r2.sr_name, sizeof r2.sr_name, "%s", hex);
+	r2.sr_state = 1;
+	r2.sr_body = "{\"ap\":\"apA\"}";
+	r2.sr_body_len = strlen(r2.sr_body);
+	assert_int_equal(store_rec_put(f->st, &r2, STORE_REC_NEW, clock_wall_ms(), NULL, &se), 0);
+	ap_body(body, sizeof body, "apB", 0x81, NULL);
+	expect_fail(f, call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL, body, NULL, NULL), 409);
+	fp_fill(fp, 0x81);
+	expect_fail(f, reg_account_by_fp(f->r, f->st, fp, &who, &f->e), 403);
+	/* a crash's leftover (older than the grace): taken over */
+	assert_int_equal(store_rec_delete(f->st, "apfp", hex, STORE_REC_ANY, f->now, &se), 0);
+	assert_int_equal(store_rec_put(f->st, &r2, STORE_REC_NEW,
+				       clock_wall_ms() - MSSP_REG_APFP_CLAIM_GRACE_MS - 1000, NULL, &se), 0);
+	expect_fail(f, reg_account_by_fp(f->r, f->st, fp, &who, &f->e), 403);
+	assert_null(strstr(f->e.msg, "AP")); /* stale: not an AP's */
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL, body, NULL, NULL), REG_CREATED);
+	assert_int_equal(store_rec_get(f->st, "apfp", hex, &rec, &se), 0);
+	assert_non_null(strstr(rec.sr_body, "\"apB\""));
+	store_rec_clear(&rec);
+	expect_fail(f, reg_account_by_fp(f->r, f->st, fp, &who, &f->e), 403);
+	assert_non_null(strstr(f->e.msg, "AP"));
+	/* update: the new certificate claimed, the old one released */
+	fp_hex(0x82, hex2);
+	snprintf(body, sizeof body, "{\"cert_sha256\":[\"%s\"]}", hex2);
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_UPDATE, "apB", NULL, body, NULL, NULL), 0);
+	assert_int_equal(store_rec_get(f->st, "apfp", hex, &rec, &se), -1);
+	assert_int_equal(store_rec_get(f->st, "apfp", hex2, &rec, &se), 0);
+	store_rec_clear(&rec);
+	/* the released certificate is free for another AP */
+	ap_body(body, sizeof body, "apC", 0x81, NULL);
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL, body, NULL, NULL), REG_CREATED);
+	/* delete releases */
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_DELETE, "apB", NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(store_rec_get(f->st, "apfp", hex2, &rec, &se), -1);
+	fp_fill(fp, 0x82);
+	expect_fail(f, reg_account_by_fp(f->r, f->st, fp, &who, &f->e), 403);
+	assert_null(strstr(f->e.msg, "AP"));
+}
+
+/* Review 18: APs stored before the index existed are indexed once. */
+static void
+test_ap_fp_backfill(void **state)
+{
+	struct fx *f = *state;
+	char hex[65], body[512];
+	struct store_rec r = {0}, rec = {0};
+	struct store_err se = {0};
+	unsigned char fp[32];
+	struct reg_actor who;
+	struct reg *r2;
+
+	/* a database of the first landing: no marker, an AP record without
+	 * its index record */
+	assert_int_equal(store_rec_delete(f->st, "apfpidx", "v1", STORE_REC_ANY, f->now, &se), 0);
+	fp_hex(0x83, hex);
+	ap_body(body, sizeof body, "old", 0x83, NULL);
+	snprintf(r.sr_kind, sizeof r.sr_kind, "ap");
+	snprintf(r.sr_name, sizeof r.sr_name, "old");
+	r.sr_state = 1;
+	r.sr_body = body;
+	r.sr_body_len = strlen(body);
+	assert_int_equal(store_rec_put(f->st, &r, STORE_REC_NEW, f->now, NULL, &se), 0);
+	/* a fresh process (the fixture's reg has checked the index already) */
+	r2 = new_reg(f, true);
+	fp_fill(fp, 0x83);
+	expect_fail(f, reg_account_by_fp(r2, f->st, fp, &who, &f->e), 403);
+	assert_non_null(strstr(f->e.msg, "AP"));
+	assert_int_equal(store_rec_get(f->st, "apfp", hex, &rec, &se), 0);
+	store_rec_clear(&rec);
+	assert_int_equal(store_rec_get(f->st, "apfpidx", "v1", &rec, &se), 0);
+	store_rec_clear(&rec);
+	reg_free(r2);
+}
+
+/* Review 13: the AP count bound holds against a create that lands
+ * between the check and the write (simulated by a trigger that adds an
+ * AP when the newcomer claims its certificate). */
+static void
+test_ap_count_race(void **state)
+{
+	struct fx *f = *state;
+	char body[512], sql[512], hex[65];
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	sqlite3 *db = ts_raw_open(f->name);
+
+	assert_int_equal(sqlite3_exec(db,
+				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+				      " WHERE i < 998) INSERT INTO records (kind, name, owner, state,"
+				      " version, created, updated, expires, body)"
+				      " SELECT 'ap', 'bulk' || i, '', 1, 1, 1, 1, 0, '{}' FROM n",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	fp_hex(0x84, hex);
+	snprintf(sql, sizeof sql,
+		 "CREATE TRIGGER test_sneak AFTER INSERT ON records WHEN NEW.kind = 'apfp'"
+		 " AND NEW.name = '%s' BEGIN INSERT INTO records (kind, name, owner, state,"
+		 " version, created, updated, expires, body) VALUES ('ap', 'sneaky', '', 1, 1,"
+		 " 1, 1, 0, '{}'); END",
+		 hex);
+	raw_exec(f, sql);
+	/* 998 + "sneaky" + the newcomer = 1000 = MSSP_CONF_MAX_APS: fine */
+	ap_body(body, sizeof body, "last", 0x84, NULL);
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL, body, NULL, NULL), REG_CREATED);
+	raw_exec(f, "DROP TRIGGER test_sneak");
+	assert_int_equal(store_rec_delete(f->st, "ap", "last", STORE_REC_ANY, f->now, &se), 0);
+	assert_int_equal(store_rec_delete(f->st, "apfp", hex, STORE_REC_ANY, f->now, &se), 0);
+	/* now one more sneaks in: 1001 - the newcomer is undone */
+	snprintf(sql, sizeof sql,
+		 "CREATE TRIGGER test_sneak AFTER INSERT ON records WHEN NEW.kind = 'apfp'"
+		 " AND NEW.name = '%s' BEGIN INSERT INTO records (kind, name, owner, state,"
+		 " version, created, updated, expires, body) VALUES ('ap', 'sneaky2', '', 1, 1,"
+		 " 1, 1, 0, '{}'); END",
+		 hex);
+	raw_exec(f, sql);
+	expect_fail(f, call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL, body, NULL, NULL), 409);
+	assert_non_null(strstr(f->e.msg, "at most"));
+	assert_int_equal(store_rec_get(f->st, "ap", "last", &rec, &se), -1);
+	assert_int_equal(store_rec_get(f->st, "apfp", hex, &rec, &se), -1);
+}
+
+/* Review 14: an approval runs only while its requester is still an
+ * admin with the same certificate. */
+static void
+test_approval_requester_gone(void **state)
+{
+	struct fx *f = *state;
+	struct reg_actor a3 = {"admin3", REG_ROLE_ADMIN, {0}};
+	char body[512], id[64];
+	unsigned char fp[32];
+	json_t *o;
+
+	fp_fill(fp, 0x12);
+	fp_fill(a3.ra_fp, 0x12);
+	assert_int_equal(reg_account_seed(f->r, f->st, "admin3", REG_ROLE_ADMIN, fp, f->now, &f->e), 0);
+	ap_body(body, sizeof body, "apr", 0x85, NULL);
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_AP_CREATE, NULL, NULL, body, NULL, &o), REG_PENDING);
+	json_decref(o);
+	assert_int_equal(call(f, &a3, REG_OP_AP_CREATE, NULL, NULL, body, NULL, &o), REG_PENDING);
+	snprintf(id, sizeof id, "%s", jstr(o, "approval"));
+	json_decref(o);
+	assert_int_equal(call(f, &A_SYS, REG_OP_ACCOUNT_DELETE, "admin3", NULL, NULL, NULL, NULL), 0);
+	expect_fail(f, call(f, &A_ADMIN2, REG_OP_APPROVAL_APPROVE, id, NULL, NULL, NULL, NULL), 409);
+	expect_audit(f, "approval.approve", "admin2", "failed");
+	expect_fail(f, call(f, &A_ADMIN, REG_OP_AP_GET, "apr", NULL, NULL, NULL, NULL), 404);
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_APPROVAL_LIST, NULL, NULL, NULL, "{\"state\":\"failed\"}", &o), 0);
+	assert_int_equal(json_array_size(json_object_get(o, "approvals")), 1);
+	json_decref(o);
+	/* re-created under the same name with another certificate: another
+	 * person, the old request does not run either */
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_APPROVAL_LIST, NULL, NULL, NULL, "{\"state\":\"pending\"}", &o), 0);
+	snprintf(id, sizeof id, "%s", jstr(json_array_get(json_object_get(o, "approvals"), 0), "id"));
+	json_decref(o);
+	fp_fill(fp, 0x13);
+	assert_int_equal(reg_account_seed(f->r, f->st, "admin", REG_ROLE_ADMIN, fp, f->now, &f->e), -1);
+	/* (admin still exists: its request is approved normally) */
+	assert_int_equal(call(f, &A_ADMIN2, REG_OP_APPROVAL_APPROVE, id, NULL, NULL, NULL, NULL), REG_CREATED);
+}
+
+/* Review 15: notify_urls and modes of an AP and redefinitions of
+ * profiles are trust changes (dual control). */
+static void
+test_dual_scope(void **state)
+{
+	struct fx *f = *state;
+	char body[512];
+	json_t *o;
+
+	ap_body(body, sizeof body, "aps", 0x86, NULL);
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL, body, NULL, NULL), REG_CREATED);
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_AP_UPDATE, "aps", NULL,
+			      "{\"notify_urls\":[\"https://evil.example/cb\"]}", NULL, NULL), REG_PENDING);
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_AP_UPDATE, "aps", NULL,
+			      "{\"modes\":[\"synch\",\"asynchServerServer\"]}", NULL, NULL), REG_PENDING);
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_AP_GET, "aps", NULL, NULL, NULL, &o), 0);
+	assert_int_equal(json_array_size(json_object_get(o, "notify_urls")), 0);
+	assert_int_equal(json_array_size(json_object_get(o, "modes")), 1);
+	json_decref(o);
+	/* the rate is no trust change */
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_AP_UPDATE, "aps", NULL, "{\"rate\":5}", NULL, NULL), 0);
+	/* a new registration profile: at once; a redefinition: dual */
+	static const char *const rp =
+		"{\"key_groups\":[{\"group\":\"a\",\"purpose\":\"authn\",\"profiles\":[\"mss::authn:loa2\"]}]}";
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_REGPROF_PUT, "p1", NULL, rp, NULL, NULL), REG_CREATED);
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_REGPROF_PUT, "p1", NULL, rp, NULL, NULL), REG_PENDING);
+	expect_audit(f, "regprof.put", "admin", "pending");
+	assert_int_equal(call(f, &A_SYS, REG_OP_REGPROF_PUT, "p1", NULL, rp, NULL, NULL), 0);
+}
+
 int
 main(void)
 {
@@ -1449,6 +1943,9 @@ main(void)
 		T(test_profiles),      T(test_audit_ops),	    T(test_stats_session),
 		T(test_stats_metrics),
 		T(test_enrol_dispatch),
+		T(test_user_cas),      T(test_user_delete_partial), T(test_cert_revoke_retry),
+		T(test_ap_fp_index),   T(test_ap_fp_backfill),	    T(test_ap_count_race),
+		T(test_approval_requester_gone), T(test_dual_scope),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, ts_teardown);

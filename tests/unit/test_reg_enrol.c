@@ -74,6 +74,43 @@ audit_has(const char *a, const char *b)
 	return found;
 }
 
+/* How many entries contain all of these substrings? */
+static int
+audit_count(const char *a, const char *b)
+{
+	char *t = audit_text(), *line, *save = NULL;
+	int n = 0;
+
+	for (line = strtok_r(t, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		n += strstr(line, a) != NULL && (b == NULL || strstr(line, b) != NULL);
+	free(t);
+	return n;
+}
+
+static void
+user_add_at(struct store *st, const char *msisdn, int64_t now)
+{
+	struct store_user u = { 0 };
+	struct store_err se = { 0 };
+
+	snprintf(u.su_msisdn, sizeof(u.su_msisdn), "%s", msisdn);
+	u.su_state = STORE_USER_ACTIVE;
+	snprintf(u.su_given_name, sizeof(u.su_given_name), "Re");
+	snprintf(u.su_surname, sizeof(u.su_surname), "Created");
+	snprintf(u.su_country, sizeof(u.su_country), "FI");
+	if (store_user_put(st, &u, now, &se) != 0)
+		fail_msg("user_put: %d %s", se.status, se.detail);
+}
+
+static void
+user_del(struct store *st, const char *msisdn)
+{
+	struct store_err se = { 0 };
+
+	if (store_user_delete(st, msisdn, G.now, &se) != 0)
+		fail_msg("user_delete: %d %s", se.status, se.detail);
+}
+
 static void
 user_add(struct store *st, const char *msisdn, const char *given, const char *sur,
 	 const char *idn)
@@ -171,13 +208,18 @@ job_body(struct store *st, const char *id)
 	return b;
 }
 
-/* key.request for `msisdn` with the std profile: the one job's id. */
+/* key.request for `msisdn` (on `dev`, NULL: its only device) with the std
+ * profile at `now`: the one job's id. */
 static void
-request_key(struct store *st, const char *msisdn, char id[32])
+request_key_at(struct store *st, const char *msisdn, const char *dev, int64_t now, char id[32])
 {
 	struct reg_err e = { 0 };
 	json_t *body = json_pack("{s:s}", "registration_profile", "std"), *out = NULL;
-	int rc = reg_op_key_request(G.reg, st, &ra, msisdn, body, G.now, &out, &e);
+	int rc;
+
+	if (dev != NULL)
+		json_object_set_new(body, "device", json_string(dev));
+	rc = reg_op_key_request(G.reg, st, &ra, msisdn, body, now, &out, &e);
 
 	if (rc != REG_ACCEPTED)
 		fail_msg("key request: %d %d %s", rc, e.status, e.msg);
@@ -187,6 +229,12 @@ request_key(struct store *st, const char *msisdn, char id[32])
 						   "job")));
 	json_decref(body);
 	json_decref(out);
+}
+
+static void
+request_key(struct store *st, const char *msisdn, char id[32])
+{
+	request_key_at(st, msisdn, NULL, G.now, id);
 }
 
 static bool
@@ -534,7 +582,35 @@ act_free(struct act *x)
 	free(x->t);
 }
 
-/* The activation record as activation.create leaves it. */
+/* Replace the device key of an attempt by `k` (transcript, MAC and
+ * signature made again). */
+static void
+act_set_device(struct act *x, const char *msisdn, EVP_PKEY *k)
+{
+	struct pki_err pe = { 0 };
+	uint8_t h[32];
+
+	EVP_PKEY_free(x->device);
+	x->device = EVP_PKEY_dup(k);
+	OPENSSL_free(x->dev_spki);
+	der_of_pub(x->device, &x->dev_spki, &x->dev_len);
+	free(x->t);
+	x->t = e2e_activation_transcript(msisdn, x->app_nonce, x->home_nonce, x->home_spki,
+					 x->home_len, x->app_spki, x->app_len, x->dev_spki,
+					 x->dev_len, &x->tlen);
+	assert_int_equal(e2e_activation_code_hash(CODE, h), 0);
+	assert_int_equal(e2e_activation_mac(h, x->t, x->tlen, "app", NULL, x->a.av_app_mac), 0);
+	x->siglen = sizeof(x->sig);
+	assert_int_equal(e2e_sign_msg(x->device, x->t, x->tlen, x->sig, &x->siglen, &pe), 0);
+	x->a.av_transcript = x->t;
+	x->a.av_transcript_len = x->tlen;
+	x->a.av_device_spki = x->dev_spki;
+	x->a.av_device_spki_len = x->dev_len;
+	x->a.av_device_sig_len = x->siglen;
+}
+
+/* The activation record as activation.create leaves it (issued at
+ * expires - MSSP_REG_ACTIVATION_TTL_S). */
 static void
 act_record(struct store *st, const char *msisdn, int64_t expires)
 {
@@ -596,9 +672,12 @@ test_activation_ok_and_reuse(void **state)
 	act_make(&y, "+35840000001", CODE, NULL);
 	memset(&e, 0, sizeof(e));
 	assert_int_equal(reg_activate(G.reg, st, &y.a, G.now + 1000, home_mac, &e), -1);
-	assert_int_equal(e.status, 403);
+	/* no open code: 410 (the AFE counts it), the same message, and no
+	 * audit record (anyone may ask for any number) */
+	assert_int_equal(e.status, 410);
 	assert_string_equal(e.msg, "activation refused");
-	assert_true(audit_has("device.bind", "code already used"));
+	assert_false(audit_has("device.bind", "code already used"));
+	assert_int_equal(audit_count("device.bind", "\"+35840000001\""), 1);
 	assert_int_equal(store_device_get(st, y.dev_id, &d, &se), -1);
 	act_free(&x);
 	act_free(&y);
@@ -635,11 +714,11 @@ test_activation_wrong_code_locks(void **state)
 		act_free(&x);
 	}
 	assert_true(audit_has("device.bind", "wrong code (try 5 of 5): locked"));
-	/* locked: even the right code is refused now */
+	/* locked: even the right code is refused now, counted not audited */
 	act_make(&x, "+35840000003", CODE, NULL);
 	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now + 10, home_mac, &e), -1);
-	assert_int_equal(e.status, 403);
-	assert_true(audit_has("device.bind", "code locked"));
+	assert_int_equal(e.status, 410);
+	assert_int_equal(audit_count("device.bind", "\"+35840000003\""), MSSP_REG_ACTIVATION_MAX_TRIES);
 	act_free(&x);
 	store_close(st);
 }
@@ -658,19 +737,20 @@ test_activation_expired_badsig_nocode(void **state)
 
 	(void)state;
 	user_add(st, "+35840000004", "B", "C", "PNOFI-4");
-	/* no code at all */
+	/* no code at all, an expired one: 410, no audit record (a flood of
+	 * them must not queue on the audit lock) */
 	act_make(&x, "+35840000004", CODE, NULL);
 	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now, home_mac, &e), -1);
-	assert_int_equal(e.status, 403);
-	assert_true(audit_has("device.bind", "no activation code"));
-	/* expired */
+	assert_int_equal(e.status, 410);
+	assert_string_equal(e.msg, "activation refused");
 	act_record(st, "+35840000004", G.now - 1);
 	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now, home_mac, &e), -1);
-	assert_int_equal(e.status, 403);
-	assert_true(audit_has("device.bind", "code expired"));
+	assert_int_equal(e.status, 410);
+	assert_int_equal(audit_count("device.bind", "\"+35840000004\""), 0);
 	act_free(&x);
-	/* right code, but the signature is another key's: refused without
-	 * costing a try, and the code still works afterwards */
+	/* right code, but the signature is another key's: refused, audited;
+	 * the try was reserved before the proof was compared (it costs one
+	 * whatever the outcome), and the code still works afterwards */
 	act_record(st, "+35840000004", G.now + 900000);
 	act_make(&x, "+35840000004", CODE, other);
 	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now, home_mac, &e), -1);
@@ -679,7 +759,7 @@ test_activation_expired_badsig_nocode(void **state)
 	assert_true(audit_has("device.bind", "device signature invalid"));
 	assert_int_equal(store_rec_get(st, "activation", "+35840000004", &rec, &se), 0);
 	b = json_loads(rec.sr_body, 0, NULL);
-	assert_int_equal(json_integer_value(json_object_get(b, "tries")), 0);
+	assert_int_equal(json_integer_value(json_object_get(b, "tries")), 1);
 	assert_int_equal(rec.sr_state, 1);
 	json_decref(b);
 	store_rec_clear(&rec);
@@ -702,33 +782,16 @@ static void
 test_activation_compromised_device_key(void **state)
 {
 	struct store *st = ts_must_open("act_comp", STORE_OPEN_CREATE);
-	struct pki_err pe = { 0 };
 	struct reg_err e = { 0 };
-	uint8_t home_mac[32], h[32];
+	uint8_t home_mac[32];
 	struct act x;
 
 	(void)state;
 	user_add(st, "+35840000005", "B", "C", "PNOFI-5");
 	act_record(st, "+35840000005", G.now + 900000);
 	/* the whole proof made with the compromised key as device key */
-	memset(&x, 0, sizeof(x));
 	act_make(&x, "+35840000005", CODE, NULL);
-	EVP_PKEY_free(x.device);
-	x.device = EVP_PKEY_dup(G.compromised);
-	OPENSSL_free(x.dev_spki);
-	der_of_pub(x.device, &x.dev_spki, &x.dev_len);
-	free(x.t);
-	x.t = e2e_activation_transcript("+35840000005", x.app_nonce, x.home_nonce, x.home_spki,
-					x.home_len, x.app_spki, x.app_len, x.dev_spki, x.dev_len,
-					&x.tlen);
-	assert_int_equal(e2e_activation_code_hash(CODE, h), 0);
-	assert_int_equal(e2e_activation_mac(h, x.t, x.tlen, "app", NULL, x.a.av_app_mac), 0);
-	assert_int_equal(e2e_sign_msg(x.device, x.t, x.tlen, x.sig, &x.siglen, &pe), 0);
-	x.a.av_transcript = x.t;
-	x.a.av_transcript_len = x.tlen;
-	x.a.av_device_spki = x.dev_spki;
-	x.a.av_device_spki_len = x.dev_len;
-	x.a.av_device_sig_len = x.siglen;
+	act_set_device(&x, "+35840000005", G.compromised);
 	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now, home_mac, &e), -1);
 	assert_int_equal(e.status, 403);
 	assert_true(audit_has("device.bind", "device key compromised"));
@@ -1029,11 +1092,10 @@ test_keygen_refusals(void **state)
 	assert_string_equal(json_string_value(json_object_get(b, "detail")), "duplicate");
 	json_decref(b);
 	assert_int_equal(store_key_get(st, "35840000021-sign1", &k, &se), -1);
-	/* the certificate issued before the store refused is revoked */
-	assert_int_equal(pki_ca_count(G.ca), before + 1);
-	assert_int_equal(pki_ca_entry_at(G.ca, before, &ce), 0);
-	assert_true(ce.ce_revoked);
-	assert_int_equal(ce.ce_reason, PKI_CA_REASON_SUPERSEDED);
+	/* refused by the key's tombstone before the CA was asked: no
+	 * certificate at all */
+	assert_int_equal(pki_ca_count(G.ca), before);
+	(void)ce;
 
 	/* a device refusing keygen: FAILED with its status */
 	request_key(st, "+35840000023", id);
@@ -1155,13 +1217,34 @@ test_keys_scan(void **state)
 		}
 	}
 	assert_int_equal(found, 7);
+	/* with the CA here: each hit revoked (keyCompromise), one CRL */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(hits, 0), "action")),
+			    "revoked (keyCompromise)");
+	assert_string_equal(json_string_value(json_object_get(out, "crl")), "issued");
 	json_decref(out);
 	assert_int_equal(store_key_get(st, "35840000030-sign1", &k, &se), 0);
-	assert_int_equal(k.sk_state, STORE_KEY_DISABLED);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+	{
+		struct pki_ca_entry ce;
+		struct pki_err pe = { 0 };
+		struct store_rec rec = { 0 };
+		char hx[PKI_KEYCHECK_FP_HEX + 1];
+
+		assert_int_equal(pki_ca_lookup(G.ca, k.sk_cert_serial, &ce, &pe), 0);
+		assert_true(ce.ce_revoked);
+		assert_int_equal(ce.ce_reason, PKI_CA_REASON_KEY_COMPROMISE);
+		/* the key's tombstone says compromised (K-06 for good) */
+		pki_keycheck_fp_hex(k.sk_spki_fp, hx);
+		assert_int_equal(store_rec_get(st, "keyfp", hx, &rec, &se), 0);
+		assert_int_equal(rec.sr_state, 2);
+		store_rec_clear(&rec);
+	}
 	assert_int_equal(store_user_get(st, "+35840000030", &u, &se), 0);
 	assert_int_equal(u.su_state, STORE_USER_SUSPENDED);
 	assert_int_equal(store_key_get(st, "35840000033-sign1", &k, &se), 0);
-	assert_int_equal(k.sk_state, STORE_KEY_DISABLED);
+	assert_int_equal(k.sk_state, STORE_KEY_REVOKED);
+	assert_true(audit_has("keys.scan.hit", "revoked (keyCompromise)"));
+	assert_true(audit_has("\"keys.scan\"", "crl issued"));
 	/* the good key and its user are untouched */
 	assert_int_equal(store_key_get(st, "35840000031-sign1", &k, &se), 0);
 	assert_int_equal(k.sk_state, STORE_KEY_ACTIVE);
@@ -1219,6 +1302,376 @@ test_key_usable(void **state)
 	EVP_PKEY_free(ec);
 }
 
+/* ---- review fixes: stale codes and jobs, tombstones, re-process, scan ---- */
+
+/* A code given before the user was deleted and the MSISDN created again
+ * does not work for the new user (review 20). */
+static void
+test_activation_user_recreated(void **state)
+{
+	struct store *st = ts_must_open("act_recreate", STORE_OPEN_CREATE);
+	const char *m = "+35840000080";
+	struct store_device d;
+	struct store_err se = { 0 };
+	struct reg_err e = { 0 };
+	uint8_t home_mac[32];
+	struct act x;
+
+	(void)state;
+	user_add(st, m, "Old", "User", "PNOFI-80");
+	act_record(st, m, G.now + 900000); /* issued at G.now */
+	user_del(st, m);
+	user_add_at(st, m, G.now + 1000);
+	act_make(&x, m, CODE, NULL);
+	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now + 2000, home_mac, &e), -1);
+	assert_int_equal(e.status, 410);
+	assert_int_equal(store_device_get(st, x.dev_id, &d, &se), -1);
+	act_free(&x);
+	/* a code issued for the new user works */
+	act_record(st, m, G.now + 3000 + 900000);
+	act_make(&x, m, CODE, NULL);
+	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now + 4000, home_mac, &e), 0);
+	act_free(&x);
+	store_close(st);
+}
+
+/* Jobs left behind by a deleted user neither reach a phone nor get a
+ * certificate (review 20). */
+static void
+test_jobs_user_deleted(void **state)
+{
+	struct store *st = ts_must_open("jobs_deleted", STORE_OPEN_CREATE);
+	const char *m = "+35840000070";
+	struct reg_job jobs[2];
+	struct reg_err e = { 0 };
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	unsigned char *csr;
+	size_t csr_len, n = 9, before;
+	char id[32];
+	json_t *b;
+
+	(void)state;
+	world(st, m, "dphone70");
+	request_key(st, m, id);
+	user_del(st, m);
+	user_add_at(st, m, G.now + 10);
+	device_add(st, m, "dphone71");
+	assert_int_equal(reg_jobs_to_deliver(G.reg, st, all_online, NULL, jobs, 2, &n, G.now + 20,
+					     &e),
+			 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(job_state(st, id), REG_JOB_FAILED);
+	b = job_body(st, id);
+	assert_string_equal(json_string_value(json_object_get(b, "detail")), "device gone");
+	json_decref(b);
+
+	/* an answered job of the new user, whose user is then deleted and
+	 * created again before the ME processes it */
+	request_key_at(st, m, "dphone71", G.now + 30, id);
+	csr_of(key, &csr, &csr_len);
+	assert_int_equal(reg_job_answer(G.reg, st, "dphone71", id, 0, csr, csr_len, G.now + 40, &e),
+			 0);
+	user_del(st, m);
+	user_add_at(st, m, G.now + 50);
+	device_add(st, m, "dphone71"); /* even a device of the same id */
+	before = pki_ca_count(G.ca);
+	assert_int_equal(reg_jobs_process(G.reg, st, G.now + 60, &n, &e), 0);
+	assert_int_equal(job_state(st, id), REG_JOB_FAILED);
+	b = job_body(st, id);
+	assert_string_equal(json_string_value(json_object_get(b, "detail")),
+			    "user re-created since the request");
+	json_decref(b);
+	assert_int_equal(pki_ca_count(G.ca), before); /* no certificate */
+	OPENSSL_free(csr);
+	EVP_PKEY_free(key);
+	store_close(st);
+}
+
+/* One job of `m` on `dev` answered with the CSR of `k`, processed. */
+static int
+job_for_key(struct store *st, const char *m, const char *dev, EVP_PKEY *k, char id[32])
+{
+	unsigned char *csr;
+	size_t csr_len;
+	json_t *b;
+
+	csr_of(k, &csr, &csr_len);
+	b = job_with_csr(st, m, dev, csr, csr_len, id);
+	json_decref(b);
+	OPENSSL_free(csr);
+	return job_state(st, id);
+}
+
+/* K-06/K-07 for good (review 7): a key certified once is never certified
+ * again: not after a keyCompromise revocation for the same group (same
+ * key id), not after its user was deleted; and a key revoked for
+ * keyCompromise is refused as a device key. */
+static void
+test_key_tombstones(void **state)
+{
+	struct store *st = ts_must_open("tombstones", STORE_OPEN_CREATE);
+	const char *m = "+35840000050", *m2 = "+35840000051";
+	EVP_PKEY *k1 = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
+	struct store_err se = { 0 };
+	struct reg_err e = { 0 };
+	struct pki_err pe = { 0 };
+	struct store_rec rec = { 0 };
+	struct store_key k;
+	char id[32], hx[PKI_KEYCHECK_FP_HEX + 1];
+	uint8_t home_mac[32];
+	size_t before;
+	struct act x;
+	json_t *b;
+
+	(void)state;
+	world(st, m, "dphone50");
+	assert_int_equal(job_for_key(st, m, "dphone50", k1, id), REG_JOB_ISSUED);
+	assert_int_equal(reg_job_answer(G.reg, st, "dphone50", id, 0, NULL, 0, G.now + 30, &e), 0);
+	assert_int_equal(store_key_get(st, "35840000050-sign1", &k, &se), 0);
+	/* the tombstone was written at issuance, with the serial */
+	pki_keycheck_fp_hex(k.sk_spki_fp, hx);
+	assert_int_equal(store_rec_get(st, "keyfp", hx, &rec, &se), 0);
+	assert_int_equal(rec.sr_state, 1);
+	b = json_loads(rec.sr_body, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(b, "serial")), k.sk_cert_serial);
+	assert_string_equal(json_string_value(json_object_get(b, "job")), id);
+	json_decref(b);
+	store_rec_clear(&rec);
+
+	/* revoked for keyCompromise (as cert.revoke does, without telling
+	 * reg_enrol), then the group re-requested and answered with the
+	 * same key: refused, no certificate */
+	assert_int_equal(pki_ca_revoke(G.ca, k.sk_cert_serial, PKI_CA_REASON_KEY_COMPROMISE, 0, &pe),
+			 0);
+	assert_int_equal(store_key_set_state(st, k.sk_key_id, STORE_KEY_REVOKED, G.now, &se), 0);
+	before = pki_ca_count(G.ca);
+	assert_int_equal(job_for_key(st, m, "dphone50", k1, id), REG_JOB_FAILED);
+	b = job_body(st, id);
+	assert_int_equal(json_integer_value(json_object_get(b, "status")), 407);
+	assert_string_equal(json_string_value(json_object_get(b, "detail")), "compromised");
+	json_decref(b);
+	assert_int_equal(pki_ca_count(G.ca), before);
+	/* ... and as a device key it is refused too */
+	act_record(st, m, G.now + 900000);
+	act_make(&x, m, CODE, NULL);
+	act_set_device(&x, m, k1);
+	assert_int_equal(reg_activate(G.reg, st, &x.a, G.now, home_mac, &e), -1);
+	assert_int_equal(e.status, 403);
+	assert_true(audit_has("device.bind", "device key compromised"));
+	act_free(&x);
+
+	/* a key of a user who is then deleted: the number created again,
+	 * the same key offered: refused as a duplicate */
+	user_add(st, m2, "Del", "Eted", "PNOFI-51");
+	device_add(st, m2, "dphone51");
+	assert_int_equal(job_for_key(st, m2, "dphone51", k2, id), REG_JOB_ISSUED);
+	user_del(st, m2);
+	user_add_at(st, m2, G.now + 1);
+	device_add(st, m2, "dphone52");
+	{
+		char id2[32];
+		unsigned char *csr;
+		size_t csr_len, n = 0;
+
+		request_key_at(st, m2, NULL, G.now + 2, id2);
+		csr_of(k2, &csr, &csr_len);
+		assert_int_equal(reg_job_answer(G.reg, st, "dphone52", id2, 0, csr, csr_len,
+						G.now + 3, &e),
+				 0);
+		before = pki_ca_count(G.ca);
+		assert_int_equal(reg_jobs_process(G.reg, st, G.now + 4, &n, &e), 0);
+		assert_int_equal(job_state(st, id2), REG_JOB_FAILED);
+		b = job_body(st, id2);
+		assert_string_equal(json_string_value(json_object_get(b, "detail")), "duplicate");
+		json_decref(b);
+		assert_int_equal(pki_ca_count(G.ca), before);
+		OPENSSL_free(csr);
+	}
+	/* reg.c's hook marks a tombstone compromised */
+	{
+		struct store_key kk;
+		unsigned char fp[PKI_KEYCHECK_FP_LEN];
+
+		memset(&kk, 0, sizeof(kk));
+		snprintf(kk.sk_key_id, sizeof(kk.sk_key_id), "35840000051-sign1");
+		snprintf(kk.sk_msisdn, sizeof(kk.sk_msisdn), "%s", m2);
+		assert_int_equal(pki_keycheck_fingerprint(k2, fp, &pe), 0);
+		memcpy(kk.sk_spki_fp, fp, sizeof(fp));
+		reg_enrol_key_compromised(G.reg, st, &kk, G.now + 5);
+		pki_keycheck_fp_hex(fp, hx);
+		assert_int_equal(store_rec_get(st, "keyfp", hx, &rec, &se), 0);
+		assert_int_equal(rec.sr_state, 2);
+		store_rec_clear(&rec);
+	}
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	store_close(st);
+}
+
+/* Issued and stored, but the job update failed: the re-process completes
+ * the job with the stored certificate (review 20). */
+static void
+test_issued_not_saved(void **state)
+{
+	struct store *st = ts_must_open("unsaved", STORE_OPEN_CREATE);
+	const char *m = "+35840000060";
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	struct store_rec rec = { 0 }, out = { 0 };
+	struct store_err se = { 0 };
+	struct reg_err e = { 0 };
+	struct store_key k;
+	size_t before, n = 0;
+	char id[32], *txt;
+	json_t *b;
+
+	(void)state;
+	world(st, m, "dphone60");
+	assert_int_equal(job_for_key(st, m, "dphone60", key, id), REG_JOB_ISSUED);
+	assert_int_equal(store_key_get(st, "35840000060-sign1", &k, &se), 0);
+	/* the job as a failed update leaves it: ANSWERED, claimed, no
+	 * certificate */
+	assert_int_equal(store_rec_get(st, "job", id, &rec, &se), 0);
+	b = json_loads(rec.sr_body, 0, NULL);
+	json_object_del(b, "cert");
+	json_object_del(b, "chain");
+	json_object_del(b, "cert_serial");
+	txt = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	free(rec.sr_body);
+	rec.sr_body = txt;
+	rec.sr_body_len = strlen(txt);
+	rec.sr_state = REG_JOB_ANSWERED;
+	assert_int_equal(store_rec_put(st, &rec, rec.sr_version, G.now + 25, &out, &se), 0);
+	store_rec_clear(&rec);
+	store_rec_clear(&out);
+
+	before = pki_ca_count(G.ca);
+	/* still claimed: nothing */
+	assert_int_equal(reg_jobs_process(G.reg, st, G.now + 30, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(reg_jobs_process(G.reg, st, G.now + MSSP_REG_JOB_CLAIM_MS + 100, &n, &e),
+			 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(job_state(st, id), REG_JOB_ISSUED);
+	b = job_body(st, id);
+	assert_string_equal(json_string_value(json_object_get(b, "cert_serial")), k.sk_cert_serial);
+	json_decref(b);
+	assert_int_equal(pki_ca_count(G.ca), before); /* no second certificate */
+	assert_true(audit_has("job.issued", "issued before, job completed"));
+	EVP_PKEY_free(key);
+	store_close(st);
+}
+
+/* Without a CA in the process a hit is disabled, its user suspended, and
+ * the answer and the audit say the revocation is pending (review 2). */
+static void
+test_keys_scan_no_ca(void **state)
+{
+	struct store *st = ts_must_open("scan_noca", STORE_OPEN_CREATE);
+	struct reg_conf rc = { 0 };
+	struct store_err se = { 0 };
+	struct reg_err e = { 0 };
+	struct store_user u;
+	struct store_key k;
+	struct reg *r;
+	EVP_PKEY *weak = rsa_fermat();
+	json_t *out = NULL, *h;
+	X509 *x;
+
+	(void)state;
+	rc.rc_node = NODE;
+	rc.rc_data_dir = ts_dir;
+	rc.rc_audit = G.audit;
+	r = reg_new(&rc, &e);
+	assert_non_null(r);
+	user_add(st, "+35840000035", "W", "Eak", "PNOFI-35");
+	device_add(st, "+35840000035", "dscan35");
+	x = cert_for(weak);
+	key_rec(&k, "+35840000035", "dscan35", "sign1", x);
+	assert_int_equal(store_key_put(st, &k, G.now, &se), 0);
+	X509_free(x);
+	assert_int_equal(reg_keys_scan(r, st, &ra, G.now, &out, &e), 0);
+	assert_int_equal(json_array_size(json_object_get(out, "hits")), 1);
+	h = json_array_get(json_object_get(out, "hits"), 0);
+	assert_string_equal(json_string_value(json_object_get(h, "action")),
+			    "disabled, revocation pending (no CA in this process)");
+	assert_null(json_object_get(out, "crl"));
+	json_decref(out);
+	assert_int_equal(store_key_get(st, "35840000035-sign1", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_DISABLED);
+	assert_int_equal(store_user_get(st, "+35840000035", &u, &se), 0);
+	assert_int_equal(u.su_state, STORE_USER_SUSPENDED);
+	assert_true(audit_has("keys.scan.hit", "revocation pending (no CA in this process)"));
+	reg_free(r);
+	EVP_PKEY_free(weak);
+	store_close(st);
+}
+
+static void
+delete_user90(void *arg, struct store *st)
+{
+	(void)arg;
+	user_del(st, "+35840000090");
+}
+
+/* Duplicate keys are found in the second pass by fingerprint, not by
+ * their place in the first: a key deleted between the passes does not
+ * make an innocent key a hit (review 11). */
+static void
+test_keys_scan_shift(void **state)
+{
+	struct store *st = ts_must_open("scan_shift", STORE_OPEN_CREATE);
+	static const char *const users[] = { "+35840000090", "+35840000091", "+35840000092",
+					     "+35840000093" };
+	EVP_PKEY *keys[4];
+	struct store_err se = { 0 };
+	struct reg_err e = { 0 };
+	struct store_key k;
+	json_t *out = NULL, *hits;
+	char dev[16];
+	size_t i;
+	int found = 0;
+
+	(void)state;
+	keys[0] = EVP_EC_gen("P-256");
+	keys[1] = EVP_EC_gen("P-256");
+	keys[2] = EVP_EC_gen("P-256");
+	keys[3] = keys[1]; /* 91 and 93 share a key */
+	for (i = 0; i < 4; i++) {
+		X509 *x = cert_for(keys[i]);
+
+		snprintf(dev, sizeof(dev), "dshift%zu", i);
+		user_add(st, users[i], "S", "Hift", "PNOFI-9");
+		device_add(st, users[i], dev);
+		key_rec(&k, users[i], dev, "sign1", x);
+		if (i == 1)
+			memset(k.sk_spki_fp, 0, sizeof(k.sk_spki_fp)); /* stored before
+									* fingerprints */
+		assert_int_equal(store_key_put(st, &k, G.now, &se), 0);
+		X509_free(x);
+	}
+	reg_enrol_scan_hook(G.reg, delete_user90, NULL);
+	assert_int_equal(reg_keys_scan(G.reg, st, &ra, G.now, &out, &e), 0);
+	reg_enrol_scan_hook(G.reg, NULL, NULL);
+	hits = json_object_get(out, "hits");
+	assert_int_equal(json_array_size(hits), 2);
+	for (i = 0; i < json_array_size(hits); i++) {
+		const char *kid = json_string_value(json_object_get(json_array_get(hits, i), "key_id"));
+
+		assert_string_equal(json_string_value(json_object_get(json_array_get(hits, i), "verdict")),
+				    "duplicate");
+		found |= strcmp(kid, "35840000091-sign1") == 0 ? 1 : strcmp(kid, "35840000093-sign1") == 0 ? 2 : 4;
+	}
+	assert_int_equal(found, 3);
+	json_decref(out);
+	assert_int_equal(store_key_get(st, "35840000092-sign1", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_ACTIVE);
+	EVP_PKEY_free(keys[0]);
+	EVP_PKEY_free(keys[1]);
+	EVP_PKEY_free(keys[2]);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -1231,6 +1684,12 @@ main(void)
 		cmocka_unit_test(test_keygen_refusals),
 		cmocka_unit_test(test_keys_scan),
 		cmocka_unit_test(test_key_usable),
+		cmocka_unit_test(test_activation_user_recreated),
+		cmocka_unit_test(test_jobs_user_deleted),
+		cmocka_unit_test(test_key_tombstones),
+		cmocka_unit_test(test_issued_not_saved),
+		cmocka_unit_test(test_keys_scan_no_ca),
+		cmocka_unit_test(test_keys_scan_shift),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -3,7 +3,7 @@
  * records (typed JSON documents with compare-and-set and a generation per
  * kind) and registry administration (identity fields, user search and
  * paging, user and device deletion, SPKI fingerprint uniqueness, counts,
- * the key scan).
+ * the key scan, the users' compare-and-set writes).
  *
  * Same setup as test_store.c (teststore.h): one mkdtemp() directory, one
  * database file per test, a fixed clock, and a raw sqlite3 connection for
@@ -1113,6 +1113,87 @@ test_key_scan(void **state)
 	store_close(s);
 }
 
+
+/* store_user_update / store_user_set_state: compare-and-set on
+ * updated_ms (which moves on every write, also within one millisecond),
+ * never an insert, each writing only its own fields. */
+static void
+test_user_cas(void **state)
+{
+	struct store *s = ts_must_open("ucas", STORE_OPEN_CREATE);
+	struct store_err err = { 0 };
+	struct store_user u, g;
+	int64_t v1, v2;
+
+	(void)state;
+	must_user_named(s, ALICE, "Anna", "Anna", "Muster", "X-1");
+	assert_int_equal(store_user_get(s, ALICE, &g, &err), 0);
+	v1 = g.su_updated_ms;
+	assert_int_equal(v1, T0);
+	/* the state only: identity untouched; the version moves although
+	 * the clock did not (same now_ms) */
+	assert_int_equal(store_user_set_state(s, ALICE, STORE_USER_SUSPENDED, v1, T0, &err), 0);
+	assert_int_equal(store_user_get(s, ALICE, &g, &err), 0);
+	assert_int_equal(g.su_state, STORE_USER_SUSPENDED);
+	assert_string_equal(g.su_surname, "Muster");
+	v2 = g.su_updated_ms;
+	assert_int_equal(v2, T0 + 1);
+	/* a stale version: refused, nothing written */
+	expect_err(store_user_set_state(s, ALICE, STORE_USER_ACTIVE, v1, T0 + 5, &err), &err,
+		   STORE_STATUS_CONFLICT);
+	u = g;
+	snprintf(u.su_surname, sizeof(u.su_surname), "%s", "Meier");
+	expect_err(store_user_update(s, &u, v1, T0 + 5, &err), &err, STORE_STATUS_CONFLICT);
+	assert_int_equal(store_user_get(s, ALICE, &g, &err), 0);
+	assert_int_equal(g.su_state, STORE_USER_SUSPENDED);
+	assert_string_equal(g.su_surname, "Muster");
+	assert_int_equal(g.su_updated_ms, v2);
+	/* the identity only: the state in the record is ignored */
+	u.su_state = STORE_USER_ACTIVE;
+	assert_int_equal(store_user_update(s, &u, v2, T0 + 10, &err), 0);
+	assert_int_equal(store_user_get(s, ALICE, &g, &err), 0);
+	assert_int_equal(g.su_state, STORE_USER_SUSPENDED);
+	assert_string_equal(g.su_surname, "Meier");
+	assert_string_equal(g.su_given_name, "Anna");
+	assert_int_equal(g.su_updated_ms, T0 + 10);
+	assert_int_equal(g.su_created_ms, T0);
+	/* a clock behind the last write: the version still moves forward */
+	assert_int_equal(store_user_set_state(s, ALICE, STORE_USER_ACTIVE, STORE_USER_ANY, T0,
+					      &err), 0);
+	assert_int_equal(store_user_get(s, ALICE, &g, &err), 0);
+	assert_int_equal(g.su_updated_ms, T0 + 11);
+	/* store_user_put moves it the same way */
+	user_init(&u, ALICE, "Anna");
+	assert_int_equal(store_user_put(s, &u, T0 + 11, &err), 0);
+	assert_int_equal(store_user_get(s, ALICE, &g, &err), 0);
+	assert_int_equal(g.su_updated_ms, T0 + 12);
+	/* never an insert: a deleted (or unknown) user stays away */
+	assert_int_equal(store_user_delete(s, ALICE, T0 + 20, &err), 0);
+	expect_err(store_user_update(s, &u, STORE_USER_ANY, T0 + 21, &err), &err, 105);
+	expect_err(store_user_set_state(s, ALICE, STORE_USER_SUSPENDED, STORE_USER_ANY, T0 + 21,
+					&err), &err, 105);
+	expect_err(store_user_get(s, ALICE, &g, &err), &err, 105);
+	expect_err(store_user_set_state(s, "bogus", STORE_USER_ACTIVE, 0, T0, &err), &err, 105);
+	/* caller bugs */
+	must_user(s, BOB);
+	expect_err(store_user_set_state(s, BOB, (enum store_user_state)7, 0, T0, &err), &err, 900);
+	expect_err(store_user_set_state(s, BOB, STORE_USER_ACTIVE, -1, T0, &err), &err, 900);
+	expect_err(store_user_set_state(s, NULL, STORE_USER_ACTIVE, 0, T0, &err), &err, 900);
+	expect_err(store_user_update(s, NULL, 0, T0, &err), &err, 900);
+	user_init(&u, BOB, "B");
+	snprintf(u.su_lang, sizeof(u.su_lang), "%s", "EN");
+	expect_err(store_user_update(s, &u, 0, T0, &err), &err, 900);
+	user_init(&u, BOB, "B");
+	u.su_state = (enum store_user_state)0; /* not written: not checked */
+	assert_int_equal(store_user_update(s, &u, 0, T0 + 1, &err), 0);
+	store_close(s);
+	/* a read-only handle */
+	s = ts_must_open("ucas", STORE_OPEN_READONLY);
+	expect_err(store_user_set_state(s, BOB, STORE_USER_ACTIVE, 0, T0 + 2, &err), &err, 900);
+	expect_err(store_user_update(s, &u, 0, T0 + 2, &err), &err, 900);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -1127,6 +1208,7 @@ main(void)
 		cmocka_unit_test(test_device_delete),
 		cmocka_unit_test(test_spki_unique),
 		cmocka_unit_test(test_key_scan),
+		cmocka_unit_test(test_user_cas),
 	};
 
 	return cmocka_run_group_tests(tests, setup, ts_teardown);

@@ -215,10 +215,23 @@ function cert(name) {
 /* A plain HTTPS GET with an account certificate, verified against the
  * development CA (or not, with --insecure): the server side of the
  * checks, independent of the browser. */
-function directGet(p, who) {
+/* GET with the account's certificate; an API path other than the session
+ * and the API description carries the account's CSRF token (the ME
+ * refuses reads without it), fetched from the session first. */
+async function directGet(p, who) {
+  const headers = {};
+  if (p.startsWith('/api/v1/') && p !== '/api/v1/session' && p !== '/api/v1/openapi.json') {
+    const s = await directGet('/api/v1/session', who);
+    headers['X-MSSP-CSRF'] = JSON.parse(s.body).csrf;
+  }
+  return rawGet(p, who, headers);
+}
+
+function rawGet(p, who, headers) {
   const c = cert(who);
   return new Promise((resolve, reject) => {
     const req = https.get(URL_BASE + p, {
+      headers,
       cert: fs.readFileSync(c.crt), key: fs.readFileSync(c.key),
       ca: opts.insecure ? undefined : fs.readFileSync(CA),
       rejectUnauthorized: !opts.insecure, timeout: STEP_TIMEOUT_MS,

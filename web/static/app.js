@@ -7,15 +7,19 @@
  * textContent or a form control's value, never as markup.
  *
  * Sign-in is the browser's TLS client certificate: GET /api/v1/session
- * names the account and role and gives the CSRF token that every
- * mutating request carries in X-MSSP-CSRF.  The role only decides which
- * controls are shown; the ME checks every request itself.
+ * names the account and role and gives the CSRF token that every other
+ * API request carries in X-MSSP-CSRF - reads too: the ME refuses a GET
+ * without it, so that a page elsewhere cannot make the browser read (or
+ * start a long operation) with our certificate.  The role only decides
+ * which controls are shown; the ME checks every request itself.
  */
 'use strict';
 
 (function () {
   const API = '/api/v1';
   const STATS_REFRESH_MS = 5000;
+  const BUSY_RETRIES = 2;       /* a read answered 503 (nothing done) is tried again */
+  const BUSY_WAIT_MAX_S = 5;    /* at most this long per Retry-After */
   const AUDIT_PAGE = 500;       /* the store's largest list page */
   const AUDIT_MAX_PAGES = 200;  /* "Jump to latest" follows at most this many */
   const REVOKE_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded',
@@ -339,16 +343,26 @@
       cache: 'no-store',
       redirect: 'error',
     };
+    /* every request but the session itself (which gives the token) */
+    if (path !== '/session') opt.headers['X-MSSP-CSRF'] = state.csrf || '';
     if (method !== 'GET') {
       opt.headers['Content-Type'] = 'application/json';
-      opt.headers['X-MSSP-CSRF'] = state.csrf || '';
       opt.body = JSON.stringify(body === undefined ? {} : body);
     }
     let res;
-    try {
-      res = await fetch(API + path, opt);
-    } catch (e) {
-      throw new ApiError(0, 0, 'The management service did not answer (connection failed).');
+    for (let tries = 0; ; tries++) {
+      try {
+        res = await fetch(API + path, opt);
+      } catch (e) {
+        throw new ApiError(0, 0, 'The management service did not answer (connection failed).');
+      }
+      /* 503 means nothing was done (the ME is busy with long operations):
+       * a read waits as told and tries again; a change is left to the
+       * operator.  (504 - outcome unknown - is never repeated blindly.) */
+      if (res.status !== 503 || method !== 'GET' || tries >= BUSY_RETRIES) break;
+      const after = parseInt(res.headers.get('Retry-After') || '1', 10);
+      await new Promise((ok) => setTimeout(ok,
+        1000 * Math.min(BUSY_WAIT_MAX_S, Number.isFinite(after) && after > 0 ? after : 1)));
     }
     let data = null;
     const text = await res.text();

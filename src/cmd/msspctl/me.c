@@ -37,7 +37,7 @@
 #define ME_EXIT_REFUSED 1
 #define ME_EXIT_USAGE 2
 #define ME_EXIT_UNREACHABLE 3
-#define ME_TIMEOUT_S 60
+#define ME_TIMEOUT_S 150 /* beyond the ME's own deadline (MSSP_ME_PARK_MS) */
 #define ME_PATH_MAX 4096
 
 struct mectl {
@@ -126,8 +126,13 @@ on_data(char *ptr, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
+static long session_token(struct mectl *m, json_t **out);
+
 /* One request.  Returns the HTTP status (and *out: the parsed body, or
- * NULL), or -1 when the ME could not be reached (message printed). */
+ * NULL), or -1 when the ME could not be reached (message printed).
+ * Every request but GET /session carries the account's CSRF token - the
+ * ME refuses reads without it too - fetched from the session on the
+ * first request (a refused session is that request's answer). */
 static long
 http(struct mectl *m, const char *method, const char *path, json_t *body, json_t **out)
 {
@@ -136,6 +141,11 @@ http(struct mectl *m, const char *method, const char *path, json_t *body, json_t
 	long status = -1;
 	char *payload = NULL;
 	*out = NULL;
+	if (strcmp(path, "/session") != 0 && !m->csrf[0]) {
+		long st = session_token(m, out);
+		if (st != 200)
+			return st;
+	}
 	if (snprintf(url, sizeof url, "%s/api/v1%s", m->url, path) >= (int)sizeof url) {
 		fprintf(stderr, "msspctl: request path too long\n");
 		return -1;
@@ -146,10 +156,12 @@ http(struct mectl *m, const char *method, const char *path, json_t *body, json_t
 	struct curl_slist *hdr = NULL;
 	char csrf[128];
 	hdr = curl_slist_append(hdr, "Accept: application/json");
-	if (strcmp(method, "GET") != 0) {
-		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	if (m->csrf[0]) {
 		snprintf(csrf, sizeof csrf, "X-MSSP-CSRF: %s", m->csrf);
 		hdr = curl_slist_append(hdr, csrf);
+	}
+	if (strcmp(method, "GET") != 0) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
 		payload = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload ? payload : "{}");
 	}
@@ -191,25 +203,29 @@ http(struct mectl *m, const char *method, const char *path, json_t *body, json_t
 	return status;
 }
 
-static int
-fetch_csrf(struct mectl *m)
+/* The account's CSRF token into m->csrf (GET /session): 200, or the
+ * session's status with *out its body (the caller reports it as the
+ * answer to its own request), or -1. */
+static long
+session_token(struct mectl *m, json_t **out)
 {
 	json_t *s = NULL;
 	long st = http(m, "GET", "/session", NULL, &s);
 	if (st < 0)
 		return -1;
 	const char *t = json_string_value(json_object_get(s, "csrf"));
-	if (st != 200 || !t || strlen(t) >= sizeof m->csrf) {
-		const char *msg = json_string_value(
-			json_object_get(json_object_get(s, "error"), "message"));
-		fprintf(stderr, "msspctl: the ME refused the session (%ld)%s%s\n", st,
-			msg ? ": " : "", msg ? msg : "");
+	if (st != 200) {
+		*out = s;
+		return st;
+	}
+	if (!t || strlen(t) >= sizeof m->csrf) {
+		fprintf(stderr, "msspctl: the ME's session has no usable CSRF token\n");
 		json_decref(s);
 		return -1;
 	}
 	snprintf(m->csrf, sizeof m->csrf, "%s", t);
 	json_decref(s);
-	return 0;
+	return 200;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -359,8 +375,6 @@ static int
 call(struct mectl *m, const char *method, const char *path, json_t *body, json_t **keep)
 {
 	json_t *out = NULL;
-	if (strcmp(method, "GET") != 0 && !m->csrf[0] && fetch_csrf(m) != 0)
-		return ME_EXIT_UNREACHABLE;
 	long st = http(m, method, path, body, &out);
 	if (st < 0)
 		return ME_EXIT_UNREACHABLE;
