@@ -1260,7 +1260,7 @@ out:
 
 /* ---- activation: pool thread, then back on the worker ------------------- */
 
-static void act_done(void *arg);
+static void afe_act_done(void *arg);
 
 static void
 act_run(void *ctx, void *job)
@@ -1295,7 +1295,7 @@ act_run(void *ctx, void *job)
 	/* the channel key is in the store now (or nowhere) */
 	OPENSSL_cleanse(j->j_key, sizeof(j->j_key));
 
-	if (loop_call(srv_worker_loop(a->a_srv, j->j_worker), act_done, j) != 0)
+	if (loop_call(srv_worker_loop(a->a_srv, j->j_worker), afe_act_done, j) != 0)
 		act_job_free(j);
 	pthread_mutex_lock(&a->a_mu);
 	if (--a->a_jobs == 0)
@@ -1304,7 +1304,7 @@ act_run(void *ctx, void *job)
 }
 
 static void
-act_done(void *arg)
+afe_act_done(void *arg)
 {
 	struct act_job *j = arg;
 	struct afe *a = j->j_afe;
