@@ -31,6 +31,7 @@
 #include "roles/conf.h"
 #include "roles/home.h"
 #include "roles/node.h"
+#include "roles/pkipub.h"
 #include "pki/ca.h"
 #include "roles/me.h"
 #include "roles/push.h"
@@ -56,6 +57,7 @@ struct node {
 	struct pki_ca *ca;   /* opened with its key by the ME role only */
 	struct reg *reg;
 	struct me *me;
+	struct pkipub *pkipub; /* OCSP and CRL publication (with the ME) */
 	struct srv *srv;
 	pthread_t main_thread;
 	uint64_t ap_gen;     /* the AP generation of the installed table */
@@ -157,6 +159,7 @@ node_free(struct node *n)
 	afe_free(n->afe);
 	home_free(n->home);
 	admin_free(n->admin);
+	pkipub_free(n->pkipub); /* after pool_stop: its jobs have ended */
 	pool_free(n->pool);
 	push_free(n->push);
 	reg_free(n->reg);
@@ -332,8 +335,10 @@ run(const char *dir, const char *roles_arg)
 		 * done to the log (P-05). */
 		char logp[4300];
 		struct stat lst;
+		char headp[4300];
 		if (audit_log_path(auditdir, n.conf->node_id, logp, sizeof logp) != 0 ||
-		    (stat(logp, &lst) == 0 && lst.st_size > 0)) {
+		    audit_head_path(auditdir, n.conf->node_id, headp, sizeof headp) != 0 ||
+		    stat(logp, &lst) == 0 || stat(headp, &lst) == 0) {
 			fprintf(stderr, "msspd: audit log %s exists but its key %s is missing: "
 					"refusing to start (restore the key; a new one would hide "
 					"tampering)\n", logp, auditkey);
@@ -442,6 +447,7 @@ run(const char *dir, const char *roles_arg)
 		home_set_afe(n.home, n.afe);
 		home_set_reg(n.home, n.reg);
 		afe_set_reg(n.afe, n.reg);
+		afe_set_act_limits(n.afe, n.conf->act_per_ip_min, n.conf->act_per_msisdn_min);
 	}
 	n.admin = admin_new(n.metrics, n.pool, refresh_gauges, &n);
 	if (!n.admin) {
@@ -457,7 +463,7 @@ run(const char *dir, const char *roles_arg)
 		.sc_max_parked = n.conf->max_conns,
 		.sc_log = srv_logger,
 	};
-	int li_ae = -1, li_afe = -1, li_admin = -1, li_me = -1;
+	int li_ae = -1, li_afe = -1, li_admin = -1, li_me = -1, li_pki = -1;
 	if (signing) {
 		struct tls_server_conf tae = {.ts_cert_file = n.conf->ae_cert,
 					      .ts_key_file = n.conf->ae_key,
@@ -509,13 +515,14 @@ run(const char *dir, const char *roles_arg)
 			snprintf(origin + ol, sizeof origin - (size_t)ol, " https://localhost:%u",
 				 n.conf->me_port);
 		}
+		/* leave signing at least one pool thread: the publication
+		 * listener holds MSSP_PKIPUB_MAX_RUNNING, the ME the rest */
+		unsigned me_threads = n.conf->pool_threads > MSSP_PKIPUB_MAX_RUNNING + 1
+					      ? n.conf->pool_threads - MSSP_PKIPUB_MAX_RUNNING - 1
+					      : 1;
 		struct me_conf mc = {.mc_reg = n.reg, .mc_pool = n.pool,
 				     .mc_web_root = n.conf->me_web_root, .mc_origin = origin,
-				     .mc_mssp_id = n.conf->mssp_id,
-				     /* leave signing at least one pool thread */
-				     .mc_max_running = n.conf->pool_threads > 1
-							       ? n.conf->pool_threads - 1
-							       : 1};
+				     .mc_mssp_id = n.conf->mssp_id, .mc_max_running = me_threads};
 		n.me = me_new(&mc, err, sizeof err);
 		if (!n.me) {
 			fprintf(stderr, "msspd: ME: %s\n", err);
@@ -526,6 +533,23 @@ run(const char *dir, const char *roles_arg)
 			.sl_name = "me", .sl_addr = n.conf->me_listen,
 			.sl_port = (uint16_t)n.conf->me_port, .sl_tls = me_tls,
 			.sl_handler = me_handler, .sl_cancel = me_cancel, .sl_arg = n.me};
+		/* OCSP and the CRL for relying parties: plain HTTP (RFC 6960,
+		 * RFC 5280; the answers are signed).  It is meant to be
+		 * published, but only where the operator says so: a public
+		 * address needs [me] pki_listen written in msspd.conf. */
+		struct pkipub_conf pc = {.pc_reg = n.reg, .pc_pool = n.pool};
+		n.pkipub = pkipub_new(&pc, err, sizeof err);
+		if (!n.pkipub) {
+			fprintf(stderr, "msspd: ME publication: %s\n", err);
+			goto out;
+		}
+		li_pki = (int)sc.sc_nlisteners;
+		sc.sc_listeners[sc.sc_nlisteners++] = (struct srv_listener_conf){
+			.sl_name = "pki", .sl_addr = n.conf->pki_listen,
+			.sl_port = (uint16_t)n.conf->pki_port,
+			.sl_plain_public = n.conf->pki_listen_set, .sl_max_body = PKIPUB_MAX_BODY,
+			.sl_handler = pkipub_handler, .sl_cancel = pkipub_cancel,
+			.sl_arg = n.pkipub};
 	}
 	if (roles & CONF_ROLE_ADMIN) {
 		li_admin = (int)sc.sc_nlisteners;
@@ -552,6 +576,8 @@ run(const char *dir, const char *roles_arg)
 		afe_attach(n.afe, n.srv);
 	if (n.me)
 		me_attach(n.me, n.srv);
+	if (n.pkipub)
+		pkipub_attach(n.pkipub, n.srv);
 	admin_attach(n.admin, n.srv);
 	if (srv_start(n.srv, &ne) != 0) {
 		fprintf(stderr, "msspd: start: %s\n", ne.ne_detail);
@@ -573,6 +599,10 @@ run(const char *dir, const char *roles_arg)
 	if (li_me >= 0)
 		printf(" ME https://%s:%u/", n.conf->me_listen,
 		       srv_listener_port(n.srv, (unsigned)li_me));
+	if (li_pki >= 0)
+		printf(strchr(n.conf->pki_listen, ':') ? " pki http://[%s]:%u/ocsp"
+						       : " pki http://%s:%u/ocsp",
+		       n.conf->pki_listen, srv_listener_port(n.srv, (unsigned)li_pki));
 	if (li_admin >= 0)
 		printf(" admin http://%s:%u/metrics", n.conf->admin_listen,
 		       srv_listener_port(n.srv, (unsigned)li_admin));

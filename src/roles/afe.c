@@ -856,27 +856,18 @@ lim_take(struct afe *a, const char *key, unsigned count, int64_t now, bool *firs
 	return true;
 }
 
-/* May this connection start an activation for `msisdn` (as sent: "+"
- * optional)?  The address first: a source over its limit does not spend
- * the MSISDN's attempts. */
+/* One activation attempt against the limit of `key` ("i:" address or
+ * "m:" MSISDN): false (counted, logged once per burst) when over it. */
 static bool
-act_allowed(struct afe_conn *c, const char *msisdn)
+act_allowed(struct afe_conn *c, const char *key, unsigned count, const char *which)
 {
 	struct afe *a = c->c_afe;
 	const char *ip = c->c_up != NULL ? srv_up_peer_ip(c->c_up) : NULL;
-	char key[MSSP_AFE_ACT_LIMIT_KEY];
 	int64_t now = clock_mono_ms();
 	bool ok, first = false;
-	const char *which = "address";
 
-	lim_ip_key(ip, key);
 	pthread_mutex_lock(&a->a_lim_mu);
-	ok = lim_take(a, key, a->a_lim_ip, now, &first);
-	if (ok) {
-		snprintf(key, sizeof(key), "m:%s", msisdn[0] == '+' ? msisdn + 1 : msisdn);
-		which = "msisdn";
-		ok = lim_take(a, key, a->a_lim_msisdn, now, &first);
-	}
+	ok = lim_take(a, key, count, now, &first);
 	pthread_mutex_unlock(&a->a_lim_mu);
 	if (!ok) {
 		atomic_fetch_add(&a->s_act_limited, 1);
@@ -885,6 +876,31 @@ act_allowed(struct afe_conn *c, const char *msisdn)
 			LOG_EV("afe.activation_limited", "peer", ip != NULL ? ip : "-", "limit", which);
 	}
 	return ok;
+}
+
+/* "activate" from this connection's address: within its limit?  Only the
+ * address: a bare "activate" costs the sender nothing but a handshake, so
+ * counting it against the MSISDN would let anyone keep a victim's number
+ * blocked (review 2, F3); the MSISDN pays per proof (act_proof_allowed). */
+static bool
+act_ip_allowed(struct afe_conn *c)
+{
+	char key[MSSP_AFE_ACT_LIMIT_KEY];
+
+	lim_ip_key(c->c_up != NULL ? srv_up_peer_ip(c->c_up) : NULL, key);
+	return act_allowed(c, key, c->c_afe->a_lim_ip, "address");
+}
+
+/* A well-formed proof for this connection's MSISDN, about to go to the
+ * store (a try of the code, an audit record): within the MSISDN's limit
+ * (any source)? */
+static bool
+act_proof_allowed(struct afe_conn *c)
+{
+	char key[MSSP_AFE_ACT_LIMIT_KEY];
+
+	snprintf(key, sizeof(key), "m:%s", c->c_msisdn[0] == '+' ? c->c_msisdn + 1 : c->c_msisdn);
+	return act_allowed(c, key, c->c_afe->a_lim_msisdn, "msisdn");
 }
 
 /* {"t":"activate","m":MSISDN,"n":b64(nonce16)} in CS_CHALLENGE. */
@@ -910,10 +926,9 @@ conn_on_activate(struct afe_conn *c, json_t *obj)
 	}
 	memcpy(c->c_msisdn, m, mlen);
 	c->c_msisdn[mlen] = '\0';
-	/* before any key, pool or store work: a flood of attempts (each a
-	 * store read, and for an open code a store write and an audit
-	 * record) is turned away here */
-	if (!act_allowed(c, c->c_msisdn)) {
+	/* before any key work: a flood of attempts from one address is
+	 * turned away here (the MSISDN is counted when a proof arrives) */
+	if (!act_ip_allowed(c)) {
 		conn_close(c, AFE_CLOSE_TRY_LATER, "try later");
 		return;
 	}
@@ -983,6 +998,13 @@ conn_on_proof(struct afe_conn *c, json_t *obj)
 	/* the binding key has done its one job */
 	EVP_PKEY_free(c->c_bind);
 	c->c_bind = NULL;
+	/* only now, before the pool and the store (each proof a try of an
+	 * open code, a store write and an audit record): the MSISDN's limit */
+	if (!act_proof_allowed(c)) {
+		act_job_free(j);
+		conn_close(c, AFE_CLOSE_TRY_LATER, "try later");
+		return;
+	}
 	memcpy(j->j_msisdn, c->c_msisdn, sizeof(j->j_msisdn));
 	j->j_afe = a;
 	j->j_reg = a->a_regmod;
@@ -1505,11 +1527,21 @@ afe_set_timeouts(struct afe *a, unsigned auth_ms, unsigned ping_ms, unsigned idl
 	a->a_idle_ms = idle_ms != 0 ? idle_ms : MSSP_AFE_IDLE_MS;
 }
 
-void
-afe_set_act_limits(struct afe *a, unsigned per_ip, unsigned per_msisdn)
+/* 0: the default; above MSSP_AFE_ACT_LIMIT_MAX (one attempt per
+ * millisecond: lim_take's step would be 0) cut to it. */
+static unsigned
+act_limit(unsigned v, unsigned def)
 {
-	a->a_lim_ip = per_ip != 0 ? per_ip : MSSP_AFE_ACT_PER_IP_MIN;
-	a->a_lim_msisdn = per_msisdn != 0 ? per_msisdn : MSSP_AFE_ACT_PER_MSISDN_MIN;
+	if (v == 0)
+		return def;
+	return v > MSSP_AFE_ACT_LIMIT_MAX ? MSSP_AFE_ACT_LIMIT_MAX : v;
+}
+
+void
+afe_set_act_limits(struct afe *a, unsigned per_ip_per_min, unsigned per_msisdn_per_min)
+{
+	a->a_lim_ip = act_limit(per_ip_per_min, MSSP_AFE_ACT_PER_IP_MIN);
+	a->a_lim_msisdn = act_limit(per_msisdn_per_min, MSSP_AFE_ACT_PER_MSISDN_MIN);
 }
 
 void

@@ -30,8 +30,9 @@
  *                 signature over T),"p":base64(HMAC(h, T || "app"))}
  *   AFE  -> app  {"t":"activated","d":device_id,"p":base64(HMAC(h, T ||
  *                 "home" || device_id))}, then close 1000.
- * Before the hello, attempts are limited per source address and per
- * MSISDN (afe_set_act_limits): over a limit, close 4003 at once.
+ * Attempts are limited (afe_set_act_limits): "activate" per source
+ * address, before the hello; a well-formed proof per MSISDN, before the
+ * pool and the store.  Over a limit, close 4003 at once.
  * reg_activate() (roles/reg.h) decides, on the worker pool.  Any refusal
  * (wrong code, expired, locked, bad key or signature, a malformed or
  * unexpected frame, the auth deadline, no struct reg): close 4001 with one
@@ -98,13 +99,22 @@ struct afe *afe_new(struct pool *pool, const struct afe_ops *ops, void *arg,
  * shorten them; a deployment may tune them behind a load balancer whose
  * own idle timeout is shorter than MSSP_AFE_IDLE_MS). */
 void afe_set_timeouts(struct afe *a, unsigned auth_ms, unsigned ping_ms, unsigned idle_ms);
-/* Activation attempts let through per minute, per source address (an
- * IPv6 one per /64) and per MSISDN (0: MSSP_AFE_ACT_PER_IP_MIN /
- * MSSP_AFE_ACT_PER_MSISDN_MIN).  Checked on "activate", before the
- * hello: over either limit the connection is closed with 4003 (try
- * later) and nothing else is done (no key, no pool job, no store).
- * Before afe_attach. */
-void afe_set_act_limits(struct afe *a, unsigned per_ip, unsigned per_msisdn);
+/* Activation attempts let through per minute (GCRA: a burst of the
+ * count, then one per 60 s / count; 0: the default, above
+ * MSSP_AFE_ACT_LIMIT_MAX cut to it):
+ * - per_ip_per_min ([afe] act_per_ip_per_min, default
+ *   MSSP_AFE_ACT_PER_IP_MIN): "activate" frames per source address (an
+ *   IPv6 one per /64), checked before the hello.  The address is the TCP
+ *   peer: behind a proxy, load balancer or carrier NAT all its users
+ *   share one budget (raise it there, or terminate TLS at the AFE).
+ * - per_msisdn_per_min ([afe] act_per_msisdn_per_min, default
+ *   MSSP_AFE_ACT_PER_MSISDN_MIN): well-formed proofs per MSISDN from any
+ *   source, checked after the local checks and before the pool and the
+ *   store.  A bare "activate" never counts here: it costs the sender
+ *   nothing and would let anyone block a victim's number.
+ * Over either limit the connection is closed with 4003 (try later) and
+ * nothing else is done (no pool job, no store).  Before afe_attach. */
+void afe_set_act_limits(struct afe *a, unsigned per_ip_per_min, unsigned per_msisdn_per_min);
 /* The registration module that decides activations (borrowed; NULL: every
  * activation is refused with 4001).  Before srv_start. */
 struct reg;

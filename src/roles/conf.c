@@ -36,10 +36,12 @@ static const char *const ae_keys[] = {"listen", "port", "cert", "key", "client_c
 				      "instant_skew_s", "default_timeout_s", "max_timeout_s",
 				      NULL};
 static const char *const afe_keys[] = {"listen", "port", "cert", "key",
-				       "push", "push_addr", "push_port", NULL};
+				       "push", "push_addr", "push_port",
+				       "activations_per_ip_per_min",
+				       "activations_per_msisdn_per_min", NULL};
 static const char *const admin_keys[] = {"listen", "port", NULL};
 static const char *const me_keys[] = {"listen", "port", "cert", "key", "client_ca",
-				      "web_root", "origin", NULL};
+				      "web_root", "origin", "pki_listen", "pki_port", NULL};
 static const char *const home_keys[] = {"user_ca", NULL};
 static const char *const notify_keys[] = {"cert", "key", "ca", "retries", "retry_ms", NULL};
 static const char *const ap_keys[] = {"name", "cert_sha256", "profiles", "modes",
@@ -410,6 +412,8 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	rc = rc ? rc : get_str(c, afe, "afe", "push", "none", &m->push, err, errlen);
 	rc = rc ? rc : get_str(c, afe, "afe", "push_addr", "127.0.0.1", &m->push_addr, err, errlen);
 	rc = rc ? rc : get_uint(c, afe, "push_port", 0, 0, 65535, &m->push_port, err, errlen);
+	rc = rc ? rc : get_uint(c, afe, "activations_per_ip_per_min", MSSP_AFE_ACT_PER_IP_MIN, 1, 100000, &m->act_per_ip_min, err, errlen);
+	rc = rc ? rc : get_uint(c, afe, "activations_per_msisdn_per_min", MSSP_AFE_ACT_PER_MSISDN_MIN, 1, 1000, &m->act_per_msisdn_min, err, errlen);
 	if (!rc && strcmp(m->push, "local") != 0 && strcmp(m->push, "none") != 0)
 		rc = errf(err, errlen, "[afe] push is local or none");
 	int me = cfg_section_find(c, "me", NULL);
@@ -428,6 +432,11 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 		else if (!(m->me_origin = strdup(o)))
 			rc = errf(err, errlen, "out of memory");
 	}
+	/* the publication listener (OCSP, CRL): plain HTTP; on an address
+	 * other than the loopback only when the operator names it here */
+	rc = rc ? rc : get_str(c, me, "me", "pki_listen", "127.0.0.1", &m->pki_listen, err, errlen);
+	rc = rc ? rc : get_uint(c, me, "pki_port", 9448, 0, 65535, &m->pki_port, err, errlen);
+	m->pki_listen_set = me >= 0 && cfg_get(c, me, "pki_listen") != NULL;
 	rc = rc ? rc : get_str(c, adm, "admin", "listen", "127.0.0.1", &m->admin_listen, err, errlen);
 	rc = rc ? rc : get_uint(c, adm, "port", 9446, 0, 65535, &m->admin_port, err, errlen);
 	rc = rc ? rc : get_path(c, home, "home", "user_ca", "ca", d, &uca, err, errlen);
@@ -477,7 +486,7 @@ conf_free(struct mssp_conf *m)
 			 &m->afe_key, &m->push, &m->push_addr, &m->admin_listen,
 			 &m->user_ca_cert, &m->notify_cert, &m->notify_key, &m->notify_ca,
 			 &m->me_listen, &m->me_cert, &m->me_key, &m->me_client_ca,
-			 &m->me_web_root, &m->me_origin};
+			 &m->me_web_root, &m->me_origin, &m->pki_listen};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		free(*strs[i]);
 	conf_aps_put(m->aps);

@@ -84,6 +84,10 @@ struct mssp_conf {
 	char *me_web_root;		  /* the console's static files          */
 	char *me_origin;		  /* browser origins of the console, space
 					   * separated; NULL: from listen/port    */
+	char *pki_listen;		  /* OCSP and CRL publication, plain HTTP */
+	unsigned pki_port;
+	bool pki_listen_set;		  /* pki_listen named in the file: it may
+					   * be a public address                 */
 	/* [ae] */
 	char *ae_listen;
 	unsigned ae_port;
@@ -99,6 +103,8 @@ struct mssp_conf {
 	char *push;			  /* "local" or "none"                   */
 	char *push_addr;
 	unsigned push_port;
+	unsigned act_per_ip_min;	  /* device activation attempts (AFE):   */
+	unsigned act_per_msisdn_min;	  /* per source address / per number     */
 	/* [admin] */
 	char *admin_listen;
 	unsigned admin_port;

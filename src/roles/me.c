@@ -364,8 +364,11 @@ op_heavy(enum reg_op op, json_t *qo)
 	case REG_OP_KEYS_SCAN:	 /* every key, batch GCD                 */
 	case REG_OP_AUDIT_VERIFY: /* rehashes the whole log             */
 	case REG_OP_STATS:	 /* counts every record, fetches /metrics */
-	case REG_OP_CERT_REVOKE: /* looks the serial up over every key  */
 		return true;
+	/* not REG_OP_CERT_REVOKE: the serial index finds the key in one
+	 * read (the scan over every key is only for a certificate issued
+	 * before the index), and a revocation must never wait behind the
+	 * console's stats polls or a scan (review 2, F6) */
 	case REG_OP_USER_LIST:
 		/* a name search scans every user */
 		if (q && *q && *q != '+' && !(*q >= '0' && *q <= '9'))
@@ -833,6 +836,13 @@ soap(struct me *m, struct job *j, struct store *st, const struct reg_actor *who)
 	}
 	struct mss_buf b;
 	int status = 500;
+	/* one request carries up to MSSP_MREG_MAX_INPUTS inputs and
+	 * MSSP_MREG_MAX_OPS operations (name searches, revocations,
+	 * deletes): a long operation as a whole (review 2, F8) */
+	if (!heavy_take(m, j)) {
+		reply_err(m, j->j_req, 503, 900, "busy: too many long operations at once", NULL);
+		return;
+	}
 	if (!job_go_on(m, j)) /* as in api(): not started for a request gone */
 		return;
 	mss_buf_init(&b, MSSP_SRV_MAX_RESPONSE);

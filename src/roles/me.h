@@ -24,11 +24,12 @@
  * Admission (the ME shares msspd's pool with signing, review finding 5):
  *  - at most mc_max_running ME jobs are on the pool at once; later ones
  *    wait in the ME's own FIFO (MSSP_ME_MAX_WAITING, beyond it 503);
- *    msspd passes pool threads - 1 so signing always keeps a thread;
+ *    msspd passes pool threads - 1 - the publication listener's share,
+ *    so signing always keeps a thread;
  *  - at most mc_max_heavy long operations at once (keys.scan,
- *    audit.verify, stats, cert.revoke, a user name search, a user /
- *    audit / approval list page above MSSP_ME_LIST_DEFAULT): over it
- *    503 at once;
+ *    audit.verify, stats, a user name search, a user / audit / approval
+ *    list page above MSSP_ME_LIST_DEFAULT, an MReg SOAP request): over
+ *    it 503 at once (revocation is never held back by them);
  *  - a pool refusal (queue full) is 503; every 503 has Retry-After
  *    (MSSP_ME_RETRY_AFTER_S) and means nothing was done.
  * Cancellation: when the request ends before its job runs (client gone,

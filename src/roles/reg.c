@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -1611,6 +1613,197 @@ op_cert_list(struct store *st, const struct reg_request *rq, json_t **out, struc
 }
 
 /* ======================================================================
+ * Publication for relying parties: OCSP and the CRL (roles/pkipub)
+ * ====================================================================== */
+
+int
+reg_pki_ocsp(struct reg *r, const uint8_t *req, size_t len, uint8_t **resp, size_t *resp_len,
+	     struct reg_err *e)
+{
+	struct pki_err pe = {0};
+	int rc;
+
+	*resp = NULL;
+	*resp_len = 0;
+	if (r->r_ca == NULL)
+		return reg_err_set(e, REG_E_UNAVAIL, "the CA is not available in this process");
+	/* pki_ca_ocsp_respond re-reads the database itself (after the checks
+	 * of the request, before any status; fail closed): a revocation by
+	 * another process on the same directory is answered at once */
+	pthread_mutex_lock(&r->r_ca_lock);
+	rc = pki_ca_ocsp_respond(r->r_ca, req, len, 0, resp, resp_len, &pe);
+	pthread_mutex_unlock(&r->r_ca_lock);
+	if (rc == 0)
+		return 0;
+	if (pe.status != 101 && pe.status != 422)
+		LOG_EV("reg.ocsp_error", "detail", pe.detail);
+	if (*resp == NULL)
+		return reg_err_set(e, REG_E_INTERNAL, "OCSP responder unavailable");
+	if (pe.status == 101)
+		reg_err_set(e, REG_E_BAD, "malformed OCSP request");
+	else if (pe.status == 422)
+		reg_err_set(e, REG_E_NOTFOUND, "no certificate of this CA in the OCSP request");
+	else
+		reg_err_set(e, REG_E_INTERNAL, "OCSP responder error");
+	return REG_OCSP_ERROR;
+}
+
+/* DIR/ca/crl.pem parsed, and its stat; NULL when it is missing,
+ * unreadable, larger than a CRL we would serve, or not one PEM CRL: each
+ * a reason to issue a new one. */
+static X509_CRL *
+crl_load(const char *path, struct stat *st)
+{
+	X509_CRL *crl = NULL;
+	BIO *bio = NULL;
+	char *buf = NULL;
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	/* PEM is base64 with line breaks: at most 4/3 of the DER and a bit */
+	if (fd < 0 || fstat(fd, st) != 0 || !S_ISREG(st->st_mode) || st->st_size <= 0 ||
+	    st->st_size > 2 * (off_t)MSSP_PKIPUB_MAX_CRL ||
+	    (buf = malloc((size_t)st->st_size)) == NULL)
+		goto out;
+	for (size_t got = 0; got < (size_t)st->st_size; got += (size_t)n) {
+		n = read(fd, buf + got, (size_t)st->st_size - got);
+		if (n <= 0)
+			goto out;
+	}
+	if ((bio = BIO_new_mem_buf(buf, (int)st->st_size)) != NULL)
+		crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+out:
+	if (fd >= 0)
+		close(fd);
+	BIO_free(bio);
+	free(buf);
+	ERR_clear_error();
+	return crl;
+}
+
+static int
+asn1_time_t(const ASN1_TIME *a, time_t *out)
+{
+	struct tm tm;
+
+	if (a == NULL || ASN1_TIME_to_tm(a, &tm) != 1)
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+/* May `crl` still be served at `now`?  Yes while more than a quarter of
+ * its validity is left: a relying party that caches it until nextUpdate
+ * must not get one that expires at once. */
+static bool
+crl_fresh(const X509_CRL *crl, time_t now)
+{
+	time_t last, next;
+
+	if (crl == NULL || asn1_time_t(X509_CRL_get0_lastUpdate(crl), &last) != 0 ||
+	    asn1_time_t(X509_CRL_get0_nextUpdate(crl), &next) != 0 || next <= last)
+		return false;
+	return now < next - (next - last) / 4;
+}
+
+static bool
+stat_same(const struct stat *a, const struct stat *b, bool size)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       (!size || a->st_size == b->st_size);
+}
+
+/* Does `crl` (the file `cst`) list every revocation of the CA database?
+ * Issuance appends to ca.db as well, so the database is counted only when
+ * ca.db or crl.pem changed since the last look.  Under r_ca_lock.  0 with
+ * *covers, or -1 with e. */
+static int
+crl_covers_locked(struct reg *r, const X509_CRL *crl, const struct stat *cst, bool *covers,
+		  struct reg_err *e)
+{
+	struct pki_err pe = {0};
+	struct pki_ca_entry ce;
+	struct stat dst;
+	char path[4200];
+	size_t nrev = 0;
+
+	snprintf(path, sizeof path, "%s/ca/ca.db", r->r_data_dir);
+	if (stat(path, &dst) != 0) {
+		LOG_EV("reg.crl_check_failed", "detail", "ca/ca.db: cannot stat");
+		return reg_err_set(e, REG_E_INTERNAL, "CA unavailable");
+	}
+	if (r->r_crl_seen && stat_same(&dst, &r->r_crl_db, true) &&
+	    stat_same(cst, &r->r_crl_file, false)) {
+		*covers = true;
+		return 0;
+	}
+	if (pki_ca_reload(r->r_ca, &pe) != 0)
+		return from_pki(e, &pe);
+	for (size_t i = 0; i < pki_ca_count(r->r_ca); i++)
+		if (pki_ca_entry_at(r->r_ca, i, &ce) == 0 && ce.ce_revoked)
+			nrev++;
+	const STACK_OF(X509_REVOKED) *rv = X509_CRL_get_REVOKED((X509_CRL *)crl);
+	*covers = nrev == (size_t)(rv ? sk_X509_REVOKED_num(rv) : 0);
+	/* the reload read ca.db as it is now, or newer: stat'd before it */
+	r->r_crl_seen = *covers;
+	r->r_crl_db = dst;
+	r->r_crl_file = *cst;
+	return 0;
+}
+
+int
+reg_pki_crl(struct reg *r, uint8_t **der, size_t *len, struct reg_err *e)
+{
+	struct pki_err pe = {0};
+	struct stat cst = {0};
+	char path[4200];
+	bool covers = false;
+	int n, rc = 0;
+
+	*der = NULL;
+	*len = 0;
+	snprintf(path, sizeof path, "%s/ca/crl.pem", r->r_data_dir);
+	X509_CRL *crl = crl_load(path, &cst);
+	if (r->r_ca == NULL) {
+		if (!crl_fresh(crl, time(NULL))) {
+			X509_CRL_free(crl);
+			return reg_err_set(e, REG_E_UNAVAIL, "the CA is not available in this process");
+		}
+	} else {
+		pthread_mutex_lock(&r->r_ca_lock);
+		if (!crl_fresh(crl, time(NULL))) {
+			/* another thread may have issued one meanwhile */
+			X509_CRL_free(crl);
+			crl = crl_load(path, &cst);
+		}
+		if (crl_fresh(crl, time(NULL)))
+			rc = crl_covers_locked(r, crl, &cst, &covers, e);
+		if (rc == 0 && !covers) {
+			X509_CRL_free(crl);
+			crl = NULL;
+			if (pki_ca_crl(r->r_ca, 0, &crl, &pe) != 0)
+				rc = from_pki(e, &pe);
+			else
+				LOG_EV("reg.crl_issued", "detail", "for publication");
+		}
+		pthread_mutex_unlock(&r->r_ca_lock);
+		if (rc != 0) {
+			X509_CRL_free(crl);
+			return -1;
+		}
+	}
+	unsigned char *out = NULL;
+	n = i2d_X509_CRL(crl, &out);
+	X509_CRL_free(crl);
+	if (n <= 0)
+		return reg_err_set(e, REG_E_INTERNAL, "cannot encode the CRL");
+	*der = out;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* ======================================================================
  * User deletion, activation codes, device removal
  * ====================================================================== */
 
@@ -1645,6 +1838,17 @@ op_user_delete(struct reg *r, struct store *st, const struct reg_request *rq, in
 	}
 	if (rc == -2) {
 		rc = reg_err_set(e, REG_E_CONFLICT, "the user has an outstanding transaction");
+		goto out;
+	}
+	/* Suspended first: no key job is issued for a suspended user
+	 * (reg_enrol), so the keys listed below are all the user will have
+	 * certified (an issuance already past that check is the one window
+	 * left: its key is refused a second certificate by its tombstone, and
+	 * the CA database lists it for the RA).  A delete that then fails
+	 * leaves the user suspended: fail closed. */
+	if (store_user_set_state(st, msisdn, STORE_USER_SUSPENDED, STORE_USER_ANY, now_ms, &se) !=
+	    0) {
+		reg_from_store(e, &se, true);
 		goto out;
 	}
 	if ((keys = calloc(MSSP_STORE_MAX_USER_KEYS, sizeof *keys)) == NULL) {
@@ -1772,6 +1976,28 @@ op_activation_create(struct store *st, const struct reg_actor *who, const struct
  * remaining ACTIVE keys - none with a certificate of this CA - become
  * DISABLED).  Without the CA in this process: 503 while the device has a
  * certificate not yet revoked. */
+/* The device's state to DISABLED (the AFE refuses it, no job reaches or
+ * is issued for it).  Unknown: 404. */
+static int
+device_disable(struct store *st, const char *device_id, int64_t now_ms, struct reg_err *e)
+{
+	struct store_device *d = calloc(1, sizeof *d);
+	struct store_err se = {0};
+	int rc = 0;
+	if (!d)
+		return oom(e);
+	if (store_device_get(st, device_id, d, &se) != 0)
+		rc = reg_from_store(e, &se, true);
+	else if (d->sd_state != STORE_DEVICE_DISABLED) {
+		d->sd_state = STORE_DEVICE_DISABLED;
+		if (store_device_put(st, d, now_ms, &se) != 0)
+			rc = reg_from_store(e, &se, true);
+	}
+	OPENSSL_cleanse(d, sizeof *d);
+	free(d);
+	return rc;
+}
+
 static int
 op_device_delete(struct reg *r, struct store *st, const struct reg_request *rq, int64_t now_ms,
 		 json_t **out, struct reg_err *e, struct call *c)
@@ -1805,36 +2031,49 @@ op_device_delete(struct reg *r, struct store *st, const struct reg_request *rq, 
 	/* Another user's device reads as unknown. */
 	if (!mine)
 		return reg_err_set(e, REG_E_NOTFOUND, "unknown device");
+	/* Disabled first: from now on no key job for this device is
+	 * delivered or issued (reg_enrol's job_device_ok), so the keys
+	 * listed below are all the device will ever have certified, but for
+	 * an issuance already past that check: the sweep after the delete
+	 * revokes it too. */
+	if (device_disable(st, rq->rq_arg2, now_ms, e) != 0)
+		goto out;
 	if ((keys = calloc(MSSP_STORE_MAX_USER_KEYS, sizeof *keys)) == NULL ||
 	    (pick = calloc(MSSP_STORE_MAX_USER_KEYS, sizeof *pick)) == NULL) {
 		oom(e);
 		goto out;
 	}
-	if (store_user_keys(st, msisdn, keys, MSSP_STORE_MAX_USER_KEYS, &nk, &se) != 0) {
-		reg_from_store(e, &se, true);
-		goto out;
-	}
-	for (size_t i = 0; i < nk; i++)
-		if (strcmp(keys[i].sk_device_id, rq->rq_arg2) == 0 && keys[i].sk_cert_serial[0] &&
-		    keys[i].sk_state != STORE_KEY_REVOKED)
-			pick[i] = need_ca = true;
-	if (need_ca) {
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1 && store_device_delete(st, rq->rq_arg2, now_ms, &se) != 0) {
+			reg_from_store(e, &se, true);
+			goto out;
+		}
+		need_ca = false;
+		memset(pick, 0, MSSP_STORE_MAX_USER_KEYS * sizeof *pick);
+		if (store_user_keys(st, msisdn, keys, MSSP_STORE_MAX_USER_KEYS, &nk, &se) != 0) {
+			reg_from_store(e, &se, true);
+			goto out;
+		}
+		for (size_t i = 0; i < nk; i++)
+			if (strcmp(keys[i].sk_device_id, rq->rq_arg2) == 0 &&
+			    keys[i].sk_cert_serial[0] && keys[i].sk_state != STORE_KEY_REVOKED)
+				pick[i] = need_ca = true;
+		if (!need_ca)
+			continue;
 		if (r->r_ca == NULL) {
 			reg_err_set(e, REG_E_UNAVAIL, "the CA is not available in this process");
 			goto out;
 		}
+		size_t nrev = 0;
 		call_detail(c, "reason %s", pki_ca_reason_name(reason));
-		rc = revoke_keys(r, st, keys, nk, pick, reason, now_ms, &revoked, &crl, e);
-		call_detail(c, "%zu certificate(s) revoked", revoked);
+		rc = revoke_keys(r, st, keys, nk, pick, reason, now_ms, &nrev, &crl, e);
+		revoked += nrev;
+		call_detail(c, "%zu certificate(s) revoked", nrev);
 		if (!crl)
 			call_detail(c, "CRL not re-issued");
 		if (rc != 0)
 			goto out;
 		rc = -1;
-	}
-	if (store_device_delete(st, rq->rq_arg2, now_ms, &se) != 0) {
-		reg_from_store(e, &se, true);
-		goto out;
 	}
 	*out = json_pack("{s:s, s:s, s:s, s:i}", "msisdn", msisdn, "device_id", rq->rq_arg2,
 			 "state", "deleted", "certificates_revoked", (int)revoked);
@@ -2502,7 +2741,10 @@ ap_create_checked(struct reg *r, struct store *st, const struct reg_actor *who,
 		return -1;
 	}
 	if (rec_count(st, K_AP, -1, &n, e) != 0 || n > MSSP_CONF_MAX_APS) {
-		if (store_rec_delete(st, K_AP, id, 1, now_ms, &se) != 0)
+		/* STORE_REC_ANY: the AP may have been changed (suspended,
+		 * renamed) since it was written a moment ago; the undo must
+		 * still happen, or the AE's table stays over the cap */
+		if (store_rec_delete(st, K_AP, id, STORE_REC_ANY, now_ms, &se) != 0)
 			LOG_EV("reg.ap_undo_failed", "detail", se.detail);
 		else
 			apfp_release_new(st, fps, newly, id, now_ms);

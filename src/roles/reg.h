@@ -338,4 +338,37 @@ int reg_keys_scan(struct reg *r, struct store *st, const struct reg_actor *who, 
  * (key_id, serial).  Thread-safe. */
 bool reg_key_usable(struct reg *r, const struct store_key *k);
 
+/* ---- Publication for relying parties (roles/pkipub, me.md) -------------- */
+
+/* reg_pki_ocsp returned an OCSP error response (see there). */
+#define REG_OCSP_ERROR 1
+
+/* Answer a DER OCSPRequest (RFC 6960; `req` borrowed, at most
+ * MSSP_CA_MAX_OCSP_REQ bytes) with pki_ca_ocsp_respond under the CA lock;
+ * the responder re-reads the CA database first, so a revocation made by
+ * another process on the same directory is answered at once.
+ *   0               *resp is a successful, signed OCSPResponse;
+ *   REG_OCSP_ERROR  *resp is an OCSP error response, a valid answer to
+ *                   send as well; e says why: 400 malformedRequest,
+ *                   404 unauthorized (no CertID of this CA), 500
+ *                   internalError (logged);
+ *   -1              nothing to send: 503 without the CA in this process,
+ *                   500 when not even an error response could be built.
+ * *resp (DER, *resp_len bytes) is the caller's: OPENSSL_free.  Thread-safe;
+ * no store access (any thread, a pool thread in practice: it may wait for
+ * the CA lock and the disk). */
+int reg_pki_ocsp(struct reg *r, const uint8_t *req, size_t len, uint8_t **resp,
+		 size_t *resp_len, struct reg_err *e);
+
+/* The current CRL as DER (*der: OPENSSL_free), read from DIR/ca/crl.pem
+ * (the CA of rc_ca lives in DIR/ca).  A new CRL is issued first, under the
+ * CA lock, when the file is missing, unreadable or not a CRL, when less
+ * than a quarter of its validity (nextUpdate - thisUpdate) is left, or
+ * when the CA database holds a revocation the CRL does not list (a re-issue
+ * that failed after a revocation; looked at only when ca.db changed since
+ * the last look).  Without the CA in this process a current file is served
+ * as it is, else 503.  0, or -1 with e (503, 500).  Thread-safe, as
+ * reg_pki_ocsp. */
+int reg_pki_crl(struct reg *r, uint8_t **der, size_t *len, struct reg_err *e);
+
 #endif

@@ -193,9 +193,16 @@ rec_put_json(struct store *st, const struct store_rec *tmpl, int state, json_t *
 /*
  * A record kind "keyfp", name = the key's SPKI fingerprint (64 lower-case
  * hex), claimed (STORE_REC_NEW: of two claims one wins) before the CA is
- * asked for a certificate and NEVER deleted: not when the key is revoked,
- * replaced by a re-request for its group (same key_id), or deleted with
- * its user or device.  So a public key is certified at most once, ever.
+ * asked for a certificate.  The serial is written into it right after
+ * issuance, before the key record; from then on it is NEVER deleted: not
+ * when the key is revoked, replaced by a re-request for its group (same
+ * key_id), or deleted with its user or device.  So a public key is
+ * certified at most once, ever.  A claim WITHOUT a serial means "not
+ * certified": deleted (CAS) when the CA refuses, and taken over by another
+ * job's claim when its job is gone, FAILED or EXPIRED without a
+ * certificate (a crash between claim and issuance, a failed release):
+ * otherwise a key the CA never certified would be refused for ever, and
+ * the phone re-sends the same uncertified key on a re-request.
  * State 1 issued, 2 compromised (revoked for keyCompromise: the scan, a
  * cert.revoke through reg_enrol_key_compromised, or found so at the CA);
  * a compromised one is also refused as a device key at activation.
@@ -1311,10 +1318,40 @@ job_refuse(struct process_ctx *c, struct job *j, int status, const char *detail)
 	return 0;
 }
 
+/* Was the job `job_id` given up before its key was certified?  A claim
+ * whose job is gone (deleted with its user), FAILED or EXPIRED without a
+ * certificate in its body: the claim was written, then issuance failed, the
+ * process died before the CA was asked, or the release below failed.  A
+ * job still open may be issuing right now: not abandoned. */
+static bool
+keyfp_job_abandoned(struct store *st, const char *job_id)
+{
+	struct store_rec rec = { 0 };
+	struct store_err se = { 0 };
+	json_t *b = NULL;
+	bool gone;
+
+	if (!job_id_valid(job_id))
+		return false;
+	if (store_rec_get(st, JOB_KIND, job_id, &rec, &se) != 0)
+		return se.status == 101;
+	gone = rec.sr_state == REG_JOB_FAILED || rec.sr_state == REG_JOB_EXPIRED;
+	if (gone) {
+		b = json_loadb(rec.sr_body, rec.sr_body_len, 0, NULL);
+		gone = json_is_object(b) && jstr(b, "cert_serial")[0] == '\0';
+	}
+	json_decref(b);
+	store_rec_clear(&rec);
+	return gone;
+}
+
 /* Claim the tombstone of `fp` for this job (K-07 for good: see "keyfp").
- * 0 claimed (or claimed by this same job before: a re-process), 1 the key
- * was registered before (*verdict "duplicate", or "compromised" when it
- * was revoked for keyCompromise), -1 the store failed. */
+ * 0 claimed (or claimed by this same job before: a re-process; or taken
+ * over from a job abandoned before issuance: the tombstone has no serial,
+ * which is written before the key record, so no certificate was ever
+ * kept for it), 1 the key was registered before (*verdict "duplicate",
+ * or "compromised" when it was revoked for keyCompromise), -1 the store
+ * failed. */
 static int
 keyfp_claim(struct process_ctx *c, const struct job *j, const unsigned char fp[PKI_KEYCHECK_FP_LEN],
 	    const char *key_id, const char *msisdn, const char **verdict)
@@ -1324,75 +1361,133 @@ keyfp_claim(struct process_ctx *c, const struct job *j, const unsigned char fp[P
 	struct store_err se = { 0 };
 	struct pki_err pe = { 0 };
 	struct pki_ca_entry ce;
-	json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "key_id", key_id, "msisdn", msisdn, "job",
-			      j->jb_rec.sr_name, "serial", "");
-	int rc;
+	json_t *b = NULL;
+	uint64_t expect = STORE_REC_NEW;
+	int attempt, rc = -1;
 
-	if (b == NULL)
-		return -1;
-	snprintf(rec.sr_kind, sizeof(rec.sr_kind), "%s", KEYFP_KIND);
-	hex_encode(fp, PKI_KEYCHECK_FP_LEN, rec.sr_name);
-	rc = rec_put_json(c->pc_st, &rec, KEYFP_ISSUED, b, STORE_REC_NEW, c->pc_now, NULL, &se);
-	json_decref(b);
-	b = NULL;
-	if (rc == 0)
-		return 0;
-	if (se.status != STORE_STATUS_CONFLICT || keyfp_get(c->pc_st, fp, &rec, &b, &se) != 0) {
-		LOG_EV("reg.keyfp.claim_failed", "job", j->jb_rec.sr_name, "detail", se.detail);
+	for (attempt = 0; attempt < MSSP_REG_CAS_RETRIES; attempt++) {
+		json_t *nb = json_pack("{s:s,s:s,s:s,s:s}", "key_id", key_id, "msisdn", msisdn,
+				       "job", j->jb_rec.sr_name, "serial", "");
+
+		if (nb == NULL)
+			return -1;
 		store_rec_clear(&rec);
-		json_decref(b);
-		return -1;
-	}
-	if (rec.sr_state == KEYFP_ISSUED && strcmp(jstr(b, "job"), j->jb_rec.sr_name) == 0) {
-		rc = 0;
-	} else {
-		rc = 1;
-		*verdict = rec.sr_state == KEYFP_COMPROMISED
-				   ? pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED)
-				   : pki_keycheck_verdict_name(PKI_KEYCHECK_DUPLICATE);
-		/* revoked for keyCompromise by a path that did not mark the
-		 * tombstone: the CA knows */
-		if (rec.sr_state == KEYFP_ISSUED && jstr(b, "serial")[0] != '\0') {
-			bool comp;
-
-			pthread_mutex_lock(&r->r_ca_lock);
-			comp = pki_ca_lookup(r->r_ca, jstr(b, "serial"), &ce, &pe) == 0 &&
-			       ce.ce_revoked && ce.ce_reason == PKI_CA_REASON_KEY_COMPROMISE;
-			pthread_mutex_unlock(&r->r_ca_lock);
-			pki_err_clear_openssl();
-			if (comp) {
-				*verdict = pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED);
-				if (keyfp_compromised(c->pc_st, fp, jstr(b, "key_id"), jstr(b, "msisdn"),
-						      jstr(b, "serial"), c->pc_now, &se) != 0)
-					LOG_EV("reg.keyfp.mark_failed", "job", j->jb_rec.sr_name, "detail",
-					       se.detail);
-			}
+		snprintf(rec.sr_kind, sizeof(rec.sr_kind), "%s", KEYFP_KIND);
+		hex_encode(fp, PKI_KEYCHECK_FP_LEN, rec.sr_name);
+		rc = rec_put_json(c->pc_st, &rec, KEYFP_ISSUED, nb, expect, c->pc_now, NULL, &se);
+		json_decref(nb);
+		if (rc == 0) {
+			if (expect != STORE_REC_NEW)
+				LOG_EV("reg.keyfp.taken_over", "job", j->jb_rec.sr_name, "from",
+				       jstr(b, "job"));
+			json_decref(b);
+			return 0;
 		}
-		if (strcmp(*verdict, pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED)) == 0)
-			LOG_EV("reg.key.incident", "job", j->jb_rec.sr_name, "verdict", *verdict);
+		json_decref(b);
+		b = NULL;
+		if (se.status != STORE_STATUS_CONFLICT)
+			break;
+		rc = keyfp_get(c->pc_st, fp, &rec, &b, &se);
+		if (rc == 1) {
+			expect = STORE_REC_NEW; /* released meanwhile */
+			continue;
+		}
+		if (rc != 0)
+			break;
+		if (rec.sr_state != KEYFP_ISSUED || jstr(b, "serial")[0] != '\0')
+			goto registered;
+		if (strcmp(jstr(b, "job"), j->jb_rec.sr_name) == 0) {
+			rc = 0;
+			goto out;
+		}
+		if (!keyfp_job_abandoned(c->pc_st, jstr(b, "job")))
+			goto registered;
+		expect = rec.sr_version; /* take it over (CAS) */
 	}
+	LOG_EV("reg.keyfp.claim_failed", "job", j->jb_rec.sr_name, "detail", se.detail);
+	rc = -1;
+	goto out;
+registered:
+	rc = 1;
+	*verdict = rec.sr_state == KEYFP_COMPROMISED
+			   ? pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED)
+			   : pki_keycheck_verdict_name(PKI_KEYCHECK_DUPLICATE);
+	/* revoked for keyCompromise by a path that did not mark the
+	 * tombstone: the CA knows */
+	if (rec.sr_state == KEYFP_ISSUED && jstr(b, "serial")[0] != '\0') {
+		bool comp;
+
+		pthread_mutex_lock(&r->r_ca_lock);
+		comp = pki_ca_lookup(r->r_ca, jstr(b, "serial"), &ce, &pe) == 0 && ce.ce_revoked &&
+		       ce.ce_reason == PKI_CA_REASON_KEY_COMPROMISE;
+		pthread_mutex_unlock(&r->r_ca_lock);
+		pki_err_clear_openssl();
+		if (comp) {
+			*verdict = pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED);
+			if (keyfp_compromised(c->pc_st, fp, jstr(b, "key_id"), jstr(b, "msisdn"),
+					      jstr(b, "serial"), c->pc_now, &se) != 0)
+				LOG_EV("reg.keyfp.mark_failed", "job", j->jb_rec.sr_name, "detail",
+				       se.detail);
+		}
+	}
+	if (strcmp(*verdict, pki_keycheck_verdict_name(PKI_KEYCHECK_COMPROMISED)) == 0)
+		LOG_EV("reg.key.incident", "job", j->jb_rec.sr_name, "verdict", *verdict);
+out:
 	store_rec_clear(&rec);
 	json_decref(b);
 	return rc;
 }
 
-/* The certificate's serial into the tombstone (for the CA look-up above).
- * Best effort. */
+/* This job's claim on `fp` released: the CA refused, so the key was never
+ * certified and must stay usable (a re-request sends the same key: the
+ * phone keeps an uncertified group).  Only this job's serial-less claim
+ * (CAS); best effort: a claim left behind is taken over by the next job
+ * once this one is FAILED (keyfp_job_abandoned). */
 static void
-keyfp_set_serial(struct store *st, const unsigned char fp[PKI_KEYCHECK_FP_LEN], const char *serial,
-		 int64_t now_ms)
+keyfp_release(struct process_ctx *c, const struct job *j,
+	      const unsigned char fp[PKI_KEYCHECK_FP_LEN])
 {
 	struct store_rec rec = { 0 };
 	struct store_err se = { 0 };
 	json_t *b = NULL;
 
-	if (keyfp_get(st, fp, &rec, &b, &se) == 0) {
-		json_object_set_new(b, "serial", json_string(serial));
-		if (rec_put_json(st, &rec, rec.sr_state, b, rec.sr_version, now_ms, NULL, &se) != 0)
-			LOG_EV("reg.keyfp.serial_failed", "serial", serial, "detail", se.detail);
-	}
+	if (keyfp_get(c->pc_st, fp, &rec, &b, &se) == 0 && rec.sr_state == KEYFP_ISSUED &&
+	    jstr(b, "serial")[0] == '\0' && strcmp(jstr(b, "job"), j->jb_rec.sr_name) == 0 &&
+	    store_rec_delete(c->pc_st, KEYFP_KIND, rec.sr_name, rec.sr_version, c->pc_now, &se) != 0)
+		LOG_EV("reg.keyfp.release_failed", "job", j->jb_rec.sr_name, "detail", se.detail);
 	store_rec_clear(&rec);
 	json_decref(b);
+}
+
+/* The certificate's serial into this job's tombstone (CAS), BEFORE the key
+ * record: from then on the key counts as certified (no take-over; the CA
+ * look-up of keyfp_claim), also when the key record is then undone.  0, or
+ * -1 (logged): the caller undoes the certificate. */
+static int
+keyfp_set_serial(struct process_ctx *c, const struct job *j,
+		 const unsigned char fp[PKI_KEYCHECK_FP_LEN], const char *serial)
+{
+	struct store_rec rec = { 0 };
+	struct store_err se = { 0 };
+	json_t *b = NULL;
+	int got, rc = -1;
+
+	got = keyfp_get(c->pc_st, fp, &rec, &b, &se);
+	if (got == 0 && rec.sr_state == KEYFP_ISSUED &&
+	    strcmp(jstr(b, "job"), j->jb_rec.sr_name) == 0) {
+		json_object_set_new(b, "serial", json_string(serial));
+		rc = rec_put_json(c->pc_st, &rec, rec.sr_state, b, rec.sr_version, c->pc_now, NULL,
+				  &se);
+	} else if (got >= 0) {
+		store_err_set(&se, 900, "%s",
+			      got == 1 ? "tombstone missing" : "tombstone claimed by another job");
+	}
+	if (rc != 0)
+		LOG_EV("reg.keyfp.serial_failed", "job", j->jb_rec.sr_name, "serial", serial,
+		       "detail", se.detail);
+	store_rec_clear(&rec);
+	json_decref(b);
+	return rc;
 }
 
 /* A re-process of a job whose key was issued and stored while the job
@@ -1513,6 +1608,8 @@ process_issue(struct process_ctx *c, struct job *j, EVP_PKEY *pub, const struct 
 	pthread_mutex_lock(&r->r_ca_lock);
 	if (pki_ca_issue(r->r_ca, jstr(b, "cert_profile"), &id, pub, NULL, 0, &x, &pe) != 0) {
 		pthread_mutex_unlock(&r->r_ca_lock);
+		/* no certificate: the key stays usable (review 2, F1) */
+		keyfp_release(c, j, k.sk_spki_fp);
 		snprintf(detail, sizeof(detail), "issuance refused: %s", pe.detail);
 		return job_refuse(c, j, pe.status, detail);
 	}
@@ -1520,6 +1617,13 @@ process_issue(struct process_ctx *c, struct job *j, EVP_PKEY *pub, const struct 
 	dl = i2d_X509(x, &der);
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
 	serial = bn ? BN_bn2hex(bn) : NULL;
+	/* certified from here on, whatever follows: the serial into the
+	 * tombstone before anything can fail and undo */
+	if (serial != NULL && keyfp_set_serial(c, j, k.sk_spki_fp, serial) != 0) {
+		snprintf(detail, sizeof(detail), "key tombstone not stored");
+		se.status = 900;
+		goto undo;
+	}
 	if (dl <= 0 || (size_t)dl > sizeof(k.sk_cert) || serial == NULL ||
 	    copy_str(k.sk_cert_serial, sizeof(k.sk_cert_serial), serial) != 0) {
 		snprintf(detail, sizeof(detail), "certificate does not fit the key record");
@@ -1536,7 +1640,6 @@ process_issue(struct process_ctx *c, struct job *j, EVP_PKEY *pub, const struct 
 					  : "key record not stored");
 		goto undo;
 	}
-	keyfp_set_serial(c->pc_st, k.sk_spki_fp, serial, c->pc_now);
 	{
 		struct reg_err ie = { 0 };
 
@@ -2437,9 +2540,13 @@ scan_dup_key(void *arg, const struct store_key *k)
 /* Act on one hit: the key can no longer sign.  With the CA in this
  * process its certificate is revoked (keyCompromise) and the key REVOKED
  * (*crl_due: one CRL after the scan); without, the key is DISABLED and
- * the revocation is pending.  The hit is re-checked first: the key must
- * still be ACTIVE with the certificate the scan judged.  The JSON hit and
- * the audit detail say what was done. */
+ * the revocation is pending: an RA finishes it by hand with cert.revoke
+ * on the serial (which marks the key REVOKED), from a process with the CA.
+ * The same when the CA revoked but the store refused REVOKED: the key is
+ * DISABLED instead.  The hit is re-checked first: the key must still be
+ * ACTIVE with the certificate the scan judged.  The JSON hit and the audit
+ * detail say exactly what was done, never more (outcome "failed" when the
+ * key could not be taken out of service in the store). */
 static void
 scan_act(struct reg *r, struct store *st, const struct scan_hit *h, const struct reg_actor *who,
 	 int64_t now_ms, json_t *hits, bool *crl_due)
@@ -2449,7 +2556,7 @@ scan_act(struct reg *r, struct store *st, const struct scan_hit *h, const struct
 	struct pki_ca_entry ce;
 	struct store_key k;
 	char detail[400];
-	const char *action;
+	const char *action, *outcome = "ok";
 	int rc;
 
 	if (store_key_get(st, h->sh_key_id, &k, &se) != 0 || k.sk_state != STORE_KEY_ACTIVE ||
@@ -2468,22 +2575,51 @@ scan_act(struct reg *r, struct store *st, const struct scan_hit *h, const struct
 		pki_err_clear_openssl();
 		if (rc == 0) {
 			*crl_due = true;
-			if (store_key_set_state(st, k.sk_key_id, STORE_KEY_REVOKED, now_ms, &se) != 0)
+			reg_enrol_key_compromised(r, st, &k, now_ms);
+			if (store_key_set_state(st, k.sk_key_id, STORE_KEY_REVOKED, now_ms, &se) == 0) {
+				action = "revoked (keyCompromise)";
+			} else {
+				/* The CA has it revoked, the store did not follow:
+				 * never report "revoked" over a key that can
+				 * still sign (review 2, F7).  DISABLED refuses it
+				 * too; cert.revoke on the serial marks it REVOKED
+				 * later (200 "already_revoked"). */
 				LOG_EV("reg.scan.revoke_state_failed", "key", k.sk_key_id, "detail",
 				       se.detail);
-			reg_enrol_key_compromised(r, st, &k, now_ms);
-			action = "revoked (keyCompromise)";
+				if (store_key_set_state(st, k.sk_key_id, STORE_KEY_DISABLED, now_ms,
+							&se) == 0) {
+					action = "revoked (keyCompromise) at the CA; the key record "
+						 "could not be marked revoked: disabled";
+				} else {
+					LOG_EV("reg.scan.disable_failed", "key", k.sk_key_id, "detail",
+					       se.detail);
+					action = "revoked (keyCompromise) at the CA; the key record "
+						 "could not be updated: still active in the store";
+					outcome = "failed";
+				}
+			}
 		} else {
 			LOG_EV("reg.scan.revoke_failed", "key", k.sk_key_id, "detail", pe.detail);
-			if (store_key_set_state(st, k.sk_key_id, STORE_KEY_DISABLED, now_ms, &se) != 0)
+			if (store_key_set_state(st, k.sk_key_id, STORE_KEY_DISABLED, now_ms, &se) == 0) {
+				action = "disabled, revocation failed";
+			} else {
 				LOG_EV("reg.scan.disable_failed", "key", k.sk_key_id, "detail", se.detail);
-			action = "disabled, revocation failed";
+				action = "revocation failed; the key record could not be updated: "
+					 "still active in the store";
+				outcome = "failed";
+			}
 		}
-	} else {
-		if (store_key_set_state(st, k.sk_key_id, STORE_KEY_DISABLED, now_ms, &se) != 0)
-			LOG_EV("reg.scan.disable_failed", "key", k.sk_key_id, "detail", se.detail);
+	} else if (store_key_set_state(st, k.sk_key_id, STORE_KEY_DISABLED, now_ms, &se) == 0) {
 		action = k.sk_cert_serial[0] != '\0' ? "disabled, revocation pending (no CA in this process)"
 						      : "disabled (no certificate)";
+	} else {
+		LOG_EV("reg.scan.disable_failed", "key", k.sk_key_id, "detail", se.detail);
+		action = k.sk_cert_serial[0] != '\0'
+				 ? "revocation pending (no CA in this process); the key record could "
+				   "not be updated: still active in the store"
+				 : "no certificate; the key record could not be updated: still active "
+				   "in the store";
+		outcome = "failed";
 	}
 	/* the user is held until the RA has looked (an incident) */
 	/* state only, never a read-modify-write of the whole record: an RA's
@@ -2495,7 +2631,7 @@ scan_act(struct reg *r, struct store *st, const struct scan_hit *h, const struct
 		LOG_EV("reg.scan.suspend_failed", "key", h->sh_key_id, "detail", se.detail);
 	snprintf(detail, sizeof(detail), "key %s verdict %s: %s", h->sh_key_id, h->sh_verdict,
 		 action);
-	reg_audit_event(r, who, "keys.scan.hit", h->sh_msisdn, "ok", detail, now_ms);
+	reg_audit_event(r, who, "keys.scan.hit", h->sh_msisdn, outcome, detail, now_ms);
 	json_array_append_new(hits, json_pack("{s:s,s:s,s:s,s:s}", "key_id", h->sh_key_id, "msisdn",
 					      h->sh_msisdn, "verdict", h->sh_verdict, "action",
 					      action));

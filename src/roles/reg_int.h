@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "pki/keycheck.h"
 #include "roles/reg.h"
@@ -33,6 +34,11 @@ struct reg {
 	struct reg_enrol *r_enrol;	/* reg_enrol.c                     */
 	atomic_bool r_apfp_ready;	/* reg.c: the AP fingerprint index
 					 * is known complete (apfp_ready)  */
+	/* reg_pki_crl (under r_ca_lock): ca.db as it was (r_crl_db) when
+	 * crl.pem as it was (r_crl_file) was found to list every revocation
+	 * in it; r_crl_seen false: not looked yet */
+	bool r_crl_seen;
+	struct stat r_crl_db, r_crl_file;
 };
 
 /* ---- provided by reg_enrol.c, called by reg.c ------------------------- */

@@ -13,22 +13,32 @@
  * and the verifier also checks that form, so a standalone verifier that
  * re-serialises the JSON computes the same hash (P-07).
  *
- * Crash windows (F-01): (a) a torn last line - the append never returned
- * 0, nothing was acknowledged: the next append cuts it off; (b) the line
- * is fsync'd but the head was not replaced (a crash, or a failed head
- * write) - the log is one entry beyond its head.  That is accepted only
- * when the chain verifies from the head: the line before the last is the
- * entry the head signed (its seq, its stated hash, its content hashing to
- * it) and the last entry's prev is that hash and its own content hashes
- * right.  The next append first re-signs the head for that last entry
- * (logged loudly, "audit.head_repaired"), then appends, so the log is
- * never more than one entry ahead of a head: two head-write failures in a
- * row leave a repairable log, not a wedged one.  The first append of a
- * keyed handle on an empty log writes a head for seq 0 (hash zero) before
- * its entry, so that even the first entry has a head to be ahead of.
- * Anything else between tail and head is tampering, and audit_open
- * refuses; so is a non-empty log without a head (a cut tail plus a
- * deleted head would otherwise pass), when opened with the key.
+ * The head commits to the next entry before it is written (review F2):
+ * entry hashes are plain SHA-256, so anyone who can write the file can
+ * append a well-chained entry; only the key can sign.  An append of entry
+ * N+1 therefore (1) re-signs the head as (seq N, hash N, next = hash of
+ * N+1), (2) writes and fsyncs N+1, (3) signs the head (N+1, hash N+1,
+ * next "").  A crash between (2) and (3) leaves the log one entry beyond
+ * its head, and that entry is accepted only when its hash is the signed
+ * "next" (and it chains from the head's entry).  Then the head is
+ * repaired under the exclusive lock - at audit_open with the key, or by
+ * the next append - by appending an "audit.head_repaired" entry naming
+ * the seq and hash adopted: its pre-head (1) is the repair, so the
+ * repair itself is in the chain, not only in the process log.  Anything
+ * else beyond the head (an old head without "next", another hash, two
+ * entries) is tampering: 900.  Cost: two head writes per append (each a
+ * signature, a write, two fsyncs) instead of one.
+ *
+ * Crash window (a), a torn last line, was never acknowledged: the next
+ * append cuts it off.
+ *
+ * A keyed audit_open that creates the log first writes the genesis head
+ * (seq 0, 64 zeros, next ""), then creates the file, under a flock of the
+ * directory (review F5): so a node's log never exists without a head,
+ * and a keyed handle refuses a missing head whatever the log's size - an
+ * empty log without one is a log cut to nothing plus a deleted head.
+ * (A crash between the two steps leaves a genesis head and no log: the
+ * next open creates the log.)
  */
 #include "store/audit.h"
 
@@ -63,7 +73,8 @@
 /* ,"hash":"<64 hex>"} ends every line */
 #define HASH_PREFIX ",\"hash\":\""
 #define HASH_SUFFIX_LEN (sizeof(HASH_PREFIX) - 1 + HEX_LEN + 2)
-#define HEAD_CONTEXT "mssp-audit-head-v1"
+#define HEAD_CONTEXT_V1 "mssp-audit-head-v1" /* old heads, without "next" */
+#define HEAD_CONTEXT "mssp-audit-head-v2"
 #define SIG_MAX 160 /* DER ECDSA P-256 is at most 72 bytes */
 #define READ_CHUNK 65536
 
@@ -95,6 +106,10 @@ struct head {
 	uint64_t seq;
 	unsigned char hash[HASH_LEN];
 	char hash_hex[HEX_LEN + 1];
+	bool v2;		      /* has the "next" member (else: old head) */
+	bool has_next;		      /* "next" is a hash, not ""               */
+	unsigned char next[HASH_LEN];
+	char next_hex[HEX_LEN + 1];   /* "" when !has_next                      */
 	char node[MSSP_AUDIT_MAX_NODE + 1];
 	unsigned char sig[SIG_MAX];
 	size_t sig_len;
@@ -288,12 +303,19 @@ key_load(const char *path, bool priv, struct store_err *err)
 	return k;
 }
 
-/* The bytes a head signature covers (audit.h). */
+/* The bytes a head signature covers (audit.h): v2 when `next_hex` is not
+ * NULL ("" for none), the old v1 form (no "next") when it is.  The context
+ * strings differ, so a v2 signature never passes as a v1 one: "next"
+ * cannot be stripped from a head. */
 static size_t
-head_tbs(const char *node, uint64_t seq, const char *hash_hex, char *out, size_t cap)
+head_tbs(const char *node, uint64_t seq, const char *hash_hex, const char *next_hex, char *out,
+	 size_t cap)
 {
-	int n = snprintf(out, cap, "%s%c%s%c%" PRIu64 "%c%s", HEAD_CONTEXT, 0, node, 0, seq, 0,
-			 hash_hex);
+	int n = next_hex == NULL
+			? snprintf(out, cap, "%s%c%s%c%" PRIu64 "%c%s", HEAD_CONTEXT_V1, 0, node, 0,
+				   seq, 0, hash_hex)
+			: snprintf(out, cap, "%s%c%s%c%" PRIu64 "%c%s%c%s", HEAD_CONTEXT, 0, node, 0,
+				   seq, 0, hash_hex, 0, next_hex);
 
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
@@ -616,8 +638,23 @@ head_parse(const char *text, size_t len, struct head *h)
 	int dl, rc = -1;
 
 	memset(h, 0, sizeof(*h));
-	if (o == NULL || !json_is_object(o) || json_object_size(o) != 4)
+	if (o == NULL || !json_is_object(o) ||
+	    (json_object_size(o) != 4 && json_object_size(o) != 5))
 		goto out;
+	/* 5 members: the v2 head, "next" = "" or a hash; 4: an old one */
+	if (json_object_size(o) == 5) {
+		v = json_object_get(o, "next");
+		if (!json_is_string(v))
+			goto out;
+		h->v2 = true;
+		if (json_string_length(v) > 0) {
+			if (!hash_decode(json_string_value(v), json_string_length(v), h->next,
+					 HASH_LEN))
+				goto out;
+			memcpy(h->next_hex, json_string_value(v), HEX_LEN + 1);
+			h->has_next = true;
+		}
+	}
 	v = json_object_get(o, "seq");
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		goto out;
@@ -657,8 +694,9 @@ out:
 static bool
 head_sig_ok(const struct head *h, EVP_PKEY *key)
 {
-	char tbs[256];
-	size_t n = head_tbs(h->node, h->seq, h->hash_hex, tbs, sizeof(tbs));
+	char tbs[320];
+	size_t n = head_tbs(h->node, h->seq, h->hash_hex, h->v2 ? h->next_hex : NULL, tbs,
+			    sizeof(tbs));
 	EVP_MD_CTX *c;
 	bool ok;
 
@@ -698,8 +736,9 @@ head_load(int dirfd, const char *name, struct head *h, const char **why)
 
 enum head_state {
 	HEAD_AGREES = 0,  /* names the last entry (or seq 0 over an empty log) */
-	HEAD_BEHIND,	  /* crash window (b), the chain verified from it      */
-	HEAD_NONE,	  /* no head file                                      */
+	HEAD_BEHIND,	  /* crash window: the last entry is the one the head
+			   * committed to ("next") and chains from it        */
+	HEAD_NONE,	  /* no head file (keyless handles only)              */
 };
 
 /* Does the log's tail agree with the head?  A head_state, or -1 900. */
@@ -712,16 +751,18 @@ head_agrees(struct audit *a, const struct tail *t, struct store_err *err)
 	int r = head_load(a->dirfd, a->head_name, &h, &why);
 
 	if (r == 0) {
-		/* A handle with the key is the node's writer: it made a head
-		 * before the first entry, so entries without one mean the
-		 * head was removed - maybe with the tail it covered.  A
-		 * keyless handle (a verifier, tests) writes none itself. */
-		if (!t->empty && a->key != NULL)
+		/* A handle with the key is the node's writer: its log got a
+		 * head when it was created, so a log without one lost it -
+		 * maybe with the tail it covered, maybe with all of it (an
+		 * empty log).  A keyless handle (a verifier, tests) writes
+		 * none itself. */
+		if (a->key != NULL)
 			return store_err_set(err, 900,
-					     "audit log has entries but no head file %s: "
-					     "a cut tail would not show; restore the head "
+					     "audit log %s but no head file %s: the head is "
+					     "written when the log is created, so it was deleted "
+					     "(a cut tail would not show); restore the head "
 					     "(msspctl audit verify reports the log)",
-					     a->head_name);
+					     t->empty ? "exists" : "has entries", a->head_name);
 		return HEAD_NONE;
 	}
 	if (r < 0)
@@ -735,26 +776,38 @@ head_agrees(struct audit *a, const struct tail *t, struct store_err *err)
 	}
 	if (t->last.seq == h.seq && memcmp(t->last.hash, h.hash, HASH_LEN) == 0)
 		return HEAD_AGREES;
-	/* one beyond: only when the chain verifies from the entry the head
-	 * signed (tail_read checked the last entry's own hash) */
+	/* one beyond: only the entry the head committed to (its hash is the
+	 * signed "next"; tail_read checked that its content gives it), and
+	 * only when it chains from the entry the head signed */
 	if (t->last.seq == h.seq + 1 && memcmp(t->last.prev, h.hash, HASH_LEN) == 0) {
 		bool from_genesis = h.seq == 0 && t->first && memcmp(h.hash, zero, HASH_LEN) == 0;
 		bool from_entry = t->has_before && t->before.seq == h.seq && t->before.hash_ok &&
 				  memcmp(t->before.hash, h.hash, HASH_LEN) == 0;
+		bool committed = h.has_next && memcmp(t->last.hash, h.next, HASH_LEN) == 0;
 
-		if (from_genesis || from_entry)
+		if ((from_genesis || from_entry) && committed)
 			return HEAD_BEHIND;
+		if (from_genesis || from_entry)
+			return store_err_set(err, 900,
+					     "audit log: entry seq %" PRIu64 " beyond the signed head "
+					     "is not the one the head committed to: forged, or "
+					     "appended without the audit key",
+					     t->last.seq);
 	}
 	return store_err_set(err, 900, "audit log does not match its head (head seq %" PRIu64
 				       ", last entry seq %" PRIu64 ")",
 			     h.seq, t->last.seq);
 }
 
+/* Sign and replace the head: (seq, hash), committing to `next` (NULL:
+ * none).  Durable when it returns 0: a head committing to an entry must
+ * be on disk before that entry is (else a crash could leave the entry
+ * beyond an older head that committed to nothing: refused as forged). */
 static int
 head_write(struct audit *a, uint64_t seq, const unsigned char hash[HASH_LEN],
-	   struct store_err *err)
+	   const unsigned char *next, struct store_err *err)
 {
-	char hex[HEX_LEN + 1], tbs[256], b64[SIG_MAX * 2];
+	char hex[HEX_LEN + 1], nhex[HEX_LEN + 1] = "", tbs[320], b64[SIG_MAX * 2];
 	unsigned char sig[SIG_MAX];
 	size_t sl = sizeof(sig), n;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
@@ -763,15 +816,17 @@ head_write(struct audit *a, uint64_t seq, const unsigned char hash[HASH_LEN],
 	int fd = -1, rc = -1;
 
 	hex_encode(hash, HASH_LEN, hex);
-	n = head_tbs(a->node, seq, hex, tbs, sizeof(tbs));
+	if (next != NULL)
+		hex_encode(next, HASH_LEN, nhex);
+	n = head_tbs(a->node, seq, hex, nhex, tbs, sizeof(tbs));
 	if (c == NULL || n == 0 || EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, a->key) != 1 ||
 	    EVP_DigestSign(c, sig, &sl, (const unsigned char *)tbs, n) != 1) {
 		store_err_set(err, 900, "audit head: signing failed");
 		goto out;
 	}
 	EVP_EncodeBlock((unsigned char *)b64, sig, (int)sl);
-	o = json_pack("{s:s, s:s, s:I, s:s}", "hash", hex, "node", a->node, "seq", (json_int_t)seq,
-		      "sig", b64);
+	o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "hash", hex, "next", nhex, "node", a->node,
+		      "seq", (json_int_t)seq, "sig", b64);
 	text = o ? json_dumps(o, JSON_CANON) : NULL;
 	if (text == NULL) {
 		store_err_set(err, 900, "audit head: out of memory");
@@ -786,8 +841,13 @@ head_write(struct audit *a, uint64_t seq, const unsigned char hash[HASH_LEN],
 	}
 	close(fd);
 	fd = -1;
-	if (renameat(a->dirfd, a->tmp_name, a->dirfd, a->head_name) != 0 || fsync(a->dirfd) != 0) {
+	if (renameat(a->dirfd, a->tmp_name, a->dirfd, a->head_name) != 0) {
 		store_err_set(err, 900, "audit head: rename failed: %s", strerror(errno));
+		(void)unlinkat(a->dirfd, a->tmp_name, 0); /* no stale copy left */
+		goto out;
+	}
+	if (fsync(a->dirfd) != 0) {
+		store_err_set(err, 900, "audit head: directory sync failed: %s", strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -810,12 +870,155 @@ names_fill(char *out, size_t cap, const char *node, const char *suffix)
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
+/* Create the log, under a flock of the directory (creators only: other
+ * openers find the file).  With the key, the genesis head (seq 0, hash
+ * zero, next "") is written BEFORE the file is created, so that a log of
+ * the node never exists without a head (F5); an existing head is left for
+ * head_agrees to judge (one for seq > 0 over a new, empty log is refused).
+ * The fd, or -1 with err. */
+static int
+log_create(struct audit *a, struct store_err *err)
+{
+	static const unsigned char zero[HASH_LEN];
+	int fd;
+
+	if (lock_wait(a->dirfd, LOCK_EX, err) != 0)
+		return -1;
+	/* another creator may have been first */
+	fd = openat(a->dirfd, a->log_name, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		struct head h;
+		const char *why = "";
+
+		if (a->key != NULL && head_load(a->dirfd, a->head_name, &h, &why) == 0 &&
+		    head_write(a, 0, zero, NULL, err) != 0) {
+			flock(a->dirfd, LOCK_UN);
+			return -1;
+		}
+		fd = openat(a->dirfd, a->log_name,
+			    O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0 && fsync(a->dirfd) != 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0)
+		store_err_set(err, 900, "audit: cannot create the log: %s", strerror(errno));
+	flock(a->dirfd, LOCK_UN);
+	return fd;
+}
+
+/* Write one entry after (*cur_seq, cur_hash), the last entry of the log,
+ * under the exclusive lock.  With the key the head is first re-signed for
+ * that last entry, committing to the new entry's hash: only an entry the
+ * head committed to may stand beyond it (F2).  The head is not moved on
+ * to the new entry here: the caller does that (or the next entry's
+ * commitment does).  0 with *cur_seq / cur_hash advanced, or -1 with
+ * nothing written to the log. */
+static int
+put_entry(struct audit *a, uint64_t *cur_seq, unsigned char cur_hash[HASH_LEN],
+	  const struct audit_event *ev, const char *ts, struct store_err *err)
+{
+	struct entry check;
+	struct stat st;
+	size_t len;
+	char *line;
+
+	if (fstat(a->fd, &st) != 0)
+		return store_err_set(err, 900, "audit log: stat failed: %s", strerror(errno));
+	line = entry_build(a->node, *cur_seq + 1, cur_hash, ev, ts, &len, err);
+	if (line == NULL)
+		return -1;
+	if (entry_parse(line, len - 1, &check) != 0 || !check.hash_ok || !check.canonical) {
+		free(line);
+		return store_err_set(err, 900, "audit entry: built line does not verify");
+	}
+	/* a head that cannot be written: nothing goes into the log */
+	if (a->key != NULL && head_write(a, *cur_seq, cur_hash, check.hash, err) != 0) {
+		free(line);
+		return -1;
+	}
+	if (write_all(a->fd, line, len) != 0 || fsync(a->fd) != 0) {
+		int e = errno;
+
+		free(line);
+		/* leave no partial line behind for the next writer (the head
+		 * names the entry before: it agrees) */
+		if (ftruncate(a->fd, st.st_size) == 0)
+			(void)fsync(a->fd);
+		return store_err_set(err, 900, "audit log: write failed: %s", strerror(e));
+	}
+	free(line);
+	*cur_seq = check.seq;
+	memcpy(cur_hash, check.hash, HASH_LEN);
+	return 0;
+}
+
+/* Crash-window repair, under the exclusive lock, with the key: the last
+ * entry (*cur_seq, cur_hash) is the one the head committed to, the head
+ * still names the one before.  An "audit.head_repaired" entry naming the
+ * seq and hash adopted is appended; its commitment moves the head to the
+ * adopted entry, so the repair is in the chain itself.  The head is left
+ * committing to that entry (the caller moves it on).  0, or -1 (err). */
+static int
+head_repair(struct audit *a, uint64_t *cur_seq, unsigned char cur_hash[HASH_LEN], const char *ts,
+	    struct store_err *err)
+{
+	char s[24], hex[HEX_LEN + 1], detail[256];
+	struct audit_event ev = { "system", "system", "audit.head_repaired", s, "ok", detail };
+	uint64_t adopted = *cur_seq;
+
+	snprintf(s, sizeof(s), "%" PRIu64, adopted);
+	hex_encode(cur_hash, HASH_LEN, hex);
+	snprintf(detail, sizeof(detail),
+		 "head moved to seq %s hash %s: the entry the signed head had committed to "
+		 "was written but the head not moved on (crash or failed head write)",
+		 s, hex);
+	if (put_entry(a, cur_seq, cur_hash, &ev, ts, err) != 0) {
+		/* the head may have moved already (its commitment to this
+		 * entry was written): the process log keeps the trace */
+		LOG_EV("audit.head_repair_failed", "log", a->log_name, "seq", s, "hash", hex,
+		       "detail", err ? err->detail : "");
+		return -1;
+	}
+	LOG_EV("audit.head_repaired", "log", a->log_name, "seq", s, "hash", hex, "detail",
+	       "crash-window repair: the head re-signed for an entry it had committed to "
+	       "(audit entry audit.head_repaired written)");
+	return 0;
+}
+
+/* Sign the head for the entry just written.  A failure is logged, not
+ * returned: the entry IS recorded (fsync'd, chained, committed by the
+ * head): telling the caller "not recorded" would be false, and a retry
+ * would record the event twice.  The log is then one beyond its head
+ * (the crash window); the next append or keyed open repairs it. */
+static void
+head_finish(struct audit *a, uint64_t seq, const unsigned char hash[HASH_LEN])
+{
+	struct store_err e = { 0 };
+	char s[24];
+
+	if (a->key == NULL || head_write(a, seq, hash, NULL, &e) == 0)
+		return;
+	snprintf(s, sizeof(s), "%" PRIu64, seq);
+	LOG_EV("audit.head_write_failed", "log", a->log_name, "seq", s, "detail", e.detail);
+}
+
+static int
+tail_cut(struct audit *a, const struct tail *t, struct store_err *err)
+{
+	/* crash window (a): never acknowledged, cut it off */
+	if (t->torn && (ftruncate(a->fd, t->end) != 0 || fsync(a->fd) != 0))
+		return store_err_set(err, 900, "audit log: cannot cut a torn line: %s",
+				     strerror(errno));
+	return 0;
+}
+
 struct audit *
 audit_open(const char *dir, const char *node, const char *key_pem_path, struct store_err *err)
 {
 	struct audit *a;
 	struct tail t;
-	bool created = false;
 	int fd, hs = HEAD_AGREES;
 
 	if (dir == NULL || !node_ok(node)) {
@@ -847,35 +1050,49 @@ audit_open(const char *dir, const char *node, const char *key_pem_path, struct s
 		store_err_set(err, 900, "audit: cannot open the directory: %s", strerror(errno));
 		goto fail;
 	}
+	if (key_pem_path != NULL && (a->key = key_load(key_pem_path, true, err)) == NULL)
+		goto fail;
 	fd = openat(a->dirfd, a->log_name, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0 && errno == ENOENT) {
-		fd = openat(a->dirfd, a->log_name,
-			    O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		created = fd >= 0;
-	}
-	a->fd = fd;
-	if (fd < 0 || (created && fsync(a->dirfd) != 0)) {
+		if ((fd = log_create(a, err)) < 0)
+			goto fail;
+	} else if (fd < 0) {
 		store_err_set(err, 900, "audit: cannot open the log: %s", strerror(errno));
 		goto fail;
 	}
-	if (key_pem_path != NULL && (a->key = key_load(key_pem_path, true, err)) == NULL)
-		goto fail;
-	/* shared: appenders hold it exclusively while log and head disagree */
-	if (lock_wait(a->fd, LOCK_SH, err) != 0)
+	a->fd = fd;
+	/* the writer takes the lock exclusively: it may repair the head;
+	 * a keyless handle only looks (appenders hold it exclusively while
+	 * log and head disagree) */
+	if (lock_wait(a->fd, a->key != NULL ? LOCK_EX : LOCK_SH, err) != 0)
 		goto fail;
 	if (tail_read(a->fd, &t, err) != 0 || (hs = head_agrees(a, &t, err)) < 0) {
 		flock(a->fd, LOCK_UN);
 		goto fail;
 	}
-	flock(a->fd, LOCK_UN);
-	if (hs == HEAD_BEHIND) {
+	if (hs == HEAD_BEHIND && a->key != NULL) {
+		/* repaired at once, not at the first append: verify should
+		 * not find the node in that state while it runs.  A repair
+		 * that fails is logged; the log stays acceptable, and the
+		 * next append retries (and refuses while it cannot). */
+		uint64_t cur = t.last.seq;
+		unsigned char h[HASH_LEN];
+		struct store_err e = { 0 };
+		char ts[48];
+
+		memcpy(h, t.last.hash, HASH_LEN);
+		if (tail_cut(a, &t, &e) == 0 && ts_format(clock_wall_ms(), ts, sizeof(ts)) == 0 &&
+		    head_repair(a, &cur, h, ts, &e) == 0)
+			head_finish(a, cur, h);
+	} else if (hs == HEAD_BEHIND) {
 		char seq[24];
 
 		snprintf(seq, sizeof(seq), "%" PRIu64, t.last.seq);
 		LOG_EV("audit.head_behind", "log", a->log_name, "last_seq", seq, "detail",
-		       "the last entry was written but its head was not (crash or failed head "
-		       "write); its chain verifies; the next append re-signs the head");
+		       "the last entry was written but its head was not moved on (crash or failed "
+		       "head write); the head committed to it; the node's writer repairs it");
 	}
+	flock(a->fd, LOCK_UN);
 	return a;
 fail:
 	audit_close(a);
@@ -903,76 +1120,26 @@ append_locked(struct audit *a, const struct audit_event *ev, const char *ts, uin
 {
 	static const unsigned char zero[HASH_LEN];
 	unsigned char hash[HASH_LEN];
-	struct entry check;
 	struct tail t;
 	uint64_t seq;
-	size_t len;
-	char *line;
+	int hs = HEAD_AGREES;
 
 	if (tail_read(a->fd, &t, err) != 0)
 		return -1;
 	/* a handle without a key writes no heads: it cannot expect one */
-	if (a->key != NULL) {
-		int hs = head_agrees(a, &t, err);
-
-		if (hs < 0)
-			return -1;
-		if (hs == HEAD_NONE && t.empty && head_write(a, 0, zero, err) != 0)
-			return -1; /* nothing written: the log stays empty */
-		if (hs == HEAD_BEHIND) {
-			/* crash window (b) repaired BEFORE this entry: the log
-			 * is never two beyond its head */
-			char ls[24];
-
-			snprintf(ls, sizeof(ls), "%" PRIu64, t.last.seq);
-			if (head_write(a, t.last.seq, t.last.hash, err) != 0) {
-				LOG_EV("audit.head_repair_failed", "log", a->log_name, "last_seq", ls,
-				       "detail", err ? err->detail : "");
-				return -1; /* this entry not written */
-			}
-			LOG_EV("audit.head_repaired", "log", a->log_name, "last_seq", ls, "detail",
-			       "crash-window repair: the head re-signed for an entry written "
-			       "without one (its chain verified from the old head)");
-		}
-	}
-	if (t.torn) {
-		/* crash window (a): never acknowledged, cut it off */
-		if (ftruncate(a->fd, t.end) != 0 || fsync(a->fd) != 0)
-			return store_err_set(err, 900, "audit log: cannot cut a torn line: %s",
-					     strerror(errno));
-	}
-	seq = t.empty ? 1 : t.last.seq + 1;
-	line = entry_build(a->node, seq, t.empty ? zero : t.last.hash, ev, ts, &len, err);
-	if (line == NULL)
+	if (a->key != NULL && (hs = head_agrees(a, &t, err)) < 0)
 		return -1;
-	if (entry_parse(line, len - 1, &check) != 0 || !check.hash_ok || !check.canonical) {
-		free(line);
-		return store_err_set(err, 900, "audit entry: built line does not verify");
-	}
-	memcpy(hash, check.hash, HASH_LEN);
-	if (write_all(a->fd, line, len) != 0 || fsync(a->fd) != 0) {
-		int e = errno;
-
-		free(line);
-		/* leave no partial line behind for the next writer */
-		if (ftruncate(a->fd, t.end) == 0)
-			(void)fsync(a->fd);
-		return store_err_set(err, 900, "audit log: write failed: %s", strerror(e));
-	}
-	free(line);
-	if (a->key != NULL && head_write(a, seq, hash, err) != 0) {
-		/* The entry IS recorded (fsync'd, chained): telling the caller
-		 * "not recorded" would be false, and a retry would record the
-		 * event twice.  The log is one beyond its head (crash window
-		 * (b)); the next append re-signs the head first. */
-		char s[24];
-
-		snprintf(s, sizeof(s), "%" PRIu64, seq);
-		LOG_EV("audit.head_write_failed", "log", a->log_name, "seq", s, "detail",
-		       err ? err->detail : "");
-		if (err != NULL)
-			memset(err, 0, sizeof(*err));
-	}
+	if (tail_cut(a, &t, err) != 0)
+		return -1;
+	seq = t.empty ? 0 : t.last.seq;
+	memcpy(hash, t.empty ? zero : t.last.hash, HASH_LEN);
+	/* the crash window repaired BEFORE this entry: the log is never
+	 * two beyond its head */
+	if (hs == HEAD_BEHIND && head_repair(a, &seq, hash, ts, err) != 0)
+		return -1;
+	if (put_entry(a, &seq, hash, ev, ts, err) != 0)
+		return -1;
+	head_finish(a, seq, hash);
 	if (seq_out)
 		*seq_out = seq;
 	return 0;
@@ -1208,12 +1375,13 @@ static const char *const problem_names[] = {
 	[AUDIT_BAD_PREV] = "bad-prev",	 [AUDIT_SEQ_GAP] = "seq-gap",
 	[AUDIT_SEQ_ORDER] = "seq-order", [AUDIT_TRUNCATED] = "truncated",
 	[AUDIT_HEAD_BAD] = "head-bad",	 [AUDIT_NO_HEAD] = "no-head",
+	[AUDIT_HEAD_PENDING] = "head-pending",
 };
 
 const char *
 audit_problem_name(enum audit_problem_kind k)
 {
-	if ((int)k < AUDIT_BAD_LINE || (int)k > AUDIT_NO_HEAD)
+	if ((int)k < AUDIT_BAD_LINE || (int)k > AUDIT_HEAD_PENDING)
 		return "unknown";
 	return problem_names[k];
 }
@@ -1233,6 +1401,21 @@ report(struct vstate *v, enum audit_problem_kind k, uint64_t line, uint64_t seq,
 
 	v->res->av_problems++;
 	if (v->cb == NULL || v->res->av_problems > MSSP_AUDIT_MAX_PROBLEMS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p.ap_msg, sizeof(p.ap_msg), fmt, ap);
+	va_end(ap);
+	v->cb(v->arg, &p);
+}
+
+/* A warning: to the callback, not counted as a problem. */
+static void __attribute__((format(printf, 4, 5)))
+warn(struct vstate *v, enum audit_problem_kind k, uint64_t seq, const char *fmt, ...)
+{
+	struct audit_problem p = { .ap_kind = k, .ap_seq = seq };
+	va_list ap;
+
+	if (v->cb == NULL)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(p.ap_msg, sizeof(p.ap_msg), fmt, ap);
@@ -1312,6 +1495,7 @@ audit_verify_file(const char *log_path, const char *head_path, const char *pub_p
 	uint64_t last_seq = 0, lineno = 0, max_seq = 0;
 	char node[MSSP_AUDIT_MAX_NODE + 1] = "";
 	bool anchored = true, head_found = false, head_entry_ok = false;
+	bool next_found = false, next_entry_ok = false;
 	int head_state = 0, k, logfd;
 	off_t size = 0;
 
@@ -1390,21 +1574,34 @@ audit_verify_file(const char *log_path, const char *head_path, const char *pub_p
 			head_found = true;
 			head_entry_ok = memcmp(e.hash, h.hash, HASH_LEN) == 0;
 		}
+		/* the entry after the head's: the one it committed to? */
+		if (head_state == 1 && last_seq == h.seq + 1 && !next_found) {
+			next_found = true;
+			next_entry_ok = h.has_next && e.hash_ok &&
+					memcmp(e.hash, h.next, HASH_LEN) == 0;
+		}
 	}
 
 	gap_flush(&v, &gap, 0);
 
-	/* the head */
+	/* the head.  A missing one is a problem whenever a head was asked
+	 * for, whatever the log's size: the node's writer makes the head
+	 * before it creates the log, so an existing log never lacks one -
+	 * an empty log without it is a log cut to nothing plus a deleted
+	 * head.  "Never written" is only said of a chain-only check
+	 * (head_path NULL) of an empty log: a warning. */
 	if (head_state == 0) {
-		if (res.av_entries > 0)
+		if (head_path != NULL)
 			report(&v, AUDIT_NO_HEAD, 0, 0,
-			       "no head file: a cut tail cannot be seen without it");
-		else if (cb != NULL) { /* an empty log: only a warning */
-			struct audit_problem p = { .ap_kind = AUDIT_NO_HEAD };
-
-			snprintf(p.ap_msg, sizeof(p.ap_msg), "no head (the log is empty)");
-			cb(arg, &p);
-		}
+			       res.av_entries > 0
+				       ? "no head file: a cut tail cannot be seen without it"
+				       : "no head file for an existing log: deleted (a log cut to "
+					 "nothing looks like this)");
+		else if (res.av_entries > 0)
+			report(&v, AUDIT_NO_HEAD, 0, 0,
+			       "no head checked: a cut tail cannot be seen without it");
+		else
+			warn(&v, AUDIT_NO_HEAD, 0, "no head checked (the log is empty: never written)");
 	} else if (head_state < 0) {
 		report(&v, AUDIT_HEAD_BAD, 0, 0, "%s", why);
 	} else if (pub == NULL) {
@@ -1422,10 +1619,18 @@ audit_verify_file(const char *log_path, const char *head_path, const char *pub_p
 	} else if (h.seq > 0 && (!head_found || !head_entry_ok)) {
 		report(&v, AUDIT_HEAD_BAD, 0, h.seq, "the head's hash is not that of entry seq %" PRIu64,
 		       h.seq);
+	} else if (max_seq == h.seq + 1 && next_found && next_entry_ok) {
+		/* the crash window: the head committed to this entry */
+		warn(&v, AUDIT_HEAD_PENDING, max_seq,
+		     "entry seq %" PRIu64 " is the one the head committed to, the head not yet "
+		     "moved on (crash or failed head write; the node's writer repairs it)",
+		     max_seq);
+		res.av_head_ok = true;
 	} else if (max_seq > h.seq) {
 		report(&v, AUDIT_HEAD_BAD, 0, h.seq,
-		       "%" PRIu64 " entries after seq %" PRIu64 " are not covered by the head",
-		       max_seq - h.seq, h.seq);
+		       "%" PRIu64 " entr%s after seq %" PRIu64 " not committed by the signed head: "
+		       "forged, or written without the audit key",
+		       max_seq - h.seq, max_seq - h.seq == 1 ? "y" : "ies", h.seq);
 	} else {
 		res.av_head_ok = true;
 	}

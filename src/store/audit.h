@@ -17,31 +17,46 @@
  *   JSON_SORT_KEYS | JSON_ENSURE_ASCII), prev of seq 1 = 32 zero bytes.
  *   The line is C with ,"hash":"HEX" inserted before the final '}'.
  *
- * After every append the head file DIR/audit/<node>.head is replaced
- * atomically (write, fsync, rename, fsync of the directory):
- *   {"hash":HEX,"node":..,"seq":N,"sig":base64}
+ * The head file DIR/audit/<node>.head is replaced atomically (write,
+ * fsync, rename, fsync of the directory):
+ *   {"hash":HEX,"next":HEX or "","node":..,"seq":N,"sig":base64}
  * sig = ECDSA P-256 / SHA-256 with the node's audit key over the bytes
- * "mssp-audit-head-v1" 0x00 node 0x00 seq (decimal) 0x00 hash (hex).  The
- * head is what makes a truncated tail visible: without the key, nobody
- * can move it back.  A handle with the key writes a head for seq 0 (hash
- * 64 zeros) before the first entry of an empty log.
+ *   "mssp-audit-head-v2" 0x00 node 0x00 seq (decimal) 0x00 hash (hex)
+ *   0x00 next (hex, or nothing when "next" is "").
+ * (seq, hash) name the last entry the head covers; "next", when not "",
+ * is the hash of the ONE entry the node's writer is about to append after
+ * it.  An append of entry N+1 signs (N, hash N, next = hash N+1), writes
+ * and fsyncs the entry, then signs (N+1, hash N+1, next "") - two head
+ * writes per append.  The head is what makes a truncated tail visible,
+ * and "next" what makes an entry appended by someone without the key
+ * visible (entry hashes need no secret): nobody can move the head, or
+ * commit it to an entry, without the key.  A keyed audit_open that
+ * creates the log writes the genesis head (seq 0, hash 64 zeros, next "")
+ * before it creates the file.
+ * Old heads (written before "next" existed): {"hash","node","seq","sig"},
+ * signed over "mssp-audit-head-v1" 0x00 node 0x00 seq 0x00 hash; they
+ * still verify, commit to nothing, and are replaced by the next append.
  *
  * Crash windows (F-01):
  *  (a) a torn last line (the process died in the write): never
  *      acknowledged; the next append cuts it off;
- *  (b) the entry written and fsync'd, the head not replaced (the process
+ *  (b) the entry written and fsync'd, the head not moved on (the process
  *      died, or the head write failed): the log is ONE entry beyond its
- *      head.  audit_open accepts that only when the chain verifies from
- *      the head (the entry before the last is the one the head signed,
- *      intact; the last one links to it and hashes right), and logs
- *      "audit.head_behind"; the next append first re-signs the head for
- *      that last entry (logged "audit.head_repaired"), and only then
- *      appends - so the log is never two entries beyond its head, and
- *      repeated head-write failures leave it repairable.
+ *      head.  Accepted only when that entry's hash is the head's signed
+ *      "next" and it chains from the head's entry (intact, or seq 0 over
+ *      an empty log).  A keyed audit_open repairs it at once, a keyed
+ *      append before its own entry: an "audit.head_repaired" entry (actor
+ *      "system", target = the adopted seq, detail naming seq and hash) is
+ *      appended, its commitment re-signs the head for the adopted entry,
+ *      and the process log says "audit.head_repaired" - so the log is
+ *      never two entries beyond its head, and repeated head-write failures
+ *      leave it repairable.  A keyless open accepts it ("audit.head_behind").
  * Anything else is refused with 900 (the log was tampered with): a tail
- * that is not the head's entry, two or more entries beyond the head, and
- * - for a handle with the key - a non-empty log without a head file (a
- * cut tail plus a deleted head would otherwise go unseen).
+ * that is not the head's entry; an entry beyond the head that it did not
+ * commit to (another hash, or an old head without "next") - verify
+ * reports it as head-bad; two or more entries beyond the head; and - for
+ * a handle with the key - a log file without a head file, whatever its
+ * size (an empty one is a log cut to nothing plus a deleted head).
  *
  * Errors: struct store_err (store.h): 101 bad argument (a caller bug in
  * the event: unknown outcome, oversized field), 900 I/O, lock timeout
@@ -89,9 +104,12 @@ struct audit_event {
  * PKCS#8) used to sign heads; NULL opens without signing (then heads are
  * not written: a read-only verifier, tests).  Checks that the last entry
  * of the log matches the head (hash and seq; crash window (b) above
- * tolerated when its chain verifies): a mismatch is 900 "audit log does
- * not match its head"; with a key, a non-empty log without a head is 900
- * "audit log has entries but no head file".  NULL with err. */
+ * tolerated when the head committed to the entry, and then - with the key -
+ * repaired at once, see above): a mismatch is 900 "audit log does not
+ * match its head"; with a key, a log file that existed without a head is
+ * 900 "audit log exists / has entries but no head file" (a log this call
+ * creates gets its genesis head first; a keyless open creates a log
+ * without one, which a keyed open then refuses).  NULL with err. */
 struct audit *audit_open(const char *dir, const char *node, const char *key_pem_path,
 			 struct store_err *err);
 void audit_close(struct audit *a); /* accepts NULL */
@@ -102,10 +120,11 @@ void audit_close(struct audit *a); /* accepts NULL */
  * the entry, this still returns 0 (the entry IS recorded: a caller told
  * otherwise would report a recorded operation as unaudited, or retry and
  * record it twice); that is logged ("audit.head_write_failed") and the
- * next append re-signs the head before its own entry (crash window (b)).
- * -1 with err: nothing was appended - 101 bad event, 900 I/O, lock, a log
- * that does not match its head, or a head that could not be re-signed
- * for the previous entry. */
+ * next append repairs the head before its own entry (crash window (b)).
+ * -1 with err: this event was not appended - 101 bad event, 900 I/O,
+ * lock, a log that does not match its head, or a head that could not be
+ * signed (committing to this entry, or repairing the previous one; a
+ * repair whose own audit entry could not be written is also -1). */
 int audit_append(struct audit *a, const struct audit_event *ev, int64_t now_ms,
 		 uint64_t *seq_out, struct store_err *err);
 
@@ -129,8 +148,14 @@ enum audit_problem_kind {
 				 * line)                                      */
 	AUDIT_HEAD_BAD,		/* head unreadable, signature wrong, or its
 				 * hash is not the entry of its seq           */
-	AUDIT_NO_HEAD,		/* no head file (only a warning when the log
-				 * is empty)                                   */
+	AUDIT_NO_HEAD,		/* no head file, whatever the log's size when
+				 * a head path was given; only a warning for a
+				 * chain-only check (head_path NULL) of an
+				 * empty log - "never written"                 */
+	AUDIT_HEAD_PENDING,	/* a warning, never counted: the last entry is
+				 * the one the head committed to ("next"), the
+				 * head not moved on (crash window (b)); the
+				 * node's writer repairs it                    */
 };
 const char *audit_problem_name(enum audit_problem_kind k); /* "bad-hash"... */
 
@@ -146,14 +171,23 @@ struct audit_verify_result {
 	uint64_t av_entries;	/* lines read                               */
 	uint64_t av_last_seq;	/* seq of the last good entry               */
 	uint64_t av_problems;
-	bool av_head_ok;	/* head present, signed, matching           */
+	bool av_head_ok;	/* head present, signed, matching (the last
+				 * entry, or committed to it: head-pending)  */
 };
 
 /* Verify a log file against its head and public key.  `head_path` and
  * `pub_pem_path` may be NULL (then only the chain is checked, and
- * AUDIT_NO_HEAD is reported).  Every problem found goes to `cb` (may be
- * NULL), at most MSSP_AUDIT_MAX_PROBLEMS of them, in file order; checking
- * goes on after a problem (the chain is re-anchored on the entry read).
+ * AUDIT_NO_HEAD is reported: a problem when the log has entries, a
+ * warning when it is empty).  With a head path, a missing head file is a
+ * problem whatever the log's size: since the writer makes the genesis
+ * head before it creates the log, "never written" cannot be told from
+ * "cut to nothing and its head deleted"; a log file that does not exist
+ * is -1 (900), never "intact".  Entries beyond the head are head-bad
+ * (forged, or written without the key) unless it is the one entry the
+ * head committed to (head-pending, a warning).  Every problem found goes
+ * to `cb` (may be NULL), at most MSSP_AUDIT_MAX_PROBLEMS of them, in file
+ * order, and so do warnings (not counted in av_problems); checking goes
+ * on after a problem (the chain is re-anchored on the entry read).
  * Returns 0 when the log is intact (no problem), 1 when problems were
  * found, -1 with err when the files cannot be read (900). */
 int audit_verify_file(const char *log_path, const char *head_path, const char *pub_pem_path,

@@ -461,14 +461,19 @@
 #define MSSP_REG_USER_JOBS           20     /* jobs in a user's detail         */
 #define MSSP_REG_CAS_RETRIES         4      /* re-reads of a record changed
                                              * meanwhile before giving up      */
-/* helper F1 (review of issue 5): activation attempt limits in the AFE,
- * checked on "activate" before any key, pool or store work (GCRA: a
- * burst of the count, then one per 60 s / count).  IPv6 peers are
- * counted per /64. */
-#define MSSP_AFE_ACT_PER_IP_MIN      10     /* activation attempts per source
+/* helper F1 (review of issue 5): activation attempt limits in the AFE
+ * (GCRA: a burst of the count, then one per 60 s / count): per source
+ * address on "activate", before any key work (IPv6 peers counted per
+ * /64); per MSISDN on a well-formed "activate_proof", before the pool and
+ * the store (review 2, F3: a bare "activate" costs nothing, it must not
+ * spend a number's budget).  [afe] act_per_ip_per_min and
+ * act_per_msisdn_per_min (afe_set_act_limits) override the defaults. */
+#define MSSP_AFE_ACT_PER_IP_MIN      10     /* "activate" frames per source
                                              * address per minute             */
-#define MSSP_AFE_ACT_PER_MSISDN_MIN  5      /* activation attempts per MSISDN
-                                             * per minute (any source)        */
+#define MSSP_AFE_ACT_PER_MSISDN_MIN  5      /* proofs per MSISDN per minute
+                                             * (any source)                   */
+#define MSSP_AFE_ACT_LIMIT_MAX       60000  /* a configured limit is cut to
+                                             * this (one per millisecond)     */
 #define MSSP_AFE_ACT_LIMIT_WINDOW_MS 60000  /* the period of the two counts   */
 #define MSSP_AFE_ACT_LIMIT_SLOTS     4096   /* limiter entries (addresses and
                                              * MSISDNs together); full: the
@@ -502,5 +507,17 @@
                                              * (then 503 Retry-After)          */
 #define MSSP_ME_MAX_HEAVY            2      /* long operations at once (503)   */
 #define MSSP_ME_RETRY_AFTER_S        1      /* Retry-After of a 503            */
+
+/* ---- roles/pkipub: OCSP and CRL publication (helper G, issue 5) ------- */
+/* The listener is public and unauthenticated, and shares msspd's pool with
+ * signing: it never holds more than MSSP_PKIPUB_MAX_RUNNING pool threads
+ * (the CA work is serialised on the CA lock anyway). */
+#define MSSP_PKIPUB_MAX_RUNNING      1      /* OCSP/CRL jobs on the pool       */
+#define MSSP_PKIPUB_MAX_WAITING      64     /* requests waiting for the slot
+                                             * (then 503 Retry-After)          */
+#define MSSP_PKIPUB_PARK_MS          10000  /* one request, queue included     */
+#define MSSP_PKIPUB_RETRY_AFTER_S    1      /* Retry-After of a 503            */
+#define MSSP_PKIPUB_MAX_CRL          MSSP_SRV_MAX_RESPONSE /* crl.pem read and
+                                             * the DER served (500 beyond)     */
 
 #endif

@@ -77,12 +77,15 @@ for sk in node:id node:workers node:pool_threads store:uri ae:listen ae:cert ae:
           ae:client_ca ae:mssp_id ae:instant_skew_s ae:default_timeout_s ae:max_timeout_s \
           afe:listen afe:cert afe:key afe:push afe:push_addr admin:listen home:user_ca \
           notify:cert notify:key notify:ca notify:retries notify:retry_ms me:listen me:port \
-          me:cert me:key me:client_ca node:roles; do
+          me:cert me:key me:client_ca me:pki_listen me:pki_port node:roles; do
   [ -n "$(conf_get "$C" "${sk%%:*}" "${sk#*:}")" ] || missing="$missing $sk"
 done
 check "msspd.conf: every key of datadir.md is set${missing:+ (missing:$missing)}" [ -z "$missing" ]
 check "msspd.conf: store uri = sqlite:mssp.db" [ "$(conf_get "$C" store uri)" = sqlite:mssp.db ]
 check "msspd.conf: [me] port = $((PORT + 1))" [ "$(conf_get "$C" me port)" = $((PORT + 1)) ]
+check "msspd.conf: [me] pki_port = $((PORT + 5)), pki_listen on the loopback" \
+  [ "$(conf_get "$C" me pki_port)/$(conf_get "$C" me pki_listen)" = "$((PORT + 5))/127.0.0.1" ]
+check "summary names the pki port" grep -q "pki $((PORT + 5))" "$WORK/init.log"
 check "msspd.conf: no [ap] section (APs live in the store)" bash -c "! grep -q '^\[ap ' '$C'"
 fp=$(openssl x509 -in "$D/demo/ap.crt" -outform DER | sha256sum | cut -d' ' -f1)
 apbody=$(sqlite3 "$D/mssp.db" "SELECT body FROM records WHERE kind='ap' AND name='http://demo.ap/'" 2>&1)

@@ -152,6 +152,29 @@ check "... while the user's authentication key still does" grep -q "signature ve
 check "the CRL lists the serial" \
   grep -qi "$ser" <<<"$(openssl crl -in "$DIR/ca/crl.pem" -noout -text 2>&1)"
 
+# ---- publication for relying parties: OCSP (RFC 6960) and the CRL, plain HTTP ------------
+ocsp() {
+  openssl ocsp -issuer "$DIR/ca/ca.crt" -serial "0x$1" -url "http://127.0.0.1:$PKI_PORT/ocsp" \
+    -CAfile "$DIR/ca/ca.crt" -resp_text 2>&1
+}
+out=$(ocsp "$ser")
+check "OCSP: the revoked signing certificate: revoked (keyCompromise), signed by the CA" \
+  bash -c 'grep -qi "^0x$2: revoked" <<<"$1" && grep -q "keyCompromise" <<<"$1" &&
+           grep -q "Response verify OK" <<<"$1"' _ "$out" "$ser"
+aser=$(grep -A6 '"key_id": "35847001001-authn"' <<<"$(ctl auditor --json cert list $U1 2>&1)" |
+  sed -n 's/.*"serial": "\([0-9A-Fa-f]*\)".*/\1/p')
+out=$(ocsp "$aser")
+check "OCSP: the user's authentication certificate: good" \
+  bash -c '[ -n "$2" ] && grep -qi "^0x$2: good" <<<"$1" && grep -q "Response verify OK" <<<"$1"' \
+  _ "$out" "$aser"
+out=$(curl -sS --max-time 30 "http://127.0.0.1:$PKI_PORT/crl" | openssl crl -inform DER -noout -text 2>&1)
+check "GET /crl: a DER CRL that lists the serial" grep -qi "Serial Number: $ser" <<<"$out"
+check "... and verifies against the CA" \
+  quiet bash -c 'curl -sS --max-time 30 "http://127.0.0.1:$1/crl" |
+    openssl crl -inform DER -CAfile "$2" -noout' _ "$PKI_PORT" "$DIR/ca/ca.crt"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "http://127.0.0.1:$PKI_PORT/other")
+check "the publication listener serves nothing else (404)" [ "$code" = 404 ]
+
 # ---- key-material scan (K-02..K-05) ---------------------------------------------------------
 # A weak RSA key (public exponent 3) registered before the checks existed
 # (inserted behind the platform's back, as a legacy import would): the

@@ -378,8 +378,8 @@ group_setup(void **state)
 	node_start(&T.n, 1500, 0, 0, T.reg, 1000, 1000);
 	/* K: pings every 100 ms, idle close after 600 ms; no activation */
 	node_start(&T.k, 1500, 100, 600, NULL, 0, 0);
-	/* L: tight activation limits (3 per address, 2 per MSISDN) */
-	node_start(&T.l, 1500, 0, 0, T.reg, 3, 2);
+	/* L: tight activation limits (8 per address, 2 per MSISDN) */
+	node_start(&T.l, 1500, 0, 0, T.reg, 8, 2);
 
 	T.cloop = loop_new();
 	assert_non_null(T.cloop);
@@ -1628,36 +1628,70 @@ test_activation_timeout(void **state)
 	act_clear(&a);
 }
 
-/* Activation attempts are limited per source address and per MSISDN
- * before anything else happens: over a limit, 4003 at once (no hello: no
- * key made, no pool job, no store). */
+/* Activation attempts are limited per source address on "activate" and
+ * per MSISDN on a well-formed proof (review 2, F3): bare "activate"
+ * frames, which cost the sender nothing, never spend a number's budget;
+ * over a limit, 4003 at once and the store is not touched. */
 static void
 test_activation_limits(void **state)
 {
 	static const char other[] = "{\"t\":\"activate\",\"m\":\"+41790000077\","
 				    "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}";
-	static const char mine[] = "{\"t\":\"activate\",\"m\":\"" ACT_MSISDN "\","
-				   "\"n\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}";
+	char digits[MSSP_REG_ACTIVATION_DIGITS + 1], wrong[MSSP_REG_ACTIVATION_DIGITS + 1];
 	struct afe_stats st0, st1;
 	struct rc c;
 	struct act a;
+	uint64_t v;
+	char *m;
+	int i;
 
 	(void)state;
+	new_code(digits);
+	snprintf(wrong, sizeof(wrong), "%s", digits);
+	wrong[0] = wrong[0] == '9' ? '0' : (char)(wrong[0] + 1);
 	afe_get_stats(T.l.afe, &st0);
-	/* two for ACT_MSISDN get their hello ... */
+	/* three bare "activate" for ACT_MSISDN (above its limit of 2): each
+	 * gets its hello */
+	for (i = 0; i < 3; i++) {
+		act_start(&c, &T.l, &a);
+		rc_free(&c);
+		act_clear(&a);
+	}
+	/* a malformed proof is refused without the store: not counted */
+	act_start(&c, &T.l, &a);
+	act_expect_refused(&c, act_proof_raw(&a, 0, 0, 64, 32, true));
+	rc_free(&c);
+	act_clear(&a);
+	/* two proofs reach the store (each a try of the code) ... */
+	for (i = 0; i < 2; i++) {
+		v = code_version();
+		act_start(&c, &T.l, &a);
+		act_expect_refused(&c, act_proof(&a, wrong));
+		rc_free(&c);
+		act_clear(&a);
+		assert_true(code_version() > v);
+	}
+	/* ... the third is over the MSISDN's limit: 4003, the code untouched */
+	v = code_version();
+	act_start(&c, &T.l, &a);
+	m = act_proof(&a, digits);
+	rc_send(&c, m);
+	free(m);
+	assert_int_equal(rc_wait_close(&c, 5000), 4003);
+	assert_int_equal(c.nmsg, 0);
+	rc_free(&c);
+	act_clear(&a);
+	assert_int_equal(code_version(), v);
+	/* "activate" for that number still gets its hello (the address's
+	 * eighth) ... */
 	act_start(&c, &T.l, &a);
 	rc_free(&c);
 	act_clear(&a);
-	act_start(&c, &T.l, &a);
-	rc_free(&c);
-	act_clear(&a);
-	/* ... the third is over the MSISDN's limit (the address's third) */
-	assert_int_equal(rc_refused(&T.l, NULL, NULL, mine), 4003);
-	/* another MSISDN from the same address: over the address's limit */
+	/* ... another MSISDN from the same address: over the address's limit */
 	assert_int_equal(rc_refused(&T.l, NULL, NULL, other), 4003);
 	afe_get_stats(T.l.afe, &st1);
 	assert_int_equal(st1.as_act_limited - st0.as_act_limited, 2);
-	assert_int_equal(st1.as_act_failed - st0.as_act_failed, 0);
+	assert_int_equal(st1.as_act_failed - st0.as_act_failed, 3);
 	/* N (its own limits) is not affected; device authentication on L
 	 * is not limited */
 	assert_int_equal(rc_refused(&T.l, NULL, NULL, "{\"t\":\"auth\",\"d\":\"dev-ok\","

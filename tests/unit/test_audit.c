@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 
 #define T0 1700000000000LL
 #define NODE "node1"
+#define ZERO "0000000000000000000000000000000000000000000000000000000000000000"
 
 static char root[256];
 static char dir[512]; /* this test's audit directory */
@@ -287,9 +289,13 @@ standalone_check(uint64_t expect_n)
 	fclose(f);
 	assert_non_null(pub);
 	assert_int_equal(json_integer_value(json_object_get(hd, "seq")), (json_int_t)expect_n);
-	assert_string_equal(json_string_value(json_object_get(hd, "hash")), hash);
-	tl = snprintf(tbs, sizeof(tbs), "mssp-audit-head-v1%c%s%c%" PRIu64 "%c%s", 0, NODE, 0,
-		      expect_n, 0, hash);
+	assert_string_equal(json_string_value(json_object_get(hd, "hash")), expect_n ? hash : ZERO);
+	/* a final head commits to nothing */
+	assert_non_null(json_string_value(json_object_get(hd, "next")));
+	assert_string_equal(json_string_value(json_object_get(hd, "next")), "");
+	assert_int_equal(json_object_size(hd), 5);
+	tl = snprintf(tbs, sizeof(tbs), "mssp-audit-head-v2%c%s%c%" PRIu64 "%c%s%c", 0, NODE, 0,
+		      expect_n, 0, expect_n ? hash : ZERO, 0);
 	s64 = json_string_value(json_object_get(hd, "sig"));
 	sl = EVP_DecodeBlock(sig, (const unsigned char *)s64, (int)strlen(s64));
 	assert_true(sl > 0);
@@ -302,15 +308,17 @@ standalone_check(uint64_t expect_n)
 }
 
 /* Sign a head for (seq, hash) with the private key at `keyfile` (test
- * code, not the module's). */
+ * code, not the module's): the current form, committing to `next` (""
+ * for none), or - next NULL - the old form without "next". */
 static void
-sign_head(const char *keyfile, uint64_t seq, const char *hash, char *out, size_t cap)
+sign_head_next(const char *keyfile, uint64_t seq, const char *hash, const char *next, char *out,
+	       size_t cap)
 {
 	FILE *f = fopen(keyfile, "r");
 	EVP_PKEY *k;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	unsigned char sig[128];
-	char b64[256], tbs[256];
+	char b64[256], tbs[320];
 	size_t sl = sizeof(sig);
 	int tl;
 
@@ -318,15 +326,33 @@ sign_head(const char *keyfile, uint64_t seq, const char *hash, char *out, size_t
 	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	assert_non_null(k);
-	tl = snprintf(tbs, sizeof(tbs), "mssp-audit-head-v1%c%s%c%" PRIu64 "%c%s", 0, NODE, 0, seq,
-		      0, hash);
+	if (next == NULL)
+		tl = snprintf(tbs, sizeof(tbs), "mssp-audit-head-v1%c%s%c%" PRIu64 "%c%s", 0, NODE,
+			      0, seq, 0, hash);
+	else
+		tl = snprintf(tbs, sizeof(tbs), "mssp-audit-head-v2%c%s%c%" PRIu64 "%c%s%c%s", 0,
+			      NODE, 0, seq, 0, hash, 0, next);
 	assert_int_equal(EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k), 1);
 	assert_int_equal(EVP_DigestSign(c, sig, &sl, (unsigned char *)tbs, (size_t)tl), 1);
 	EVP_EncodeBlock((unsigned char *)b64, sig, (int)sl);
-	snprintf(out, cap, "{\"hash\":\"%s\",\"node\":\"%s\",\"seq\":%" PRIu64 ",\"sig\":\"%s\"}\n",
-		 hash, NODE, seq, b64);
+	if (next == NULL)
+		snprintf(out, cap,
+			 "{\"hash\":\"%s\",\"node\":\"%s\",\"seq\":%" PRIu64 ",\"sig\":\"%s\"}\n",
+			 hash, NODE, seq, b64);
+	else
+		snprintf(out, cap,
+			 "{\"hash\":\"%s\",\"next\":\"%s\",\"node\":\"%s\",\"seq\":%" PRIu64
+			 ",\"sig\":\"%s\"}\n",
+			 hash, next, NODE, seq, b64);
 	EVP_MD_CTX_free(c);
 	EVP_PKEY_free(k);
+}
+
+/* An old-form head (no "next"), as written before review F2. */
+static void
+sign_head(const char *keyfile, uint64_t seq, const char *hash, char *out, size_t cap)
+{
+	sign_head_next(keyfile, seq, hash, NULL, out, cap);
 }
 
 /* The "hash" of line i (0-based) of the log. */
@@ -345,6 +371,67 @@ line_hash(size_t i, char *out)
 	json_decref(o);
 	lines_free(&ls);
 }
+
+static size_t
+line_count(void)
+{
+	struct lines ls;
+	size_t n;
+
+	lines_read(&ls);
+	n = ls.n;
+	lines_free(&ls);
+	return n;
+}
+
+/* Crash window (b) as the writer leaves it: entry N+1 written, the head
+ * still (N, hash N) but committed to it (next = hash N+1).  The entry is
+ * written through a keyless handle (which writes no head), the head
+ * re-signed here with the node's key as the writer had signed it. */
+static void
+make_crash(const char *what)
+{
+	struct audit *a;
+	char h[65], next[65], head[600];
+	size_t n = line_count();
+	struct store_err err = { 0 };
+
+	if (n > 0)
+		line_hash(n - 1, h);
+	else
+		snprintf(h, sizeof(h), "%s", ZERO);
+	a = audit_open(dir, NODE, NULL, &err);
+	assert_non_null(a);
+	append_n(a, 1, what);
+	audit_close(a);
+	line_hash(n, next);
+	sign_head_next(key_path, n, h, next, head, sizeof(head));
+	write_file(head_path, head);
+}
+
+/* Someone who can write the log but has no key appends a well-chained
+ * entry (review F2): the head stays as it was. */
+static void
+forge_append(const char *what)
+{
+	struct store_err err = { 0 };
+	struct audit *a = audit_open(dir, NODE, NULL, &err);
+
+	assert_non_null(a);
+	append_n(a, 1, what);
+	audit_close(a);
+}
+
+static bool
+has_kind(const struct probs *ps, enum audit_problem_kind k)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->p[i].ap_kind == k)
+			return true;
+	return false;
+}
+
+static json_t *read_entry(uint64_t seq);
 
 /* ---- basics ---------------------------------------------------------------- */
 
@@ -384,11 +471,10 @@ test_append_verify(void **state)
 	(void)state;
 	fresh("basic");
 	a = open_ok(key_path);
-	/* an empty log with no head: intact, the missing head only a warning */
+	/* an empty log under its genesis head: intact */
 	assert_int_equal(verify(&ps, &res), 0);
-	assert_int_equal(ps.n, 1);
-	assert_int_equal(ps.p[0].ap_kind, AUDIT_NO_HEAD);
-	assert_int_equal(res.av_problems, 0);
+	assert_int_equal(ps.n, 0);
+	assert_true(res.av_head_ok);
 
 	for (int i = 1; i <= 25; i++) {
 		struct audit_event ev = { "admin1", "admin", "ap.create", "http://demo.ap/", "ok",
@@ -848,7 +934,8 @@ test_open_refuses_mismatch(void **state)
 	audit_close(a);
 }
 
-/* Crash window (b): the line fsync'd, the head not yet replaced. */
+/* Crash window (b): the line fsync'd, the head committed to it but not
+ * moved on.  A keyed open repairs it at once, with an audit entry. */
 static void
 test_open_crash_window(void **state)
 {
@@ -856,23 +943,43 @@ test_open_crash_window(void **state)
 	struct probs ps;
 	struct audit *a, *nokey;
 	struct store_err err = { 0 };
+	char h11[65];
+	json_t *o;
 
 	(void)state;
 	make_log("crash", 10);
-	nokey = open_ok(NULL); /* appends without writing a head */
-	append_n(nokey, 1, "unsigned");
-	audit_close(nokey);
-	assert_int_equal(verify(&ps, &res), 1);
+	make_crash("crashed");
+	line_hash(10, h11);
+	/* verify: intact, the head pending (a warning, not a problem) */
+	assert_int_equal(verify(&ps, &res), 0);
 	dump(&ps);
 	assert_int_equal(ps.n, 1);
-	assert_int_equal(ps.p[0].ap_kind, AUDIT_HEAD_BAD); /* not covered */
-	/* one entry beyond the head, linked to it: accepted, and the next
-	 * append signs over it */
+	assert_int_equal(ps.p[0].ap_kind, AUDIT_HEAD_PENDING);
+	assert_int_equal(ps.p[0].ap_seq, 11);
+	assert_true(res.av_head_ok);
+	/* a keyless open accepts it and does not touch it */
+	nokey = open_ok(NULL);
+	audit_close(nokey);
+	assert_int_equal(line_count(), 11);
+	/* the keyed open repairs: seq 12 records the adoption of seq 11 */
 	a = open_ok(key_path);
+	assert_int_equal(line_count(), 12);
+	assert_int_equal(verify(&ps, &res), 0);
+	dump(&ps);
+	assert_int_equal(ps.n, 0);
+	standalone_check(12);
+	o = read_entry(12);
+	assert_string_equal(json_string_value(json_object_get(o, "action")), "audit.head_repaired");
+	assert_string_equal(json_string_value(json_object_get(o, "actor")), "system");
+	assert_string_equal(json_string_value(json_object_get(o, "target")), "11");
+	assert_non_null(strstr(json_string_value(json_object_get(o, "detail")), h11));
+	assert_non_null(strstr(json_string_value(json_object_get(o, "detail")), "seq 11"));
+	json_decref(o);
 	append_n(a, 1, "signed");
 	audit_close(a);
 	assert_int_equal(verify(&ps, &res), 0);
-	assert_int_equal(res.av_last_seq, 12);
+	assert_int_equal(res.av_last_seq, 13);
+	standalone_check(13);
 
 	/* two beyond: not a crash, refused */
 	nokey = open_ok(NULL);
@@ -882,8 +989,175 @@ test_open_crash_window(void **state)
 	assert_int_equal(err.status, 900);
 }
 
-/* Review finding 9: a non-empty log without its head is refused by the
- * node's writer (a cut tail plus a deleted head would otherwise pass). */
+/* The crash window found by an append through a handle opened before it:
+ * repaired first (with its audit entry), then the caller's entry. */
+static void
+test_repair_by_append(void **state)
+{
+	struct audit_verify_result res;
+	struct probs ps;
+	struct store_err err = { 0 };
+	struct audit *a;
+	uint64_t seq = 0;
+	json_t *o;
+	struct audit_event ev = { "ra", "ra", "user.create", "+358", "ok", "mine" };
+
+	(void)state;
+	make_log("repair-append", 4);
+	a = open_ok(key_path);
+	make_crash("crashed"); /* another process died after its entry 5 */
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), 0);
+	assert_int_equal(seq, 7);
+	audit_close(a);
+	o = read_entry(6);
+	assert_string_equal(json_string_value(json_object_get(o, "action")), "audit.head_repaired");
+	assert_string_equal(json_string_value(json_object_get(o, "target")), "5");
+	json_decref(o);
+	o = read_entry(7);
+	assert_string_equal(json_string_value(json_object_get(o, "detail")), "mine");
+	json_decref(o);
+	assert_int_equal(verify(&ps, &res), 0);
+	dump(&ps);
+	assert_int_equal(ps.n, 0);
+	standalone_check(7);
+}
+
+/* Review F2: an entry appended beyond the head by someone without the key
+ * - well chained, hashing right - is refused by open and by append, and
+ * verify reports it. */
+static void
+test_forged_beyond_head(void **state)
+{
+	struct audit_verify_result res;
+	struct probs ps;
+	struct store_err err = { 0 };
+	struct audit *a;
+	char h10[65], head[600];
+	struct audit_event ev = { "ra", "ra", "x", "", "ok", "" };
+
+	(void)state;
+	/* the head commits to nothing */
+	make_log("forged1", 10);
+	forge_append("forged");
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "committed"));
+	assert_null(audit_open(dir, NODE, NULL, &err)); /* nor a verifier's open */
+	assert_int_equal(verify(&ps, &res), 1);
+	dump(&ps);
+	assert_int_equal(ps.n, 1);
+	assert_int_equal(ps.p[0].ap_kind, AUDIT_HEAD_BAD);
+	assert_non_null(strstr(ps.p[0].ap_msg, "forged"));
+	assert_false(res.av_head_ok);
+	assert_int_equal(line_count(), 11);
+
+	/* through a handle opened before: nothing appended over it, and the
+	 * head not re-signed over it */
+	make_log("forged2", 10);
+	a = open_ok(key_path);
+	forge_append("forged");
+	char *before = tu_slurp(head_path, NULL);
+
+	assert_int_equal(audit_append(a, &ev, T0, NULL, &err), -1);
+	assert_int_equal(err.status, 900);
+	assert_int_equal(audit_append(a, &ev, T0, NULL, &err), -1);
+	audit_close(a);
+	assert_int_equal(line_count(), 11);
+	char *after = tu_slurp(head_path, NULL);
+
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	assert_int_equal(verify(&ps, &res), 1);
+	assert_true(has_kind(&ps, AUDIT_HEAD_BAD));
+
+	/* the head committed to another entry (the writer died before
+	 * writing it), and a different one was put there */
+	make_log("forged3", 10);
+	line_hash(9, h10);
+	sign_head_next(key_path, 10, h10,
+		       "abababababababababababababababababababababababababababababababab", head,
+		       sizeof(head));
+	write_file(head_path, head);
+	a = open_ok(key_path); /* the commitment alone is harmless */
+	audit_close(a);
+	sign_head_next(key_path, 10, h10,
+		       "abababababababababababababababababababababababababababababababab", head,
+		       sizeof(head));
+	write_file(head_path, head);
+	forge_append("forged");
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_int_equal(verify(&ps, &res), 1);
+	dump(&ps);
+	assert_true(has_kind(&ps, AUDIT_HEAD_BAD));
+
+	/* the first entry of a new log */
+	fresh("forged4");
+	a = open_ok(key_path); /* the genesis head */
+	audit_close(a);
+	forge_append("forged");
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_int_equal(verify(&ps, &res), 1);
+	assert_true(has_kind(&ps, AUDIT_HEAD_BAD));
+}
+
+/* Heads written before "next" existed still verify and open; one entry
+ * beyond such a head is refused (it committed to nothing); the next
+ * append replaces it with the current form. */
+static void
+test_old_head_format(void **state)
+{
+	struct audit_verify_result res;
+	struct probs ps;
+	struct store_err err = { 0 };
+	struct audit *a;
+	char h[65], head[600];
+
+	(void)state;
+	make_log("oldhead", 6);
+	line_hash(5, h);
+	sign_head(key_path, 6, h, head, sizeof(head));
+	write_file(head_path, head);
+	assert_int_equal(verify(&ps, &res), 0);
+	dump(&ps);
+	assert_int_equal(ps.n, 0);
+	assert_true(res.av_head_ok);
+	a = open_ok(key_path);
+	append_n(a, 1, "new");
+	audit_close(a);
+	assert_int_equal(verify(&ps, &res), 0);
+	standalone_check(7); /* the head in the current form */
+	/* "next" cannot be stripped: a current head made old fails */
+	char *text = tu_slurp(head_path, NULL);
+	json_error_t je;
+	json_t *o = json_loads(text, 0, &je);
+
+	free(text);
+	json_object_del(o, "next");
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	write_file(head_path, text);
+	free(text);
+	json_decref(o);
+	assert_int_equal(verify(&ps, &res), 1);
+	assert_true(has(&ps, AUDIT_HEAD_BAD, 0));
+	assert_null(audit_open(dir, NODE, key_path, &err));
+
+	/* one beyond an old head */
+	make_log("oldhead2", 6);
+	line_hash(5, h);
+	sign_head(key_path, 6, h, head, sizeof(head));
+	write_file(head_path, head);
+	forge_append("beyond");
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_int_equal(verify(&ps, &res), 1);
+	assert_true(has_kind(&ps, AUDIT_HEAD_BAD));
+}
+/* Review findings 9 and F5: a log without its head is refused by the
+ * node's writer whatever its size (a cut tail, or the whole log, plus a
+ * deleted head would otherwise pass). */
 static void
 test_open_no_head(void **state)
 {
@@ -892,6 +1166,7 @@ test_open_no_head(void **state)
 	struct store_err err = { 0 };
 	struct lines ls;
 	struct audit *a;
+	struct stat st;
 
 	(void)state;
 	make_log("nohead", 6);
@@ -909,14 +1184,54 @@ test_open_no_head(void **state)
 	assert_int_equal(verify(&ps, &res), 1);
 	assert_true(has(&ps, AUDIT_NO_HEAD, 0));
 	/* and the node.head was not silently re-created */
-	struct stat st;
-
 	assert_int_equal(stat(head_path, &st), -1);
 
-	/* an empty log without a head is a new log: opened, and its first
-	 * append writes a head first (for seq 0), then the entry and its
-	 * head */
-	fresh("nohead-new");
+	/* F5: cut to nothing and the head deleted */
+	make_log("nohead-zero", 6);
+	assert_int_equal(truncate(log_path, 0), 0);
+	assert_int_equal(unlink(head_path), 0);
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "no head"));
+	assert_non_null(strstr(err.detail, "deleted"));
+	assert_int_equal(stat(head_path, &st), -1);
+	/* verify: a problem, not a warning */
+	assert_int_equal(verify(&ps, &res), 1);
+	dump(&ps);
+	assert_true(has(&ps, AUDIT_NO_HEAD, 0));
+	assert_int_equal(res.av_problems, 1);
+	/* an empty log that never had a head (made by a keyless handle):
+	 * the same to the writer */
+	fresh("nohead-keyless");
+	a = open_ok(NULL);
+	audit_close(a);
+	assert_int_equal(stat(log_path, &st), 0);
+	assert_int_equal(stat(head_path, &st), -1);
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	/* a chain-only check of it: "never written", a warning */
+	memset(&ps, 0, sizeof(ps));
+	assert_int_equal(audit_verify_file(log_path, NULL, NULL, collect, &ps, &res, &err), 0);
+	assert_int_equal(ps.n, 1);
+	assert_int_equal(ps.p[0].ap_kind, AUDIT_NO_HEAD);
+	assert_int_equal(res.av_problems, 0);
+
+	/* the log deleted under a head for seq > 0: a new empty log is
+	 * created, and refused */
+	make_log("nohead-log", 3);
+	assert_int_equal(unlink(log_path), 0);
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_int_equal(verify(&ps, &res), 1);
+	assert_true(has(&ps, AUDIT_TRUNCATED, 0));
+
+	/* a crash between the genesis head and the log's creation: the next
+	 * open creates the log */
+	fresh("nohead-genesis-crash");
+	char head[600];
+
+	sign_head_next(key_path, 0, ZERO, "", head, sizeof(head));
+	write_file(head_path, head);
 	a = open_ok(key_path);
 	append_n(a, 2, "x");
 	audit_close(a);
@@ -924,47 +1239,89 @@ test_open_no_head(void **state)
 	standalone_check(2);
 }
 
-/* The first entry's crash window: the head for seq 0 is there, the entry
- * is written, its head is not. */
+/* F5: a keyed open that creates the log writes the genesis head at once
+ * (seq 0, 64 zeros, next ""), before the log exists. */
+static void
+test_genesis_head(void **state)
+{
+	struct audit_verify_result res;
+	struct probs ps;
+	struct store_err err = { 0 };
+	struct audit *a;
+	struct stat st;
+	char tmp[700];
+
+	(void)state;
+	fresh("genesis");
+	a = open_ok(key_path);
+	assert_int_equal(stat(log_path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(stat(head_path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	standalone_check(0); /* seq 0, zeros, next "", signed */
+	assert_int_equal(verify(&ps, &res), 0);
+	dump(&ps);
+	assert_int_equal(ps.n, 0);
+	assert_true(res.av_head_ok);
+	/* a second opener leaves it alone */
+	struct audit *b = open_ok(key_path);
+
+	audit_close(b);
+	audit_close(a);
+	standalone_check(0);
+
+	/* the genesis head cannot be written: no log is created either, so
+	 * that a retry starts clean */
+	fresh("genesis-fail");
+	snprintf(tmp, sizeof(tmp), "%s/%s.head.tmp", dir, NODE);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_null(audit_open(dir, NODE, key_path, &err));
+	assert_int_equal(err.status, 900);
+	assert_int_equal(stat(log_path, &st), -1);
+	assert_int_equal(rmdir(tmp), 0);
+	a = open_ok(key_path);
+	append_n(a, 1, "x");
+	audit_close(a);
+	standalone_check(1);
+}
+/* The first entry's crash window: the genesis head committed to entry 1,
+ * the entry is written, its head is not. */
 static void
 test_open_crash_first_entry(void **state)
 {
 	struct audit_verify_result res;
 	struct probs ps;
 	struct audit *a;
-	char head[512];
-	const char *zero = "0000000000000000000000000000000000000000000000000000000000000000";
 
 	(void)state;
 	fresh("crash-first");
-	sign_head(key_path, 0, zero, head, sizeof(head));
-	write_file(head_path, head);
-	a = open_ok(NULL); /* appends without a head */
-	append_n(a, 1, "first");
-	audit_close(a);
 	a = open_ok(key_path);
-	append_n(a, 1, "second");
+	audit_close(a);
+	make_crash("first");
+	assert_int_equal(verify(&ps, &res), 0);
+	dump(&ps);
+	assert_true(has_kind(&ps, AUDIT_HEAD_PENDING));
+	a = open_ok(key_path); /* repaired: seq 2 */
+	append_n(a, 1, "third");
 	audit_close(a);
 	assert_int_equal(verify(&ps, &res), 0);
-	standalone_check(2);
+	standalone_check(3);
 }
 
 /* Review finding 16: one entry beyond the head is accepted only when its
- * chain verifies from the entry the head signed. */
+ * chain verifies from the entry the head signed (even when the head
+ * committed to it). */
 static void
 test_open_behind_forged(void **state)
 {
 	struct store_err err = { 0 };
 	struct lines ls;
-	struct audit *a;
 
 	(void)state;
 	/* the head's entry (seq 10) deleted, a well-formed seq 11 linked to
 	 * the head's hash put after seq 9 */
 	make_log("forge1", 10);
-	a = open_ok(NULL);
-	append_n(a, 1, "forged");
-	audit_close(a);
+	make_crash("forged"); /* committed, even */
 	lines_read(&ls);
 	free(ls.l[9]);
 	ls.l[9] = ls.l[10];
@@ -977,9 +1334,7 @@ test_open_behind_forged(void **state)
 	/* the head's entry edited (its content no longer gives its hash),
 	 * the entry after it intact */
 	make_log("forge2", 10);
-	a = open_ok(NULL);
-	append_n(a, 1, "next");
-	audit_close(a);
+	make_crash("next");
 	lines_read(&ls);
 	strstr(ls.l[9], "entry 9")[0] = 'X';
 	lines_write(&ls);
@@ -990,9 +1345,7 @@ test_open_behind_forged(void **state)
 	make_log("forge3", 10);
 	struct audit *keep = open_ok(key_path);
 
-	a = open_ok(NULL);
-	append_n(a, 1, "next");
-	audit_close(a);
+	make_crash("next");
 	lines_read(&ls);
 	strstr(ls.l[9], "entry 9")[0] = 'X';
 	lines_write(&ls);
@@ -1004,22 +1357,24 @@ test_open_behind_forged(void **state)
 	audit_close(keep);
 }
 
-static size_t
-line_count(void)
-{
-	struct lines ls;
-	size_t n;
-
-	lines_read(&ls);
-	n = ls.n;
-	lines_free(&ls);
-	return n;
-}
 
 /* Review finding 16: a head write that fails after the entry was written
- * reports the entry as recorded; the next appends re-sign the head first
- * (refusing, without writing, while that fails), so that two failures in
- * a row never wedge the log. */
+ * reports the entry as recorded (the head had committed to it); the next
+ * appends repair the head first (refusing, without writing, while that
+ * fails), so that two failures in a row never wedge the log.  The second
+ * head write of one append is made to fail by renameat() below. */
+static int rename_fail_at; /* fail the n-th renameat from now; 0: never */
+
+int
+renameat(int ofd, const char *oldp, int nfd, const char *newp)
+{
+	if (rename_fail_at > 0 && --rename_fail_at == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return (int)syscall(SYS_renameat2, ofd, oldp, nfd, newp, 0);
+}
+
 static void
 test_head_write_failures(void **state)
 {
@@ -1034,16 +1389,18 @@ test_head_write_failures(void **state)
 	(void)state;
 	make_log("headfail", 5);
 	a = open_ok(key_path);
-	/* the head's temporary file cannot be created: a directory there */
-	snprintf(tmp, sizeof(tmp), "%s/%s.head.tmp", dir, NODE);
-	assert_int_equal(mkdir(tmp, 0700), 0);
-	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), 0); /* recorded */
+	/* the head after the entry fails: the entry is recorded */
+	rename_fail_at = 2;
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), 0);
+	assert_int_equal(rename_fail_at, 0);
 	assert_int_equal(seq, 6);
 	assert_int_equal(line_count(), 6);
-	assert_int_equal(verify(&ps, &res), 1); /* the head is one behind */
-	assert_true(has(&ps, AUDIT_HEAD_BAD, 0));
-	/* the second failure in a row: nothing appended, the log stays one
-	 * beyond its head */
+	assert_int_equal(verify(&ps, &res), 0); /* the head is committed to it */
+	assert_true(has_kind(&ps, AUDIT_HEAD_PENDING));
+	/* every head write fails now (the temporary file cannot be made): the
+	 * repair fails, nothing is appended, the log stays one beyond */
+	snprintf(tmp, sizeof(tmp), "%s/%s.head.tmp", dir, NODE);
+	assert_int_equal(mkdir(tmp, 0700), 0);
 	seq = 0;
 	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), -1);
 	assert_int_equal(err.status, 900);
@@ -1051,20 +1408,23 @@ test_head_write_failures(void **state)
 	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), -1);
 	assert_int_equal(line_count(), 6);
 	audit_close(a);
-	/* a restart meanwhile: the log is still accepted */
+	/* a restart meanwhile: the log is still accepted (the repair at open
+	 * fails and is logged) */
 	a = open_ok(key_path);
-	/* the head can be written again: repaired, then appended */
+	assert_int_equal(line_count(), 6);
+	/* the head can be written again: repaired (seq 7), then appended */
 	assert_int_equal(rmdir(tmp), 0);
 	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), 0);
-	assert_int_equal(seq, 7);
+	assert_int_equal(seq, 8);
 	audit_close(a);
 	assert_int_equal(verify(&ps, &res), 0);
 	dump(&ps);
+	assert_int_equal(ps.n, 0);
 	assert_true(res.av_head_ok);
-	standalone_check(7);
+	standalone_check(8);
 
-	/* the head of an empty log's first entry cannot be written: the
-	 * entry is not written either */
+	/* the commitment for the first entry cannot be written: the entry
+	 * is not written either */
 	fresh("headfail-new");
 	a = open_ok(key_path);
 	snprintf(tmp, sizeof(tmp), "%s/%s.head.tmp", dir, NODE);
@@ -1072,12 +1432,15 @@ test_head_write_failures(void **state)
 	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), -1);
 	assert_int_equal(line_count(), 0);
 	assert_int_equal(rmdir(tmp), 0);
+	/* nor when only the commitment's rename fails */
+	rename_fail_at = 1;
+	assert_int_equal(audit_append(a, &ev, T0, &seq, &err), -1);
+	assert_int_equal(line_count(), 0);
 	append_n(a, 1, "x");
 	audit_close(a);
 	assert_int_equal(verify(&ps, &res), 0);
 	standalone_check(1);
 }
-
 static void
 test_no_key(void **state)
 {
@@ -1490,7 +1853,11 @@ main(void)
 		cmocka_unit_test(test_tamper_forged_head),
 		cmocka_unit_test(test_open_refuses_mismatch),
 		cmocka_unit_test(test_open_crash_window),
+		cmocka_unit_test(test_repair_by_append),
+		cmocka_unit_test(test_forged_beyond_head),
+		cmocka_unit_test(test_old_head_format),
 		cmocka_unit_test(test_open_no_head),
+		cmocka_unit_test(test_genesis_head),
 		cmocka_unit_test(test_open_crash_first_entry),
 		cmocka_unit_test(test_open_behind_forged),
 		cmocka_unit_test(test_head_write_failures),

@@ -1508,6 +1508,211 @@ test_key_tombstones(void **state)
 	store_close(st);
 }
 
+/* ---- tombstones of keys never certified (review 2, F1) ---------------- */
+
+/* Set one string of a record's body and its state (-1: keep). */
+static void
+rec_edit(struct store *st, const char *kind, const char *name, int state, const char *key,
+	 const char *val)
+{
+	struct store_rec rec = { 0 }, out = { 0 };
+	struct store_err se = { 0 };
+	json_t *b;
+	char *txt;
+
+	assert_int_equal(store_rec_get(st, kind, name, &rec, &se), 0);
+	b = json_loads(rec.sr_body, 0, NULL);
+	assert_non_null(b);
+	if (key != NULL)
+		json_object_set_new(b, key, json_string(val));
+	txt = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	free(rec.sr_body);
+	rec.sr_body = txt;
+	rec.sr_body_len = strlen(txt);
+	if (state >= 0)
+		rec.sr_state = state;
+	assert_int_equal(store_rec_put(st, &rec, rec.sr_version, G.now, &out, &se), 0);
+	store_rec_clear(&rec);
+	store_rec_clear(&out);
+}
+
+/* The tombstone of `k`: its state (0: none) and, when there is one, its
+ * body (json_decref). */
+static int
+tomb_of(struct store *st, EVP_PKEY *k, json_t **body)
+{
+	unsigned char fp[PKI_KEYCHECK_FP_LEN];
+	char hx[PKI_KEYCHECK_FP_HEX + 1];
+	struct store_rec rec = { 0 };
+	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
+	int s;
+
+	*body = NULL;
+	assert_int_equal(pki_keycheck_fingerprint(k, fp, &pe), 0);
+	pki_keycheck_fp_hex(fp, hx);
+	if (store_rec_get(st, "keyfp", hx, &rec, &se) != 0) {
+		assert_int_equal(se.status, 101);
+		return 0;
+	}
+	s = rec.sr_state;
+	*body = json_loads(rec.sr_body, 0, NULL);
+	assert_non_null(*body);
+	store_rec_clear(&rec);
+	return s;
+}
+
+/* A claim as a process that died after writing it leaves: job `job`, no
+ * serial. */
+static void
+tomb_claim(struct store *st, EVP_PKEY *k, const char *m, const char *job)
+{
+	unsigned char fp[PKI_KEYCHECK_FP_LEN];
+	struct store_rec rec = { 0 };
+	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
+	json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "key_id", "x", "msisdn", m, "job", job,
+			      "serial", "");
+	char *txt = json_dumps(b, JSON_COMPACT);
+
+	json_decref(b);
+	assert_non_null(txt);
+	assert_int_equal(pki_keycheck_fingerprint(k, fp, &pe), 0);
+	snprintf(rec.sr_kind, sizeof(rec.sr_kind), "keyfp");
+	pki_keycheck_fp_hex(fp, rec.sr_name);
+	rec.sr_state = 1;
+	rec.sr_body = txt;
+	rec.sr_body_len = strlen(txt);
+	assert_int_equal(store_rec_put(st, &rec, STORE_REC_NEW, G.now, NULL, &se), 0);
+	free(txt);
+}
+
+/* The CA refuses after the claim: the claim is released and the same key
+ * (the phone keeps its uncertified group) is certified on a re-request. */
+static void
+test_tombstone_issue_refused(void **state)
+{
+	struct store *st = ts_must_open("tomb_refused", STORE_OPEN_CREATE);
+	const char *m = "+35840000070";
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	struct reg_err e = { 0 };
+	unsigned char *csr;
+	size_t csr_len, before, n = 0;
+	char id[32], id2[32];
+	json_t *b;
+
+	(void)state;
+	world(st, m, "dphone70");
+	request_key(st, m, id);
+	assert_int_equal(reg_job_sent(G.reg, st, id, G.now, &e), 0);
+	csr_of(k, &csr, &csr_len);
+	assert_int_equal(reg_job_answer(G.reg, st, "dphone70", id, 0, csr, csr_len, G.now + 10, &e),
+			 0);
+	OPENSSL_free(csr);
+	/* a certificate profile the CA does not know (a ca.conf profile
+	 * removed after the registration profile named it) */
+	rec_edit(st, "job", id, -1, "cert_profile", "nosuch");
+	before = pki_ca_count(G.ca);
+	assert_int_equal(reg_jobs_process(G.reg, st, G.now + 20, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(job_state(st, id), REG_JOB_FAILED);
+	b = job_body(st, id);
+	assert_int_equal(json_integer_value(json_object_get(b, "status")), 101);
+	json_decref(b);
+	assert_int_equal(pki_ca_count(G.ca), before);
+	assert_int_equal(tomb_of(st, k, &b), 0); /* released */
+	/* re-requested, the same key: certified */
+	assert_int_equal(job_for_key(st, m, "dphone70", k, id2), REG_JOB_ISSUED);
+	assert_int_equal(pki_ca_count(G.ca), before + 1);
+	assert_int_equal(tomb_of(st, k, &b), 1);
+	assert_string_equal(json_string_value(json_object_get(b, "job")), id2);
+	assert_true(json_string_value(json_object_get(b, "serial"))[0] != '\0');
+	json_decref(b);
+	EVP_PKEY_free(k);
+	store_close(st);
+}
+
+/* A claim left without a serial (a crash between claim and issuance) is
+ * taken over once its job is gone, FAILED or EXPIRED; not while its job is
+ * open; and a tombstone WITH a serial (certified, then undone) never. */
+static void
+test_tombstone_takeover(void **state)
+{
+	struct store *st = ts_must_open("tomb_takeover", STORE_OPEN_CREATE);
+	const char *m = "+35840000071", *m2 = "+35840000072", *m3 = "+35840000073",
+		   *m4 = "+35840000074", *m5 = "+35840000075";
+	EVP_PKEY *k1 = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256"), *k3 = EVP_EC_gen("P-256");
+	struct store_err se = { 0 };
+	struct pki_err pe = { 0 };
+	struct pki_ca_entry ce;
+	struct store_key k;
+	char id[32], open_id[32], serial[PKI_CA_SERIAL_HEX_MAX + 1];
+	size_t before;
+	json_t *b;
+	X509 *x;
+
+	(void)state;
+	world(st, m, "dphone71");
+	/* its job never stored (or deleted with its user) */
+	tomb_claim(st, k1, m, "J00112233445566aa");
+	assert_int_equal(job_for_key(st, m, "dphone71", k1, id), REG_JOB_ISSUED);
+	assert_int_equal(tomb_of(st, k1, &b), 1);
+	assert_string_equal(json_string_value(json_object_get(b, "job")), id);
+	json_decref(b);
+
+	/* its job still open (another ME process may be issuing): refused;
+	 * once that job has expired: taken over */
+	user_add(st, m3, "Open", "Job", "PNOFI-73");
+	device_add(st, m3, "dphone73");
+	request_key(st, m3, open_id);
+	tomb_claim(st, k2, m3, open_id);
+	user_add(st, m4, "Next", "Job", "PNOFI-74");
+	device_add(st, m4, "dphone74");
+	assert_int_equal(job_for_key(st, m4, "dphone74", k2, id), REG_JOB_FAILED);
+	b = job_body(st, id);
+	assert_string_equal(json_string_value(json_object_get(b, "detail")), "duplicate");
+	json_decref(b);
+	assert_int_equal(tomb_of(st, k2, &b), 1);
+	assert_string_equal(json_string_value(json_object_get(b, "job")), open_id);
+	json_decref(b);
+	rec_edit(st, "job", open_id, REG_JOB_EXPIRED, NULL, NULL);
+	assert_int_equal(job_for_key(st, m4, "dphone74", k2, id), REG_JOB_ISSUED);
+
+	/* certified, then undone (the key record refused: the key stored
+	 * before tombstones, for another user): the serial is in the
+	 * tombstone, the certificate revoked, and the key is never taken
+	 * over, also once the other record is gone */
+	user_add(st, m2, "Old", "Key", "PNOFI-72");
+	device_add(st, m2, "dphone72");
+	x = cert_for(k3);
+	key_rec(&k, m2, "dphone72", "sign1", x);
+	X509_free(x);
+	assert_int_equal(store_key_put(st, &k, G.now, &se), 0);
+	user_add(st, m5, "Un", "Done", "PNOFI-75");
+	device_add(st, m5, "dphone75");
+	before = pki_ca_count(G.ca);
+	assert_int_equal(job_for_key(st, m5, "dphone75", k3, id), REG_JOB_FAILED);
+	assert_int_equal(pki_ca_count(G.ca), before + 1);
+	assert_int_equal(tomb_of(st, k3, &b), 1);
+	snprintf(serial, sizeof(serial), "%s", json_string_value(json_object_get(b, "serial")));
+	json_decref(b);
+	assert_true(serial[0] != '\0');
+	assert_int_equal(pki_ca_lookup(G.ca, serial, &ce, &pe), 0);
+	assert_true(ce.ce_revoked);
+	assert_int_equal(ce.ce_reason, PKI_CA_REASON_SUPERSEDED);
+	user_del(st, m2);
+	assert_int_equal(job_for_key(st, m5, "dphone75", k3, id), REG_JOB_FAILED);
+	b = job_body(st, id);
+	assert_string_equal(json_string_value(json_object_get(b, "detail")), "duplicate");
+	json_decref(b);
+	assert_int_equal(pki_ca_count(G.ca), before + 1);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(k3);
+	store_close(st);
+}
+
 /* Issued and stored, but the job update failed: the re-process completes
  * the job with the stored certificate (review 20). */
 static void
@@ -1607,6 +1812,75 @@ test_keys_scan_no_ca(void **state)
 	store_close(st);
 }
 
+/* The CA revoked a hit but the store refused the key's REVOKED state (a
+ * trigger stands in for a full disk): the key is DISABLED and the answer
+ * and the audit say exactly that; when the store refuses DISABLED too, they
+ * say the key is still active (review 2, F7). */
+static void
+test_keys_scan_store_fails(void **state)
+{
+	struct store *st = ts_must_open("scan_storefail", STORE_OPEN_CREATE);
+	const char *m = "+35840000036";
+	struct store_err se = { 0 };
+	struct reg_err e = { 0 };
+	struct pki_err pe = { 0 };
+	struct pki_ca_entry ce;
+	struct store_key k;
+	EVP_PKEY *weak = rsa_fermat();
+	json_t *out = NULL, *h;
+	sqlite3 *db;
+	X509 *x;
+
+	(void)state;
+	user_add(st, m, "W", "Eak", "PNOFI-36");
+	device_add(st, m, "dscan36");
+	x = cert_for(weak);
+	key_rec(&k, m, "dscan36", "sign1", x);
+	X509_free(x);
+	assert_int_equal(store_key_put(st, &k, G.now, &se), 0);
+	db = ts_raw_open("scan_storefail");
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TRIGGER no_revoke BEFORE UPDATE OF state ON keys"
+				      " WHEN NEW.state = 2 BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(reg_keys_scan(G.reg, st, &ra, G.now, &out, &e), 0);
+	assert_int_equal(json_array_size(json_object_get(out, "hits")), 1);
+	h = json_array_get(json_object_get(out, "hits"), 0);
+	assert_string_equal(json_string_value(json_object_get(h, "action")),
+			    "revoked (keyCompromise) at the CA; the key record could not be "
+			    "marked revoked: disabled");
+	json_decref(out);
+	assert_int_equal(pki_ca_lookup(G.ca, k.sk_cert_serial, &ce, &pe), 0);
+	assert_true(ce.ce_revoked);
+	assert_int_equal(store_key_get(st, "35840000036-sign1", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_DISABLED);
+	assert_true(audit_has("keys.scan.hit", "could not be marked revoked: disabled"));
+	assert_false(audit_has("35840000036-sign1", "revoked (keyCompromise)\""));
+
+	/* neither state stored: the key stays ACTIVE and nothing claims
+	 * otherwise */
+	assert_int_equal(store_key_set_state(st, "35840000036-sign1", STORE_KEY_ACTIVE, G.now, &se), 0);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TRIGGER no_disable BEFORE UPDATE OF state ON keys"
+				      " WHEN NEW.state = 3 BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(reg_keys_scan(G.reg, st, &ra, G.now + 1, &out, &e), 0);
+	h = json_array_get(json_object_get(out, "hits"), 0);
+	assert_non_null(h);
+	assert_string_equal(json_string_value(json_object_get(h, "action")),
+			    "revoked (keyCompromise) at the CA; the key record could not be "
+			    "updated: still active in the store");
+	json_decref(out);
+	assert_int_equal(store_key_get(st, "35840000036-sign1", &k, &se), 0);
+	assert_int_equal(k.sk_state, STORE_KEY_ACTIVE);
+	assert_true(audit_has("\"outcome\":\"failed\"", "still active in the store"));
+	sqlite3_close(db);
+	EVP_PKEY_free(weak);
+	store_close(st);
+}
+
 static void
 delete_user90(void *arg, struct store *st)
 {
@@ -1688,7 +1962,10 @@ main(void)
 		cmocka_unit_test(test_jobs_user_deleted),
 		cmocka_unit_test(test_key_tombstones),
 		cmocka_unit_test(test_issued_not_saved),
+		cmocka_unit_test(test_tombstone_issue_refused),
+		cmocka_unit_test(test_tombstone_takeover),
 		cmocka_unit_test(test_keys_scan_no_ca),
+		cmocka_unit_test(test_keys_scan_store_fails),
 		cmocka_unit_test(test_keys_scan_shift),
 	};
 

@@ -64,8 +64,8 @@
 #define INIT_EXIT_USAGE 2
 
 #define INIT_DEFAULT_BASE_PORT 9443u
-/* The highest port init derives is base + 4 (the local push port). */
-#define INIT_MAX_BASE_PORT (65535u - 4u)
+/* The highest port init derives is base + 5 (OCSP and CRL publication). */
+#define INIT_MAX_BASE_PORT (65535u - 5u)
 #define INIT_TLS_CA_DAYS 3650	  /* development TLS CA: 10 years        */
 #define INIT_TLS_LEAF_DAYS 730	  /* server and AP certificates: 2 years */
 #define INIT_SERIAL_BYTES 16	  /* random certificate serials          */
@@ -549,6 +549,37 @@ init_tls(struct init_run *r)
 
 /* ---- User CA and store ---------------------------------------------------- */
 
+/* Append crl_url / ocsp_url (the development pki listener) to the new
+ * CA's ca.conf and reopen the CA so that they apply. */
+static int
+init_ca_urls(struct init_run *r, const char *cadir, const char *pass, size_t passlen)
+{
+	char conf[MSSP_INIT_MAX_PATH], lines[256];
+	struct pki_err err = {0};
+	unsigned port = r->r_o->o_base_port + 5;
+	int fd, len;
+
+	if (init_path(r, conf, "ca/ca.conf") != 0)
+		return -1;
+	len = snprintf(lines, sizeof(lines),
+		       "# where the ME's pki listener publishes (msspd.conf [me] pki_*)\n"
+		       "crl_url http://127.0.0.1:%u/crl\n"
+		       "ocsp_url http://127.0.0.1:%u/ocsp\n",
+		       port, port);
+	fd = open(conf, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || write(fd, lines, (size_t)len) != len || fsync(fd) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return init_fail("ca/ca.conf: %s", strerror(errno));
+	}
+	close(fd);
+	pki_ca_free(r->r_ca);
+	r->r_ca = pki_ca_open(cadir, pass, passlen, &err);
+	if (r->r_ca == NULL)
+		return init_fail("user CA (reopening): %s", err.detail);
+	return 0;
+}
+
 /* The user CA in DIR/ca.  Its key is encrypted under a generated pass
  * phrase that, in this development setup, sits next to it in
  * DIR/ca/passphrase (0600) so that `msspctl ca ... --passphrase-file`
@@ -582,6 +613,11 @@ init_user_ca(struct init_run *r)
 	}
 	pass[n] = '\n';
 	if (init_write(p, pass, (size_t)n + 1, 0600) != 0)
+		goto out;
+	/* Relying parties find revocation where the ME publishes it (the pki
+	 * listener, N+5): CDP and AIA-OCSP in every certificate issued.  The
+	 * settings are read when the CA is opened, so reopen it. */
+	if (init_ca_urls(r, cadir, pass, (size_t)n) != 0)
 		goto out;
 	/* Above every user certificate: the CA itself (a root here). */
 	r->r_chain = sk_X509_new_null();
@@ -628,7 +664,7 @@ init_msspd_conf(struct init_run *r)
 		"# msspd.conf - written by `msspd init` (docs/internals/datadir.md).\n"
 		"# Format: util/config INI; a comment is a line starting with '#'.\n"
 		"# Relative paths are relative to the directory of this file.\n"
-		"# Ports: AE = %u, ME = %u, AFE = %u, admin = %u, push = %u.\n"
+		"# Ports: AE = %u, ME = %u, AFE = %u, admin = %u, push = %u, pki = %u.\n"
 		"\n"
 		"[node]\n"
 		"# Short node name, used in logs and metrics.\n"
@@ -685,6 +721,12 @@ init_msspd_conf(struct init_run *r)
 		"key = tls/server.key\n"
 		"# CAs that issue administrator client certificates.\n"
 		"client_ca = tls/ca.crt\n"
+		"# Publication of the user CA for relying parties, plain HTTP (the\n"
+		"# answers are signed): OCSP at /ocsp (RFC 6960, POST and GET) and\n"
+		"# the CRL at /crl.  It is meant to be published: a public address\n"
+		"# (e.g. 0.0.0.0) is allowed here, because it is written here.\n"
+		"pki_listen = 127.0.0.1\n"
+		"pki_port = %u\n"
 		"\n"
 		"[admin]\n"
 		"# Health and metrics: plain HTTP, keep it on the loopback.\n"
@@ -708,7 +750,7 @@ init_msspd_conf(struct init_run *r)
 		"# Attempts after the first, and the first back-off (doubling).\n"
 		"retries = 5\n"
 		"retry_ms = 2000\n",
-		n, n + 1, n + 2, n + 3, n + 4, n, n + 2, n + 4, n + 1, n + 3);
+		n, n + 1, n + 2, n + 3, n + 4, n + 5, n, n + 2, n + 4, n + 1, n + 5, n + 3);
 	bad |= mss_buf_adds(&b, "\n"
 			 "# Application providers live in the store and are managed through\n"
 			 "# the ME (msspctl ap ..., or the console).  [ap \"AP_ID\"] sections\n"
@@ -1399,7 +1441,8 @@ init_usage(FILE *f)
 		"usage: msspd init --data-dir DIR [--demo] [--base-port N] [--bench-users M]\n"
 		"  --data-dir DIR    the data directory to create (must not exist, or be empty)\n"
 		"  --demo            add the demo AP, mss-phone's configuration and the demo users\n"
-		"  --base-port N     AE port N, ME N+1, AFE N+2, admin N+3, push N+4\n"
+		"  --base-port N     AE port N, ME N+1, AFE N+2, admin N+3, push N+4,\n"
+		"                    pki (OCSP, CRL) N+5\n"
 		"                    (1..%u, default %u)\n"
 		"  --bench-users M   with --demo: M click-OK users +35849000000... (0..%u)\n",
 		INIT_MAX_BASE_PORT, INIT_DEFAULT_BASE_PORT, (unsigned)MSSP_INIT_MAX_BENCH_USERS);
@@ -1521,7 +1564,7 @@ init_summary(const struct init_run *r)
 
 	printf("msspd init: created %s\n"
 	       "  msspd.conf        node configuration (AE %u, ME %u, AFE %u, admin %u,\n"
-	       "                    push %u)\n"
+	       "                    push %u, pki %u: OCSP and CRL, plain HTTP)\n"
 	       "  mssp.db           store\n"
 	       "  tls/              development TLS CA and server certificate (localhost)\n"
 	       "  ca/               user CA (pass phrase in ca/passphrase)\n"
@@ -1529,7 +1572,7 @@ init_summary(const struct init_run *r)
 	       "                    certificates and msspctl configurations\n"
 	       "  audit/            audit log and its signing key\n"
 	       "  phones/phone.conf where mss-phone finds the AFE\n",
-	       o->o_dir, n, n + 1, n + 2, n + 3, n + 4);
+	       o->o_dir, n, n + 1, n + 2, n + 3, n + 4, n + 5);
 	if (o->o_demo)
 		printf("  demo/             demo AP %s: certificate, mss-ap.conf\n"
 		       "  phones/           phone.conf and %u phones (%u keys)\n"
