@@ -179,7 +179,8 @@ handler(struct srv_req *req, void *arg)
 	if (strcmp(path, "/ws-badaccept") == 0)
 		accept[3] ^= 1;
 	if (strcmp(path, "/ws-idle") == 0)
-		idle = 1000; /* wide: sanitizer builds on a loaded CI runner */
+		idle = 2500; /* wide: sanitizer builds on a loaded CI runner
+			      * stall a thread for most of a second */
 	if (strcmp(path, "/ws-badrs") == 0) {
 		/* the server owns Connection; 101 only; Upgrade required */
 		struct srv_header bad[2] = {
@@ -735,7 +736,7 @@ test_upgrade_idle_and_cap(void **state)
 	struct srv_stats st0, st;
 
 	(void)state;
-	/* idle deadline: 300 ms of silence closes it */
+	/* idle deadline: 2.5 s of silence closes it */
 	srv_get_stats(T.srv, &st0);
 	closed0 = atomic_load(&T.up_closed);
 	fd = tt_tcp_connect(T.port[L_PLAIN], NULL);
@@ -746,16 +747,16 @@ test_upgrade_idle_and_cap(void **state)
 	/* a byte now and then keeps it open (the deadline moves) */
 	t0 = loop_now_ms();
 	n = frame(f, 0x9, "");
-	/* 4 x 300 ms = 1.2 s in all, longer than the 1 s deadline: only a
+	/* 6 x 500 ms = 3 s in all, longer than the 2.5 s deadline: only a
 	 * deadline that moves with every byte keeps the connection open */
-	for (int i = 0; i < 4; i++) {
-		usleep(300 * 1000);
+	for (int i = 0; i < 6; i++) {
+		usleep(500 * 1000);
 		raw_send(fd, f, n);
 	}
 	assert_int_equal(atomic_load(&T.up_closed), closed0);
 	t0 = loop_now_ms();
-	assert_true(raw_eof(fd, 4000));
-	assert_true(loop_now_ms() - t0 < 3000);
+	assert_true(raw_eof(fd, 6000));
+	assert_true(loop_now_ms() - t0 < 5000);
 	assert_true(wait_atomic(&T.up_closed, closed0 + 1, 3000));
 	close(fd);
 	srv_get_stats(T.srv, &st);
