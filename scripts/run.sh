@@ -18,6 +18,7 @@ conf() { awk -v s="[$1]" -v k="$2" '$0 == s { f = 1; next } /^\[/ { f = 0 } f &&
 AE_PORT=$(conf ae port); AFE_PORT=$(conf afe port); ADMIN_PORT=$(conf admin port)
 ME_PORT=$(conf me port); ME_PORT=${ME_PORT:-$((AE_PORT + 1))}
 PKI_PORT=$(conf me pki_port); PKI_PORT=${PKI_PORT:-$((AE_PORT + 5))}
+MESH_PORT=$(conf mesh port); MESH_PORT=${MESH_PORT:-$((AE_PORT + 6))}
 if [ ! -f "$RUN/admin/admin.conf" ]; then
   echo "note: $RUN/ was made before the ME existed (no admin/ accounts);"
   echo "      remove it (rm -rf $RUN) and run make run again for the ME and the console."
@@ -74,6 +75,7 @@ cat <<TXT
    AFE (phones)          wss://localhost:$AFE_PORT/app/v1/ws
    ME (RA/admin, mTLS)   https://localhost:$ME_PORT/  console, /api/v1 (OpenAPI: /api/v1/openapi.json)
    pki (relying parties) http://127.0.0.1:$PKI_PORT/ocsp  /crl
+   mesh (peer MSSPs)     https://localhost:$MESH_PORT/soap/services/  (msspctl peer|route)
    admin (loopback)      http://127.0.0.1:$ADMIN_PORT/metrics  /healthz
    accounts              admin admin2 ra auditor: $RUN/admin/<name>.crt/.key/.conf
    demo AP http://demo.ap/ ($RUN/demo/), demo users +35847000001..008 (mss-phone --demo)

@@ -13,6 +13,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -40,9 +41,117 @@ usage(FILE *f)
 	      "Every command takes --config FILE (default " AP_DEFAULT_CONF "),\n"
 	      "--json or --soap11 (default SOAP 1.2), --url URL (the AE base URL) and\n"
 	      "-v (the raw exchange on stderr, AP_PWD masked).\n"
+	      "REST (each implies --json; docs/internals/rest.md):\n"
+	      "  --basic USER:PASSWORD   HTTP Basic instead of the client certificate\n"
+	      "  --basic-file FILE       the same, USER:PASSWORD read from FILE (or from\n"
+	      "                          the environment variable MSS_AP_BASIC with\n"
+	      "                          --basic-file env), so it is not on the command line\n"
+	      "  --api-key AP_ID:KEYFILE the Kiuru HMAC API key read from KEYFILE\n"
+	      "  --rest-path             the per-operation paths /rest/service/sign ...\n"
 	      "Exit: 0 success (signature verified), 1 ETSI error status, fault or bad\n"
 	      "signature, 2 usage or configuration, 3 transport, TLS or garbled answer.\n",
 	      f);
+}
+
+struct ap_rest_auth ap_rest;
+
+/* One line of a secret file, without its newline, into out.  0 or -1. */
+static int
+read_secret(const char *path, char *out, size_t cap)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+	if (f)
+		fclose(f);
+	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		n--;
+	out[n] = 0;
+	if (!f || !n || memchr(out, '\n', n)) {
+		fprintf(stderr, "mss-ap: %s: cannot read the secret (one line)\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* "USER:SECRET" into ap_rest. */
+static int
+set_user_secret(const char *v, enum ap_rest_mode mode)
+{
+	const char *c = strchr(v, ':');
+	if (!c || c == v || !c[1] || (size_t)(c - v) >= sizeof ap_rest.ra_user ||
+	    strlen(c + 1) >= sizeof ap_rest.ra_secret) {
+		fprintf(stderr, "mss-ap: expected USER:SECRET\n");
+		return -1;
+	}
+	snprintf(ap_rest.ra_user, sizeof ap_rest.ra_user, "%.*s", (int)(c - v), v);
+	snprintf(ap_rest.ra_secret, sizeof ap_rest.ra_secret, "%s", c + 1);
+	ap_rest.ra_mode = mode;
+	return 0;
+}
+
+/* Take the REST options out of argv (each becomes --json, which the
+ * commands' own option parsing then sees).  0, or -1 after a message. */
+static int
+rest_options(int *argc, char **argv)
+{
+	static char json_opt[] = "--json";
+	char buf[2 * MSSP_REST_MAX_SECRET + 2];
+	int out = 1, rc = 0;
+	for (int i = 1; i < *argc; i++) {
+		const char *o = argv[i];
+		bool val = strcmp(o, "--basic") == 0 || strcmp(o, "--basic-file") == 0 ||
+			   strcmp(o, "--api-key") == 0;
+		if (strcmp(o, "--") == 0) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!val && strcmp(o, "--rest-path") != 0) {
+			argv[out++] = argv[i];
+			continue;
+		}
+		if (val && i + 1 >= *argc) {
+			fprintf(stderr, "mss-ap: %s needs a value\n", o);
+			return -1;
+		}
+		const char *v = val ? argv[++i] : NULL;
+		if (strcmp(o, "--rest-path") == 0) {
+			ap_rest.ra_per_op_path = true;
+		} else if (strcmp(o, "--basic") == 0) {
+			rc = set_user_secret(v, AP_REST_BASIC);
+		} else if (strcmp(o, "--basic-file") == 0) {
+			const char *env = getenv("MSS_AP_BASIC");
+			if (strcmp(v, "env") == 0) {
+				if (!env || strlen(env) >= sizeof buf) {
+					fprintf(stderr, "mss-ap: MSS_AP_BASIC is not set\n");
+					return -1;
+				}
+				snprintf(buf, sizeof buf, "%s", env);
+			} else if (read_secret(v, buf, sizeof buf) != 0) {
+				return -1;
+			}
+			rc = set_user_secret(buf, AP_REST_BASIC);
+		} else {
+			/* AP_ID:KEYFILE; the AP_ID may itself hold ':' (a URI):
+			 * the file is after the last one */
+			const char *c = strrchr(v, ':');
+			if (!c || c == v || (size_t)(c - v) >= sizeof ap_rest.ra_user) {
+				fprintf(stderr, "mss-ap: --api-key AP_ID:KEYFILE\n");
+				return -1;
+			}
+			snprintf(ap_rest.ra_user, sizeof ap_rest.ra_user, "%.*s", (int)(c - v), v);
+			if (read_secret(c + 1, ap_rest.ra_secret, sizeof ap_rest.ra_secret) != 0)
+				return -1;
+			ap_rest.ra_mode = AP_REST_APIKEY;
+		}
+		OPENSSL_cleanse(buf, sizeof buf);
+		if (rc != 0)
+			return -1;
+		argv[out++] = json_opt;
+	}
+	argv[out] = NULL;
+	*argc = out;
+	return 0;
 }
 
 static const struct {
@@ -68,6 +177,12 @@ main(int argc, char **argv)
 	    strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return AP_EXIT_OK;
+	}
+	if (rest_options(&argc, argv) != 0)
+		return AP_EXIT_USAGE;
+	if (argc < 2) {
+		usage(stderr);
+		return AP_EXIT_USAGE;
 	}
 	/* `mss-ap --config FILE sign ...` and `mss-ap sign --config FILE ...`
 	 * are the same: the common options may come before the command, so
@@ -98,6 +213,7 @@ main(int argc, char **argv)
 		}
 		rc = commands[i].fn(argc - 1, argv + 1);
 		curl_global_cleanup();
+		OPENSSL_cleanse(&ap_rest, sizeof ap_rest);
 		return rc;
 	}
 	usage(stderr);

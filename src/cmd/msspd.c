@@ -2,6 +2,7 @@
  * msspd - the OpenMSSP server.
  *
  *   msspd init --data-dir DIR [--demo] [--base-port N] [--bench-users M]
+ *              [--mssp-id URI] [--demo-prefix +DIGITS]
  *   msspd --data-dir DIR [--roles ae,home,afe,me,admin]
  *
  * main() wires the roles together and waits for signals; everything else
@@ -73,7 +74,8 @@ usage(void)
 	fprintf(stderr,
 		"usage: msspd --data-dir DIR [--roles ROLE[,ROLE...]]\n"
 		"       roles: ae home afe me admin (ae, home and afe together), or all\n"
-		"       msspd init --data-dir DIR [--demo] [--base-port N] [--bench-users M]\n");
+		"       msspd init --data-dir DIR [--demo] [--base-port N] [--bench-users M]\n"
+		"                  [--mssp-id URI] [--demo-prefix +DIGITS]\n");
 }
 
 static void *
@@ -282,7 +284,7 @@ run(const char *dir, const char *roles_arg)
 	struct net_err ne;
 	struct store_err se;
 	struct reg_err re;
-	SSL_CTX *ae_tls = NULL, *afe_tls = NULL, *me_tls = NULL;
+	SSL_CTX *ae_tls = NULL, *afe_tls = NULL, *me_tls = NULL, *mesh_tls = NULL;
 	int rc = 1;
 	memset(&n, 0, sizeof n);
 	n.main_thread = pthread_self();
@@ -363,6 +365,7 @@ run(const char *dir, const char *roles_arg)
 		 n.conf->admin_port);
 	struct reg_conf rgc = {
 		.rc_node = n.conf->node_id,
+		.rc_mssp_id = n.conf->mssp_id,
 		.rc_data_dir = dir,
 		.rc_audit = n.audit,
 		.rc_ca = n.ca,
@@ -444,6 +447,10 @@ run(const char *dir, const char *roles_arg)
 		}
 		/* HomeMSSP reports final transactions to the AE */
 		home_set_final(n.home, ae_on_final, n.ae);
+		/* the mesh's peers and routes, before the first request */
+		if (ae_reload_mesh(n.ae, n.store, true) < 0)
+			fprintf(stderr, "msspd: mesh: peers and routes not loaded (see the log); "
+					"retried every second\n");
 		home_set_afe(n.home, n.afe);
 		home_set_reg(n.home, n.reg);
 		afe_set_reg(n.afe, n.reg);
@@ -463,11 +470,16 @@ run(const char *dir, const char *roles_arg)
 		.sc_max_parked = n.conf->max_conns,
 		.sc_log = srv_logger,
 	};
-	int li_ae = -1, li_afe = -1, li_admin = -1, li_me = -1, li_pki = -1;
+	int li_ae = -1, li_afe = -1, li_admin = -1, li_me = -1, li_pki = -1, li_mesh = -1;
 	if (signing) {
 		struct tls_server_conf tae = {.ts_cert_file = n.conf->ae_cert,
 					      .ts_key_file = n.conf->ae_key,
-					      .ts_client_ca_file = n.conf->ae_client_ca};
+					      .ts_client_ca_file = n.conf->ae_client_ca,
+					      /* REST credentials: a certificate is
+					       * asked for, not required (rest.md) */
+					      .ts_client_cert_optional =
+						      (n.conf->rest_auth &
+						       (CONF_REST_BASIC | CONF_REST_APIKEY)) != 0};
 		struct tls_server_conf tafe = {.ts_cert_file = n.conf->afe_cert,
 					       .ts_key_file = n.conf->afe_key};
 		ae_tls = tls_server_ctx_new(&tae, &ne);
@@ -490,6 +502,23 @@ run(const char *dir, const char *roles_arg)
 			.sl_name = "afe", .sl_addr = n.conf->afe_listen,
 			.sl_port = (uint16_t)n.conf->afe_port, .sl_tls = afe_tls,
 			.sl_handler = afe_handler, .sl_arg = n.afe};
+	}
+	if (signing && (roles & CONF_ROLE_MESH)) {
+		/* peer MSSPs (TS 102 207): their own trust store, so an AP's
+		 * CA never vouches for a peer nor a peer's CA for an AP */
+		struct tls_server_conf tmesh = {.ts_cert_file = n.conf->mesh_cert,
+						.ts_key_file = n.conf->mesh_key,
+						.ts_client_ca_file = n.conf->mesh_client_ca};
+		mesh_tls = tls_server_ctx_new(&tmesh, &ne);
+		if (!mesh_tls) {
+			fprintf(stderr, "msspd: mesh TLS: %s\n", ne.ne_detail);
+			goto out;
+		}
+		li_mesh = (int)sc.sc_nlisteners;
+		sc.sc_listeners[sc.sc_nlisteners++] = (struct srv_listener_conf){
+			.sl_name = "mesh", .sl_addr = n.conf->mesh_listen,
+			.sl_port = (uint16_t)n.conf->mesh_port, .sl_tls = mesh_tls,
+			.sl_handler = ae_mesh_handler, .sl_cancel = ae_cancel, .sl_arg = n.ae};
 	}
 	if (roles & CONF_ROLE_ME) {
 		struct tls_server_conf tme = {.ts_cert_file = n.conf->me_cert,
@@ -596,6 +625,9 @@ run(const char *dir, const char *roles_arg)
 		printf(" AE https://%s:%u/soap/services/MSS_SignaturePort AFE wss://%s:%u/app/v1/ws",
 		       n.conf->ae_listen, srv_listener_port(n.srv, (unsigned)li_ae),
 		       n.conf->afe_listen, srv_listener_port(n.srv, (unsigned)li_afe));
+	if (li_mesh >= 0)
+		printf(" mesh https://%s:%u/", n.conf->mesh_listen,
+		       srv_listener_port(n.srv, (unsigned)li_mesh));
 	if (li_me >= 0)
 		printf(" ME https://%s:%u/", n.conf->me_listen,
 		       srv_listener_port(n.srv, (unsigned)li_me));
@@ -618,8 +650,10 @@ run(const char *dir, const char *roles_arg)
 			/* the AE's AP table follows the store: changed by the ME
 			 * of this process (SIGUSR1), of another process (the
 			 * generation moved), or reload asked (SIGHUP) */
-			if (signing)
+			if (signing) {
 				reload_aps(&n, sig == SIGHUP);
+				(void)ae_reload_mesh(n.ae, n.store, sig == SIGHUP);
+			}
 			continue;
 		}
 		LOG_EV("node.stopping", "signal", sig == SIGINT ? "INT" : "TERM");
@@ -631,6 +665,7 @@ out:
 	SSL_CTX_free(ae_tls);
 	SSL_CTX_free(afe_tls);
 	SSL_CTX_free(me_tls);
+	SSL_CTX_free(mesh_tls);
 	return rc;
 }
 

@@ -29,6 +29,7 @@
 #include <stddef.h>
 
 #include "util/arena.h"
+#include "util/limits.h"
 
 /* ---- namespaces ------------------------------------------------------- */
 #define MSS_NS        "http://uri.etsi.org/TS102204/v1.1.2#"
@@ -521,11 +522,39 @@ enum mss_op {
 
 enum mss_soap_version { MSS_SOAP_NONE, MSS_SOAP_11, MSS_SOAP_12 };
 
+/* TS 102 207 RoamingHeader (docs/internals/mesh.md has the wire form).
+ * One entry per hop, oldest first: each MSSP that forwards the message
+ * appends its own.  All strings live in the message's arena. */
+enum mss_mesh_role { MSS_MESH_ROLE_NONE, MSS_MESH_ROLE_AE, MSS_MESH_ROLE_HOME,
+		     MSS_MESH_ROLE_TRANSIT };
+
+struct mss_roam_entry {
+	unsigned major, minor;		/* MajorVersion/MinorVersion (1/1)   */
+	const char *instant;		/* RE_SenderInfo@Instant (xs:dateTime) */
+	const char *re_trans_id;	/* RE_SenderInfo@RE_TransactionID:
+					 * the sender's own transaction id   */
+	unsigned timeout_s;		/* RE_SenderInfo@TimeOut, 0: absent  */
+	const char *sender_id;		/* RE_Sender/MSSP_ID/URI             */
+	enum mss_mesh_role role;	/* RE_Sender@Mesh_Role               */
+};
+
+struct mss_roam_hdr {
+	struct mss_roam_entry entry[MSSP_MESH_MAX_HOPS];
+	size_t n;			/* 1..MSSP_MESH_MAX_HOPS when decoded */
+	const char *home_mssp;		/* CommonHeader/HomeMSSP/MSSP_ID/URI:
+					 * where the sender routed it; NULL
+					 * when absent                        */
+};
+
 struct mss_msg {
 	enum mss_msg_type type;
 	enum mss_op op;			/* from the wrapper, or the default */
 	enum mss_soap_version soap;	/* envelope it came in, if SOAP */
 	struct mss_arena *arena;	/* owns everything below */
+	struct mss_roam_hdr *roam;	/* the RoamingHeader: set by the SOAP
+					 * decoder under MSS_SOAP_ROAMING, and
+					 * written by the encoder when set;
+					 * NULL otherwise (JSON never has one) */
 	union {
 		struct mss_common *common; /* every non-fault member starts with it */
 		struct mss_signature_req *sig_req;

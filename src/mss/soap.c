@@ -748,10 +748,320 @@ read_fault(struct rd *r, const xmlNode *fe, const char *env_ns)
 	return 0;
 }
 
-/* ---- the envelope ----------------------------------------------------- */
+/* ---- TS 102 207 RoamingHeader (MSS_SOAP_ROAMING) ---------------------- */
+
+/* No public schema of TS 102 207 exists in our material: this is the
+ * reading of docs/internals/mesh.md ("Wire form"), kept strict (every
+ * element, attribute and count is known; anything else is 101) because a
+ * peer's header decides loop detection and the TimeOut budget. */
+#define ROAM_ROLE_NEXT12     "http://www.w3.org/2003/05/soap-envelope/role/next"
+#define ROAM_ROLE_ULTIMATE12 "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
+#define ROAM_ACTOR_NEXT11    "http://schemas.xmlsoap.org/soap/actor/next"
+
+/* TS 102 207 UNABLE_TO_PROVIDE_SERVICES (status.c's table; status.h has no
+ * named constant for the 7xx codes yet). */
+enum { SOAP_ROAM_TOO_MANY_HOPS = 780 };
+
+static const char *const mesh_role_names[] = {
+	[MSS_MESH_ROLE_AE] = "AE",
+	[MSS_MESH_ROLE_HOME] = "HomeMSSP",
+	[MSS_MESH_ROLE_TRANSIT] = "TransitMSSP",
+};
+
+static bool
+is_el(const xmlNode *n, const char *ns, const char *local)
+{
+	return n->type == XML_ELEMENT_NODE && ns_eq(node_ns(n), ns) &&
+	       xmlStrcmp(n->name, BAD_CAST local) == 0;
+}
+
+/* RE_TransactionID: 1..MSSP_MSG_MAX_TRANSID visible ASCII characters (it
+ * becomes the AP_TransID of the transaction at the next MSSP). */
+static bool
+roam_trans_id_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if ((unsigned char)s[n] < 0x21 || (unsigned char)s[n] > 0x7E)
+			return false;
+	return n >= 1 && n <= MSSP_MSG_MAX_TRANSID;
+}
+
+/* A non-empty xs:anyURI: the MSSP_ID of a mesh member. */
+static bool
+roam_uri_ok(const char *s)
+{
+	return s != NULL && s[0] != '\0' && strlen(s) <= MSSP_MSG_MAX_FIELD &&
+	       mss_lex_check(MSS_X_ANYURI, s) == 0;
+}
+
+/* The rules one entry obeys, whether it was decoded or is to be encoded:
+ * the encoder never writes what the decoder would refuse. */
+static bool
+roam_entry_ok(const struct mss_roam_entry *e)
+{
+	long long t;
+	bool tz;
+
+	return e->major <= MSSP_MSG_MAX_VERSION && e->minor <= MSSP_MSG_MAX_VERSION &&
+	       e->instant != NULL && mss_lex_datetime(e->instant, &t, &tz) == 0 && tz &&
+	       e->re_trans_id != NULL && roam_trans_id_ok(e->re_trans_id) &&
+	       e->timeout_s <= MSSP_MSG_MAX_TIMEOUT_S && roam_uri_ok(e->sender_id) &&
+	       e->role > MSS_MESH_ROLE_NONE && e->role <= MSS_MESH_ROLE_TRANSIT;
+}
+
+static bool
+roam_hdr_ok(const struct mss_roam_hdr *h)
+{
+	size_t i;
+
+	if (h->n < 1 || h->n > MSSP_MESH_MAX_HOPS)
+		return false;
+	for (i = 0; i < h->n; i++)
+		if (!roam_entry_ok(&h->entry[i]))
+			return false;
+	return h->home_mssp == NULL || roam_uri_ok(h->home_mssp);
+}
+
+/* An unsigned decimal of at most MSSP_MSG_MAX_INT_DIGITS digits in
+ * [min, max], after the schema's white-space collapse.  No sign. */
+static int
+roam_uint(char *s, unsigned min, unsigned max, unsigned *out)
+{
+	unsigned long v = 0;
+	size_t i;
+
+	mss_lex_normalize(MSS_X_INTEGER, s);
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= MSSP_MSG_MAX_INT_DIGITS)
+			return -1;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+		if (v > max)
+			return -1;
+	}
+	if (i == 0 || v < min)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* The attributes an element of the header may carry; any other, qualified
+ * or not (xml:lang included), is refused. */
+struct roam_attr {
+	const char *ns; /* NULL: unqualified */
+	const char *name;
+	char *val;	/* out: arena copy, NULL when absent */
+};
 
 static int
-check_header(struct rd *r, const xmlNode *hdr, const char *env_ns)
+roam_attrs(struct rd *r, const xmlNode *el, struct roam_attr *want, size_t n)
+{
+	const xmlAttr *a;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		want[i].val = NULL;
+	for (a = el->properties; a; a = a->next) {
+		const char *ans = a->ns ? (const char *)a->ns->href : NULL;
+		xmlChar *av;
+
+		for (i = 0; i < n; i++)
+			if (ns_eq(ans, want[i].ns) && xmlStrcmp(a->name, BAD_CAST want[i].name) == 0)
+				break;
+		if (i == n)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0,
+					   "Unknown attribute in RoamingHeader");
+		av = xmlNodeListGetString(el->doc, a->children, 1);
+		want[i].val = mss_arena_strdup(r->msg->arena, av ? (const char *)av : "");
+		xmlFree(av);
+		if (want[i].val == NULL)
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
+	}
+	return 0;
+}
+
+/* Next element child from `c` on: white space and comments are skipped,
+ * any other text (or CDATA) is refused.  NULL at the end or with `*bad`. */
+static const xmlNode *
+roam_next(struct rd *r, const xmlNode *c, bool *bad)
+{
+	for (; c; c = c->next) {
+		if (c->type == XML_COMMENT_NODE || (c->type == XML_TEXT_NODE && is_ws_text(c)))
+			continue;
+		if (c->type == XML_ELEMENT_NODE)
+			return c;
+		mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Unexpected content in RoamingHeader");
+		*bad = true;
+		return NULL;
+	}
+	return NULL;
+}
+
+/* The single element child of `el`, which must be {ns}local. */
+static const xmlNode *
+roam_only(struct rd *r, const xmlNode *el, const char *ns, const char *local)
+{
+	bool bad = false;
+	const xmlNode *c = roam_next(r, el->children, &bad);
+
+	if (bad)
+		return NULL;
+	if (c == NULL || !is_el(c, ns, local)) {
+		mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid element in RoamingHeader");
+		return NULL;
+	}
+	if (roam_next(r, c->next, &bad) != NULL || bad) {
+		if (!bad)
+			mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid element in RoamingHeader");
+		return NULL;
+	}
+	return c;
+}
+
+/* <holder><mss:MSSP_ID><mss:URI>uri</mss:URI></mss:MSSP_ID></holder>:
+ * only the URI form of MeshMemberType names a mesh member. */
+static int
+roam_mssp_id(struct rd *r, const xmlNode *holder, const char **out)
+{
+	const xmlNode *id, *uri;
+	char *v;
+
+	id = roam_only(r, holder, MSS_NS, "MSSP_ID");
+	if (id == NULL || roam_attrs(r, id, NULL, 0))
+		return -1;
+	uri = roam_only(r, id, MSS_NS, "URI");
+	if (uri == NULL || roam_attrs(r, uri, NULL, 0))
+		return -1;
+	v = simple_text(r, uri, MSSP_MSG_MAX_FIELD);
+	if (v == NULL)
+		return -1;
+	mss_lex_normalize(MSS_X_ANYURI, v);
+	if (!roam_uri_ok(v))
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid MSSP_ID in RoamingHeader");
+	*out = v;
+	return 0;
+}
+
+static int
+roam_entry(struct rd *r, const xmlNode *el, struct mss_roam_entry *e)
+{
+	struct roam_attr ver[] = { { NULL, "MajorVersion", NULL }, { NULL, "MinorVersion", NULL } };
+	struct roam_attr si[] = { { NULL, "Instant", NULL }, { NULL, "RE_TransactionID", NULL },
+				  { NULL, "TimeOut", NULL } };
+	struct roam_attr role[] = { { NULL, "Mesh_Role", NULL } };
+	const xmlNode *info, *sender;
+	int k;
+
+	if (roam_attrs(r, el, ver, 2))
+		return -1;
+	if (ver[0].val == NULL || ver[1].val == NULL ||
+	    roam_uint(ver[0].val, 0, MSSP_MSG_MAX_VERSION, &e->major) ||
+	    roam_uint(ver[1].val, 0, MSSP_MSG_MAX_VERSION, &e->minor))
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid version in RoamingHeaderEntry");
+
+	info = roam_only(r, el, MSS_NS_ROAM, "RE_SenderInfo");
+	if (info == NULL || roam_attrs(r, info, si, 3))
+		return -1;
+	if (si[0].val == NULL || si[1].val == NULL)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Incomplete RE_SenderInfo");
+	if (mss_lex_check_field(MSS_X_DATETIME, si[0].val, false) != 0)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid Instant in RE_SenderInfo");
+	e->instant = si[0].val;
+	e->re_trans_id = si[1].val;
+	e->timeout_s = 0;
+	if (si[2].val != NULL && roam_uint(si[2].val, 1, MSSP_MSG_MAX_TIMEOUT_S, &e->timeout_s))
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid TimeOut in RE_SenderInfo");
+
+	sender = roam_only(r, info, MSS_NS_ROAM, "RE_Sender");
+	if (sender == NULL || roam_attrs(r, sender, role, 1))
+		return -1;
+	e->role = MSS_MESH_ROLE_NONE;
+	for (k = MSS_MESH_ROLE_AE; k <= MSS_MESH_ROLE_TRANSIT; k++)
+		if (role[0].val != NULL && strcmp(role[0].val, mesh_role_names[k]) == 0)
+			e->role = (enum mss_mesh_role)k;
+	if (e->role == MSS_MESH_ROLE_NONE)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid Mesh_Role in RE_Sender");
+	if (roam_mssp_id(r, sender, &e->sender_id))
+		return -1;
+	/* the same rules the encoder applies (Instant without a time zone,
+	 * RE_TransactionID characters and length) */
+	if (!roam_entry_ok(e))
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid RoamingHeaderEntry");
+	return 0;
+}
+
+/* The header block itself: its SOAP attributes, 1..MSSP_MESH_MAX_HOPS
+ * entries (oldest first), then at most one CommonHeader.  Fills
+ * r->msg->roam (arena memory). */
+static int
+read_roam(struct rd *r, const xmlNode *rh, const char *env_ns)
+{
+	struct roam_attr at[] = { { env_ns, "mustUnderstand", NULL }, { env_ns, "role", NULL } };
+	struct mss_roam_hdr *h;
+	const xmlNode *c, *common = NULL;
+	bool bad = false, v11 = ns_eq(env_ns, MSS_NS_SOAP11);
+
+	/* SOAP 1.1 targets a block with env:actor, SOAP 1.2 with env:role. */
+	if (v11)
+		at[1].name = "actor";
+	if (roam_attrs(r, rh, at, 2))
+		return -1;
+	/* check_header already refused a mustUnderstand that is no boolean.
+	 * A block for another role or actor is not ours: refused, not
+	 * ignored, since the mesh sends only "next" (fail closed, as P-07). */
+	if (at[1].val != NULL &&
+	    (v11 ? strcmp(at[1].val, ROAM_ACTOR_NEXT11) != 0
+		 : strcmp(at[1].val, ROAM_ROLE_NEXT12) != 0 &&
+			   strcmp(at[1].val, ROAM_ROLE_ULTIMATE12) != 0))
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "RoamingHeader for another role");
+
+	h = mss_arena_alloc(r->msg->arena, sizeof(*h));
+	if (h == NULL)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Message too large");
+	for (c = roam_next(r, rh->children, &bad); c; c = roam_next(r, c->next, &bad)) {
+		if (is_el(c, MSS_NS_ROAM, "RoamingHeaderEntry")) {
+			if (common != NULL)
+				return mss_err_set(r->err, MSS_WRONG_PARAM, 0,
+						   "RoamingHeaderEntry after CommonHeader");
+			/* R-04: counted before the entry is read, so a long
+			 * history costs nothing more */
+			if (h->n == MSSP_MESH_MAX_HOPS)
+				return mss_err_set(r->err, SOAP_ROAM_TOO_MANY_HOPS, 0,
+						   "Too many RoamingHeaderEntry elements");
+			if (roam_entry(r, c, &h->entry[h->n]))
+				return -1;
+			h->n++;
+		} else if (is_el(c, MSS_NS_ROAM, "CommonHeader") && common == NULL) {
+			const xmlNode *home;
+
+			common = c;
+			if (roam_attrs(r, c, NULL, 0))
+				return -1;
+			home = roam_only(r, c, MSS_NS_ROAM, "HomeMSSP");
+			if (home == NULL || roam_attrs(r, home, NULL, 0) ||
+			    roam_mssp_id(r, home, &h->home_mssp))
+				return -1;
+		} else {
+			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid element in RoamingHeader");
+		}
+	}
+	if (bad)
+		return -1;
+	if (h->n == 0)
+		return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "RoamingHeader without an entry");
+	r->msg->roam = h;
+	return 0;
+}
+
+/* ---- the envelope ----------------------------------------------------- */
+
+/* The header blocks.  Under MSS_SOAP_ROAMING the one RoamingHeader is
+ * understood: it is returned in `*roam` (read once the message's arena
+ * exists) and its mustUnderstand is honoured; a second one is 101. */
+static int
+check_header(struct rd *r, const xmlNode *hdr, const char *env_ns, unsigned flags,
+	     const xmlNode **roam)
 {
 	const xmlNode *c;
 	xmlChar *mu;
@@ -772,6 +1082,13 @@ check_header(struct rd *r, const xmlNode *hdr, const char *env_ns)
 		    xmlStrcmp(mu, BAD_CAST "1") && xmlStrcmp(mu, BAD_CAST "0")) {
 			xmlFree(mu);
 			return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Invalid mustUnderstand");
+		}
+		if ((flags & MSS_SOAP_ROAMING) && is_el(c, MSS_NS_ROAM, "RoamingHeader")) {
+			xmlFree(mu);
+			if (*roam != NULL)
+				return mss_err_set(r->err, MSS_WRONG_PARAM, 0, "Duplicate RoamingHeader");
+			*roam = c;
+			continue;
 		}
 		if (is_truthy(mu)) {
 			xmlFree(mu);
@@ -843,7 +1160,7 @@ mss_soap_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 {
 	struct rd r = { NULL, err, 0, false };
 	xmlDocPtr doc;
-	const xmlNode *env, *c, *hdr = NULL, *body = NULL, *wrap, *part;
+	const xmlNode *env, *c, *hdr = NULL, *body = NULL, *wrap, *part, *roam = NULL;
 	const char *env_ns;
 	const struct mss_msg_info *mi;
 	enum mss_soap_version ver;
@@ -904,7 +1221,7 @@ mss_soap_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 		mss_err_set(err, MSS_WRONG_PARAM, 0, "No SOAP body");
 		goto fail;
 	}
-	if (hdr != NULL && check_header(&r, hdr, env_ns))
+	if (hdr != NULL && check_header(&r, hdr, env_ns, flags, &roam))
 		goto fail;
 	if (check_element(&r, body, 2, false) || only_child(&r, body, &wrap, false))
 		goto fail;
@@ -925,6 +1242,10 @@ mss_soap_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 			goto fail;
 		}
 		r.msg->soap = ver;
+		/* a peer's fault may carry the header: checked and kept, though
+		 * the encoder writes none on a fault (mss_soap_encode) */
+		if (roam != NULL && read_roam(&r, roam, env_ns))
+			goto fail;
 		if (check_element(&r, wrap, 3, false) || read_fault(&r, wrap, env_ns))
 			goto fail;
 		xmlFreeDoc(doc);
@@ -987,6 +1308,8 @@ mss_soap_decode(const char *buf, size_t len, unsigned flags, struct mss_err *err
 	r.msg->op = op;
 	r.msg->soap = ver;
 	r.lenient_b64 = !mss_msg_info(r.msg->type)->is_request;
+	if (roam != NULL && read_roam(&r, roam, env_ns))
+		goto fail;
 	{
 		void *obj = NULL;
 		const struct mss_type *t = mss_msg_info(r.msg->type)->type;
@@ -1247,11 +1570,71 @@ env_ns_of(enum mss_soap_version v)
 }
 
 static void
-w_envelope_start(struct wr *w, enum mss_soap_version v)
+w_mssp_id(struct wr *w, const char *uri)
+{
+	w_str(w, "<mss:MSSP_ID>\n<mss:URI>");
+	w_esc(w, uri, 0);
+	w_str(w, "</mss:URI>\n</mss:MSSP_ID>\n");
+}
+
+/* The TS 102 207 RoamingHeader block, as docs/internals/mesh.md shows it.
+ * It is processed hop by hop: SOAP 1.2 targets it at role "next" with
+ * mustUnderstand="true"; SOAP 1.1 has no role but env:actor, whose "next"
+ * URI means the same, and its mustUnderstand is "1" (1.1 §4.2.3). */
+static void
+w_roam(struct wr *w, const struct mss_roam_hdr *h, enum mss_soap_version v)
+{
+	char num[16];
+	size_t i;
+
+	w_str(w, "<soapenv:Header>\n<msrs:RoamingHeader xmlns:msrs=\"" MSS_NS_ROAM "\""
+		 " xmlns:mss=\"" MSS_NS "\"");
+	if (v == MSS_SOAP_11)
+		w_str(w, " soapenv:mustUnderstand=\"1\" soapenv:actor=\"" ROAM_ACTOR_NEXT11 "\">\n");
+	else
+		w_str(w, " soapenv:mustUnderstand=\"true\" soapenv:role=\"" ROAM_ROLE_NEXT12 "\">\n");
+	for (i = 0; i < h->n; i++) {
+		const struct mss_roam_entry *e = &h->entry[i];
+
+		snprintf(num, sizeof(num), "%u", e->major);
+		w_str(w, "<msrs:RoamingHeaderEntry MajorVersion=\"");
+		w_str(w, num);
+		snprintf(num, sizeof(num), "%u", e->minor);
+		w_str(w, "\" MinorVersion=\"");
+		w_str(w, num);
+		w_str(w, "\">\n<msrs:RE_SenderInfo Instant=\"");
+		w_esc(w, e->instant, 1);
+		w_str(w, "\" RE_TransactionID=\"");
+		w_esc(w, e->re_trans_id, 1);
+		if (e->timeout_s != 0) {
+			snprintf(num, sizeof(num), "%u", e->timeout_s);
+			w_str(w, "\" TimeOut=\"");
+			w_str(w, num);
+		}
+		w_str(w, "\">\n<msrs:RE_Sender Mesh_Role=\"");
+		w_str(w, mesh_role_names[e->role]);
+		w_str(w, "\">\n");
+		w_mssp_id(w, e->sender_id);
+		w_str(w, "</msrs:RE_Sender>\n</msrs:RE_SenderInfo>\n</msrs:RoamingHeaderEntry>\n");
+	}
+	if (h->home_mssp != NULL) {
+		w_str(w, "<msrs:CommonHeader>\n<msrs:HomeMSSP>\n");
+		w_mssp_id(w, h->home_mssp);
+		w_str(w, "</msrs:HomeMSSP>\n</msrs:CommonHeader>\n");
+	}
+	w_str(w, "</msrs:RoamingHeader>\n</soapenv:Header>\n");
+}
+
+/* `roam` NULL: no header at all (the form every AP client expects). */
+static void
+w_envelope_start(struct wr *w, enum mss_soap_version v, const struct mss_roam_hdr *roam)
 {
 	w_str(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"");
 	w_str(w, env_ns_of(v));
-	w_str(w, "\">\n<soapenv:Body>\n");
+	w_str(w, "\">\n");
+	if (roam != NULL)
+		w_roam(w, roam, v);
+	w_str(w, "<soapenv:Body>\n");
 }
 
 static void
@@ -1462,6 +1845,7 @@ mss_soap_encode(const struct mss_msg *msg, enum mss_soap_version v,
 {
 	struct wr w = { out, err, 0, 0 };
 	const struct mss_msg_info *mi;
+	const struct mss_roam_hdr *roam;
 	struct mss_buf decl, scratch;
 	enum mss_op op;
 	bool request;
@@ -1479,6 +1863,9 @@ mss_soap_encode(const struct mss_msg *msg, enum mss_soap_version v,
 		op = mi->op;
 	request = mss_op_request_type(op) == (int)msg->type;
 	opname = mss_op_name(op);
+	roam = msg->roam != NULL && msg->roam->n > 0 ? msg->roam : NULL;
+	if (roam != NULL && !roam_hdr_ok(roam))
+		return mss_err_set(err, MSS_INTERNAL_ERROR, 0, "Invalid RoamingHeader");
 
 	/* Namespace declarations for everything the message uses. */
 	w.used = 1; /* mss */
@@ -1492,7 +1879,7 @@ mss_soap_encode(const struct mss_msg *msg, enum mss_soap_version v,
 	 * a failed encode leaves nothing half-written in the caller's buffer. */
 	mss_buf_init(&scratch, mss_buf_room(out));
 	w.out = &scratch;
-	w_envelope_start(&w, v);
+	w_envelope_start(&w, v, roam);
 	w_str(&w, "<");
 	w_str(&w, opname);
 	w_str(&w, request ? ">\n" : "Response>\n");

@@ -40,6 +40,13 @@ enum {
 	/* Server side: only a request of an operation may come in; a response,
 	 * a fault or a notification is refused with 101 (P-10, P-11). */
 	MSS_SOAP_REQUESTS_ONLY = 1 << 0,
+	/* A mesh endpoint (TS 102 207): the msrs:RoamingHeader block is
+	 * understood (mustUnderstand is honoured) and decoded into msg->roam;
+	 * a malformed one is 101, more than MSSP_MESH_MAX_HOPS entries 780
+	 * (R-04).  Its absence is not an error here (the role decides: 701).
+	 * Without this flag a RoamingHeader with mustUnderstand="true" is a
+	 * MustUnderstand fault, as any other header block. */
+	MSS_SOAP_ROAMING = 1 << 1,
 };
 
 /* Once per process, before any other call: initialises libxml2 and installs

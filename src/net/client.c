@@ -21,6 +21,10 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "net/loop.h"
 #include "util/limits.h"
@@ -58,6 +62,8 @@ struct httpc {
 	struct event *c_timer;
 	char *c_cert, *c_key, *c_ca;
 	bool c_allow_plain;
+	uint8_t c_pins[HTTPC_MAX_PINS][32];
+	size_t c_npins;
 	size_t c_inflight;
 	struct httpc_xfer *c_xfers;	/* in flight (added to c_multi)     */
 	struct httpc_sock *c_socks;
@@ -461,6 +467,8 @@ out:
 	return u;
 }
 
+static CURLcode httpc_ssl_ctx_cb(CURL *e, void *sslctx, void *arg);
+
 /* Every option of one request; false if libcurl refused any of them. */
 static bool
 httpc_easy_setup(struct httpc *c, struct httpc_xfer *x,
@@ -504,6 +512,12 @@ httpc_easy_setup(struct httpc *c, struct httpc_xfer *x,
 		SET(CURLOPT_CAINFO, c->c_ca);
 		SET(CURLOPT_CAPATH, (const char *)NULL);
 	}
+	if (c->c_npins > 0) {
+		SET(CURLOPT_SSL_CTX_FUNCTION, httpc_ssl_ctx_cb);
+		SET(CURLOPT_SSL_CTX_DATA, (void *)c);
+	}
+	if (r->hr_connect_timeout_ms)
+		SET(CURLOPT_CONNECTTIMEOUT_MS, (long)r->hr_connect_timeout_ms);
 	if (c->c_cert != NULL) {
 		SET(CURLOPT_SSLCERT, c->c_cert);
 		SET(CURLOPT_SSLCERTTYPE, "PEM");
@@ -512,6 +526,58 @@ httpc_easy_setup(struct httpc *c, struct httpc_xfer *x,
 	}
 #undef SET
 	return rc == CURLE_OK;
+}
+
+/* ---- certificate pinning ---------------------------------------------- */
+
+/* The pins travel to the verify callback in the SSL_CTX's ex_data: libcurl
+ * makes an SSL_CTX per connection and calls httpc_ssl_ctx_cb on it. */
+static int httpc_pin_idx = -1;
+static pthread_once_t httpc_pin_once = PTHREAD_ONCE_INIT;
+
+static void
+httpc_pin_init(void)
+{
+	httpc_pin_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* The chain has been verified by OpenSSL (preverify_ok) against the CA
+ * file; the leaf must also be one of the pinned certificates.  Failing
+ * here fails the handshake, so no request byte reaches an unpinned
+ * server. */
+static int
+httpc_pin_verify(int preverify_ok, X509_STORE_CTX *xs)
+{
+	if (!preverify_ok)
+		return 0;
+	if (X509_STORE_CTX_get_error_depth(xs) != 0)
+		return 1;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	const struct httpc *c = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), httpc_pin_idx)
+				    : NULL;
+	X509 *leaf = X509_STORE_CTX_get_current_cert(xs);
+	uint8_t fp[32];
+	unsigned fl = 0;
+	if (c == NULL || leaf == NULL || X509_digest(leaf, EVP_sha256(), fp, &fl) != 1 ||
+	    fl != sizeof fp)
+		return 0;
+	int ok = 0;
+	for (size_t i = 0; i < c->c_npins; i++)
+		ok |= CRYPTO_memcmp(fp, c->c_pins[i], sizeof fp) == 0;
+	if (!ok)
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+	return ok;
+}
+
+static CURLcode
+httpc_ssl_ctx_cb(CURL *e, void *sslctx, void *arg)
+{
+	(void)e;
+	pthread_once(&httpc_pin_once, httpc_pin_init);
+	if (httpc_pin_idx < 0 || SSL_CTX_set_ex_data(sslctx, httpc_pin_idx, arg) != 1)
+		return CURLE_SSL_CERTPROBLEM;
+	SSL_CTX_set_verify(sslctx, SSL_VERIFY_PEER, httpc_pin_verify);
+	return CURLE_OK;
 }
 
 /* ---- the public API --------------------------------------------------- */
@@ -559,6 +625,13 @@ httpc_new(struct loop *l, const struct httpc_tls *tls)
 	c->c_loop = l;
 	c->c_base = loop_base(l);
 	c->c_allow_plain = tls->ht_allow_plain;
+	if (tls->ht_npins > HTTPC_MAX_PINS) {
+		free(c);
+		return NULL;
+	}
+	if (tls->ht_npins)
+		memcpy(c->c_pins, tls->ht_pin_sha256, tls->ht_npins * sizeof c->c_pins[0]);
+	c->c_npins = tls->ht_npins;
 	/* a missing file is a configuration error: say so now, not at the
 	 * first notification */
 	c->c_cert = httpc_dup_file(tls->ht_cert_file, &bad);

@@ -11,7 +11,8 @@
  * every request with a total timeout.  Redirects are never followed; only
  * https:// URLs (and http:// to a loopback address when allow_plain is
  * set, for tests) are accepted.
- * Ownership: everything in httpc_req is copied by httpc_post.
+ * Ownership: everything in httpc_req is copied by httpc_post; the pins
+ * of httpc_tls are copied by httpc_new.
  */
 #ifndef MSSP_NET_CLIENT_H
 #define MSSP_NET_CLIENT_H
@@ -28,7 +29,14 @@ struct httpc_tls {
 	const char *ht_key_file;	/* its key (PEM), or NULL               */
 	const char *ht_ca_file;		/* CAs that verify the server (PEM)     */
 	bool ht_allow_plain;		/* tests only: http:// to loopback       */
+	const uint8_t (*ht_pin_sha256)[32]; /* if ht_npins > 0: the server's
+					 * certificate (leaf) must also have
+					 * one of these SHA-256 fingerprints,
+					 * checked during the handshake, before
+					 * any byte of the request is sent    */
+	size_t ht_npins;		/* <= HTTPC_MAX_PINS                  */
 };
+#define HTTPC_MAX_PINS 8
 
 struct httpc_req {
 	const char *hr_url;
@@ -37,6 +45,8 @@ struct httpc_req {
 	const void *hr_body;
 	size_t hr_body_len;
 	unsigned hr_timeout_ms;		/* 0: MSSP_HTTPC_TIMEOUT_MS             */
+	unsigned hr_connect_timeout_ms;	/* 0: libcurl's default (within the
+					 * total timeout)                     */
 };
 
 /* The outcome: http_status 0 on a transport failure (err = static text:

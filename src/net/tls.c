@@ -477,8 +477,9 @@ tls_server_ctx_new(const struct tls_server_conf *c, struct net_err *e)
 			goto out;
 		}
 		SSL_CTX_set_verify_depth(ctx, (int)depth);
-		SSL_CTX_set_verify(ctx,
-		    SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+		    (c->ts_client_cert_optional ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT),
+		    NULL);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}

@@ -70,6 +70,12 @@ struct tls_server_conf {
 	                                * leaf; 0: MSSP_TLS_VERIFY_DEPTH       */
 	bool ts_tls13_only;            /* refuse TLS 1.2 as well              */
 	unsigned ts_session_timeout_s; /* 0: MSSP_TLS_SESSION_TIMEOUT_S      */
+	bool ts_client_cert_optional;  /* request a client certificate but do
+	                                * not require one (the AE with HTTP
+	                                * credentials on REST, rest.md): a
+	                                * presented certificate is still fully
+	                                * verified; the application decides
+	                                * what a request without one may do   */
 };
 
 /*

@@ -198,7 +198,8 @@ out:
 
 /* ---- device.conf --------------------------------------------------------- */
 
-static const char *const device_keys[] = { "id", "msisdn", "channel_key", "pin", "puk", NULL };
+static const char *const device_keys[] = { "id", "msisdn", "channel_key", "pin", "puk",
+					    "demo_action", NULL };
 static const struct cfg_section_schema device_schema[] = {
 	{ "device", false, device_keys },
 };
@@ -240,7 +241,7 @@ phone_device_conf_parse(const char *text, size_t len, struct phone_device_conf *
 			struct phone_err *err)
 {
 	struct cfg_err ce = { 0 };
-	const char *id, *msisdn, *key, *pin, *puk;
+	const char *id, *msisdn, *key, *pin, *puk, *demo;
 	unsigned char kbuf[E2E_KEY_LEN + 1];
 	struct cfg *c;
 	long klen;
@@ -260,6 +261,7 @@ phone_device_conf_parse(const char *text, size_t len, struct phone_device_conf *
 	key = cfg_get(c, sec, "channel_key");
 	pin = cfg_get(c, sec, "pin");
 	puk = cfg_get(c, sec, "puk");
+	demo = cfg_get(c, sec, "demo_action");
 	if (id == NULL || msisdn == NULL || key == NULL) {
 		perr(err, "device.conf: id, msisdn and channel_key are required");
 		goto out;
@@ -291,7 +293,13 @@ phone_device_conf_parse(const char *text, size_t len, struct phone_device_conf *
 		     MSSP_KEYSTORE_PUK_LEN);
 		goto out;
 	}
+	if (demo != NULL && phone_demo_action_parse(demo) == 0) {
+		perr(err, "device.conf:%u: demo_action must be sign, refuse, ignore or sign_other",
+		     cfg_line(c, sec, "demo_action"));
+		goto out;
+	}
 	/* Lengths were checked above: these never truncate. */
+	out->dc_demo_action = demo != NULL ? phone_demo_action_parse(demo) : 0;
 	snprintf(out->dc_id, sizeof(out->dc_id), "%s", id);
 	snprintf(out->dc_msisdn, sizeof(out->dc_msisdn), "%s", msisdn);
 	memcpy(out->dc_channel_key, kbuf, E2E_KEY_LEN);
@@ -347,6 +355,21 @@ phone_device_conf_wipe(struct phone_device_conf *c)
 }
 
 /* ---- small helpers --------------------------------------------------------- */
+
+int
+phone_demo_action_parse(const char *name)
+{
+	static const struct {
+		const char *n;
+		enum phone_demo_action a;
+	} t[] = { { "sign", PHONE_DEMO_SIGN }, { "refuse", PHONE_DEMO_REFUSE },
+		  { "ignore", PHONE_DEMO_IGNORE }, { "sign_other", PHONE_DEMO_SIGN_OTHER } };
+
+	for (size_t i = 0; name != NULL && i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(name, t[i].n) == 0)
+			return (int)t[i].a;
+	return 0;
+}
 
 enum phone_demo_action
 phone_demo_action(const char *msisdn)
@@ -1159,7 +1182,8 @@ phone_dev_demo(struct phone_dev *d, const char *nonce)
 
 	if (p == NULL)
 		return -1;
-	act = phone_demo_action(d->conf.dc_msisdn);
+	act = d->conf.dc_demo_action ? (enum phone_demo_action)d->conf.dc_demo_action
+				     : phone_demo_action(d->conf.dc_msisdn);
 	switch (act) {
 	case PHONE_DEMO_REFUSE:
 		return phone_dev_refuse(d, nonce, 401);

@@ -64,6 +64,10 @@ struct phone_device_conf {
 	char dc_pin[MSSP_KEYSTORE_PIN_MAX_LEN + 1]; /* demo PIN; "" if none  */
 	char dc_puk[MSSP_KEYSTORE_PUK_LEN + 1];	    /* demo PUK (keygen and
 						     * unblock jobs); "" if none */
+	int dc_demo_action;			    /* enum phone_demo_action
+						     * from `demo_action`, 0
+						     * when absent (then the
+						     * number decides)       */
 };
 
 /* Parse device.conf text (borrowed): id, msisdn, channel_key (base64 of
@@ -89,6 +93,10 @@ enum phone_demo_action {
 	PHONE_DEMO_SIGN_OTHER,	/* sign other data: verification fails (503)  */
 };
 enum phone_demo_action phone_demo_action(const char *msisdn);
+/* "sign", "refuse", "ignore", "sign_other" (device.conf `demo_action`,
+ * written by msspd init for demo users, so a demo user keeps its
+ * behaviour under any --demo-prefix); 0 for anything else. */
+int phone_demo_action_parse(const char *name);
 
 /* The wire status of a failed ks_sign (err.status): 402, 403, 404 and 422
  * pass through; anything else (KS_STATUS_WRONG_PIN included: the caller

@@ -46,7 +46,8 @@
 #include "roles/home.h"
 #include "roles/node.h"
 #include "roles/reg.h"
-#include "roles/node.h"
+#include "roles/rest.h"
+#include "roles/roam.h"
 #include "util/buf.h"
 #include "util/limits.h"
 #include "util/clock.h"
@@ -85,6 +86,7 @@ struct rate {
 
 struct ae {
 	struct reg *a_reg;		/* audit of refused account certificates */
+	struct roam *a_roam;		/* the mesh (TS 102 207, mesh.md)        */
 	const struct mssp_conf *a_conf;
 	struct pool *a_pool;
 	struct home *a_home;
@@ -103,10 +105,23 @@ struct ae {
 	struct rate *a_rates[RATE_BUCKETS];
 	atomic_bool a_stopping;
 	char *a_cert_b64;		/* our AE certificate (handshake)   */
+	struct rest *a_rest;		/* REST gateway (roles/rest.h)      */
 	X509_NAME *a_cert_issuer;
 	struct metric *m_requests, *m_faults, *m_sig_ok, *m_sig_fail, *m_notify_ok,
 		*m_notify_fail, *m_rate_limited, *m_expired;
 };
+
+/* The mesh (defined with the other mesh code below). */
+struct job;
+static bool is_mesh_ap(const char *ap_id);
+static void stamp_answer(struct ae *a, struct mss_msg *m, const struct store_tx *tx);
+static void mesh_notify(struct ae *a, const struct store_tx *tx, struct mss_msg *m);
+static int roamed_expiry_query(struct ae *a, const struct store_tx *tx);
+static void roamed_recover(struct ae *a, struct store *st, const struct store_tx *tx);
+static bool rate_take(struct ae *a, const struct conf_ap *ap);
+static bool ctype_is(const char *ct, const char *want);
+static int submit(struct ae *a, struct srv_req *req, pool_job_fn fn, struct job *j,
+		  unsigned park_ms);
 
 /* ---- small helpers -------------------------------------------------- */
 
@@ -205,6 +220,12 @@ render_err(enum fmt f, const struct mss_err *e, struct mss_buf *buf, struct srv_
 		} else if (e->code == 405 && hdr) {
 			hdr->sh_name = "Allow";
 			hdr->sh_value = "POST";
+			rs->rs_headers = hdr;
+			rs->rs_nheaders = 1;
+		} else if (e->code == 401 && hdr) {
+			/* REST without valid credentials (roles/rest.h) */
+			hdr->sh_name = "WWW-Authenticate";
+			hdr->sh_value = "Basic realm=\"OpenMSSP\"";
 			rs->rs_headers = hdr;
 			rs->rs_nheaders = 1;
 		}
@@ -359,12 +380,14 @@ result_msg(struct ae *a, enum mss_msg_type type, const struct store_tx *tx,
 			r->signature_profile = mss_msg_strdup(m, profile);
 		r->status = make_status(m, code);
 	} else {
+		/* MSSP_TransID only in a notification (TS 102 204 schema:
+		 * "other status responses never contain this") */
 		struct mss_status_resp *r = m->u.status_resp;
-		r->mssp_trans_id = mss_msg_strdup(m, tx->tx_id);
 		r->mobile_user = make_user(m, tx->tx_msisdn);
 		r->signature = sig;
 		r->status = make_status(m, code);
 	}
+	stamp_answer(a, m, tx);
 	return m;
 }
 
@@ -642,6 +665,12 @@ notify_queue(struct ae *a, struct store *st, const struct store_tx *tx)
 		if (r->signature)
 			r->signature->base64_signature = mss_msg_strdup(m, full.tx_signature);
 	}
+	if (is_mesh_ap(full.tx_ap_id)) {
+		/* a peer's transaction: back across the mesh */
+		if (a->a_roam)
+			mesh_notify(a, &full, m);
+		goto out;
+	}
 	struct mss_buf buf;
 	mss_buf_init(&buf, MSSP_AE_NOTIFY_BODY);
 	if (mss_soap_encode(m, MSS_SOAP_12, &buf, &me) != 0) {
@@ -723,8 +752,13 @@ expire_job(void *ctx, void *arg)
 	struct store_err se;
 	memset(&tx, 0, sizeof tx);
 	memset(&out, 0, sizeof out);
-	if (store_tx_get_by_id(nw->nw_store, ta->ta_id, 0, &tx, &se) == 0 &&
-	    (tx.tx_state == STORE_ST_ACCEPTED || tx.tx_state == STORE_ST_PROMPT_SENT)) {
+	if (store_tx_get_by_id(nw->nw_store, ta->ta_id, 0, &tx, &se) == 0 && tx.tx_peer[0] &&
+	    tx.tx_peer_trans_id[0] && tx.tx_state == STORE_ST_PROMPT_SENT && a->a_roam &&
+	    roamed_expiry_query(a, &tx) == 0) {
+		/* the peer accepted it: its outcome may be on the way (a lost
+		 * notification); asked once, then expired */
+	} else if (tx.tx_id[0] &&
+		   (tx.tx_state == STORE_ST_ACCEPTED || tx.tx_state == STORE_ST_PROMPT_SENT)) {
 		struct store_tx_change chg = {.tc_status = MSS_EXPIRED_TRANSACTION};
 		if (store_tx_transition(nw->nw_store, tx.tx_id, tx.tx_state, STORE_ST_EXPIRED, &chg,
 					wall_ms(), &out, &se) == 0) {
@@ -769,8 +803,12 @@ stuck_cb(void *arg, const struct store_tx *tx)
 {
 	struct sweep_ctx *sc = arg;
 	if (tx->tx_state == STORE_ST_ANSWERED &&
-	    tx->tx_answer_ms + MSSP_AE_STUCK_AGE_MS < wall_ms())
-		home_recover(sc->sc_ae->a_home, sc->sc_st, tx);
+	    tx->tx_answer_ms + MSSP_AE_STUCK_AGE_MS < wall_ms()) {
+		if (tx->tx_peer[0])
+			roamed_recover(sc->sc_ae, sc->sc_st, tx);
+		else
+			home_recover(sc->sc_ae->a_home, sc->sc_st, tx);
+	}
 	return 0;
 }
 
@@ -825,11 +863,20 @@ struct job {
 	unsigned j_park_ms;		     /* the park budget               */
 	unsigned j_timeout_ms;
 	char *j_notify;			     /* SS: the notification URL */
+	/* a request from a peer MSSP (mesh listener) */
+	struct roam_tab *j_tab;		     /* a reference: j_peer lives there */
+	const struct mesh_peer *j_peer;	     /* the sender, by its certificate */
+	struct conf_ap j_peer_ap;	     /* the peer as an AP: id "mesh:" +
+					      * MSSP_ID, its name and allow-list
+					      * (borrowed from j_peer)           */
+	char j_peer_ap_id[MSSP_STORE_MAX_AP_ID + 1];
 };
 
 static void
 job_free(struct job *j)
 {
+	if (j->j_tab)
+		roam_tab_put(j->j_ae->a_roam, j->j_tab);
 	conf_aps_put(j->j_aps);
 	mss_msg_free(j->j_msg);
 	free(j->j_notify);
@@ -845,6 +892,70 @@ mode_of(const char *mm)
 		return STORE_MODE_ASYNCH_SS;
 	return STORE_MODE_ASYNCH_CS; /* asynchClientServer, Swisscom "asynch" */
 }
+
+/* After store_tx_create: a synchronous request waits on the transaction,
+ * an asynchronous one gets 100 with its id now; a resend of a synchronous
+ * request that has ended meanwhile is answered now.  0 to go on, -1 when
+ * the request was answered with an error (stop). */
+static int
+accepted_answer(struct ae *a, struct store *st, struct job *j, const struct store_tx *tx,
+		enum store_mode mode, const char *profile)
+{
+	const struct mss_common *rqc = j->j_msg->u.common;
+	struct mss_err e;
+	struct store_err se;
+	memset(&e, 0, sizeof e);
+	if (mode == STORE_MODE_SYNCH) {
+		if (waiter_add(a, tx->tx_id, j->j_req, j->j_fmt) != 0) {
+			/* resends of one request parked again and again: bounded */
+			mss_err_set(&e, MSS_PB_SIGNATURE_PROCESS, 0, "Request already waiting");
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+			return -1;
+		}
+	} else {
+		struct mss_msg *m = result_msg(a, MSS_SIGNATURE_RESP, tx, rqc, profile, &e);
+		if (m) {
+			/* an accepted asynchronous request: 100 with its id */
+			struct mss_signature_resp *r = m->u.sig_resp;
+			if (!store_state_final(tx->tx_state))
+				r->status = make_status(m, MSS_REQUEST_OK);
+			reply_msg_async(a, j->j_req, j->j_fmt, m);
+			mss_msg_free(m);
+		} else {
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+		}
+	}
+	if (tx->tx_replay && mode == STORE_MODE_SYNCH) {
+		/* a resend: never a second prompt; if it ended meanwhile, answer */
+		struct store_tx cur;
+		memset(&cur, 0, sizeof cur);
+		if (store_tx_get_by_id(st, tx->tx_id, 0, &cur, &se) == 0 &&
+		    store_state_final(cur.tx_state)) {
+			struct waiter *w = waiters_take(a, tx->tx_id);
+			struct mss_msg *m = NULL;
+			struct mss_err e2;
+			memset(&e2, 0, sizeof e2);
+			m = result_msg(a, MSS_SIGNATURE_RESP, &cur, rqc, cur.tx_profile, &e2);
+			while (w) {
+				struct waiter *nx = w->w_next;
+				reply_result_async(a, w->w_req, w->w_fmt, m, &e2);
+				free(w);
+				w = nx;
+			}
+			mss_msg_free(m);
+		}
+		store_tx_clear(&cur);
+	}
+	return 0;
+}
+
+static void roamed_signature(struct node_worker *nw, struct job *j, struct roam_tab *tab,
+			     const struct mesh_peer *to);
+static void roamed_receipt(struct ae *a, struct job *j, const struct store_tx *tx);
+static void roamed_profile(struct ae *a, struct job *j, struct roam_tab *tab,
+			   const struct mesh_peer *to);
+static int roamed_status(struct ae *a, struct job *j, const struct store_tx *tx);
+static void stamp_reply(struct ae *a, struct mss_msg *m, const struct job *j);
 
 static void
 job_signature(void *ctx, void *arg)
@@ -871,14 +982,34 @@ job_signature(void *ctx, void *arg)
 		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Server busy");
 		goto fail;
 	}
+	if (a->a_roam && rq->mobile_user && rq->mobile_user->msisdn) {
+		/* a user of another MSSP: the mesh (mesh.md) */
+		char nm[MSSP_STORE_MAX_MSISDN + 1];
+		home_msisdn(rq->mobile_user->msisdn, nm, sizeof nm);
+		struct roam_tab *tab = roam_tab_get(a->a_roam);
+		const struct mesh_peer *to =
+			meshconf_route(roam_tab_table(tab), nm, roam_self_id(a->a_roam));
+		if (to) {
+			mss_buf_free(&js);
+			roamed_signature(nw, j, tab, to);
+			return;
+		}
+		roam_tab_put(a->a_roam, tab);
+	}
 	if (home_select(a->a_home, nw->nw_store, rq, j->j_conf_ap, &ch, &e) != 0)
 		goto fail;
 	/* AP_PWD is neither kept nor part of the resend identity */
 	if (rq->c.ap_info && rq->c.ap_info->ap_pwd)
 		rq->c.ap_info->ap_pwd = mss_msg_strdup(j->j_msg, "");
 	/* the stored request is the JSON mirror: the same content gives the
-	 * same text whatever the encoding it came in */
-	if (mss_json_encode(j->j_msg, &js, &e) != 0) {
+	 * same text whatever the encoding it came in; a peer's re-forward
+	 * differs only in its TimeOut, which is left out */
+	char *timeout = rq->timeout;
+	if (j->j_peer)
+		rq->timeout = NULL;
+	int enc = mss_json_encode(j->j_msg, &js, &e);
+	rq->timeout = timeout;
+	if (enc != 0) {
 		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Request could not be stored");
 		goto fail;
 	}
@@ -915,54 +1046,15 @@ job_signature(void *ctx, void *arg)
 								  : "Transaction could not be stored");
 		goto fail;
 	}
-	if (mode == STORE_MODE_SYNCH) {
-		if (waiter_add(a, tx.tx_id, j->j_req, j->j_fmt) != 0) {
-			/* resends of one request parked again and again: bounded */
-			mss_err_set(&e, MSS_PB_SIGNATURE_PROCESS, 0, "Request already waiting");
-			reply_err_async(a, j->j_req, j->j_fmt, &e);
-			goto out;
-		}
-	} else {
-		struct mss_msg *m = result_msg(a, MSS_SIGNATURE_RESP, &tx, &rq->c, ch.hk_profile, &e);
-		if (m) {
-			/* an accepted asynchronous request: 100 with its id */
-			struct mss_signature_resp *r = m->u.sig_resp;
-			if (!store_state_final(tx.tx_state))
-				r->status = make_status(m, MSS_REQUEST_OK);
-			reply_msg_async(a, j->j_req, j->j_fmt, m);
-			mss_msg_free(m);
-		} else {
-			reply_err_async(a, j->j_req, j->j_fmt, &e);
-		}
-	}
+	if (accepted_answer(a, nw->nw_store, j, &tx, mode, ch.hk_profile) != 0)
+		goto out;
 	char masked[MSSP_STORE_MAX_MSISDN + 1];
 	log_msisdn(msisdn, masked, sizeof masked);
 	LOG_EV("tx.accepted", "tx", tx.tx_id, "ap", j->j_ap, "msisdn", masked, "key", tx.tx_key_id,
 	       "mode", rq->messaging_mode ? rq->messaging_mode : "synch",
 	       "replay", tx.tx_replay ? "yes" : "no");
-	if (tx.tx_replay) {
-		/* a resend: never a second prompt; if it ended meanwhile, answer */
-		struct store_tx cur;
-		memset(&cur, 0, sizeof cur);
-		if (mode == STORE_MODE_SYNCH &&
-		    store_tx_get_by_id(nw->nw_store, tx.tx_id, 0, &cur, &se) == 0 &&
-		    store_state_final(cur.tx_state)) {
-			struct waiter *w = waiters_take(a, tx.tx_id);
-			struct mss_msg *m = NULL;
-			struct mss_err e2;
-			memset(&e2, 0, sizeof e2);
-			m = result_msg(a, MSS_SIGNATURE_RESP, &cur, &rq->c, cur.tx_profile, &e2);
-			while (w) {
-				struct waiter *nx = w->w_next;
-				reply_result_async(a, w->w_req, w->w_fmt, m, &e2);
-				free(w);
-				w = nx;
-			}
-			mss_msg_free(m);
-		}
-		store_tx_clear(&cur);
+	if (tx.tx_replay)
 		goto out;
-	}
 	timer_set(a, tx.tx_id, deadline - wall_ms());
 	if (home_prompt(a->a_home, nw->nw_store, &tx, rq, &e) != 0) {
 		struct store_tx_change chg = {.tc_status = MSS_INTERNAL_ERROR,
@@ -1001,6 +1093,11 @@ job_status(void *ctx, void *arg)
 			    se.status == MSS_WRONG_PARAM ? "No such transaction"
 							 : "Transaction store unavailable");
 		reply_err_async(a, j->j_req, j->j_fmt, &e);
+	} else if (tx.tx_peer[0] && !store_state_final(tx.tx_state) && tx.tx_peer_trans_id[0] &&
+		   a->a_roam && roamed_status(a, j, &tx) == 0) {
+		/* roamed and open: the peer is asked, the answer follows */
+		store_tx_clear(&tx);
+		return;
 	} else {
 		struct mss_msg *m = result_msg(a, MSS_STATUS_RESP, &tx, &rq->c, NULL, &e);
 		reply_result_async(a, j->j_req, j->j_fmt, m, &e);
@@ -1034,12 +1131,21 @@ job_receipt(void *ctx, void *arg)
 		reply_err_async(a, j->j_req, j->j_fmt, &e);
 		goto out;
 	}
-	if (store_tx_get(nw->nw_store, j->j_ap, rq->mssp_trans_id, 0, &tx, &se) == 0)
+	if (store_tx_get(nw->nw_store, j->j_ap, rq->mssp_trans_id, 0, &tx, &se) == 0) {
+		if (tx.tx_peer[0] && a->a_roam) {
+			/* recorded here; the user of a peer sees it there */
+			roamed_receipt(a, j, &tx);
+			store_tx_clear(&tx);
+			mss_buf_free(&js);
+			return;
+		}
 		home_receipt(a->a_home, nw->nw_store, &tx, text);
+	}
 	struct mss_msg *m = mss_msg_new(MSS_RECEIPT_RESP);
 	if (m) {
 		fill_common(a, m, &rq->c);
 		m->u.receipt_resp->status = make_status(m, MSS_REQUEST_OK);
+		stamp_reply(a, m, j);
 		reply_msg_async(a, j->j_req, j->j_fmt, m);
 		mss_msg_free(m);
 	} else {
@@ -1094,6 +1200,17 @@ job_profile(void *ctx, void *arg)
 		goto fail;
 	}
 	home_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
+	if (a->a_roam) {
+		struct roam_tab *tab = roam_tab_get(a->a_roam);
+		const struct mesh_peer *to =
+			meshconf_route(roam_tab_table(tab), msisdn, roam_self_id(a->a_roam));
+		if (to) {
+			free(keys);
+			roamed_profile(a, j, tab, to);
+			return;
+		}
+		roam_tab_put(a->a_roam, tab);
+	}
 	if (store_user_get(nw->nw_store, msisdn, &u, &se) != 0) {
 		mss_err_set(&e, se.status == MSS_UNKNOWN_CLIENT ? MSS_UNKNOWN_CLIENT : MSS_INTERNAL_ERROR,
 			    0, se.status == MSS_UNKNOWN_CLIENT ? "Unknown user" : "Store unavailable");
@@ -1191,6 +1308,7 @@ job_profile(void *ctx, void *arg)
 			}
 		}
 	}
+	stamp_reply(a, m, j);
 	reply_msg_async(a, j->j_req, j->j_fmt, m);
 	goto out;
 fail:
@@ -1201,6 +1319,1032 @@ out:
 	free(keys);
 	mss_msg_free(m);
 	job_free(j);
+}
+
+/* ==== the mesh: roamed transactions (TS 102 207, docs/internals/mesh.md) ====
+ *
+ * At the AP's MSSP a roamed transaction lives in the store like a local
+ * one (same replay, same waiters, same notification); "prompt sent" means
+ * "forwarded", the peer's answer is recorded (ANSWERED) before it is
+ * reported, and the peer's ids never reach the AP.  At the user's MSSP a
+ * peer's request is a request of the pseudo-AP "mesh:" + the peer's
+ * MSSP_ID whose AP_TransID is the peer's RE_TransactionID. */
+
+#define MESH_AP_PREFIX "mesh:"
+#define MESH_ROAMING_STATUS 780 /* TS 102 207 UNABLE_TO_PROVIDE_SERVICES */
+
+static bool
+is_mesh_ap(const char *ap_id)
+{
+	return strncmp(ap_id, MESH_AP_PREFIX, strlen(MESH_AP_PREFIX)) == 0;
+}
+
+static int
+status_code_of(const struct mss_status *st)
+{
+	if (!st || !st->code || !st->code->value)
+		return 0;
+	char *end;
+	long v = strtol(st->code->value, &end, 10);
+	return *end || v < 100 || v > 999 ? 0 : (int)v;
+}
+
+/* The history a request from peer `ap_id` carried, as far as our record of
+ * it keeps it (the sender's entry): answers and notifications going back
+ * carry it, then ours. */
+static void
+history_of_tx(const struct store_tx *tx, struct mss_roam_hdr *h)
+{
+	memset(h, 0, sizeof *h);
+	h->n = 1;
+	h->entry[0].major = 1;
+	h->entry[0].minor = 1;
+	h->entry[0].instant = "1970-01-01T00:00:00Z";
+	h->entry[0].re_trans_id = tx->tx_ap_trans_id;
+	h->entry[0].sender_id = tx->tx_ap_id + strlen(MESH_AP_PREFIX);
+	h->entry[0].role = MSS_MESH_ROLE_AE;
+}
+
+/* Give an answer to a peer its RoamingHeader (when `tx` is a peer's). */
+static void
+stamp_answer(struct ae *a, struct mss_msg *m, const struct store_tx *tx)
+{
+	if (!a->a_roam || !m || !is_mesh_ap(tx->tx_ap_id))
+		return;
+	struct mss_roam_hdr h;
+	history_of_tx(tx, &h);
+	(void)roam_stamp(a->a_roam, m, &h, NULL, roam_self_id(a->a_roam), tx->tx_id, 0,
+			 MSS_MESH_ROLE_HOME);
+}
+
+/* The answer to a peer's non-transaction request (profile, receipt): its
+ * history and our entry. */
+static void
+stamp_reply(struct ae *a, struct mss_msg *m, const struct job *j)
+{
+	if (!a->a_roam || !m || !j->j_peer || !j->j_msg->roam || !j->j_msg->roam->n)
+		return;
+	const struct mss_roam_hdr *in = j->j_msg->roam;
+	(void)roam_stamp(a->a_roam, m, in->n < MSSP_MESH_MAX_HOPS ? in : NULL, NULL,
+			 roam_self_id(a->a_roam), in->entry[in->n - 1].re_trans_id, 0,
+			 MSS_MESH_ROLE_HOME);
+}
+
+/* The profile the AP asked for, from the stored request (local names). */
+static void
+requested_profile(const struct store_tx *tx, char *out, size_t cap)
+{
+	struct mss_err me;
+	memset(&me, 0, sizeof me);
+	out[0] = 0;
+	struct mss_msg *rq =
+		tx->tx_request ? mss_json_decode(tx->tx_request, tx->tx_request_len, 0, &me) : NULL;
+	if (rq && rq->type == MSS_SIGNATURE_REQ && rq->u.sig_req->signature_profile)
+		snprintf(out, cap, "%s", rq->u.sig_req->signature_profile);
+	mss_msg_free(rq);
+}
+
+/* Move a roamed transaction to EXPIRED (its peer gave 208, or nothing in
+ * time) and report it. */
+static void
+roamed_expire(struct ae *a, struct store *st, const struct store_tx *cur)
+{
+	struct store_tx fin;
+	struct store_err se;
+	memset(&fin, 0, sizeof fin);
+	struct store_tx_change chg = {.tc_status = MSS_EXPIRED_TRANSACTION};
+	if ((cur->tx_state == STORE_ST_ACCEPTED || cur->tx_state == STORE_ST_PROMPT_SENT) &&
+	    store_tx_transition(st, cur->tx_id, cur->tx_state, STORE_ST_EXPIRED, &chg, wall_ms(),
+				&fin, &se) == 0)
+		ae_on_final(a, st, &fin);
+	store_tx_clear(&fin);
+}
+
+/* The outcome of roamed transaction `id` from its peer: recorded (the
+ * answer first, then the final state) and reported.  `sig` is the base64
+ * CMS for 500/502; `profile` the answer's profile in our names (NULL:
+ * the one requested).  A transaction that is final already is left alone
+ * (a late answer). */
+static void
+roamed_final(struct ae *a, struct store *st, const char *id, int code, const char *sig,
+	     const char *profile, const char *detail)
+{
+	struct store_tx cur, fin;
+	struct store_err se;
+	char prof[MSSP_PROFILE_MAX_URI + 1];
+	memset(&cur, 0, sizeof cur);
+	memset(&fin, 0, sizeof fin);
+	if (store_tx_get_by_id(st, id, STORE_GET_REQUEST, &cur, &se) != 0 || !cur.tx_peer[0] ||
+	    store_state_final(cur.tx_state))
+		goto out;
+	if (profile)
+		snprintf(prof, sizeof prof, "%s", profile);
+	else
+		requested_profile(&cur, prof, sizeof prof);
+	bool signed_ok = (code == MSS_SIGNATURE || code == MSS_VALID_SIGNATURE) && sig && *sig &&
+			 strlen(sig) <= MSSP_STORE_MAX_SIGNATURE;
+	if (code == MSS_EXPIRED_TRANSACTION) {
+		roamed_expire(a, st, &cur);
+		goto out;
+	}
+	if (!signed_ok) {
+		if (code < 101 || code > 999 || code == MSS_SIGNATURE || code == MSS_VALID_SIGNATURE ||
+		    code == MSS_OUTSTANDING_TRANSACTION)
+			code = MESH_ROAMING_STATUS;
+		struct store_tx_change chg = {.tc_status = code, .tc_detail = detail};
+		if (store_tx_transition(st, id, cur.tx_state, STORE_ST_FAILED, &chg, wall_ms(), &fin,
+					&se) == 0)
+			ae_on_final(a, st, &fin);
+		goto out;
+	}
+	if (cur.tx_state == STORE_ST_PROMPT_SENT) {
+		/* the peer's answer is durable before it is reported (F-01d) */
+		json_t *ans = json_pack("{s:i, s:s, s:s}", "status", code, "signature", sig,
+					"profile", prof);
+		char *txt = ans ? json_dumps(ans, JSON_COMPACT) : NULL;
+		json_decref(ans);
+		struct store_tx_change chg = {.tc_answer = (const unsigned char *)txt,
+					      .tc_answer_len = txt ? strlen(txt) : 0};
+		int rc = txt ? store_tx_transition(st, id, STORE_ST_PROMPT_SENT, STORE_ST_ANSWERED,
+						   &chg, wall_ms(), &fin, &se)
+			     : -1;
+		free(txt);
+		if (rc != 0) {
+			if (se.status == STORE_STATUS_PAST_DEADLINE)
+				roamed_expire(a, st, &cur);
+			goto out;
+		}
+		store_tx_clear(&fin);
+	} else if (cur.tx_state != STORE_ST_ANSWERED) {
+		goto out;
+	}
+	struct store_tx_change done = {.tc_status = code,
+				       .tc_signature = sig,
+				       .tc_signature_len = strlen(sig),
+				       .tc_profile = prof[0] ? prof : NULL};
+	if (store_tx_transition(st, id, STORE_ST_ANSWERED, STORE_ST_COMPLETED, &done, wall_ms(),
+				&fin, &se) == 0)
+		ae_on_final(a, st, &fin);
+out:
+	store_tx_clear(&cur);
+	store_tx_clear(&fin);
+}
+
+/* ---- calls to peers and their answers ---- */
+
+enum fwd_kind { FWD_SIGNATURE, FWD_STATUS, FWD_EXPIRY, FWD_RECEIPT, FWD_PROFILE, FWD_NOTIFY };
+
+struct fwd {
+	struct ae *f_ae;
+	enum fwd_kind f_kind;
+	char f_id[STORE_TX_ID_LEN + 1];	     /* our transaction            */
+	char f_peer[MSSP_STORE_MAX_AP_ID + 1];
+	struct job *f_job;		     /* the AP request to answer   */
+	struct roam_answer f_ans;
+};
+
+static void fwd_job(void *ctx, void *arg);
+
+static void
+fwd_free(struct fwd *f)
+{
+	mss_msg_free(f->f_ans.ra_msg);
+	if (f->f_job)
+		job_free(f->f_job);
+	free(f);
+}
+
+/* roam_done_fn: on the AE loop; the work goes to the pool. */
+static void
+fwd_done(void *arg, struct roam_answer *ans)
+{
+	struct fwd *f = arg;
+	f->f_ans = *ans;
+	ans->ra_msg = NULL;
+	if (f->f_kind == FWD_NOTIFY) {
+		if (f->f_ans.ra_status)
+			LOG_EV("mesh.notify_failed", "tx", f->f_id, "peer", f->f_peer, "detail",
+			       f->f_ans.ra_detail);
+		fwd_free(f);
+		return;
+	}
+	if (pool_submit(f->f_ae->a_pool, fwd_job, f) != 0) {
+		/* the waiting AP request runs into its park deadline; the
+		 * transaction into its TimeOut */
+		fwd_free(f);
+	}
+}
+
+static struct fwd *
+fwd_new(struct ae *a, enum fwd_kind k, const char *id, const char *peer, struct job *j)
+{
+	struct fwd *f = calloc(1, sizeof *f);
+	if (!f)
+		return NULL;
+	f->f_ae = a;
+	f->f_kind = k;
+	snprintf(f->f_id, sizeof f->f_id, "%s", id ? id : "");
+	snprintf(f->f_peer, sizeof f->f_peer, "%s", peer);
+	f->f_job = j;
+	return f;
+}
+
+/* Send `m` to `to` for `f`; when nothing could be started, the pool job
+ * runs with 780 at once (so every path answers). */
+static void
+fwd_send(struct fwd *f, const struct mesh_peer *to, const char *path, const struct mss_msg *m,
+	 enum mss_msg_type want, unsigned timeout_ms)
+{
+	if (roam_send(f->f_ae->a_roam, to, path, m, want, timeout_ms, fwd_done, f) != 0) {
+		f->f_ans.ra_status = MESH_ROAMING_STATUS;
+		snprintf(f->f_ans.ra_detail, sizeof f->f_ans.ra_detail, "Peer MSSP call not started");
+		if (f->f_kind == FWD_NOTIFY || pool_submit(f->f_ae->a_pool, fwd_job, f) != 0)
+			fwd_free(f);
+	}
+}
+
+/* Forward signature request `m` (ours to change) of transaction `tx` to
+ * `to`.  `history`: what the request carried (NULL at the AE). */
+static void
+forward_signature(struct ae *a, struct store *st, const struct store_tx *tx, struct mss_msg *m,
+		  const struct mss_roam_hdr *history, const struct mesh_peer *to)
+{
+	struct mss_signature_req *rq = m->u.sig_req;
+	int64_t left_ms = tx->tx_deadline_ms - wall_ms();
+	long left_s = (long)(left_ms / 1000) - MSSP_MESH_HOP_MARGIN_S;
+	if (left_s < MSSP_MESH_MIN_TIMEOUT_S) {
+		/* too little time left for the user: not worth a prompt */
+		roamed_final(a, st, tx->tx_id, MSS_EXPIRED_TRANSACTION, NULL, NULL, NULL);
+		return;
+	}
+	if (left_s > MSSP_MSG_MAX_TIMEOUT_S)
+		left_s = MSSP_MSG_MAX_TIMEOUT_S;
+	bool synch = tx->tx_mode == STORE_MODE_SYNCH;
+	rq->messaging_mode = mss_msg_strdup(m, synch ? "synch" : "asynchServerServer");
+	if (rq->c.ap_info) {
+		/* the AP's notification URL and password never leave us */
+		rq->c.ap_info->ap_url = NULL;
+		if (rq->c.ap_info->ap_pwd)
+			rq->c.ap_info->ap_pwd = mss_msg_strdup(m, "");
+	}
+	struct fwd *f = fwd_new(a, FWD_SIGNATURE, tx->tx_id, to->id, NULL);
+	if (!f || !rq->messaging_mode ||
+	    roam_stamp(a->a_roam, m, history, to, to->id, tx->tx_id, (unsigned)left_s,
+		       history ? MSS_MESH_ROLE_TRANSIT : MSS_MESH_ROLE_AE) != 0) {
+		free(f);
+		roamed_final(a, st, tx->tx_id, MSS_INTERNAL_ERROR, NULL, NULL, "Forward failed");
+		return;
+	}
+	LOG_EV("mesh.forward", "tx", tx->tx_id, "peer", to->id, "mode",
+	       synch ? "synch" : "asynchServerServer");
+	fwd_send(f, to, "/soap/services/MSS_SignaturePort", m, MSS_SIGNATURE_RESP,
+		 synch ? (unsigned)(left_s + MSSP_MESH_HOP_MARGIN_S) * 1000u
+		       : MSSP_MESH_QUERY_TIMEOUT_MS);
+}
+
+/* The current peer record of `id` (a reference in *tab), or NULL. */
+static const struct mesh_peer *
+peer_get(struct ae *a, const char *id, struct roam_tab **tab)
+{
+	*tab = roam_tab_get(a->a_roam);
+	const struct mesh_peer *p = meshconf_peer_by_id(roam_tab_table(*tab), id);
+	if (!p) {
+		roam_tab_put(a->a_roam, *tab);
+		*tab = NULL;
+	}
+	return p;
+}
+
+static void
+answer_status_from_store(struct ae *a, struct store *st, struct job *j)
+{
+	struct mss_status_req *rq = j->j_msg->u.status_req;
+	struct store_tx tx;
+	struct store_err se;
+	struct mss_err e;
+	memset(&tx, 0, sizeof tx);
+	memset(&e, 0, sizeof e);
+	if (store_tx_get(st, j->j_ap, j->j_msg->u.status_req->mssp_trans_id, 0, &tx, &se) != 0) {
+		mss_err_set(&e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
+			    se.status == MSS_WRONG_PARAM ? "No such transaction"
+							 : "Transaction store unavailable");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+	} else {
+		struct mss_msg *m = result_msg(a, MSS_STATUS_RESP, &tx, &rq->c, NULL, &e);
+		reply_result_async(a, j->j_req, j->j_fmt, m, &e);
+		mss_msg_free(m);
+	}
+	store_tx_clear(&tx);
+}
+
+static void
+fwd_job(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct fwd *f = arg;
+	struct ae *a = f->f_ae;
+	struct roam_answer *an = &f->f_ans;
+	struct mss_err e;
+	struct roam_tab *tab = NULL;
+	memset(&e, 0, sizeof e);
+	const struct mesh_peer *peer = peer_get(a, f->f_peer, &tab);
+	switch (f->f_kind) {
+	case FWD_SIGNATURE: {
+		if (an->ra_status) {
+			roamed_final(a, nw->nw_store, f->f_id, an->ra_status, NULL, NULL, an->ra_detail);
+			break;
+		}
+		struct mss_signature_resp *r = an->ra_msg->u.sig_resp;
+		int code = status_code_of(r->status);
+		struct store_err se;
+		if (r->mssp_trans_id &&
+		    store_tx_set_peer_trans_id(nw->nw_store, f->f_id, r->mssp_trans_id, wall_ms(),
+					       &se) != 0 &&
+		    se.status != STORE_STATUS_FINAL) {
+			/* another id than before, or one we cannot keep: the
+			 * transaction cannot be followed */
+			roamed_final(a, nw->nw_store, f->f_id, MESH_ROAMING_STATUS, NULL, NULL,
+				     "Peer MSSP transaction id refused");
+			break;
+		}
+		if (code == MSS_REQUEST_OK) /* accepted: the notification follows */
+			break;
+		const char *prof = r->signature_profile && peer
+					   ? meshconf_map_in(peer, r->signature_profile)
+					   : NULL;
+		roamed_final(a, nw->nw_store, f->f_id, code,
+			     r->signature ? r->signature->base64_signature : NULL, prof,
+			     code ? NULL : "Peer MSSP answer without a status");
+		break;
+	}
+	case FWD_STATUS:
+	case FWD_EXPIRY: {
+		if (!an->ra_status) {
+			struct mss_status_resp *r = an->ra_msg->u.status_resp;
+			int code = status_code_of(r->status);
+			if (code && code != MSS_OUTSTANDING_TRANSACTION && code != MSS_REQUEST_OK)
+				roamed_final(a, nw->nw_store, f->f_id, code,
+					     r->signature ? r->signature->base64_signature : NULL,
+					     NULL, NULL);
+		}
+		if (f->f_kind == FWD_STATUS) {
+			/* the AP gets what our record says now: still 504 if the
+			 * peer could not be asked */
+			answer_status_from_store(a, nw->nw_store, f->f_job);
+		} else {
+			struct store_tx cur;
+			struct store_err se;
+			memset(&cur, 0, sizeof cur);
+			if (store_tx_get_by_id(nw->nw_store, f->f_id, 0, &cur, &se) == 0)
+				roamed_expire(a, nw->nw_store, &cur);
+			store_tx_clear(&cur);
+		}
+		break;
+	}
+	case FWD_RECEIPT: {
+		struct job *j = f->f_job;
+		if (an->ra_status) {
+			mss_err_set(&e, an->ra_status, 0, an->ra_detail);
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+			break;
+		}
+		struct mss_msg *m = mss_msg_new(MSS_RECEIPT_RESP);
+		if (m) {
+			fill_common(a, m, &j->j_msg->u.receipt_req->c);
+			m->u.receipt_resp->status =
+				make_status(m, status_code_of(an->ra_msg->u.receipt_resp->status)
+						       ?: MSS_REQUEST_OK);
+			stamp_reply(a, m, j);
+			reply_msg_async(a, j->j_req, j->j_fmt, m);
+			mss_msg_free(m);
+		} else {
+			mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+		}
+		break;
+	}
+	case FWD_PROFILE: {
+		struct job *j = f->f_job;
+		if (an->ra_status) {
+			mss_err_set(&e, an->ra_status, 0, an->ra_detail);
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+			break;
+		}
+		/* our answer, with the peer's profiles in our names; nothing
+		 * else of the peer's message is passed on (R-08) */
+		const struct mss_profile_resp *pr = an->ra_msg->u.profile_resp;
+		struct mss_msg *m = mss_msg_new(MSS_PROFILE_RESP);
+		struct mss_profile_resp *r = m ? m->u.profile_resp : NULL;
+		if (!m) {
+			mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+			reply_err_async(a, j->j_req, j->j_fmt, &e);
+			break;
+		}
+		fill_common(a, m, &j->j_msg->u.profile_req->c);
+		size_t n = pr->signature_profile ? pr->signature_profile->n : 0;
+		r->signature_profile = mss_msg_alloc(m, sizeof *r->signature_profile);
+		if (r->signature_profile && n)
+			r->signature_profile->items = mss_msg_alloc(m, n * sizeof(void *));
+		for (size_t i = 0; i < n && r->signature_profile && r->signature_profile->items; i++) {
+			const char *u = pr->signature_profile->items[i];
+			r->signature_profile->items[r->signature_profile->n++] =
+				mss_msg_strdup(m, peer ? meshconf_map_in(peer, u) : u);
+		}
+		r->status = make_status(m, MSS_REQUEST_OK);
+		stamp_reply(a, m, j);
+		reply_msg_async(a, j->j_req, j->j_fmt, m);
+		mss_msg_free(m);
+		break;
+	}
+	case FWD_NOTIFY:
+		break;
+	}
+	roam_tab_put(a->a_roam, tab);
+	fwd_free(f);
+}
+
+/* A signature request whose user lives at `to` (pool thread): the
+ * transaction is ours, the prompt the peer's.  Takes `tab` and `j`. */
+static void
+roamed_signature(struct node_worker *nw, struct job *j, struct roam_tab *tab,
+		 const struct mesh_peer *to)
+{
+	struct ae *a = j->j_ae;
+	struct mss_signature_req *rq = j->j_msg->u.sig_req;
+	struct mss_err e;
+	struct store_tx tx;
+	struct store_err se;
+	struct mss_buf js;
+	memset(&e, 0, sizeof e);
+	memset(&tx, 0, sizeof tx);
+	mss_buf_init(&js, MSSP_STORE_MAX_REQUEST);
+	const char *prof = rq->signature_profile;
+	/* no key is chosen here, so the AP's (or the sending peer's)
+	 * allow-list must name the profile itself (P-12) */
+	bool allowed = false;
+	const struct conf_ap *ap = j->j_conf_ap;
+	if (prof && ap) {
+		allowed = ap->ca_all_profiles;
+		for (size_t i = 0; !allowed && i < ap->ca_nprofiles; i++)
+			allowed = strcmp(ap->ca_profiles[i], prof) == 0;
+	}
+	if (!allowed) {
+		mss_err_set(&e, MSS_UNSUPPORTED_PROFILE, 0, "Signature profile not allowed");
+		goto fail;
+	}
+	if (to->suspended) {
+		mss_err_set(&e, MESH_ROAMING_STATUS, 0, "Home MSSP not available");
+		goto fail;
+	}
+	if (rq->c.ap_info && rq->c.ap_info->ap_pwd)
+		rq->c.ap_info->ap_pwd = mss_msg_strdup(j->j_msg, "");
+	/* the resend identity: a peer's re-forward differs only in its TimeOut */
+	char *timeout = rq->timeout;
+	if (j->j_peer)
+		rq->timeout = NULL;
+	int enc = mss_json_encode(j->j_msg, &js, &e);
+	rq->timeout = timeout;
+	if (enc != 0) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Request could not be stored");
+		goto fail;
+	}
+	unsigned char hash[32];
+	EVP_Digest(mss_buf_str(&js), mss_buf_len(&js), hash, NULL, EVP_sha256(), NULL);
+	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	home_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
+	char kid[MSSP_STORE_MAX_KEY_ID + 1];
+	snprintf(kid, sizeof kid, "%s%s", MESH_AP_PREFIX, prof);
+	enum store_mode mode = mode_of(rq->messaging_mode);
+	int64_t now = wall_ms();
+	int64_t deadline = j->j_arrival_wall + j->j_timeout_ms;
+	if (deadline <= now + (int64_t)MSSP_AE_START_MARGIN_MS)
+		deadline = now + MSSP_AE_START_MARGIN_MS;
+	struct store_tx_new n = {
+		.tn_ap_id = j->j_ap,
+		.tn_ap_trans_id = rq->c.ap_info->ap_trans_id,
+		.tn_hash = hash,
+		.tn_hash_len = sizeof hash,
+		.tn_msisdn = msisdn,
+		.tn_key_id = kid,
+		.tn_mode = mode,
+		.tn_deadline_ms = deadline,
+		.tn_notify_url = j->j_notify,
+		.tn_request = mss_buf_str(&js),
+		.tn_request_len = mss_buf_len(&js),
+		.tn_peer = to->id,
+	};
+	if (store_tx_create(nw->nw_store, &n, 0, now, &tx, &se) != 0) {
+		mss_err_set(&e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
+			    se.status == MSS_PB_SIGNATURE_PROCESS ? "Outstanding transaction"
+			    : se.status == MSS_WRONG_PARAM	  ? "AP_TransID already used"
+								  : "Transaction could not be stored");
+		goto fail;
+	}
+	if (accepted_answer(a, nw->nw_store, j, &tx, mode, prof) != 0)
+		goto out;
+	char masked[MSSP_STORE_MAX_MSISDN + 1];
+	log_msisdn(msisdn, masked, sizeof masked);
+	LOG_EV("tx.accepted", "tx", tx.tx_id, "ap", j->j_ap, "msisdn", masked, "peer", to->id,
+	       "mode", rq->messaging_mode ? rq->messaging_mode : "synch", "replay",
+	       tx.tx_replay ? "yes" : "no");
+	if (tx.tx_replay)
+		goto out;
+	timer_set(a, tx.tx_id, deadline - wall_ms());
+	/* "forwarded" is committed before the request leaves (F-01b); the
+	 * nonce is one no device knows */
+	unsigned char nb[16];
+	char nonce[2 * sizeof nb + 1];
+	struct store_tx fwd;
+	memset(&fwd, 0, sizeof fwd);
+	RAND_bytes(nb, sizeof nb);
+	hex_encode(nb, sizeof nb, nonce);
+	struct store_tx_change chg = {.tc_nonce = nonce};
+	if (store_tx_transition(nw->nw_store, tx.tx_id, STORE_ST_ACCEPTED, STORE_ST_PROMPT_SENT,
+				&chg, wall_ms(), &fwd, &se) != 0) {
+		roamed_final(a, nw->nw_store, tx.tx_id, MSS_INTERNAL_ERROR, NULL, NULL,
+			     "Forward not recorded");
+		goto out;
+	}
+	forward_signature(a, nw->nw_store, &fwd, j->j_msg, j->j_peer ? j->j_msg->roam : NULL, to);
+	store_tx_clear(&fwd);
+	goto out;
+fail:
+	reply_err_async(a, j->j_req, j->j_fmt, &e);
+out:
+	store_tx_clear(&tx);
+	mss_buf_free(&js);
+	roam_tab_put(a->a_roam, tab);
+	job_free(j);
+}
+
+/* A roamed transaction left open by a restart, or an answer whose final
+ * commit failed (pool thread). */
+static void
+roamed_recover(struct ae *a, struct store *st, const struct store_tx *tx)
+{
+	if (tx->tx_state == STORE_ST_ANSWERED) {
+		json_error_t je;
+		json_t *o = tx->tx_answer ? json_loadb((const char *)tx->tx_answer, tx->tx_answer_len,
+						       0, &je)
+					  : NULL;
+		const char *sig = json_string_value(json_object_get(o, "signature"));
+		const char *prof = json_string_value(json_object_get(o, "profile"));
+		int code = (int)json_integer_value(json_object_get(o, "status"));
+		if (sig && code) {
+			struct store_tx fin;
+			struct store_err se;
+			memset(&fin, 0, sizeof fin);
+			struct store_tx_change done = {.tc_status = code,
+						       .tc_signature = sig,
+						       .tc_signature_len = strlen(sig),
+						       .tc_profile = prof && *prof ? prof : NULL};
+			if (store_tx_transition(st, tx->tx_id, STORE_ST_ANSWERED, STORE_ST_COMPLETED,
+						&done, wall_ms(), &fin, &se) == 0)
+				ae_on_final(a, st, &fin);
+			store_tx_clear(&fin);
+		} else {
+			roamed_final(a, st, tx->tx_id, MSS_INTERNAL_ERROR, NULL, NULL,
+				     "Stored answer unreadable");
+		}
+		json_decref(o);
+		return;
+	}
+	if (store_state_final(tx->tx_state) || tx->tx_deadline_ms <= wall_ms())
+		return; /* the sweep expires it */
+	if (tx->tx_state == STORE_ST_PROMPT_SENT && tx->tx_peer_trans_id[0])
+		return; /* accepted by the peer: its notification, or our query
+			 * at the deadline */
+	/* not known to have reached the peer: forward again; the peer
+	 * de-duplicates on our transaction id, so nobody is prompted twice */
+	struct roam_tab *tab = NULL;
+	const struct mesh_peer *to = peer_get(a, tx->tx_peer, &tab);
+	struct mss_err me;
+	memset(&me, 0, sizeof me);
+	struct mss_msg *m = to && tx->tx_request
+				    ? mss_json_decode(tx->tx_request, tx->tx_request_len, 0, &me)
+				    : NULL;
+	struct store_tx cur;
+	struct store_err se;
+	memset(&cur, 0, sizeof cur);
+	if (!m || m->type != MSS_SIGNATURE_REQ) {
+		roamed_final(a, st, tx->tx_id, MESH_ROAMING_STATUS, NULL, NULL,
+			     to ? "Stored request unreadable" : "Peer MSSP no longer configured");
+	} else if (tx->tx_state == STORE_ST_ACCEPTED) {
+		unsigned char nb[16];
+		char nonce[2 * sizeof nb + 1];
+		RAND_bytes(nb, sizeof nb);
+		hex_encode(nb, sizeof nb, nonce);
+		struct store_tx_change chg = {.tc_nonce = nonce};
+		if (store_tx_transition(st, tx->tx_id, STORE_ST_ACCEPTED, STORE_ST_PROMPT_SENT, &chg,
+					wall_ms(), &cur, &se) == 0) {
+			struct mss_roam_hdr h;
+			history_of_tx(tx, &h);
+			forward_signature(a, st, &cur, m, is_mesh_ap(tx->tx_ap_id) ? &h : NULL, to);
+		}
+	} else {
+		struct mss_roam_hdr h;
+		history_of_tx(tx, &h);
+		forward_signature(a, st, tx, m, is_mesh_ap(tx->tx_ap_id) ? &h : NULL, to);
+	}
+	store_tx_clear(&cur);
+	mss_msg_free(m);
+	roam_tab_put(a->a_roam, tab);
+}
+
+/* The TimeOut of a roamed transaction the peer accepted passed: ask the
+ * peer once, then expire.  0 when the question is on its way. */
+static int
+roamed_expiry_query(struct ae *a, const struct store_tx *tx)
+{
+	struct roam_tab *tab = NULL;
+	const struct mesh_peer *to = peer_get(a, tx->tx_peer, &tab);
+	struct mss_msg *m = to ? mss_msg_new(MSS_STATUS_REQ) : NULL;
+	struct fwd *f = m ? fwd_new(a, FWD_EXPIRY, tx->tx_id, to->id, NULL) : NULL;
+	int rc = -1;
+	if (f) {
+		fill_common(a, m, NULL);
+		m->u.status_req->mssp_trans_id = mss_msg_strdup(m, tx->tx_peer_trans_id);
+		struct mss_ap_info *ai = mss_msg_alloc(m, sizeof *ai);
+		char now[64];
+		iso_now(now);
+		if (ai) {
+			ai->ap_id = mss_msg_strdup(m, a->a_conf->mssp_id);
+			ai->ap_trans_id = mss_msg_strdup(m, tx->tx_id);
+			ai->instant = mss_msg_strdup(m, now);
+			ai->ap_pwd = mss_msg_strdup(m, "");
+			m->u.common->ap_info = ai;
+		}
+		if (ai && roam_stamp(a->a_roam, m, NULL, to, to->id, tx->tx_id, 0,
+				     MSS_MESH_ROLE_AE) == 0) {
+			fwd_send(f, to, "/soap/services/MSS_StatusQueryPort", m, MSS_STATUS_RESP,
+				 MSSP_MESH_QUERY_TIMEOUT_MS);
+			rc = 0;
+		} else {
+			free(f);
+		}
+	}
+	mss_msg_free(m);
+	roam_tab_put(a->a_roam, tab);
+	return rc;
+}
+
+/* An AP's status query for an open roamed transaction: ask the peer
+ * (takes j; 0), or -1 when it cannot be asked (answer from the store). */
+static int
+roamed_status(struct ae *a, struct job *j, const struct store_tx *tx)
+{
+	struct roam_tab *tab = NULL;
+	const struct mesh_peer *to = peer_get(a, tx->tx_peer, &tab);
+	struct fwd *f = to ? fwd_new(a, FWD_STATUS, tx->tx_id, to->id, j) : NULL;
+	int rc = -1;
+	if (f) {
+		/* the AP's own query, addressed to the peer's transaction */
+		struct mss_msg *m = j->j_msg;
+		char *mine = m->u.status_req->mssp_trans_id;
+		m->u.status_req->mssp_trans_id = mss_msg_strdup(m, tx->tx_peer_trans_id);
+		if (m->u.status_req->mssp_trans_id &&
+		    roam_stamp(a->a_roam, m, NULL, to, to->id, tx->tx_id, 0, MSS_MESH_ROLE_AE) == 0) {
+			fwd_send(f, to, "/soap/services/MSS_StatusQueryPort", m, MSS_STATUS_RESP,
+				 MSSP_MESH_QUERY_TIMEOUT_MS);
+			rc = 0;
+		} else {
+			f->f_job = NULL;
+			free(f);
+		}
+		/* our answer names our id again */
+		m->u.status_req->mssp_trans_id = mine;
+		m->roam = NULL;
+	}
+	roam_tab_put(a->a_roam, tab);
+	return rc;
+}
+
+/* A receipt for a roamed transaction, recorded here already: on to the
+ * peer, whose user sees it (takes j). */
+static void
+roamed_receipt(struct ae *a, struct job *j, const struct store_tx *tx)
+{
+	struct roam_tab *tab = NULL;
+	struct mss_err e;
+	memset(&e, 0, sizeof e);
+	const struct mesh_peer *to = peer_get(a, tx->tx_peer, &tab);
+	struct fwd *f = to && tx->tx_peer_trans_id[0] ? fwd_new(a, FWD_RECEIPT, tx->tx_id, to->id, j)
+						      : NULL;
+	if (!f) {
+		mss_err_set(&e, MESH_ROAMING_STATUS, 0, "Home MSSP not available");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+		job_free(j);
+		roam_tab_put(a->a_roam, tab);
+		return;
+	}
+	struct mss_msg *m = j->j_msg;
+	m->u.receipt_req->mssp_trans_id = mss_msg_strdup(m, tx->tx_peer_trans_id);
+	if (m->u.receipt_req->c.ap_info && m->u.receipt_req->c.ap_info->ap_pwd)
+		m->u.receipt_req->c.ap_info->ap_pwd = mss_msg_strdup(m, "");
+	if (!m->u.receipt_req->mssp_trans_id ||
+	    roam_stamp(a->a_roam, m, NULL, to, to->id, tx->tx_id, 0, MSS_MESH_ROLE_AE) != 0) {
+		f->f_ans.ra_status = MSS_INTERNAL_ERROR;
+		snprintf(f->f_ans.ra_detail, sizeof f->f_ans.ra_detail, "Out of memory");
+		if (pool_submit(a->a_pool, fwd_job, f) != 0)
+			fwd_free(f);
+	} else {
+		fwd_send(f, to, "/soap/services/MSS_ReceiptPort", m, MSS_RECEIPT_RESP,
+			 MSSP_MESH_QUERY_TIMEOUT_MS);
+	}
+	m->roam = NULL;
+	roam_tab_put(a->a_roam, tab);
+}
+
+/* A profile query for a user of `to` (takes j and tab). */
+static void
+roamed_profile(struct ae *a, struct job *j, struct roam_tab *tab, const struct mesh_peer *to)
+{
+	struct fwd *f = fwd_new(a, FWD_PROFILE, NULL, to->id, j);
+	struct mss_msg *m = j->j_msg;
+	unsigned char nb[8];
+	char rid[2 * sizeof nb + 2] = "P";
+	RAND_bytes(nb, sizeof nb);
+	hex_encode(nb, sizeof nb, rid + 1);
+	if (m->u.common->ap_info && m->u.common->ap_info->ap_pwd)
+		m->u.common->ap_info->ap_pwd = mss_msg_strdup(m, "");
+	const struct mss_roam_hdr *hist = j->j_peer ? m->roam : NULL;
+	if (!f || roam_stamp(a->a_roam, m, hist, to, to->id, rid, 0,
+			     hist ? MSS_MESH_ROLE_TRANSIT : MSS_MESH_ROLE_AE) != 0) {
+		struct mss_err e;
+		memset(&e, 0, sizeof e);
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+		if (f)
+			f->f_job = NULL;
+		free(f);
+		job_free(j);
+	} else {
+		fwd_send(f, to, "/soap/services/MSS_ProfileQueryPort", m, MSS_PROFILE_RESP,
+			 MSSP_MESH_QUERY_TIMEOUT_MS);
+	}
+	roam_tab_put(a->a_roam, tab);
+}
+
+/* B: the result of a peer's asynchServerServer transaction goes back to
+ * the peer's mesh listener (never to a URL from a message).  One attempt:
+ * the peer asks at its deadline if this is lost. */
+static void
+mesh_notify(struct ae *a, const struct store_tx *tx, struct mss_msg *m)
+{
+	struct roam_tab *tab = NULL;
+	const struct mesh_peer *to = peer_get(a, tx->tx_ap_id + strlen(MESH_AP_PREFIX), &tab);
+	if (!to) {
+		LOG_EV("mesh.notify_failed", "tx", tx->tx_id, "detail", "peer no longer configured");
+		return;
+	}
+	struct mss_roam_hdr h;
+	history_of_tx(tx, &h);
+	struct fwd *f = fwd_new(a, FWD_NOTIFY, tx->tx_id, to->id, NULL);
+	if (f && roam_stamp(a->a_roam, m, &h, NULL, roam_self_id(a->a_roam), tx->tx_id, 0,
+			    MSS_MESH_ROLE_HOME) == 0)
+		fwd_send(f, to, MSSP_MESH_NOTIFY_PATH, m, MSS_RECEIPT_REQ,
+			 MSSP_MESH_QUERY_TIMEOUT_MS);
+	else
+		free(f);
+	roam_tab_put(a->a_roam, tab);
+}
+
+/* A: a peer's notification of a transaction we forwarded to it. */
+static void
+job_mesh_notify(void *ctx, void *arg)
+{
+	struct node_worker *nw = ctx;
+	struct job *j = arg;
+	struct ae *a = j->j_ae;
+	struct mss_status_resp *r = j->j_msg->u.status_resp;
+	struct store_tx tx;
+	struct store_err se;
+	struct mss_err e;
+	memset(&tx, 0, sizeof tx);
+	memset(&e, 0, sizeof e);
+	const char *own = roam_own_trans_id(a->a_roam, j->j_msg->roam);
+	/* only for a transaction that went to this very peer */
+	if (!own || !r->mssp_trans_id ||
+	    store_tx_get_by_id(nw->nw_store, own, 0, &tx, &se) != 0 ||
+	    strcmp(tx.tx_peer, j->j_peer->id) != 0 ||
+	    (tx.tx_peer_trans_id[0] && strcmp(tx.tx_peer_trans_id, r->mssp_trans_id) != 0)) {
+		mss_err_set(&e, MSS_WRONG_PARAM, 0, "No such transaction");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+		goto out;
+	}
+	if (!tx.tx_peer_trans_id[0])
+		(void)store_tx_set_peer_trans_id(nw->nw_store, tx.tx_id, r->mssp_trans_id, wall_ms(),
+						 &se);
+	int code = status_code_of(r->status);
+	if (code && code != MSS_OUTSTANDING_TRANSACTION && code != MSS_REQUEST_OK)
+		roamed_final(a, nw->nw_store, tx.tx_id, code,
+			     r->signature ? r->signature->base64_signature : NULL, NULL, NULL);
+	/* the answer to a notification is an MSS_ReceiptReq (TS 102 204) */
+	struct mss_msg *m = mss_msg_new(MSS_RECEIPT_REQ);
+	if (m) {
+		fill_common(a, m, NULL);
+		struct mss_ap_info *ai = mss_msg_alloc(m, sizeof *ai);
+		char now[64];
+		iso_now(now);
+		if (ai) {
+			ai->ap_id = mss_msg_strdup(m, a->a_conf->mssp_id);
+			ai->ap_trans_id = mss_msg_strdup(m, tx.tx_id);
+			ai->instant = mss_msg_strdup(m, now);
+			ai->ap_pwd = mss_msg_strdup(m, "");
+			m->u.common->ap_info = ai;
+		}
+		m->u.receipt_req->mssp_trans_id = mss_msg_strdup(m, r->mssp_trans_id);
+		m->u.receipt_req->mobile_user = r->mobile_user ? make_user(m, r->mobile_user->msisdn)
+							       : NULL;
+		m->u.receipt_req->status = make_status(m, MSS_REQUEST_OK);
+		stamp_reply(a, m, j);
+		reply_msg_async(a, j->j_req, j->j_fmt, m);
+		mss_msg_free(m);
+	} else {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		reply_err_async(a, j->j_req, j->j_fmt, &e);
+	}
+out:
+	store_tx_clear(&tx);
+	job_free(j);
+}
+
+/* The mesh listener (TS 102 207, peers only).  Like ae_handler, but the
+ * sender is a peer MSSP found by its certificate, the RoamingHeader is
+ * required, and the AP's own checks (AP_ID, Instant) were the first
+ * MSSP's to make. */
+void
+ae_mesh_handler(struct srv_req *req, void *arg)
+{
+	struct ae *a = arg;
+	struct mss_err e;
+	struct mss_msg *msg = NULL;
+	struct job *j = NULL;
+	struct roam_tab *tab = NULL;
+	enum fmt f = FMT_SOAP12;
+	memset(&e, 0, sizeof e);
+	metric_inc(a->m_requests);
+	const char *path = srv_req_path(req);
+	const char *ct = srv_req_header(req, "Content-Type");
+	bool soap = (strncmp(path, "/soap/services/MSS_", 19) == 0 && strstr(path, "Port") &&
+		     !strchr(path, '?')) ||
+		    strcmp(path, MSSP_MESH_NOTIFY_PATH) == 0;
+	if (!soap) {
+		mss_err_http(&e, 404, "Not found");
+		goto answer;
+	}
+	if (strcmp(srv_req_method(req), "POST") != 0) {
+		mss_err_http(&e, 405, "Only POST");
+		goto answer;
+	}
+	if (!(ctype_is(ct, "text/xml") || ctype_is(ct, "application/soap+xml"))) {
+		mss_err_http(&e, 415, "Unsupported media type");
+		goto answer;
+	}
+	if (!a->a_roam) {
+		mss_err_set(&e, MSS_UNAUTHORIZED_ACCESS, 0, "Unauthorized access");
+		goto answer;
+	}
+	/* the sender is who its certificate says, never a header (P-32) */
+	tab = roam_tab_get(a->a_roam);
+	const struct mesh_peer *peer =
+		meshconf_peer_by_fp(roam_tab_table(tab), srv_req_peer_fp(req));
+	if (!peer || peer->suspended) {
+		char hex[2 * TLS_FP_LEN + 1] = "";
+		if (srv_req_peer_fp(req))
+			hex_encode(srv_req_peer_fp(req), TLS_FP_LEN, hex);
+		LOG_EV("mesh.peer_refused", "fp", hex, "why", peer ? "suspended" : "unknown");
+		mss_err_set(&e, MSS_UNAUTHORIZED_ACCESS, 0, "Unauthorized access");
+		goto answer;
+	}
+	j = calloc(1, sizeof *j);
+	if (!j) {
+		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+		goto answer;
+	}
+	j->j_ae = a;
+	j->j_tab = tab;
+	tab = NULL;
+	j->j_peer = peer;
+	snprintf(j->j_peer_ap_id, sizeof j->j_peer_ap_id, "%s%s", MESH_AP_PREFIX, peer->id);
+	snprintf(j->j_ap, sizeof j->j_ap, "%s", j->j_peer_ap_id);
+	j->j_peer_ap.ca_id = j->j_peer_ap_id;
+	j->j_peer_ap.ca_name = peer->name ? peer->name : peer->id;
+	j->j_peer_ap.ca_all_profiles = peer->all_profiles;
+	j->j_peer_ap.ca_profiles = peer->profiles;
+	j->j_peer_ap.ca_nprofiles = peer->nprofiles;
+	j->j_peer_ap.ca_rate = peer->rate;
+	j->j_peer_ap.ca_modes = CONF_MODE_SYNCH | CONF_MODE_ASYNCH_CS | CONF_MODE_ASYNCH_SS;
+	j->j_conf_ap = &j->j_peer_ap;
+	j->j_arrival = loop_now_ms();
+	j->j_arrival_wall = wall_ms();
+	if (!rate_take(a, &j->j_peer_ap)) {
+		metric_inc(a->m_rate_limited);
+		mss_err_http(&e, 429, "Too many requests");
+		goto answer;
+	}
+	size_t blen;
+	const char *body = (const char *)srv_req_body(req, &blen);
+	msg = mss_soap_decode(body, blen, MSS_SOAP_ROAMING, &e);
+	if (!msg)
+		goto answer;
+	f = msg->soap == MSS_SOAP_11 ? FMT_SOAP11 : FMT_SOAP12;
+	j->j_fmt = f;
+	const char *why = NULL;
+	bool notification = msg->type == MSS_STATUS_RESP;
+	int rc = roam_check_inbound(a->a_roam, msg, peer, notification, &why);
+	if (rc) {
+		LOG_EV("mesh.refused", "peer", peer->id, "why", why);
+		mss_err_set(&e, rc, 0, why);
+		goto answer;
+	}
+	if (!notification && msg->type != MSS_SIGNATURE_REQ && msg->type != MSS_STATUS_REQ &&
+	    msg->type != MSS_RECEIPT_REQ && msg->type != MSS_PROFILE_REQ) {
+		mss_err_set(&e, MSS_WRONG_PARAM, 0, "Operation not offered on this interface");
+		goto answer;
+	}
+	if (!notification && mss_validate(msg, &e) != 0)
+		goto answer;
+	j->j_msg = msg;
+	msg = NULL;
+	if (notification) {
+		if (submit(a, req, job_mesh_notify, j, AE_OP_PARK_MS) != 0) {
+			mss_err_http(&e, 503, "Server busy");
+			goto answer;
+		}
+		j = NULL;
+		goto out;
+	}
+	if (j->j_msg->type == MSS_SIGNATURE_REQ) {
+		struct mss_signature_req *rq = j->j_msg->u.sig_req;
+		const struct mss_roam_hdr *h = j->j_msg->roam;
+		/* our transaction is keyed by the sender's id (replay-safe) */
+		if (!rq->c.ap_info || !rq->mobile_user || !rq->mobile_user->msisdn) {
+			mss_err_set(&e, 710, 0, "Input information missing");
+			goto answer;
+		}
+		rq->c.ap_info->ap_trans_id = mss_msg_strdup(j->j_msg, h->entry[h->n - 1].re_trans_id);
+		unsigned long to = a->a_conf->default_timeout_s;
+		if (rq->timeout) {
+			char *end;
+			to = strtoul(rq->timeout, &end, 10);
+			if (*end || to == 0) {
+				mss_err_set(&e, MSS_WRONG_PARAM, 0, "TimeOut out of range");
+				goto answer;
+			}
+		}
+		/* never more than the sender's budget or our maximum */
+		unsigned hdr_to = roam_hdr_timeout(h);
+		if (hdr_to && to > hdr_to)
+			to = hdr_to;
+		if (to > a->a_conf->max_timeout_s)
+			to = a->a_conf->max_timeout_s;
+		j->j_timeout_ms = (unsigned)to * 1000;
+		enum store_mode mode = mode_of(rq->messaging_mode);
+		if (mode == STORE_MODE_ASYNCH_SS) {
+			char url[MSSP_STORE_MAX_URL + 1];
+			if ((size_t)snprintf(url, sizeof url, "%s%s", peer->url, MSSP_MESH_NOTIFY_PATH) >=
+				    sizeof url ||
+			    !(j->j_notify = strdup(url))) {
+				mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Notification URL too long");
+				goto answer;
+			}
+		}
+		if (!rq->c.ap_info->ap_trans_id) {
+			mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
+			goto answer;
+		}
+		unsigned park = mode == STORE_MODE_SYNCH ? j->j_timeout_ms + MSSP_AE_PARK_GRACE_MS
+							 : AE_OP_PARK_MS;
+		if (submit(a, req, job_signature, j, park) != 0) {
+			mss_err_http(&e, 503, "Server busy");
+			goto answer;
+		}
+		j = NULL;
+		goto out;
+	}
+	pool_job_fn fn = j->j_msg->type == MSS_STATUS_REQ    ? job_status
+			 : j->j_msg->type == MSS_RECEIPT_REQ ? job_receipt
+							      : job_profile;
+	if (submit(a, req, fn, j, AE_OP_PARK_MS) != 0) {
+		mss_err_http(&e, 503, "Server busy");
+		goto answer;
+	}
+	j = NULL;
+	goto out;
+answer:
+	reply_err_now(a, req, f, &e);
+out:
+	if (j)
+		job_free(j);
+	roam_tab_put(a->a_roam, tab);
+	mss_msg_free(msg);
+}
+
+int
+ae_reload_mesh(struct ae *a, struct store *st, bool force)
+{
+	return a && a->a_roam ? roam_reload(a->a_roam, st, force) : 0;
 }
 
 /* ---- MSS_Handshake ------------------------------------------------------ */
@@ -1443,7 +2587,21 @@ ae_handler(struct srv_req *req, void *arg)
 	const char *ct = srv_req_header(req, "Content-Type");
 	bool soap = strncmp(path, "/soap/services/MSS_", 19) == 0 && strstr(path, "Port") &&
 		    !strchr(path, '?');
-	bool json = strcmp(path, "/rest/service") == 0 || strncmp(path, "/rest/service/", 14) == 0;
+	enum rest_path rp = rest_path_of(path);
+	bool json = rp >= REST_PATH_ANY && rp <= REST_PATH_PROFILE;
+	if (rp == REST_PATH_OPENAPI && strcmp(srv_req_method(req), "GET") == 0) {
+		/* the REST API's description: public, no AP needed */
+		size_t dlen;
+		const char *doc = rest_openapi(a->a_rest, &dlen);
+		if (doc) {
+			struct srv_response rs = {.rs_status = 200,
+						  .rs_content_type = "application/json",
+						  .rs_body = doc,
+						  .rs_body_len = dlen};
+			(void)srv_reply_ex(req, &rs);
+			goto out;
+		}
+	}
 	if (!soap && !json) {
 		mss_err_http(&e, 404, "Not found");
 		goto answer;
@@ -1461,14 +2619,55 @@ ae_handler(struct srv_req *req, void *arg)
 		mss_err_http(&e, 415, "Unsupported media type");
 		goto answer;
 	}
-	/* the AP is who its certificate says, on every request (P-11, T-08) */
+	size_t blen;
+	const char *body = (const char *)srv_req_body(req, &blen);
+	/* the AP is who its certificate says, on every request (P-11, T-08);
+	 * on REST also who its HTTP credentials say ([ae] rest_auth) */
 	aps = conf_aps_get();
-	ap = conf_ap_by_fp(aps, srv_req_peer_fp(req));
+	const uint8_t *fp = srv_req_peer_fp(req);
+	unsigned methods = a->a_conf->rest_auth;
+	ap = fp ? conf_ap_by_fp(aps, fp) : NULL;
+	if (json) {
+		const struct conf_ap *cred = NULL;
+		struct rest_req rr = {.method = srv_req_method(req),
+				      .host = srv_req_header(req, "Host"),
+				      .path = path,
+				      .authorization = srv_req_header(req, "Authorization"),
+				      .date = srv_req_header(req, "Date"),
+				      .body = (const uint8_t *)body,
+				      .body_len = blen,
+				      .peer_ip = srv_req_peer_ip(req)};
+		enum rest_auth_result ar = rest_authenticate(
+			a->a_rest, aps, methods, &rr, wall_ms() / 1000, a->a_conf->instant_skew_s,
+			&cred);
+		if (ar == REST_AUTH_THROTTLED) {
+			metric_inc(a->m_rate_limited);
+			mss_err_http(&e, 429, "Too many requests");
+			goto answer;
+		}
+		if (ar == REST_AUTH_BAD || (ar == REST_AUTH_NONE && !fp)) {
+			LOG_EV("ae.rest_auth_refused", "ip", srv_req_peer_ip(req));
+			mss_err_http(&e, 401, "Unauthorized");
+			goto answer;
+		}
+		if (fp && !(methods & CONF_REST_CERT) && ar == REST_AUTH_NONE) {
+			mss_err_http(&e, 401, "Unauthorized");
+			goto answer;
+		}
+		if (cred) {
+			/* a certificate and credentials must name one AP */
+			if (fp && cred != ap) {
+				mss_err_set(&e, MSS_UNAUTHORIZED_ACCESS, 0, "Unauthorized access");
+				goto answer;
+			}
+			ap = cred;
+		}
+	}
 	if (!ap || ap->ca_suspended) {
 		mss_err_set(&e, MSS_UNAUTHORIZED_ACCESS, ap ? 1043 : 0,
 			    ap ? "Service suspended" : "Unauthorized access");
-		if (!ap)
-			audit_foreign_cert(a, srv_req_peer_fp(req));
+		if (!ap && fp)
+			audit_foreign_cert(a, fp);
 		goto answer;
 	}
 	if (!rate_take(a, ap)) {
@@ -1476,12 +2675,16 @@ ae_handler(struct srv_req *req, void *arg)
 		mss_err_http(&e, 429, "Too many requests");
 		goto answer;
 	}
-	size_t blen;
-	const char *body = (const char *)srv_req_body(req, &blen);
 	msg = json ? mss_json_decode(body, blen, MSS_JSON_REQUESTS_ONLY, &e)
 		   : mss_soap_decode(body, blen, MSS_SOAP_REQUESTS_ONLY, &e);
 	if (!json && msg)
 		f = msg->soap == MSS_SOAP_11 ? FMT_SOAP11 : FMT_SOAP12;
+	/* JSON: the path names the operation, and a minimal request gets its
+	 * documented defaults before the one validation SOAP meets too */
+	if (msg && json &&
+	    (rest_path_check(rp, msg->type, &e) != 0 ||
+	     rest_fill_defaults(msg, ap->ca_id, a->a_conf->mssp_id, &e) != 0))
+		goto answer;
 	if (!msg || mss_validate(msg, &e) != 0)
 		goto answer;
 	const struct mss_ap_info *ai = msg->u.common->ap_info;
@@ -1683,9 +2886,23 @@ ae_new(const struct ae_conf *c, char *err, size_t errlen)
 		a->a_cert_issuer = X509_NAME_dup(X509_get_issuer_name(cert));
 		X509_free(cert);
 	}
+	char oapi[4200];
+	snprintf(oapi, sizeof oapi, "%s/rest-openapi.json", a->a_conf->me_web_root);
+	a->a_rest = rest_new(oapi);
 	a->a_loop = loop_new();
-	if (!a->a_loop) {
+	if (!a->a_loop || !a->a_rest) {
 		snprintf(err, errlen, "cannot create the AE loop");
+		ae_free(a);
+		return NULL;
+	}
+	/* the mesh: our identity towards peers is the node's TLS identity */
+	struct roam_conf rc = {.rc_self_id = a->a_conf->mssp_id,
+			       .rc_cert_file = a->a_conf->mesh_cert,
+			       .rc_key_file = a->a_conf->mesh_key,
+			       .rc_loop = a->a_loop,
+			       .rc_metrics = c->ac_metrics};
+	a->a_roam = roam_new(&rc, err, errlen);
+	if (!a->a_roam) {
 		ae_free(a);
 		return NULL;
 	}
@@ -1735,7 +2952,10 @@ recover_cb(void *arg, const struct store_tx *tx)
 	int64_t left = tx->tx_deadline_ms - wall_ms();
 	if (left > 0 && !store_state_final(tx->tx_state))
 		timer_set(a, tx->tx_id, left);
-	home_recover(a->a_home, rc->rc_st, tx);
+	if (tx->tx_peer[0])
+		roamed_recover(a, rc->rc_st, tx);
+	else
+		home_recover(a->a_home, rc->rc_st, tx);
 	rc->rc_n++;
 	return 0;
 }
@@ -1788,6 +3008,7 @@ ae_loop_fini(void *arg)
 		httpc_free(a->a_httpc); /* pending notifications end ("shutdown") */
 		a->a_httpc = NULL;
 	}
+	roam_stop_on_loop(a->a_roam); /* calls in flight end with 780 */
 	while (a->a_notifies) /* those waiting for a retry */
 		notify_free(a->a_notifies);
 }
@@ -1808,6 +3029,7 @@ ae_free(struct ae *a)
 		return;
 	ae_stop(a);
 	loop_free(a->a_loop);
+	roam_free(a->a_roam);
 	for (size_t b = 0; b < WAIT_BUCKETS; b++) {
 		struct waiter *w = a->a_wait[b];
 		while (w) {
@@ -1828,5 +3050,6 @@ ae_free(struct ae *a)
 	pthread_mutex_destroy(&a->a_rlock);
 	free(a->a_cert_b64);
 	X509_NAME_free(a->a_cert_issuer);
+	rest_free(a->a_rest);
 	free(a);
 }

@@ -31,6 +31,7 @@
 #ifndef MSSP_ROLES_AE_H
 #define MSSP_ROLES_AE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,12 @@ void ae_attach(struct ae *a, struct srv *s);
 int ae_start(struct ae *a, char *err, size_t errlen);
 void ae_handler(struct srv_req *req, void *arg);
 void ae_cancel(struct srv_req *req, void *arg, enum srv_cancel why);
+/* The mesh listener's handler (TS 102 207, docs/internals/mesh.md): peers
+ * found by their certificate; same cancel callback as the AE listener. */
+void ae_mesh_handler(struct srv_req *req, void *arg);
+/* Reload the mesh's peers and routes when their records changed (or
+ * `force`): 1 reloaded, 0 unchanged, -1 store failure (table kept). */
+int ae_reload_mesh(struct ae *a, struct store *st, bool force);
 /* home_final_fn: a transaction became final (pool thread). */
 void ae_on_final(void *arg, struct store *st, const struct store_tx *tx);
 /* Stop timers and notifications (after srv_stop, before pool_stop). */

@@ -34,7 +34,7 @@ static const char *const node_keys[] = {"id", "workers", "pool_threads", "max_co
 static const char *const store_keys[] = {"uri", NULL};
 static const char *const ae_keys[] = {"listen", "port", "cert", "key", "client_ca", "mssp_id",
 				      "instant_skew_s", "default_timeout_s", "max_timeout_s",
-				      NULL};
+				      "rest_auth", NULL};
 static const char *const afe_keys[] = {"listen", "port", "cert", "key",
 				       "push", "push_addr", "push_port",
 				       "activations_per_ip_per_min",
@@ -44,6 +44,7 @@ static const char *const me_keys[] = {"listen", "port", "cert", "key", "client_c
 				      "web_root", "origin", "pki_listen", "pki_port", NULL};
 static const char *const home_keys[] = {"user_ca", NULL};
 static const char *const notify_keys[] = {"cert", "key", "ca", "retries", "retry_ms", NULL};
+static const char *const mesh_keys[] = {"listen", "port", "cert", "key", "client_ca", NULL};
 static const char *const ap_keys[] = {"name", "cert_sha256", "profiles", "modes",
 				      "notify_urls", "rate", "suspended", NULL};
 
@@ -52,7 +53,7 @@ static const struct cfg_section_schema schema[] = {
 	{"ae", false, ae_keys},		{"afe", false, afe_keys},
 	{"admin", false, admin_keys},	{"me", false, me_keys},
 	{"home", false, home_keys},	{"notify", false, notify_keys},
-	{"ap", true, ap_keys},
+	{"ap", true, ap_keys},		{"mesh", false, mesh_keys},
 };
 #define NSCHEMA (sizeof schema / sizeof schema[0])
 
@@ -168,7 +169,12 @@ ap_clear(struct conf_ap *a)
 	free(a->ca_name);
 	free_list(a->ca_profiles, a->ca_nprofiles);
 	free_list(a->ca_notify, a->ca_nnotify);
-	memset(a, 0, sizeof *a);
+	free(a->ca_rest_user);
+	if (a->ca_api_key) {
+		OPENSSL_cleanse(a->ca_api_key, strlen(a->ca_api_key));
+		free(a->ca_api_key);
+	}
+	OPENSSL_cleanse(a, sizeof *a);
 }
 
 static void
@@ -368,6 +374,7 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	int adm = cfg_section_find(c, "admin", NULL);
 	int home = cfg_section_find(c, "home", NULL);
 	int nt = cfg_section_find(c, "notify", NULL);
+	int mesh = cfg_section_find(c, "mesh", NULL);
 	const char *d = data_dir;
 	char *uca = NULL;
 	int rc = 0;
@@ -381,7 +388,7 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	if (!rc) {
 		const char *r = node >= 0 ? cfg_get(c, node, "roles") : NULL;
 		if (conf_roles_parse(r ? r : "all", &m->roles) != 0)
-			rc = errf(err, errlen, "[node] roles: a list of ae home afe me admin, or all");
+			rc = errf(err, errlen, "[node] roles: a list of ae home afe me admin mesh, or all");
 	}
 	if (!rc) {
 		const char *u = st >= 0 ? cfg_get(c, st, "uri") : NULL;
@@ -405,6 +412,9 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	rc = rc ? rc : get_uint(c, ae, "instant_skew_s", 300, 1, 86400, &m->instant_skew_s, err, errlen);
 	rc = rc ? rc : get_uint(c, ae, "max_timeout_s", MSSP_MSG_MAX_TIMEOUT_S, 1, MSSP_MSG_MAX_TIMEOUT_S, &m->max_timeout_s, err, errlen);
 	rc = rc ? rc : get_uint(c, ae, "default_timeout_s", 80, 1, MSSP_MSG_MAX_TIMEOUT_S, &m->default_timeout_s, err, errlen);
+	if (!rc && conf_rest_auth_parse(ae >= 0 ? cfg_get(c, ae, "rest_auth") : NULL,
+					&m->rest_auth) != 0)
+		rc = errf(err, errlen, "[ae] rest_auth: a list of cert basic apikey");
 	rc = rc ? rc : get_str(c, afe, "afe", "listen", "127.0.0.1", &m->afe_listen, err, errlen);
 	rc = rc ? rc : get_uint(c, afe, "port", 9445, 0, 65535, &m->afe_port, err, errlen);
 	rc = rc ? rc : get_path(c, afe, "afe", "cert", "tls/server.crt", d, &m->afe_cert, err, errlen);
@@ -450,6 +460,15 @@ conf_load(const char *data_dir, char *err, size_t errlen)
 	rc = rc ? rc : get_path(c, nt, "notify", "ca", "tls/ca.crt", d, &m->notify_ca, err, errlen);
 	rc = rc ? rc : get_uint(c, nt, "retries", 5, 0, 20, &m->notify_retries, err, errlen);
 	rc = rc ? rc : get_uint(c, nt, "retry_ms", 2000, 100, 600000, &m->notify_retry_ms, err, errlen);
+	/* [mesh]: beside the AE by default (its address, its port + 6, the
+	 * server certificate); client_ca holds the peers' CAs */
+	rc = rc ? rc : get_str(c, mesh, "mesh", "listen", m->ae_listen, &m->mesh_listen, err, errlen);
+	if (!rc && (mesh < 0 || !cfg_get(c, mesh, "port")) && m->ae_port + 6 > 65535)
+		rc = errf(err, errlen, "[mesh] port: name it ([ae] port + 6 is beyond 65535)");
+	rc = rc ? rc : get_uint(c, mesh, "port", m->ae_port ? m->ae_port + 6 : 0, 0, 65535, &m->mesh_port, err, errlen);
+	rc = rc ? rc : get_path(c, mesh, "mesh", "cert", "tls/server.crt", d, &m->mesh_cert, err, errlen);
+	rc = rc ? rc : get_path(c, mesh, "mesh", "key", "tls/server.key", d, &m->mesh_key, err, errlen);
+	rc = rc ? rc : get_path(c, mesh, "mesh", "client_ca", "tls/ca.crt", d, &m->mesh_client_ca, err, errlen);
 	if (!rc && m->default_timeout_s > m->max_timeout_s)
 		rc = errf(err, errlen, "[ae] default_timeout_s exceeds max_timeout_s");
 	if (!rc) {
@@ -486,7 +505,8 @@ conf_free(struct mssp_conf *m)
 			 &m->afe_key, &m->push, &m->push_addr, &m->admin_listen,
 			 &m->user_ca_cert, &m->notify_cert, &m->notify_key, &m->notify_ca,
 			 &m->me_listen, &m->me_cert, &m->me_key, &m->me_client_ca,
-			 &m->me_web_root, &m->me_origin, &m->pki_listen};
+			 &m->me_web_root, &m->me_origin, &m->pki_listen, &m->mesh_listen,
+			 &m->mesh_cert, &m->mesh_key, &m->mesh_client_ca};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		free(*strs[i]);
 	conf_aps_put(m->aps);
@@ -644,7 +664,7 @@ static const struct {
 	unsigned bit;
 } role_names[] = {
 	{"ae", CONF_ROLE_AE},	  {"home", CONF_ROLE_HOME}, {"afe", CONF_ROLE_AFE},
-	{"me", CONF_ROLE_ME},	  {"admin", CONF_ROLE_ADMIN},
+	{"me", CONF_ROLE_ME},	  {"admin", CONF_ROLE_ADMIN}, {"mesh", CONF_ROLE_MESH},
 };
 
 int
@@ -678,11 +698,26 @@ conf_roles_parse(const char *text, unsigned *out)
 	    (roles & (CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE)) !=
 		    (CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE))
 		return -1;
+	/* the mesh listener is the AE's other door: it runs beside it */
+	if ((roles & CONF_ROLE_MESH) && !(roles & CONF_ROLE_AE))
+		return -1;
 	*out = roles;
 	return 0;
 }
 
 /* ---- The AP table as JSON (store records, roles/reg.c) ----------------- */
+
+static int
+hex_decode_fixed(const char *h, uint8_t *out, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		int hi = hex_digit((unsigned char)h[2 * k]), lo = hex_digit((unsigned char)h[2 * k + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[k] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
 
 static char *
 json_strdup(json_t *o, const char *key)
@@ -718,6 +753,65 @@ strings_from_json(json_t *arr, char ***out, size_t *n)
 	return 0;
 }
 
+/* "cert basic apikey" -> enum conf_rest_auth bits; NULL: cert only. */
+int
+conf_rest_auth_parse(const char *text, unsigned *out)
+{
+	unsigned bits = 0;
+	char buf[64];
+	if (!text) {
+		*out = CONF_REST_CERT;
+		return 0;
+	}
+	if (strlen(text) >= sizeof buf)
+		return -1;
+	snprintf(buf, sizeof buf, "%s", text);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+		if (strcmp(t, "cert") == 0)
+			bits |= CONF_REST_CERT;
+		else if (strcmp(t, "basic") == 0)
+			bits |= CONF_REST_BASIC;
+		else if (strcmp(t, "apikey") == 0)
+			bits |= CONF_REST_APIKEY;
+		else
+			return -1;
+	}
+	if (!bits)
+		return -1;
+	*out = bits;
+	return 0;
+}
+
+/* The REST credentials of an AP record (roles/reg.c writes them:
+ * "rest_user", "rest_password_hash" = hex(salt) ":" hex(SHA-256), and
+ * "api_key"). */
+static int
+ap_rest_from_json(json_t *o, struct conf_ap *a, char *err, size_t errlen)
+{
+	json_t *u = json_object_get(o, "rest_user"), *h = json_object_get(o, "rest_password_hash"),
+	       *k = json_object_get(o, "api_key");
+	if (u && (!json_is_string(u) || !(a->ca_rest_user = json_strdup(o, "rest_user"))))
+		return errf(err, errlen, "AP record: bad rest_user");
+	if (h) {
+		const char *v = json_string_value(h);
+		if (!v || strlen(v) != 2 * MSSP_REST_SALT_LEN + 1 + 2 * MSSP_REST_HASH_LEN ||
+		    v[2 * MSSP_REST_SALT_LEN] != ':' ||
+		    hex_decode_fixed(v, a->ca_rest_salt, MSSP_REST_SALT_LEN) != 0 ||
+		    hex_decode_fixed(v + 2 * MSSP_REST_SALT_LEN + 1, a->ca_rest_hash,
+				     MSSP_REST_HASH_LEN) != 0)
+			return errf(err, errlen, "AP record: bad rest_password_hash");
+		a->ca_has_rest_pw = true;
+	}
+	if (k) {
+		const char *v = json_string_value(k);
+		if (!v || strlen(v) < MSSP_REST_MIN_API_KEY || strlen(v) > MSSP_REST_MAX_SECRET ||
+		    !(a->ca_api_key = strdup(v)))
+			return errf(err, errlen, "AP record: bad api_key");
+	}
+	return 0;
+}
+
 static int
 ap_from_json(json_t *o, struct conf_ap *a, char *err, size_t errlen)
 {
@@ -731,8 +825,11 @@ ap_from_json(json_t *o, struct conf_ap *a, char *err, size_t errlen)
 		return errf(err, errlen, "out of memory");
 	if (strlen(a->ca_name) > MSSP_APPMSG_MAX_TEXT)
 		return errf(err, errlen, "AP name too long");
+	if (ap_rest_from_json(o, a, err, errlen) != 0)
+		return -1;
 	json_t *fps = json_object_get(o, "cert_sha256");
-	if (!json_is_array(fps) || json_array_size(fps) == 0 ||
+	bool rest_only = a->ca_has_rest_pw || a->ca_api_key;
+	if (!json_is_array(fps) || (json_array_size(fps) == 0 && !rest_only) ||
 	    json_array_size(fps) > MSSP_CONF_MAX_AP_CERTS)
 		return errf(err, errlen, "AP record: 1..%d certificate fingerprints",
 			    MSSP_CONF_MAX_AP_CERTS);

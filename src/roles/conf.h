@@ -42,8 +42,19 @@ enum conf_role {
 	CONF_ROLE_AFE = 1 << 2,
 	CONF_ROLE_ME = 1 << 3,
 	CONF_ROLE_ADMIN = 1 << 4,
+	CONF_ROLE_MESH = 1 << 5, /* the mesh listener ([mesh], mesh.md): needs ae */
 };
-#define CONF_ROLE_ALL (CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE | CONF_ROLE_ME | CONF_ROLE_ADMIN)
+#define CONF_ROLE_ALL                                                                         \
+	(CONF_ROLE_AE | CONF_ROLE_HOME | CONF_ROLE_AFE | CONF_ROLE_ME | CONF_ROLE_ADMIN |     \
+	 CONF_ROLE_MESH)
+
+/* How an AP may authenticate on the AE's REST paths ([ae] rest_auth,
+ * roles/rest.h).  SOAP is always mutual TLS. */
+enum conf_rest_auth {
+	CONF_REST_CERT = 1 << 0,
+	CONF_REST_BASIC = 1 << 1,
+	CONF_REST_APIKEY = 1 << 2,
+};
 
 struct conf_ap {
 	char *ca_id;			  /* AP_ID, exact                        */
@@ -58,6 +69,14 @@ struct conf_ap {
 	size_t ca_nnotify;
 	unsigned ca_rate;		  /* requests per second, 0: unlimited   */
 	bool ca_suspended;
+	/* REST credentials (roles/rest.h, docs/internals/rest.md); an AP
+	 * record with either may have no certificate at all */
+	char *ca_rest_user;		  /* HTTP Basic user name; NULL: AP_ID   */
+	bool ca_has_rest_pw;		  /* salt + SHA-256 below are set        */
+	uint8_t ca_rest_salt[MSSP_REST_SALT_LEN];
+	uint8_t ca_rest_hash[MSSP_REST_HASH_LEN]; /* SHA-256(salt || password) */
+	char *ca_api_key;		  /* HMAC key as given, NULL: none;
+					   * wiped when the table is freed      */
 };
 
 struct conf_aps {
@@ -96,6 +115,7 @@ struct mssp_conf {
 	unsigned instant_skew_s;
 	unsigned default_timeout_s;
 	unsigned max_timeout_s;
+	unsigned rest_auth;		  /* enum conf_rest_auth bits            */
 	/* [afe] */
 	char *afe_listen;
 	unsigned afe_port;
@@ -108,6 +128,12 @@ struct mssp_conf {
 	/* [admin] */
 	char *admin_listen;
 	unsigned admin_port;
+	/* [mesh] the listener other MSSPs call (TS 102 207, mesh.md) */
+	char *mesh_listen;		  /* default: [ae] listen                */
+	unsigned mesh_port;		  /* default: [ae] port + 6              */
+	char *mesh_cert, *mesh_key;	  /* default tls/server.crt, .key        */
+	char *mesh_client_ca;		  /* the peers' CAs (a bundle the operator
+					   * appends to); default tls/ca.crt     */
 	/* [home] */
 	char *user_ca_cert;		  /* <user_ca>/ca.crt                    */
 	/* [notify] */
@@ -138,6 +164,9 @@ void conf_aps_put(struct conf_aps *t);
 /* "ae,home,afe me" / "all" -> enum conf_role bits.  0, or -1 (unknown
  * role, empty, or ae/home/afe split apart). */
 int conf_roles_parse(const char *text, unsigned *out);
+/* "cert basic apikey" ([ae] rest_auth) -> enum conf_rest_auth bits; NULL
+ * text: CONF_REST_CERT.  0, or -1 (unknown word, empty). */
+int conf_rest_auth_parse(const char *text, unsigned *out);
 
 /* The AP table from its JSON form (an array of AP objects as roles/reg.c
  * stores them, docs/internals/me.md).  NULL with err; one reference. */

@@ -557,6 +557,17 @@ static const struct route routes[] = {
 	{"GET", "audit", REG_OP_AUDIT_LIST, false},
 	{"GET", "audit/verify", REG_OP_AUDIT_VERIFY, false},
 	{"POST", "keys/scan", REG_OP_KEYS_SCAN, false},
+	/* the mesh: a peer's id is a URI (percent-encoded, '/' included);
+	 * a route's prefix is "+" and digits ("%2B" or a raw "+") */
+	{"GET", "peers", REG_OP_PEER_LIST, false},
+	{"POST", "peers", REG_OP_PEER_PUT, false},
+	{"GET", "peers/*", REG_OP_PEER_GET, true},
+	{"PUT", "peers/*", REG_OP_PEER_PUT, true},
+	{"DELETE", "peers/*", REG_OP_PEER_DELETE, true},
+	{"GET", "routes", REG_OP_ROUTE_LIST, false},
+	{"POST", "routes", REG_OP_ROUTE_PUT, false},
+	{"PUT", "routes/*", REG_OP_ROUTE_PUT, false},
+	{"DELETE", "routes/*", REG_OP_ROUTE_DELETE, false},
 };
 
 struct seg {

@@ -36,7 +36,9 @@
 #include "pki/ca.h"
 #include "pki/e2e.h"
 #include "roles/conf.h"
+#include "roles/meshconf.h"
 #include "roles/reg_int.h"
+#include "roles/rest.h"
 #include "store/audit.h"
 #include "util/clock.h"
 #include "util/hex.h"
@@ -57,6 +59,8 @@
 #define K_APFP	     "apfp"	  /* AP certificate SHA-256 -> {"ap"}    */
 #define K_APFPIDX    "apfpidx"	  /* "v1": every AP's fingerprints are
 				   * in "apfp" (the one-time back-fill) */
+#define K_PEER	     "peer"	  /* mesh peer MSSP (roles/meshconf.h)   */
+#define K_ROUTE	     "route"	  /* mesh routing-table entry            */
 
 /* Record states. */
 #define AP_ST_ACTIVE	  1
@@ -72,6 +76,9 @@
 #define ACT_ST_USED	  2
 #define ACT_ST_LOCKED	  3
 #define PROF_ST		  1
+#define PEER_ST_ACTIVE	  1
+#define PEER_ST_SUSPENDED 2
+#define ROUTE_ST	  1
 
 #define FP_HEX		  64
 #define REC_PAGE	  MSSP_STORE_SCAN_BATCH
@@ -190,6 +197,14 @@ static const struct op_def ops[REG_OP_COUNT] = {
 	[REG_OP_AUDIT_LIST] = {"audit.list", R_AD | R_AU, false},
 	[REG_OP_AUDIT_VERIFY] = {"audit.verify", R_AD | R_AU, false},
 	[REG_OP_KEYS_SCAN] = {"keys.scan", R_AD, true},
+	/* the mesh: as the AP table (peers are APs of another kind) */
+	[REG_OP_PEER_LIST] = {"peer.list", R_AD | R_AU, false},
+	[REG_OP_PEER_GET] = {"peer.get", R_AD | R_AU, false},
+	[REG_OP_PEER_PUT] = {"peer.put", R_AD, true},
+	[REG_OP_PEER_DELETE] = {"peer.delete", R_AD, true},
+	[REG_OP_ROUTE_LIST] = {"route.list", R_AD | R_AU, false},
+	[REG_OP_ROUTE_PUT] = {"route.put", R_AD, true},
+	[REG_OP_ROUTE_DELETE] = {"route.delete", R_AD, true},
 };
 
 static bool
@@ -2471,7 +2486,10 @@ ap_has_fp(struct reg *r, struct store *st, const char *hex, const char *skip, bo
  * ====================================================================== */
 
 static const char *const ap_members[] = {"id",		"name", "cert_sha256", "profiles", "modes",
-					 "notify_urls", "rate", "suspended",   NULL};
+					 "notify_urls", "rate", "suspended",
+					 /* REST credentials (rest.md) */
+					 "rest_user", "rest_password", "rest_password_hash",
+					 "api_key", NULL};
 static const char *const mode_names[] = {"synch", "asynchClientServer", "asynchServerServer"};
 
 /* An array of 0..max strings without NUL bytes; NULL when absent. */
@@ -2509,6 +2527,58 @@ arr_has(const json_t *a, const char *s)
 	return false;
 }
 
+/* The REST credentials of an AP object into `out` (rest.md):
+ * "rest_user" (visible ASCII, no ':'), "rest_password" (>= 16 characters,
+ * stored only as "rest_password_hash" = salt:SHA-256, fresh salt), a
+ * "rest_password_hash" already in that form (an AP record read back, an
+ * approval replayed), "api_key" (>= 32 visible characters, kept as given:
+ * the AE computes the HMAC with it).  *creds: any credential set. */
+static int
+ap_rest_normalise(const json_t *in, json_t *out, bool *creds, struct reg_err *e)
+{
+	json_t *u = json_object_get(in, "rest_user"), *pw = json_object_get(in, "rest_password"),
+	       *h = json_object_get(in, "rest_password_hash"), *k = json_object_get(in, "api_key");
+	*creds = false;
+	if (u) {
+		const char *v = json_string_value(u);
+		if (!v || !visible_ok(v, MSSP_STORE_MAX_AP_ID) || strchr(v, ':'))
+			return reg_err_set(e, REG_E_BAD, "rest_user: 1 to %d visible ASCII "
+							 "characters, no ':'", MSSP_STORE_MAX_AP_ID);
+		json_object_set_new(out, "rest_user", json_string(v));
+	}
+	if (pw && !json_is_null(pw)) {
+		const char *v = json_string_value(pw);
+		char hash[REST_PW_HASH_HEX + 1];
+		if (!v || strlen(v) < MSSP_REST_MIN_PASSWORD ||
+		    !visible_ok(v, MSSP_REST_MAX_SECRET))
+			return reg_err_set(e, REG_E_BAD, "rest_password: %d to %d visible ASCII "
+							 "characters", MSSP_REST_MIN_PASSWORD,
+					   MSSP_REST_MAX_SECRET);
+		if (rest_password_hash(v, hash) != 0)
+			return reg_err_set(e, REG_E_INTERNAL, "random source failed");
+		json_object_set_new(out, "rest_password_hash", json_string(hash));
+		*creds = true;
+	} else if (h && !json_is_null(h) && !(pw && json_is_null(pw))) {
+		const char *v = json_string_value(h);
+		bool ok = v && strlen(v) == REST_PW_HASH_HEX && v[2 * MSSP_REST_SALT_LEN] == ':';
+		for (size_t i = 0; ok && v[i]; i++)
+			ok = i == 2 * MSSP_REST_SALT_LEN || hex_digit((unsigned char)v[i]) >= 0;
+		if (!ok)
+			return reg_err_set(e, REG_E_BAD, "rest_password_hash: salt:sha256 in hex");
+		json_object_set_new(out, "rest_password_hash", json_string(v));
+		*creds = true;
+	}
+	if (k && !json_is_null(k)) {
+		const char *v = json_string_value(k);
+		if (!v || strlen(v) < MSSP_REST_MIN_API_KEY || !visible_ok(v, MSSP_REST_MAX_SECRET))
+			return reg_err_set(e, REG_E_BAD, "api_key: %d to %d visible ASCII characters",
+					   MSSP_REST_MIN_API_KEY, MSSP_REST_MAX_SECRET);
+		json_object_set_new(out, "api_key", json_string(v));
+		*creds = true;
+	}
+	return 0;
+}
+
 /* Validate an AP object (me.md shape) into its canonical form *out. */
 static int
 ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
@@ -2531,16 +2601,38 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 	if (!text_ok(name, MSSP_APPMSG_MAX_TEXT, false))
 		return reg_err_set(e, REG_E_BAD, "name: UTF-8 text of 1 to %d bytes",
 				   MSSP_APPMSG_MAX_TEXT);
-	if (str_array(in, "cert_sha256", 1, MSSP_CONF_MAX_AP_CERTS, &fps, e) != 0 ||
+	json_t *creds_obj = json_object();
+	bool creds = false;
+	if (!creds_obj)
+		return oom(e);
+	if (ap_rest_normalise(in, creds_obj, &creds, e) != 0) {
+		json_decref(creds_obj);
+		return -1;
+	}
+	if (json_object_get(creds_obj, "rest_password_hash") &&
+	    !json_object_get(creds_obj, "rest_user") && strchr(id, ':')) {
+		/* RFC 7617: a Basic user name cannot hold ':', a URI AP_ID does */
+		json_decref(creds_obj);
+		return reg_err_set(e, REG_E_BAD, "rest_user: needed with rest_password when the "
+						 "AP's id holds ':'");
+	}
+	/* an AP with REST credentials may have no certificate at all */
+	if (str_array(in, "cert_sha256", creds ? 0 : 1, MSSP_CONF_MAX_AP_CERTS, &fps, e) != 0 ||
 	    str_array(in, "profiles", 1, MSSP_CONF_MAX_LIST, &prof, e) != 0 ||
 	    str_array(in, "modes", 1, 3, &modes, e) != 0 ||
-	    str_array(in, "notify_urls", 0, MSSP_CONF_MAX_LIST, &urls, e) != 0)
+	    str_array(in, "notify_urls", 0, MSSP_CONF_MAX_LIST, &urls, e) != 0) {
+		json_decref(creds_obj);
 		return -1;
-	if (fps == NULL)
+	}
+	if (fps == NULL && !creds) {
+		json_decref(creds_obj);
 		return reg_err_set(e, REG_E_BAD, "cert_sha256: 1 to %d fingerprints",
 				   MSSP_CONF_MAX_AP_CERTS);
-	if (prof == NULL)
+	}
+	if (prof == NULL) {
+		json_decref(creds_obj);
 		return reg_err_set(e, REG_E_BAD, "profiles: [\"*\"] or profile URIs");
+	}
 	nfps = json_array();
 	nprof = json_array();
 	nmodes = json_array();
@@ -2549,7 +2641,7 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 		oom(e);
 		goto fail;
 	}
-	json_array_foreach(fps, i, v) {
+	json_array_foreach(fps ? fps : nfps, i, v) {
 		unsigned char fp[32];
 		char hex[FP_HEX + 1];
 		if (fp_parse(json_string_value(v), fp) != 0) {
@@ -2628,8 +2720,12 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 	*out = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:b}", "id", id, "name", name,
 			 "cert_sha256", nfps, "profiles", nprof, "modes", nmodes, "notify_urls",
 			 nurls, "rate", rv, "suspended", (int)(susp && json_is_true(susp)));
+	if (*out)
+		json_object_update(*out, creds_obj);
+	json_decref(creds_obj);
 	return *out ? 0 : oom(e);
 fail:
+	json_decref(creds_obj);
 	json_decref(nfps);
 	json_decref(nprof);
 	json_decref(nmodes);
@@ -2787,13 +2883,21 @@ ap_load(struct store *st, const char *id, struct store_rec *rec, json_t **body, 
 	return 0;
 }
 
+/* json_equal, with two absent members equal (jansson says 0 for NULLs). */
+static bool
+json_same(const json_t *a, const json_t *b)
+{
+	return (a == NULL && b == NULL) || json_equal((json_t *)a, (json_t *)b);
+}
+
 static int
 op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 	     const struct reg_request *rq, bool dual, int64_t now_ms, json_t **out,
 	     struct reg_err *e, struct call *c)
 {
 	static const char *const trust_members[] = {"cert_sha256", "profiles", "modes",
-						     "notify_urls"};
+						     "notify_urls", "rest_user",
+						     "rest_password_hash", "api_key"};
 	struct store_rec rec = {0};
 	json_t *cur = NULL, *merged = NULL, *nw = NULL;
 	const char *bid;
@@ -2816,11 +2920,11 @@ op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 		goto out;
 	/* Trust changes (dual control): who the AP is (certificates), what it
 	 * may ask (profiles, modes) and where answers go (notify_urls). */
-	fps_changed = !json_equal(json_object_get(cur, "cert_sha256"),
-				  json_object_get(nw, "cert_sha256"));
+	fps_changed = !json_same(json_object_get(cur, "cert_sha256"),
+				 json_object_get(nw, "cert_sha256"));
 	for (size_t i = 0; i < sizeof trust_members / sizeof trust_members[0]; i++) {
-		bool ch = !json_equal(json_object_get(cur, trust_members[i]),
-				      json_object_get(nw, trust_members[i]));
+		bool ch = !json_same(json_object_get(cur, trust_members[i]),
+				     json_object_get(nw, trust_members[i]));
 		if (ch)
 			call_detail(c, "%s changed", trust_members[i]);
 		trust |= ch;
@@ -2828,7 +2932,21 @@ op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 	if (fps_changed && ap_fp_conflicts(r, st, nw, rq->rq_arg, e) != 0)
 		goto out;
 	if (dual && trust) {
-		rc = approval_create(st, who, rq, rq->rq_body, now_ms, out, e, c);
+		/* the approval keeps the password's hash, never the password
+		 * (the replay accepts rest_password_hash as given) */
+		json_t *kept = json_deep_copy(rq->rq_body);
+		if (!kept) {
+			oom(e);
+			goto out;
+		}
+		if (json_object_get(kept, "rest_password") &&
+		    !json_is_null(json_object_get(kept, "rest_password"))) {
+			json_object_del(kept, "rest_password");
+			json_object_set(kept, "rest_password_hash",
+					json_object_get(nw, "rest_password_hash"));
+		}
+		rc = approval_create(st, who, rq, kept, now_ms, out, e, c);
+		json_decref(kept);
 		goto out;
 	}
 	/* Added certificates are claimed before the write, removed ones
@@ -3628,7 +3746,8 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 	    fp_parse(rfp, requester.ra_fp) != 0 ||
 	    !(op2 == REG_OP_AP_CREATE || op2 == REG_OP_AP_UPDATE || op2 == REG_OP_AP_DELETE ||
 	      op2 == REG_OP_ACCOUNT_CREATE || op2 == REG_OP_ACCOUNT_DELETE ||
-	      op2 == REG_OP_SIGPROF_PUT || op2 == REG_OP_REGPROF_PUT)) {
+	      op2 == REG_OP_SIGPROF_PUT || op2 == REG_OP_REGPROF_PUT ||
+	      op2 == REG_OP_PEER_PUT || op2 == REG_OP_PEER_DELETE)) {
 		reg_err_set(e, REG_E_INTERNAL, "stored approval unreadable");
 		goto out;
 	}
@@ -3703,6 +3822,349 @@ out:
 	json_decref(body);
 	store_rec_clear(&rec);
 	return rc;
+}
+
+/* ======================================================================
+ * The mesh: peers and routes (docs/internals/mesh.md)
+ *
+ * The bodies are meshconf.h's: parsed and written back in its canonical
+ * form, so that the AE's meshconf_load reads exactly what was checked
+ * here.  Peers follow the APs' rules: create and delete, and a change of
+ * who the peer is (url, cert_sha256, ca_file) or of what it may ask
+ * (profiles), need a second admin; name, rate, suspended and profile_map
+ * do not (an AP's name and rate do not either).
+ * ====================================================================== */
+
+/* The peer body as stored (canonical) from `in`; 400 on a refusal. */
+static int
+peer_normalise(json_t *in, json_t **out, struct reg_err *e)
+{
+	struct mesh_peer p;
+	char why[REG_ERR_MSG_MAX];
+
+	*out = NULL;
+	if (meshconf_peer_from_json(in, &p, why, sizeof why) != 0)
+		return reg_err_set(e, REG_E_BAD, "%s", why);
+	*out = meshconf_peer_to_json(&p);
+	meshconf_peer_clear(&p);
+	return *out ? 0 : oom(e);
+}
+
+static int
+peer_load(struct store *st, const char *id, struct store_rec *rec, json_t **body,
+	  struct reg_err *e)
+{
+	*body = NULL;
+	if (!visible_ok(id, MSSP_STORE_MAX_AP_ID))
+		return reg_err_set(e, REG_E_NOTFOUND, "unknown peer");
+	if (rec_load(st, K_PEER, id, REG_E_NOTFOUND, rec, body, e) != 0) {
+		if (e->status == 404)
+			reg_err_set(e, REG_E_NOTFOUND, "unknown peer");
+		return -1;
+	}
+	return 0;
+}
+
+struct peer_fp_scan {
+	const char *ps_self;	/* the peer being written      */
+	json_t *ps_fps;		/* its canonical fingerprints  */
+	bool ps_found;
+};
+
+static int
+peer_fp_cb(void *arg, const struct store_rec *rec, json_t *body, struct reg_err *e)
+{
+	struct peer_fp_scan *ps = arg;
+	json_t *v;
+	size_t i;
+
+	(void)e;
+	if (strcmp(rec->sr_name, ps->ps_self) == 0)
+		return 0;
+	json_array_foreach(json_object_get(body, "cert_sha256"), i, v) {
+		if (json_is_string(v) && arr_has(ps->ps_fps, json_string_value(v))) {
+			ps->ps_found = true;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* One certificate, one identity: the mesh listener finds a peer by its
+ * certificate, so no two peers pin one, and no ME account or AP uses a
+ * peer's (a peer's certificate is no key to the ME or the AE). */
+static int
+peer_fp_conflicts(struct reg *r, struct store *st, const json_t *peer, const char *id,
+		  struct reg_err *e)
+{
+	struct peer_fp_scan ps = {id, json_object_get(peer, "cert_sha256"), false};
+	json_t *v;
+	size_t i;
+
+	if (rec_each(st, K_PEER, NULL, -1, NULL, MSSP_MESH_MAX_PEERS, peer_fp_cb, &ps, e) != 0)
+		return -1;
+	if (ps.ps_found)
+		return reg_err_set(e, REG_E_CONFLICT, "the certificate is pinned by another peer");
+	json_array_foreach(ps.ps_fps, i, v) {
+		struct acct_found f = {0};
+		bool ap;
+		if (account_find_fp(st, json_string_value(v), &f, e) != 0)
+			return -1;
+		if (f.af_found)
+			return reg_err_set(e, REG_E_CONFLICT,
+					   "the certificate is an ME account's (separation of duties)");
+		if (ap_has_fp(r, st, json_string_value(v), NULL, &ap, e) != 0)
+			return -1;
+		if (ap)
+			return reg_err_set(e, REG_E_CONFLICT, "the certificate is an AP's");
+	}
+	return 0;
+}
+
+static int
+op_peer_put(struct reg *r, struct store *st, const struct reg_actor *who,
+	    const struct reg_request *rq, bool dual, int64_t now_ms, json_t **out,
+	    struct reg_err *e, struct call *c)
+{
+	static const char *const trust_members[] = {"url", "cert_sha256", "ca_file", "profiles"};
+	struct store_rec rec = {0};
+	json_t *cur = NULL, *merged = NULL, *nw = NULL, *bid;
+	const char *id = rq->rq_arg;
+	bool exists, trust = false;
+	uint64_t n;
+	int rc = -1;
+
+	if (!json_is_object(rq->rq_body))
+		return reg_err_set(e, REG_E_BAD, "a peer is a JSON object");
+	/* POST /peers names the peer in the body, PUT /peers/{id} in the
+	 * path; when both do, they agree */
+	bid = json_object_get(rq->rq_body, "id");
+	if (id == NULL)
+		id = json_string_value(bid);
+	if (id == NULL || !visible_ok(id, MSSP_STORE_MAX_AP_ID))
+		return reg_err_set(e, REG_E_BAD, "id: the peer's MSSP_ID");
+	call_target(c, id);
+	if (bid && !(json_is_string(bid) && strcmp(json_string_value(bid), id) == 0))
+		return reg_err_set(e, REG_E_BAD, "id: a peer's id does not change");
+	if (r->r_mssp_id && strcmp(id, r->r_mssp_id) == 0)
+		return reg_err_set(e, REG_E_CONFLICT, "a peer cannot be this node's own MSSP_ID");
+	if (rec_load(st, K_PEER, id, REG_E_NOTFOUND, &rec, &cur, e) == 0)
+		exists = true;
+	else if (e->status == 404)
+		exists = false;
+	else
+		return -1;
+	/* an update changes the members it names (as ap.update) */
+	merged = exists ? json_deep_copy(cur) : json_object();
+	if (merged == NULL || json_object_update(merged, rq->rq_body) != 0 ||
+	    json_object_set_new(merged, "id", json_string(id)) != 0) {
+		oom(e);
+		goto out;
+	}
+	if (peer_normalise(merged, &nw, e) != 0)
+		goto out;
+	if (!exists) {
+		trust = true;
+		call_detail(c, "create");
+	} else {
+		for (size_t i = 0; i < sizeof trust_members / sizeof trust_members[0]; i++) {
+			bool ch = !json_same(json_object_get(cur, trust_members[i]),
+					     json_object_get(nw, trust_members[i]));
+			if (ch)
+				call_detail(c, "%s changed", trust_members[i]);
+			trust |= ch;
+		}
+	}
+	if ((!exists || !json_equal(json_object_get(cur, "cert_sha256"),
+				    json_object_get(nw, "cert_sha256"))) &&
+	    peer_fp_conflicts(r, st, nw, id, e) != 0)
+		goto out;
+	if (!exists) {
+		if (rec_count(st, K_PEER, -1, &n, e) != 0)
+			goto out;
+		if (n >= MSSP_MESH_MAX_PEERS) {
+			reg_err_set(e, REG_E_CONFLICT, "at most %d peers", MSSP_MESH_MAX_PEERS);
+			goto out;
+		}
+	}
+	if (dual && trust) {
+		rc = approval_create(st, who, rq, rq->rq_body, now_ms, out, e, c);
+		goto out;
+	}
+	if (rec_store(st, K_PEER, id, NULL,
+		      json_is_true(json_object_get(nw, "suspended")) ? PEER_ST_SUSPENDED
+								  : PEER_ST_ACTIVE,
+		      0, nw, exists ? rec.sr_version : STORE_REC_NEW, now_ms, NULL, e) != 0)
+		goto out;
+	*out = json_incref(nw);
+	rc = exists ? 0 : REG_CREATED;
+out:
+	store_rec_clear(&rec);
+	json_decref(cur);
+	json_decref(merged);
+	json_decref(nw);
+	return rc;
+}
+
+struct route_scan {
+	const char *rs_peer;
+	uint64_t rs_n;
+};
+
+static int
+route_peer_cb(void *arg, const struct store_rec *rec, json_t *body, struct reg_err *e)
+{
+	struct route_scan *rs = arg;
+	const char *p = json_string_value(json_object_get(body, "peer"));
+
+	(void)rec;
+	(void)e;
+	if (p && strcmp(p, rs->rs_peer) == 0)
+		rs->rs_n++;
+	return 0;
+}
+
+static int
+op_peer_delete(struct store *st, const struct reg_actor *who, const struct reg_request *rq,
+	       bool dual, int64_t now_ms, json_t **out, struct reg_err *e, struct call *c)
+{
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	struct route_scan rs = {rq->rq_arg, 0};
+	json_t *cur;
+	int rc;
+
+	call_target(c, rq->rq_arg);
+	if (peer_load(st, rq->rq_arg, &rec, &cur, e) != 0)
+		return -1;
+	json_decref(cur);
+	/* Checked at the request and again when the approved delete runs.
+	 * A route written between this scan and the delete names a peer
+	 * that is gone: the AE drops such a route (its numbers stay local,
+	 * never go elsewhere) and route.list still shows it for removal. */
+	if (rec_each(st, K_ROUTE, NULL, -1, NULL, MSSP_MESH_MAX_ROUTES, route_peer_cb, &rs, e) !=
+	    0) {
+		store_rec_clear(&rec);
+		return -1;
+	}
+	if (rs.rs_n > 0) {
+		store_rec_clear(&rec);
+		call_detail(c, "%" PRIu64 " routes name it", rs.rs_n);
+		return reg_err_set(e, REG_E_CONFLICT, "routes still name the peer: delete them first");
+	}
+	if (dual) {
+		store_rec_clear(&rec);
+		return approval_create(st, who, rq, NULL, now_ms, out, e, c);
+	}
+	rc = store_rec_delete(st, K_PEER, rq->rq_arg, rec.sr_version, now_ms, &se);
+	store_rec_clear(&rec);
+	if (rc != 0)
+		return reg_from_store(e, &se, true);
+	*out = json_pack("{s:s, s:s}", "id", rq->rq_arg, "state", "deleted");
+	return *out ? 0 : oom(e);
+}
+
+static bool
+prefix_ok(const char *s)
+{
+	size_t n;
+
+	if (s == NULL || s[0] != '+' || (n = strlen(s)) < 2 || n > MSSP_MESH_MAX_PREFIX)
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* A route: single admin (it can only point at a peer that went through
+ * dual control, or at ourselves), audited. */
+static int
+op_route_put(struct reg *r, struct store *st, const struct reg_request *rq, int64_t now_ms,
+	     json_t **out, struct reg_err *e, struct call *c)
+{
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	struct mesh_route rt;
+	char why[REG_ERR_MSG_MAX];
+	json_t *body, *bp, *nw;
+	const char *prefix = rq->rq_arg;
+	bool created;
+	uint64_t n;
+	int rc;
+
+	if (!json_is_object(rq->rq_body))
+		return reg_err_set(e, REG_E_BAD, "a route is a JSON object");
+	bp = json_object_get(rq->rq_body, "prefix");
+	if (prefix == NULL)
+		prefix = json_string_value(bp);
+	if (!prefix_ok(prefix))
+		return reg_err_set(e, REG_E_BAD, "prefix: + and 1 to 15 digits");
+	call_target(c, prefix);
+	if (bp && !(json_is_string(bp) && strcmp(json_string_value(bp), prefix) == 0))
+		return reg_err_set(e, REG_E_BAD, "prefix: the path and the body differ");
+	if ((body = json_deep_copy(rq->rq_body)) == NULL ||
+	    json_object_set_new(body, "prefix", json_string(prefix)) != 0) {
+		json_decref(body);
+		return oom(e);
+	}
+	rc = meshconf_route_from_json(body, &rt, why, sizeof why);
+	json_decref(body);
+	if (rc != 0)
+		return reg_err_set(e, REG_E_BAD, "%s", why);
+	call_detail(c, "peer %s%s", rt.peer, rt.exact ? ", exact" : "");
+	/* Routes name configured peers only, or this node ("local") */
+	if (!(r->r_mssp_id && strcmp(rt.peer, r->r_mssp_id) == 0)) {
+		if (store_rec_get(st, K_PEER, rt.peer, &rec, &se) != 0) {
+			meshconf_route_clear(&rt);
+			if (se.status == 101)
+				return reg_err_set(e, REG_E_CONFLICT,
+						   "the route names no configured peer");
+			return reg_from_store(e, &se, false);
+		}
+		store_rec_clear(&rec);
+	}
+	nw = meshconf_route_to_json(&rt);
+	meshconf_route_clear(&rt);
+	if (nw == NULL)
+		return oom(e);
+	if (store_rec_get(st, K_ROUTE, prefix, &rec, &se) == 0) {
+		store_rec_clear(&rec);
+	} else if (se.status != 101) {
+		json_decref(nw);
+		return reg_from_store(e, &se, false);
+	} else if (rec_count(st, K_ROUTE, -1, &n, e) != 0 || n >= MSSP_MESH_MAX_ROUTES) {
+		json_decref(nw);
+		return e->status == 500 ? -1
+					: reg_err_set(e, REG_E_CONFLICT, "at most %d routes",
+						      MSSP_MESH_MAX_ROUTES);
+	}
+	rc = rec_store(st, K_ROUTE, prefix, NULL, ROUTE_ST, 0, nw, STORE_REC_ANY, now_ms,
+		       &created, e);
+	if (rc != 0) {
+		json_decref(nw);
+		return -1;
+	}
+	*out = nw;
+	return created ? REG_CREATED : 0;
+}
+
+static int
+op_route_delete(struct store *st, const struct reg_request *rq, int64_t now_ms, json_t **out,
+		struct reg_err *e, struct call *c)
+{
+	struct store_err se = {0};
+
+	call_target(c, rq->rq_arg);
+	if (!prefix_ok(rq->rq_arg))
+		return reg_err_set(e, REG_E_NOTFOUND, "unknown route");
+	if (store_rec_delete(st, K_ROUTE, rq->rq_arg, STORE_REC_ANY, now_ms, &se) != 0) {
+		if (se.status == 101)
+			return reg_err_set(e, REG_E_NOTFOUND, "unknown route");
+		return reg_from_store(e, &se, true);
+	}
+	*out = json_pack("{s:s, s:s}", "prefix", rq->rq_arg, "state", "deleted");
+	return *out ? 0 : oom(e);
 }
 
 /* ======================================================================
@@ -4044,10 +4506,64 @@ dispatch(struct reg *r, struct store *st, const struct reg_actor *who,
 		return op_audit_verify(r, out, e);
 	case REG_OP_KEYS_SCAN:
 		return reg_keys_scan(r, st, who, now_ms, out, e);
+	case REG_OP_PEER_LIST:
+		return op_list_kind(st, K_PEER, "peers", MSSP_MESH_MAX_PEERS, out, e);
+	case REG_OP_PEER_GET: {
+		struct store_rec rec = {0};
+		if (peer_load(st, rq->rq_arg, &rec, out, e) != 0)
+			return -1;
+		store_rec_clear(&rec);
+		return 0;
+	}
+	case REG_OP_PEER_PUT:
+		return op_peer_put(r, st, who, rq, dual, now_ms, out, e, c);
+	case REG_OP_PEER_DELETE:
+		return op_peer_delete(st, who, rq, dual, now_ms, out, e, c);
+	case REG_OP_ROUTE_LIST:
+		return op_list_kind(st, K_ROUTE, "routes", MSSP_MESH_MAX_ROUTES, out, e);
+	case REG_OP_ROUTE_PUT:
+		return op_route_put(r, st, rq, now_ms, out, e, c);
+	case REG_OP_ROUTE_DELETE:
+		return op_route_delete(st, rq, now_ms, out, e, c);
 	case REG_OP_COUNT:
 		break;
 	}
 	return reg_err_set(e, REG_E_BAD, "unknown operation");
+}
+
+/* AP REST secrets never leave the ME (rest.md): the API key and the
+ * password hash in any answer (an AP, a list, an approval) become
+ * "api_key_set"/"rest_password_set": true. */
+static void
+secrets_redact(json_t *j, int depth)
+{
+	static const char *const keys[] = {"api_key", "rest_password_hash", "rest_password"};
+	static const char *const flags[] = {"api_key_set", "rest_password_set",
+					    "rest_password_set"};
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (depth > MSSP_JSON_MAX_DEPTH + 8)
+		return;
+	if (json_is_array(j)) {
+		for (i = 0; i < json_array_size(j); i++)
+			secrets_redact(json_array_get(j, i), depth + 1);
+		return;
+	}
+	if (!json_is_object(j))
+		return;
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (json_object_get(j, keys[i])) {
+			bool set = !json_is_null(json_object_get(j, keys[i]));
+			json_object_del(j, keys[i]);
+			if (set)
+				json_object_set_new(j, flags[i], json_true());
+		}
+	}
+	json_object_foreach(j, k, v) {
+		secrets_redact(v, depth + 1);
+	}
 }
 
 int
@@ -4084,6 +4600,8 @@ reg_call(struct reg *r, struct store *st, const struct reg_actor *who,
 	rc = dispatch(r, st, who, rq, now_ms, out, e, &c);
 	if (rc >= 0 && *out == NULL) /* a handler's bug: never 0 without out */
 		rc = reg_err_set(e, REG_E_INTERNAL, "no answer");
+	if (rc >= 0)
+		secrets_redact(*out, 0);
 	if (!reg_op_mutates(rq->rq_op))
 		return rc;
 	/* reg_keys_scan records its own "keys.scan" summary (it is also run
@@ -4134,15 +4652,18 @@ reg_new(const struct reg_conf *c, struct reg_err *e)
 	r->r_on_ap_change = c->rc_on_ap_change;
 	r->r_arg = c->rc_arg;
 	r->r_metrics_url = c->rc_metrics_url ? strdup(c->rc_metrics_url) : NULL;
+	r->r_mssp_id = c->rc_mssp_id && c->rc_mssp_id[0] ? strdup(c->rc_mssp_id) : NULL;
 	pki_keycheck_known_init(&r->r_compromised);
 	if (pthread_mutex_init(&r->r_ca_lock, NULL) != 0) {
 		free(r->r_data_dir);
 		free(r->r_metrics_url);
+		free(r->r_mssp_id);
 		free(r);
 		reg_err_set(e, REG_E_INTERNAL, "registration: mutex");
 		return NULL;
 	}
-	if (r->r_data_dir == NULL || (c->rc_metrics_url && r->r_metrics_url == NULL)) {
+	if (r->r_data_dir == NULL || (c->rc_metrics_url && r->r_metrics_url == NULL) ||
+	    (c->rc_mssp_id && c->rc_mssp_id[0] && r->r_mssp_id == NULL)) {
 		oom(e);
 		goto fail;
 	}
@@ -4167,6 +4688,7 @@ fail:
 	pthread_mutex_destroy(&r->r_ca_lock);
 	free(r->r_data_dir);
 	free(r->r_metrics_url);
+	free(r->r_mssp_id);
 	free(r);
 	return NULL;
 }
@@ -4181,6 +4703,7 @@ reg_free(struct reg *r)
 	pthread_mutex_destroy(&r->r_ca_lock);
 	free(r->r_data_dir);
 	free(r->r_metrics_url);
+	free(r->r_mssp_id);
 	free(r);
 }
 

@@ -139,6 +139,17 @@ enum reg_op {
 	REG_OP_AUDIT_LIST,	/* GET  /audit            query after,limit     */
 	REG_OP_AUDIT_VERIFY,	/* GET  /audit/verify                           */
 	REG_OP_KEYS_SCAN,	/* POST /keys/scan                              */
+	/* The mesh (docs/internals/mesh.md): peer MSSPs and the routing
+	 * table, record kinds "peer" and "route" (roles/meshconf.h shapes). */
+	REG_OP_PEER_LIST,	/* GET  /peers                                  */
+	REG_OP_PEER_GET,	/* GET  /peers/{arg}                            */
+	REG_OP_PEER_PUT,	/* POST /peers body, PUT /peers/{arg} body:
+				 * create (dual) or update (dual if url,
+				 * cert_sha256, ca_file or profiles change)    */
+	REG_OP_PEER_DELETE,	/* DELETE /peers/{arg}  (dual; 409 while routed) */
+	REG_OP_ROUTE_LIST,	/* GET  /routes                                 */
+	REG_OP_ROUTE_PUT,	/* POST /routes body, PUT /routes/{arg} body    */
+	REG_OP_ROUTE_DELETE,	/* DELETE /routes/{arg}                         */
 	REG_OP_COUNT
 };
 
@@ -187,6 +198,10 @@ struct reg_conf {
 	void *rc_arg;
 	/* The node's admin /metrics URL for REG_OP_STATS, or NULL. */
 	const char *rc_metrics_url;
+	/* This node's MSSP_ID ([ae] mssp_id), or NULL: a route may name it
+	 * (a local exception inside a foreign prefix) and no peer may be
+	 * it.  Without it, routes name configured peers only. */
+	const char *rc_mssp_id;
 };
 
 struct reg;

@@ -30,6 +30,7 @@ struct reg {
 	void (*r_on_ap_change)(void *arg);
 	void *r_arg;
 	char *r_metrics_url;		/* or NULL                         */
+	char *r_mssp_id;		/* rc_mssp_id copied, or NULL      */
 	struct pki_keycheck_known r_compromised; /* sealed; empty if no file */
 	struct reg_enrol *r_enrol;	/* reg_enrol.c                     */
 	atomic_bool r_apfp_ready;	/* reg.c: the AP fingerprint index

@@ -220,6 +220,11 @@ check_new(const struct store_tx_new *n, int64_t now_ms, struct store_err *err)
 	if (n->tn_request == NULL || n->tn_request_len == 0 ||
 	    n->tn_request_len > MSSP_STORE_MAX_REQUEST)
 		return store_err_set(err, 900, "invalid argument: request document");
+	/* roaming: NULL or "" is a local transaction, else the peer's
+	 * MSSP_ID (a URI, as an AP_ID) */
+	if (n->tn_peer != NULL && n->tn_peer[0] != '\0' &&
+	    !text_ok(n->tn_peer, 1, MSSP_STORE_MAX_AP_ID, false))
+		return store_err_set(err, 900, "invalid argument: peer");
 	return 0;
 }
 
@@ -542,6 +547,31 @@ store_tx_transition(struct store *s, const char *mssp_trans_id, enum store_state
 					err->status != STORE_STATUS_PAST_DEADLINE)))
 		store_tx_clear(o);
 	store_tx_clear(&tmp);
+	return rc;
+}
+
+int
+store_tx_set_peer_trans_id(struct store *s, const char *mssp_trans_id, const char *peer_trans_id,
+			   int64_t now_ms, struct store_err *err)
+{
+	int rc;
+
+	if (writable(s, err) != 0)
+		return -1;
+	if (now_ms <= 0)
+		return store_err_set(err, 900, "invalid argument: time");
+	/* the peer's id is checked as an MSSP_TransID of the protocol, not
+	 * as one of ours: another implementation makes it */
+	if (!text_ok(peer_trans_id, 1, MSSP_MSG_MAX_TRANSID, false))
+		return store_err_set(err, 900, "invalid argument: peer transaction id");
+	if (!trans_id_ok(mssp_trans_id))
+		return no_such(err);
+	lock(s);
+	rc = s->st_ops->so_set_peer_trans_id(s->st_impl, mssp_trans_id, peer_trans_id, now_ms,
+					     err);
+	unlock(s);
+	if (rc != 0 && err != NULL && err->status == 101)
+		no_such(err);
 	return rc;
 }
 

@@ -192,6 +192,11 @@ struct store_tx_new {
 	const char *tn_notify_url;	    /* NULL, or the notification URL   */
 	const char *tn_request;		    /* request document (the caller's  */
 	size_t tn_request_len;		    /* JSON-mirror text), 1..MAX bytes */
+	const char *tn_peer;		    /* NULL or "": handled here; else a
+					     * roamed transaction: the MSSP_ID
+					     * of the peer it is forwarded to,
+					     * 1..MSSP_STORE_MAX_AP_ID bytes
+					     * (docs/internals/mesh.md)        */
 };
 
 enum store_create_flag {
@@ -238,6 +243,11 @@ struct store_tx {
 	char tx_notify_url[MSSP_STORE_MAX_URL + 1];	/* "" if none           */
 	char tx_profile[MSSP_PROFILE_MAX_URI + 1];	/* profile used, or ""  */
 	char tx_detail[MSSP_STORE_MAX_DETAIL + 1];	/* final detail, or ""  */
+	char tx_peer[MSSP_STORE_MAX_AP_ID + 1];		/* roamed: the peer's
+							 * MSSP_ID; "" local */
+	char tx_peer_trans_id[MSSP_MSG_MAX_TRANSID + 1]; /* roamed: the peer's
+							 * MSSP_TransID once
+							 * known, or ""     */
 	char *tx_request;			/* STORE_GET_REQUEST            */
 	size_t tx_request_len;
 	unsigned char *tx_answer;		/* STORE_GET_ANSWER             */
@@ -270,6 +280,20 @@ void store_tx_clear(struct store_tx *tx);
  * now_ms, a field too long, ...), read-only handle, database unavailable. */
 int store_tx_create(struct store *s, const struct store_tx_new *n, unsigned flags,
 		    int64_t now_ms, struct store_tx *out, struct store_err *err);
+
+/* Record the peer's MSSP_TransID of a roamed transaction (its answer to
+ * the forward), committed on return.  Idempotent: the same value again is
+ * 0; another value when one is set: -1 with STORE_STATUS_CONFLICT
+ * (nothing changed); a transaction that is not roamed: 900; unknown: 101.
+ * `peer_trans_id`: 1..MSSP_MSG_MAX_TRANSID visible ASCII bytes (900).
+ * A final transaction (COMPLETED/EXPIRED/FAILED) is immutable: setting
+ * the id there is -1 with STORE_STATUS_FINAL, unless the same value is
+ * already recorded (0).  Record it before the transition that makes the
+ * transaction final (a synchronous answer carries both).  Any open state
+ * is fine.  The write sets tx_updated_ms = now_ms. */
+int store_tx_set_peer_trans_id(struct store *s, const char *mssp_trans_id,
+			       const char *peer_trans_id, int64_t now_ms,
+			       struct store_err *err);
 
 /* The AP-facing lookup (status query, receipt): by MSSP_TransID AND AP_ID.
  * Another AP's transaction, an unknown id and a malformed one all give -1
@@ -799,6 +823,11 @@ struct store_ops {
 	int (*so_user_set_state)(void *impl, const char *msisdn, enum store_user_state st,
 				 int64_t expect_updated_ms, int64_t now_ms,
 				 struct store_err *err);
+	/* Roaming (issue 6): id well-formed, peer_trans_id validated; the
+	 * outcomes of store_tx_set_peer_trans_id, decided under the write
+	 * lock. */
+	int (*so_set_peer_trans_id)(void *impl, const char *id, const char *peer_trans_id,
+				    int64_t now_ms, struct store_err *err);
 };
 
 extern const struct store_ops store_sqlite_ops;

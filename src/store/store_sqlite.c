@@ -49,7 +49,7 @@
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 
-#define SL_SCHEMA_VERSION 3
+#define SL_SCHEMA_VERSION 4
 
 /* The database's view of "outstanding": the partial indexes and the
  * queries must spell it the same way for the planner to use them. */
@@ -258,6 +258,22 @@ static const char *const migrations[SL_SCHEMA_VERSION] = {
 	" kind TEXT NOT NULL PRIMARY KEY,"
 	" gen INTEGER NOT NULL CHECK (gen >= 1)"
 	") STRICT;",
+	/* 4: roaming (issue 6, docs/internals/mesh.md).  A roamed
+	 * transaction names the peer MSSP it is forwarded to ('' = handled
+	 * here: every older row) and, once the peer answered, the peer's
+	 * MSSP_TransID.  The peer is fixed at creation; the peer's id is
+	 * written once, only for a roamed transaction (R-07: a notification
+	 * is matched against it, so it must not be replaced).  No index: a
+	 * roamed transaction is found by our own MSSP_TransID. */
+	"ALTER TABLE tx ADD COLUMN peer TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE tx ADD COLUMN peer_trans_id TEXT NOT NULL DEFAULT ''"
+	" CHECK (peer_trans_id = '' OR peer <> '');"
+	"CREATE TRIGGER tx_peer_fixed BEFORE UPDATE OF peer ON tx"
+	" WHEN NEW.peer <> OLD.peer"
+	" BEGIN SELECT RAISE(ABORT, 'the peer of a transaction is fixed'); END;"
+	"CREATE TRIGGER tx_peer_trans_id_once BEFORE UPDATE OF peer_trans_id ON tx"
+	" WHEN OLD.peer_trans_id <> '' AND NEW.peer_trans_id <> OLD.peer_trans_id"
+	" BEGIN SELECT RAISE(ABORT, 'the peer transaction id is set'); END;",
 };
 
 /* The record columns, in the order row_to_tx() reads them.  ?9 selects the
@@ -267,7 +283,8 @@ static const char *const migrations[SL_SCHEMA_VERSION] = {
 	" t.mode, t.state, t.status, t.created_ms, t.deadline_ms, t.updated_ms,"        \
 	" t.notify_url, t.nonce, t.prompt_ms, t.answer_ms, t.signature, t.profile,"     \
 	" t.detail, t.final_ms, r.created_ms,"                                         \
-	" CASE WHEN ?9 & 1 THEN t.request END, CASE WHEN ?9 & 2 THEN t.answer END"     \
+	" CASE WHEN ?9 & 1 THEN t.request END, CASE WHEN ?9 & 2 THEN t.answer END,"    \
+	" t.peer, t.peer_trans_id"                                                     \
 	" FROM tx t LEFT JOIN receipt r ON r.mssp_trans_id = t.mssp_trans_id"
 
 /* Registry record columns, in the order row_to_device() / row_to_key()
@@ -348,6 +365,7 @@ enum sl_stmt {
 	S_USER_VERSION,
 	S_USER_UPDATE,
 	S_USER_STATE,
+	S_PEER_TRANS,
 	S_COUNT
 };
 
@@ -361,8 +379,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_ROLLBACK_TO] = "ROLLBACK TO op",
 	[S_INSERT] = "INSERT INTO tx (mssp_trans_id, ap_id, ap_trans_id, content_hash, msisdn,"
 		     " key_id, mode, state, status, created_ms, deadline_ms, updated_ms,"
-		     " notify_url, request)"
-		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'ACCEPTED', 0, ?8, ?9, ?8, ?10, ?11)",
+		     " notify_url, request, peer)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'ACCEPTED', 0, ?8, ?9, ?8, ?10, ?11,"
+		     " coalesce(?12, ''))",
 	[S_BY_APTRANS] = "SELECT mssp_trans_id, content_hash FROM tx"
 			 " WHERE ap_id = ?1 AND ap_trans_id = ?2",
 	[S_OPEN_BY_USER] = "SELECT mssp_trans_id, state FROM tx"
@@ -497,6 +516,12 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " updated_ms = max(?4, updated_ms + 1) WHERE msisdn = ?1",
 	[S_USER_STATE] = "UPDATE users SET state = ?2, updated_ms = max(?3, updated_ms + 1)"
 			 " WHERE msisdn = ?1",
+	/* Roaming: the peer's MSSP_TransID, written once (the triggers of
+	 * migration 4 hold the same rule), only while the transaction is
+	 * open (tx_final_frozen) */
+	[S_PEER_TRANS] = "UPDATE tx SET peer_trans_id = ?2, updated_ms = ?3"
+			 " WHERE mssp_trans_id = ?1 AND peer <> '' AND peer_trans_id = ''"
+			 " AND state IN " SL_OPEN,
 };
 
 struct sl_writer;
@@ -1450,7 +1475,9 @@ row_to_tx(sqlite3_stmt *st, struct store_tx *tx, struct store_err *err)
 	    col_text(st, 12, tx->tx_notify_url, sizeof(tx->tx_notify_url)) != 0 ||
 	    col_text(st, 13, tx->tx_nonce, sizeof(tx->tx_nonce)) != 0 ||
 	    col_text(st, 17, tx->tx_profile, sizeof(tx->tx_profile)) != 0 ||
-	    col_text(st, 18, tx->tx_detail, sizeof(tx->tx_detail)) != 0)
+	    col_text(st, 18, tx->tx_detail, sizeof(tx->tx_detail)) != 0 ||
+	    col_text(st, 23, tx->tx_peer, sizeof(tx->tx_peer)) != 0 ||
+	    col_text(st, 24, tx->tx_peer_trans_id, sizeof(tx->tx_peer_trans_id)) != 0)
 		goto corrupt;
 	memcpy(tx->tx_hash, h, hl);
 	tx->tx_hash_len = hl;
@@ -1547,6 +1574,7 @@ sl_insert(struct sl *sl, const char *id, const struct store_tx_new *n, int64_t n
 	sqlite3_bind_int64(st, 9, n->tn_deadline_ms);
 	bind_text(st, 10, n->tn_notify_url);
 	sqlite3_bind_blob(st, 11, n->tn_request, (int)n->tn_request_len, SQLITE_STATIC);
+	bind_text(st, 12, n->tn_peer);
 	rc = sqlite3_step(st);
 	st_done(st);
 	return rc;
@@ -1820,6 +1848,82 @@ sl_transition(void *impl, const char *id, enum store_state from, enum store_stat
 	if (rc != 0 && err != NULL)
 		*err = e;
 	return rc;
+}
+
+struct peer_trans_args {
+	const char *id, *peer_trans_id;
+	int64_t now_ms;
+};
+
+/* Read, decide, then write under the write lock: the outcome (same value,
+ * another value, not roamed, final) is classified on the record as it is
+ * in this transaction, so no concurrent writer can slip in between. */
+static int
+run_peer_trans(struct sl *sl, void *arg, struct store_err *err)
+{
+	const struct peer_trans_args *a = arg;
+	struct store_tx tx;
+	sqlite3_stmt *st;
+	int rc, r, ret = -1;
+
+	memset(&tx, 0, sizeof(tx));
+	r = sl_read(sl, S_GET_ID, a->id, NULL, 0, &tx, err);
+	if (r < 0)
+		goto out;
+	if (r == 0) {
+		store_err_set(err, 101, "no such transaction");
+		goto out;
+	}
+	if (tx.tx_peer[0] == '\0') {
+		store_err_set(err, 900, "invalid argument: not a roamed transaction");
+		goto out;
+	}
+	if (tx.tx_peer_trans_id[0] != '\0') {
+		/* ids, not secrets: a plain comparison */
+		if (strcmp(tx.tx_peer_trans_id, a->peer_trans_id) == 0)
+			ret = 0; /* the same answer again: nothing to write */
+		else
+			store_err_set(err, STORE_STATUS_CONFLICT,
+				      "another peer transaction id is recorded");
+		goto out;
+	}
+	if (store_state_final(tx.tx_state)) {
+		store_err_set(err, STORE_STATUS_FINAL, "transaction already final (%s)",
+			      store_state_name(tx.tx_state));
+		goto out;
+	}
+	if ((st = sl_stmt(sl, S_PEER_TRANS, err)) == NULL)
+		goto out;
+	bind_text(st, 1, a->id);
+	bind_text(st, 2, a->peer_trans_id);
+	sqlite3_bind_int64(st, 3, a->now_ms);
+	rc = sqlite3_step(st);
+	st_done(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		store_err_set(err, 900, "change refused by the database");
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		sl_fail(sl, rc, err, "peer transaction id");
+		goto out;
+	}
+	if (sqlite3_changes(sl->sl_db) != 1) {
+		store_err_set(err, 900, "unexpected peer transaction id result");
+		goto out;
+	}
+	ret = 0;
+out:
+	store_tx_clear(&tx);
+	return ret;
+}
+
+static int
+sl_set_peer_trans_id(void *impl, const char *id, const char *peer_trans_id, int64_t now_ms,
+		     struct store_err *err)
+{
+	struct peer_trans_args a = { id, peer_trans_id, now_ms };
+
+	return sl_submit(impl, run_peer_trans, &a, err);
 }
 
 struct receipt_args {
@@ -3107,4 +3211,5 @@ const struct store_ops store_sqlite_ops = {
 	.so_rec_generation = sl_rec_generation,
 	.so_user_update = sl_user_update,
 	.so_user_set_state = sl_user_set_state,
+	.so_set_peer_trans_id = sl_set_peer_trans_id,
 };

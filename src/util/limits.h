@@ -520,4 +520,54 @@
 #define MSSP_PKIPUB_MAX_CRL          MSSP_SRV_MAX_RESPONSE /* crl.pem read and
                                              * the DER served (500 beyond)     */
 
+/* ---- roles/roam: the mesh (TS 102 207, issue 6, docs/internals/mesh.md) */
+#define MSSP_MESH_MAX_HOPS           8      /* RoamingHeaderEntry elements: a
+                                             * longer history is a loop (780) */
+#define MSSP_MESH_MAX_PEERS          64     /* peer MSSP records              */
+#define MSSP_MESH_MAX_ROUTES         4096   /* routing-table records          */
+#define MSSP_MESH_MAX_PREFIX         16     /* '+' and up to 15 digits        */
+#define MSSP_MESH_MAX_PROFILE_MAP    32     /* profile conversions per peer   */
+#define MSSP_MESH_MAX_PEER_CERTS     4      /* pinned certificates per peer   */
+#define MSSP_MESH_HOP_MARGIN_S       5      /* TimeOut shrinks by this at each
+                                             * hop, so the upstream answer
+                                             * arrives before its own deadline */
+#define MSSP_MESH_MIN_TIMEOUT_S      10     /* less budget left: not forwarded
+                                             * (208 at once)                  */
+#define MSSP_MESH_CONNECT_TIMEOUT_MS 3000   /* a peer that does not accept    */
+#define MSSP_MESH_QUERY_TIMEOUT_MS   10000  /* status, receipt, profile, an
+                                             * asynchronous forward's 100      */
+#define MSSP_MESH_MAX_INFLIGHT       256    /* requests in flight per peer
+                                             * (bulkhead: then 780 at once)    */
+#define MSSP_MESH_BREAKER_FAILS      5      /* transport failures in a row that
+                                             * open a peer's circuit           */
+#define MSSP_MESH_BREAKER_OPEN_MS    10000  /* then 780 at once for this long,
+                                             * then one trial request          */
+#define MSSP_MESH_NOTIFY_PATH        "/soap/services/MSS_NotificationPort"
+#define MSSP_MESH_ROUTE_POLL_MS      MSSP_AE_AP_POLL_MS /* table reload check */
+
+/* ---- roles/meshconf: peer and route records (issue 6) */
+#define MSSP_MESH_MAX_PATH           4096   /* a peer's ca_file path bytes    */
+#define MSSP_MESH_MAX_URL            MSSP_STORE_MAX_URL /* a peer's mesh URL  */
+#define MSSP_MESH_MAX_PEER_PROFILES  MSSP_CONF_MAX_LIST /* allow-list URIs    */
+#define MSSP_MESH_MAX_RATE           1000000 /* requests/s (as an AP's rate)  */
+
+
+/* ---- roles/rest: the REST gateway's AP authentication (issue 6,
+ * docs/internals/rest.md) */
+#define MSSP_REST_SALT_LEN           16     /* random salt of the Basic password */
+#define MSSP_REST_HASH_LEN           32     /* SHA-256(salt || password)      */
+#define MSSP_REST_MIN_PASSWORD       16     /* rest_password: high entropy, so
+                                             * one fast salted hash suffices  */
+#define MSSP_REST_MIN_API_KEY        32     /* api_key (HMAC-SHA256 key)      */
+#define MSSP_REST_MAX_SECRET         256    /* either secret, and a Basic
+                                             * user name + password decoded   */
+#define MSSP_REST_MAX_AUTH_HEADER    1024   /* Authorization header read      */
+#define MSSP_REST_FAIL_BUCKETS       256    /* failure counters (hash table)  */
+#define MSSP_REST_FAIL_MAX_ENTRIES   4096   /* counters kept; the oldest go   */
+#define MSSP_REST_FAIL_WINDOW_MS     60000  /* failures counted over this     */
+#define MSSP_REST_FAIL_PER_AP        10     /* failed attempts per AP (user
+                                             * name) and window: then 429     */
+#define MSSP_REST_FAIL_PER_ADDR      20     /* failed attempts per client
+                                             * address and window: then 429   */
+
 #endif

@@ -43,14 +43,14 @@ else
   port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 fi
 
-# A base port N with N..N+5 free (AE, ME, AFE, admin, push, pki).
+# A base port N with N..N+6 free (AE, ME, AFE, admin, push, pki, mesh).
 pick_base_port() {
   local n i free
   for _ in $(seq 1 50); do
     # below the ephemeral range (32768-60999), so no client socket holds them
     n=$((10000 + (RANDOM % 2200) * 10))
     free=1
-    for i in 0 1 2 3 4 5; do port_free $((n + i)) || free=0; done
+    for i in 0 1 2 3 4 5 6; do port_free $((n + i)) || free=0; done
     [ $free -eq 1 ] && { echo "$n"; return 0; }
   done
   return 1
@@ -72,8 +72,8 @@ init_platform() {
   BASE=$(pick_base_port) || { echo "# no free ports"; exit 1; }
   DIR=$WORK/d
   AE_PORT=$BASE; ME_PORT=$((BASE + 1)); AFE_PORT=$((BASE + 2)); ADMIN_PORT=$((BASE + 3))
-  PKI_PORT=$((BASE + 5))
-  export PKI_PORT
+  PKI_PORT=$((BASE + 5)); MESH_PORT=$((BASE + 6))
+  export PKI_PORT MESH_PORT
   "$BIN/msspd" init --data-dir "$DIR" --demo --base-port "$BASE" "$@" >"$WORK/init.log" 2>&1
 }
 

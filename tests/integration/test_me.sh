@@ -142,6 +142,60 @@ check "a second administrator approves: done" grep -q "^HTTP 20[01]" <<<"$out"
 out=$(me_api auditor GET "/aps/http%3A%2F%2Fsecond.ap%2F")
 check "the AP exists after the approval" grep -q '"Second"' <<<"$out"
 
+# ---- the mesh: peers and routes (issue 6, mesh.md) ----------------------------------------
+PEER=http://mssp-b.test/
+PEER_E=http%3A%2F%2Fmssp-b.test%2F
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -subj /CN=mssp-b -days 2 -keyout "$WORK/peer.key" -out "$WORK/peer.crt" >/dev/null 2>&1
+pfp=$(openssl x509 -in "$WORK/peer.crt" -outform DER | sha256sum | cut -d' ' -f1)
+out=$(ctl admin peer put $PEER --url https://127.0.0.1:$((MESH_PORT + 100)) --cert "$WORK/peer.crt" \
+  --ca-file "$WORK/peer.crt" --name "Operator B" --profiles '*' 2>&1)
+check "msspctl peer put (create): pending a second administrator" grep -q "^pending: " <<<"$out"
+appr=$(sed -n 's/.*approval approve \(A[0-9a-f]*\).*/\1/p' <<<"$out")
+out=$(ctl auditor peer get $PEER 2>&1)
+check "... the peer does not exist before the approval (404)" grep -q "HTTP 404" <<<"$out"
+out=$(ctl admin approval approve "$appr" 2>&1)
+check "... the requester cannot approve it (403)" grep -q "HTTP 403" <<<"$out"
+check "... a second administrator approves" quiet ctl admin2 approval approve "$appr"
+out=$(ctl auditor peer get $PEER 2>&1)
+check "msspctl peer get: the certificate's SHA-256 pinned" grep -q "$pfp" <<<"$out"
+out=$(ctl auditor peer list 2>&1)
+check "msspctl peer list: a table with the peer" \
+  bash -c 'grep -q "^id " <<<"$1" && grep -q "Operator B" <<<"$1"' _ "$out"
+out=$(ctl ra peer list 2>&1)
+check "an RA operator listing peers: 403" grep -q "HTTP 403" <<<"$out"
+out=$(ctl admin peer put $PEER --rate 20 --name "Operator B2" 2>&1)
+check "peer name and rate: one administrator" grep -q "name: Operator B2" <<<"$out"
+out=$(ctl admin peer put $PEER --url https://127.0.0.1:1 2>&1)
+check "peer url change: dual control" grep -q "^pending: " <<<"$out"
+out=$(ctl admin route put +35848 --peer http://nobody.test/ 2>&1)
+check "a route to an unknown peer: refused (409)" grep -q "HTTP 409" <<<"$out"
+out=$(ctl admin route put 35848 --peer $PEER 2>&1)
+check "a malformed prefix: refused (400)" grep -q "HTTP 400" <<<"$out"
+check "msspctl route put +35848 --peer B" quiet ctl admin route put +35848 --peer $PEER
+check "msspctl route put +358481234567 --exact" \
+  quiet ctl admin route put +358481234567 --peer $PEER --exact
+check "a route to ourselves (local inside B's prefix)" \
+  quiet ctl admin route put +3584812 --peer http://openmssp.local/
+out=$(ctl auditor route list 2>&1)
+check "msspctl route list: the three routes" \
+  bash -c 'grep -q "^prefix \|  prefix\|prefix" <<<"$1" && [ "$(grep -c "+3584" <<<"$1")" -ge 3 ]' _ "$out"
+out=$(ctl admin peer delete $PEER 2>&1)
+check "deleting a peer that routes name: refused (409)" grep -q "HTTP 409" <<<"$out"
+for r in +35848 +358481234567 +3584812; do quiet ctl admin route delete $r; done
+out=$(ctl auditor --json route list 2>&1)
+check "the routes deleted" grep -q '"routes": \[\]' <<<"$out"
+out=$(ctl admin peer delete $PEER 2>&1)
+appr=$(sed -n 's/.*approval approve \(A[0-9a-f]*\).*/\1/p' <<<"$out")
+check "peer delete: pending, then approved by another administrator" \
+  quiet ctl admin2 approval approve "$appr"
+out=$(me_api auditor GET "/peers/$PEER_E")
+check "the peer is gone (API: 404)" grep -q "^HTTP 404" <<<"$out"
+out=$(ctl auditor audit list --limit 500 2>&1)
+check "audit: peer and route changes are recorded" \
+  bash -c 'grep -q "peer.put.*pending" <<<"$1" && grep -q "route.put.*failed" <<<"$1" &&
+           grep -q "route.delete" <<<"$1" && grep -q "peer.delete.*ok" <<<"$1"' _ "$out"
+
 # ---- revocation (K-15, P-26) ---------------------------------------------------------------
 out=$(ctl ra cert revoke "$ser" --reason keyCompromise 2>&1)
 check "msspctl cert revoke: done" test $? -eq 0

@@ -615,6 +615,69 @@ test_tls_refusals(void **state)
 	}
 }
 
+/* The server certificate pin: checked in the handshake, so a server with
+ * a valid chain but another certificate never sees the request. */
+static struct httpc *
+client_pinned(const uint8_t (*pins)[32], size_t npins)
+{
+	char c[512], k[512], a[512];
+	struct mk m;
+
+	memset(&m, 0, sizeof(m));
+	path_of(c, sizeof(c), "client.pem");
+	path_of(k, sizeof(k), "client.key");
+	path_of(a, sizeof(a), "ca.pem");
+	m.tls.ht_cert_file = c;
+	m.tls.ht_key_file = k;
+	m.tls.ht_ca_file = a;
+	m.tls.ht_pin_sha256 = pins;
+	m.tls.ht_npins = npins;
+	on_loop(mk_on_loop, &m);
+	return m.c;
+}
+
+static void
+test_pinned_server(void **state)
+{
+	char url[256], pem[512];
+	uint8_t pins[2][32];
+	unsigned fl = 0, hits;
+	struct res r = { 0 };
+	FILE *f;
+	X509 *x;
+
+	(void)state;
+	path_of(pem, sizeof(pem), "server.pem");
+	f = fopen(pem, "r");
+	assert_non_null(f);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	memset(pins, 0x5a, sizeof(pins));
+	assert_int_equal(X509_digest(x, EVP_sha256(), pins[1], &fl), 1);
+	X509_free(x);
+	url_of(url, sizeof(url), "https", "127.0.0.1", L_MTLS, "/echo");
+
+	/* only a wrong pin: refused in the handshake, the handler never runs */
+	hits = counter(&T.hits);
+	post_refused_tls(client_pinned(pins, 1), url);
+	assert_int_equal(counter(&T.hits), hits);
+
+	/* the right one among others: the request goes through */
+	struct httpc *c = client_pinned(pins, 2);
+	assert_non_null(c);
+	assert_int_equal(post(c, url, NULL, "x", 1, 0, &r), 0);
+	assert_true(wait_res(&r, 1, 5000));
+	assert_int_equal(r.status, 200);
+	on_loop(free_on_loop, c);
+	res_clear(&r);
+
+	/* more pins than the cap: refused at creation */
+	uint8_t many[HTTPC_MAX_PINS + 1][32];
+	memset(many, 0, sizeof(many));
+	assert_null(client_pinned(many, HTTPC_MAX_PINS + 1));
+}
+
 static void
 test_timeout(void **state)
 {
@@ -1148,6 +1211,7 @@ main(void)
 		cmocka_unit_test(test_post_ok),
 		cmocka_unit_test(test_status_passthrough),
 		cmocka_unit_test(test_tls_refusals),
+		cmocka_unit_test(test_pinned_server),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_url_and_request_policy),

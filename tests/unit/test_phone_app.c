@@ -587,6 +587,14 @@ test_demo_table_and_status(void **state)
 	assert_int_equal(phone_demo_action("+35847000008"), PHONE_DEMO_SIGN_OTHER);
 	assert_int_equal(phone_demo_action("+35849000123"), PHONE_DEMO_SIGN);
 	assert_int_equal(phone_demo_action("+41790000000"), PHONE_DEMO_SIGN);
+	/* device.conf's demo_action names them under any number */
+	assert_int_equal(phone_demo_action_parse("sign"), PHONE_DEMO_SIGN);
+	assert_int_equal(phone_demo_action_parse("refuse"), PHONE_DEMO_REFUSE);
+	assert_int_equal(phone_demo_action_parse("ignore"), PHONE_DEMO_IGNORE);
+	assert_int_equal(phone_demo_action_parse("sign_other"), PHONE_DEMO_SIGN_OTHER);
+	assert_int_equal(phone_demo_action_parse("Sign"), 0);
+	assert_int_equal(phone_demo_action_parse(""), 0);
+	assert_int_equal(phone_demo_action_parse(NULL), 0);
 
 	assert_int_equal(phone_answer_status(402), 402);
 	assert_int_equal(phone_answer_status(403), 403);

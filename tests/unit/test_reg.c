@@ -339,6 +339,10 @@ static const struct {
 	{REG_OP_APPROVAL_LIST, AD | AU, false}, {REG_OP_APPROVAL_APPROVE, AD, true},
 	{REG_OP_APPROVAL_REJECT, AD, true},	{REG_OP_AUDIT_LIST, AD | AU, false},
 	{REG_OP_AUDIT_VERIFY, AD | AU, false},	{REG_OP_KEYS_SCAN, AD, true},
+	{REG_OP_PEER_LIST, AD | AU, false},	{REG_OP_PEER_GET, AD | AU, false},
+	{REG_OP_PEER_PUT, AD, true},		{REG_OP_PEER_DELETE, AD, true},
+	{REG_OP_ROUTE_LIST, AD | AU, false},	{REG_OP_ROUTE_PUT, AD, true},
+	{REG_OP_ROUTE_DELETE, AD, true},
 };
 
 static void

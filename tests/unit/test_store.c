@@ -282,8 +282,9 @@ test_open_and_schema(void **state)
 	assert_string_equal(buf, "wal");
 	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
 	/* 2: the user registry (test_store_registry.c); 3: the ME's identity
-	 * fields, key fingerprints and records (test_store_rec.c) */
-	assert_string_equal(buf, "1,2,3");
+	 * fields, key fingerprints and records (test_store_rec.c); 4: the
+	 * roaming columns of tx (test_roamed_*, test_migrate_v3) */
+	assert_string_equal(buf, "1,2,3,4");
 	ts_raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'tx'", buf, sizeof(buf));
 	assert_non_null(strstr(buf, "STRICT"));
 	ts_raw_text(db, "SELECT sql FROM sqlite_schema WHERE name = 'receipt'", buf, sizeof(buf));
@@ -1842,6 +1843,85 @@ static const char *const v2_schema[2] = {
 	" BEGIN SELECT RAISE(ABORT, 'revoked key'); END;",
 };
 
+/* Migration 3 exactly as the previous program ran it (store_sqlite.c
+ * before issue 6; never edit): applied after v2_schema, it makes the
+ * version-3 database that test_migrate_v3 migrates. */
+static const char *const v3_migration =
+	"ALTER TABLE users ADD COLUMN given_name TEXT;"
+	"ALTER TABLE users ADD COLUMN surname TEXT;"
+	"ALTER TABLE users ADD COLUMN id_number TEXT;"
+	"ALTER TABLE users ADD COLUMN country TEXT CHECK (country IS NULL OR"
+	" (length(country) = 2 AND country NOT GLOB '*[^A-Z]*'));"
+	"ALTER TABLE users ADD COLUMN lang TEXT;"
+	"CREATE TABLE keys_v3 ("
+	" key_id TEXT NOT NULL PRIMARY KEY,"
+	" key_group TEXT NOT NULL,"
+	" msisdn TEXT NOT NULL REFERENCES users (msisdn),"
+	" device_id TEXT NOT NULL,"
+	" purpose INTEGER NOT NULL CHECK (purpose IN (1, 2)),"
+	" profiles TEXT NOT NULL CHECK (length(profiles) > 0),"
+	" has_pin INTEGER NOT NULL CHECK (has_pin IN (0, 1)),"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2, 3)),"
+	" cert BLOB,"
+	" cert_serial TEXT,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" spki_fp BLOB CHECK (spki_fp IS NULL OR length(spki_fp) = 32),"
+	" UNIQUE (device_id, key_group)"
+	") STRICT;"
+	"INSERT INTO keys_v3 (rowid, key_id, key_group, msisdn, device_id, purpose, profiles,"
+	" has_pin, state, cert, cert_serial, created_ms, updated_ms)"
+	" SELECT rowid, key_id, key_group, msisdn, device_id, purpose, profiles, has_pin, state,"
+	" cert, cert_serial, created_ms, updated_ms FROM keys;"
+	"DROP TABLE keys;"
+	"ALTER TABLE keys_v3 RENAME TO keys;"
+	"CREATE INDEX keys_by_user ON keys (msisdn, created_ms);"
+	"CREATE INDEX keys_by_age ON keys (created_ms, key_id);" /* store_key_scan */
+	"CREATE UNIQUE INDEX keys_spki_fp ON keys (spki_fp) WHERE spki_fp IS NOT NULL;"
+	"CREATE TRIGGER keys_keep_user BEFORE UPDATE OF msisdn ON keys"
+	" WHEN NEW.msisdn <> OLD.msisdn"
+	" BEGIN SELECT RAISE(ABORT, 'key belongs to another user'); END;"
+	"CREATE TRIGGER keys_revoked_stays BEFORE UPDATE ON keys"
+	" WHEN OLD.state = 2 AND NEW.state <> 2 AND NEW.cert IS OLD.cert"
+	" BEGIN SELECT RAISE(ABORT, 'revoked key'); END;"
+	"CREATE TRIGGER keys_on_own_device BEFORE INSERT ON keys"
+	" WHEN NOT EXISTS (SELECT 1 FROM devices WHERE device_id = NEW.device_id"
+	"  AND msisdn = NEW.msisdn)"
+	" BEGIN SELECT RAISE(ABORT, 'no such device of the user'); END;"
+	"CREATE TRIGGER keys_move_device BEFORE UPDATE OF device_id ON keys"
+	" WHEN NEW.device_id <> OLD.device_id AND NOT EXISTS (SELECT 1 FROM devices"
+	"  WHERE device_id = NEW.device_id AND msisdn = NEW.msisdn)"
+	" BEGIN SELECT RAISE(ABORT, 'no such device of the user'); END;"
+	"CREATE TRIGGER keys_active_on_device BEFORE UPDATE OF state ON keys"
+	" WHEN NEW.state = 1 AND NOT EXISTS (SELECT 1 FROM devices"
+	"  WHERE device_id = NEW.device_id AND msisdn = NEW.msisdn)"
+	" BEGIN SELECT RAISE(ABORT, 'the device of the key is gone'); END;"
+	"CREATE TRIGGER devices_no_active_keys BEFORE DELETE ON devices"
+	" WHEN EXISTS (SELECT 1 FROM keys WHERE device_id = OLD.device_id AND state = 1)"
+	" BEGIN SELECT RAISE(ABORT, 'device has active keys'); END;"
+	/* store_tx_list_user: a user's history, newest first */
+	"CREATE INDEX tx_by_user ON tx (msisdn, created_ms);"
+	"CREATE TABLE records ("
+	" kind TEXT NOT NULL CHECK (length(kind) > 0 AND kind NOT GLOB '*[^a-z_]*'),"
+	" name TEXT NOT NULL CHECK (length(name) > 0),"
+	" owner TEXT NOT NULL DEFAULT '',"
+	" state INTEGER NOT NULL DEFAULT 0,"
+	" version INTEGER NOT NULL CHECK (version >= 1),"
+	" created INTEGER NOT NULL,"
+	" updated INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL DEFAULT 0 CHECK (expires >= 0),"
+	/* a JSON object (store.c checks it: json_valid() is not allowed in
+	 * a schema with trusted_schema=OFF) */
+	" body TEXT NOT NULL CHECK (length(body) >= 2),"
+	" PRIMARY KEY (kind, name)"
+	") STRICT;"
+	"CREATE INDEX records_by_owner ON records (kind, owner, name);"
+	"CREATE INDEX records_by_state ON records (kind, state, name);"
+	"CREATE TABLE record_gen ("
+	" kind TEXT NOT NULL PRIMARY KEY,"
+	" gen INTEGER NOT NULL CHECK (gen >= 1)"
+	") STRICT;";
+
 /* A version-2 database made as the previous program made it (its
  * migrations, run by hand), with a user, two devices, three keys in
  * insertion order != id order with equal times, and an outstanding
@@ -1924,6 +2004,8 @@ test_migrate_v2(void **state)
 					    STORE_GET_REQUEST, &tx, &err),
 			 0);
 	assert_string_equal(tx.tx_request, "{\"old\":1}");
+	assert_string_equal(tx.tx_peer, ""); /* version 4: local */
+	assert_string_equal(tx.tx_peer_trans_id, "");
 	/* the new features on the old rows */
 	expect_tx_list_406(store_user_delete(s, "+35847022222", T0, &err), &err);
 	assert_int_equal(store_device_delete(s, "dev-old", T0, &err), 0);
@@ -1952,7 +2034,7 @@ test_migrate_v2(void **state)
 	store_close(s);
 	db = ts_raw_open("v2");
 	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
-	assert_string_equal(buf, "1,2,3");
+	assert_string_equal(buf, "1,2,3,4");
 	ts_raw_text(db, "PRAGMA integrity_check", buf, sizeof(buf));
 	assert_string_equal(buf, "ok");
 	ts_raw_text(db, "PRAGMA foreign_key_check", buf, sizeof(buf));
@@ -1996,6 +2078,553 @@ test_migrate_v2(void **state)
 	sqlite3_close(db);
 }
 
+/* ---- roaming (issue 6): the store side ------------------------------------ */
+
+#define PEER "http://mssp-b.example/"
+
+static void
+expect_peer(const struct store_tx *tx, const char *peer, const char *peer_trans_id)
+{
+	assert_string_equal(tx->tx_peer, peer);
+	assert_string_equal(tx->tx_peer_trans_id, peer_trans_id);
+}
+
+/* What a scan callback saw of one transaction. */
+struct peer_seen {
+	const char *ps_id;
+	int ps_hits;
+	char ps_peer[MSSP_STORE_MAX_AP_ID + 1];
+	char ps_ptid[MSSP_MSG_MAX_TRANSID + 1];
+};
+
+static int
+peer_cb(void *arg, const struct store_tx *tx)
+{
+	struct peer_seen *p = arg;
+
+	if (strcmp(tx->tx_id, p->ps_id) == 0) {
+		p->ps_hits++;
+		snprintf(p->ps_peer, sizeof(p->ps_peer), "%s", tx->tx_peer);
+		snprintf(p->ps_ptid, sizeof(p->ps_ptid), "%s", tx->tx_peer_trans_id);
+	}
+	return 0;
+}
+
+/* A roamed transaction keeps its peer, and every path that fills a
+ * struct store_tx returns tx_peer and tx_peer_trans_id: create, get (AP),
+ * get_by_id, get_by_nonce, transition, the recovery scan, the expiry
+ * sweep and the user's list.  A local one has "" in both. */
+static void
+test_roamed_read_paths(void **state)
+{
+	struct store *s = ts_must_open("roamread", STORE_OPEN_CREATE);
+	struct store_err err = { 0 };
+	struct store_tx tx = { 0 }, lt = { 0 }, got = { 0 }, out[4];
+	struct store_tx_change c;
+	struct peer_seen ps;
+	char nonce[64];
+	struct req r, l;
+	size_t n = 0;
+
+	(void)state;
+	memset(out, 0, sizeof(out));
+	req_fresh(&r);
+	r.n.tn_peer = PEER;
+	must_create(s, &r, &tx);
+	expect_peer(&tx, PEER, "");
+	req_fresh(&l);
+	l.n.tn_peer = ""; /* "" is local, as NULL */
+	must_create(s, &l, &lt);
+	expect_peer(&lt, "", "");
+
+	assert_int_equal(store_tx_get(s, AP, tx.tx_id, STORE_GET_REQUEST, &got, &err), 0);
+	expect_peer(&got, PEER, "");
+	assert_int_equal(got.tx_request_len, strlen(r.doc)); /* the columns after */
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T0001", T0 + 5, &err), 0);
+	assert_int_equal(store_tx_get_by_id(s, tx.tx_id, STORE_GET_REQUEST | STORE_GET_ANSWER,
+					    &got, &err),
+			 0);
+	expect_peer(&got, PEER, "B-T0001");
+	assert_int_equal(got.tx_updated_ms, T0 + 5);
+	assert_int_equal(got.tx_state, STORE_ST_ACCEPTED);
+	assert_int_equal(store_tx_get(s, AP, lt.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, "", "");
+
+	/* recovery */
+	memset(&ps, 0, sizeof(ps));
+	ps.ps_id = tx.tx_id;
+	assert_int_equal(store_tx_recover_scan(s, peer_cb, &ps, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ps.ps_hits, 1);
+	assert_string_equal(ps.ps_peer, PEER);
+	assert_string_equal(ps.ps_ptid, "B-T0001");
+
+	/* the user's list */
+	assert_int_equal(store_tx_list_user(s, r.msisdn, out, 4, &n, &err), 0);
+	assert_int_equal(n, 1);
+	expect_peer(&out[0], PEER, "B-T0001");
+
+	/* a transition's record, then by the nonce it recorded */
+	change_for(STORE_ST_PROMPT_SENT, &c, nonce, sizeof(nonce));
+	assert_int_equal(store_tx_transition(s, tx.tx_id, STORE_ST_ACCEPTED, STORE_ST_PROMPT_SENT,
+					     &c, T0 + 6, &got, &err),
+			 0);
+	expect_peer(&got, PEER, "B-T0001");
+	assert_int_equal(store_tx_get_by_nonce(s, nonce, 0, &got, &err), 0);
+	assert_string_equal(got.tx_id, tx.tx_id);
+	expect_peer(&got, PEER, "B-T0001");
+
+	/* the expiry sweep reports the record with its peer */
+	memset(&ps, 0, sizeof(ps));
+	ps.ps_id = tx.tx_id;
+	assert_int_equal(store_tx_expire_due(s, T0 + 80000, peer_cb, &ps, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ps.ps_hits, 1);
+	assert_string_equal(ps.ps_peer, PEER);
+	assert_string_equal(ps.ps_ptid, "B-T0001");
+	assert_int_equal(store_tx_get_by_id(s, tx.tx_id, 0, &got, &err), 0);
+	assert_int_equal(got.tx_state, STORE_ST_EXPIRED);
+	expect_peer(&got, PEER, "B-T0001");
+	assert_int_equal(store_tx_get_by_id(s, lt.tx_id, 0, &got, &err), 0);
+	assert_int_equal(got.tx_state, STORE_ST_EXPIRED);
+	expect_peer(&got, "", "");
+
+	/* a failed lookup clears the peer fields too */
+	assert_int_equal(store_tx_get(s, AP2, tx.tx_id, 0, &got, &err), -1);
+	assert_int_equal(err.status, 101);
+	expect_peer(&got, "", "");
+	store_tx_clear(&out[0]);
+	store_tx_clear(&got);
+	store_tx_clear(&lt);
+	store_tx_clear(&tx);
+	store_close(s);
+}
+
+/* store_tx_set_peer_trans_id: set once, idempotent, conflict on another
+ * value, 900 for a local transaction and for bad values, 101 for an
+ * unknown or malformed id, FINAL on a final transaction; and the rules
+ * hold in the database itself. */
+static void
+test_roamed_peer_trans_id(void **state)
+{
+	struct store *s = ts_must_open("roamptid", STORE_OPEN_CREATE), *ro;
+	struct store_err err = { 0 }, e101 = { 0 };
+	struct store_tx tx = { 0 }, lt = { 0 }, t2 = { 0 }, got = { 0 };
+	char longid[MSSP_MSG_MAX_TRANSID + 2], sql[512];
+	struct req r;
+	sqlite3 *db;
+
+	(void)state;
+	req_fresh(&r);
+	r.n.tn_peer = PEER;
+	must_create(s, &r, &tx);
+	req_fresh(&r);
+	r.n.tn_peer = PEER;
+	must_create(s, &r, &t2);
+	req_fresh(&r);
+	must_create(s, &r, &lt);
+
+	/* bad values: 900, nothing written */
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0'; /* MAX + 1 chars */
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, NULL, T0 + 1, &err), &err, 900);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, "", T0 + 1, &err), &err, 900);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, longid, T0 + 1, &err), &err, 900);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, "B T1", T0 + 1, &err), &err, 900);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, "B\nT1", T0 + 1, &err), &err, 900);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, "B\xc3\xa4", T0 + 1, &err), &err,
+		      900);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, "BT1", 0, &err), &err, 900);
+	expect_status(store_tx_set_peer_trans_id(NULL, tx.tx_id, "BT1", T0 + 1, &err), &err, 900);
+	assert_int_equal(store_tx_get_by_id(s, tx.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, PEER, "");
+	assert_int_equal(got.tx_updated_ms, T0);
+
+	/* unknown, malformed: the one "no such transaction" */
+	expect_status(store_tx_set_peer_trans_id(s, "T00000000000000000000000000000000", "BT1",
+						 T0 + 1, &e101),
+		      &e101, 101);
+	expect_status(store_tx_set_peer_trans_id(s, "nope", "BT1", T0 + 1, &err), &err, 101);
+	assert_memory_equal(&err, &e101, sizeof(err));
+	expect_status(store_tx_set_peer_trans_id(s, NULL, "BT1", T0 + 1, &err), &err, 101);
+	assert_memory_equal(&err, &e101, sizeof(err));
+
+	/* a local transaction has no peer: 900, nothing written */
+	expect_status(store_tx_set_peer_trans_id(s, lt.tx_id, "BT1", T0 + 1, &err), &err, 900);
+	assert_int_equal(store_tx_get_by_id(s, lt.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, "", "");
+
+	/* a read-only handle */
+	{
+		char uri[512];
+
+		ts_db_uri(uri, sizeof(uri), "roamptid");
+		ro = store_open(uri, STORE_OPEN_READONLY, &err);
+		assert_non_null(ro);
+		expect_status(store_tx_set_peer_trans_id(ro, tx.tx_id, "BT1", T0 + 1, &err), &err,
+			      900);
+		store_close(ro);
+	}
+
+	/* set; the same again (idempotent, nothing written); another value */
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T77", T0 + 7, &err), 0);
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T77", T0 + 9, &err), 0);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T78", T0 + 9, &err), &err,
+		      STORE_STATUS_CONFLICT);
+	assert_int_equal(store_tx_get_by_id(s, tx.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, PEER, "B-T77");
+	assert_int_equal(got.tx_updated_ms, T0 + 7);
+	/* the longest value fits the record */
+	longid[MSSP_MSG_MAX_TRANSID] = '\0';
+	assert_int_equal(store_tx_set_peer_trans_id(s, t2.tx_id, longid, T0 + 7, &err), 0);
+	assert_int_equal(store_tx_get_by_id(s, t2.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, PEER, longid);
+
+	/* in every open state; then final: immutable */
+	reach(s, tx.tx_id, STORE_ST_ANSWERED);
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T77", T0 + 9, &err), 0);
+	must_move(s, tx.tx_id, STORE_ST_ANSWERED, STORE_ST_COMPLETED);
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T77", T0 + 9, &err), 0);
+	expect_status(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T79", T0 + 9, &err), &err,
+		      STORE_STATUS_CONFLICT);
+	req_fresh(&r);
+	r.n.tn_peer = PEER;
+	store_tx_clear(&t2);
+	must_create(s, &r, &t2);
+	reach(s, t2.tx_id, STORE_ST_PROMPT_SENT);
+	must_move(s, t2.tx_id, STORE_ST_PROMPT_SENT, STORE_ST_FAILED);
+	expect_status(store_tx_set_peer_trans_id(s, t2.tx_id, "B-T80", T0 + 9, &err), &err,
+		      STORE_STATUS_FINAL);
+	assert_int_equal(store_tx_get_by_id(s, t2.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, PEER, "");
+
+	/* the database holds the same rules, whoever writes */
+	req_fresh(&r);
+	r.n.tn_peer = PEER;
+	store_tx_clear(&t2);
+	must_create(s, &r, &t2);
+	assert_int_equal(store_tx_set_peer_trans_id(s, t2.tx_id, "B-T81", T0 + 9, &err), 0);
+	db = ts_raw_open("roamptid");
+	snprintf(sql, sizeof(sql), "UPDATE tx SET peer = 'http://c/' WHERE mssp_trans_id = '%s'",
+		 t2.tx_id);
+	assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "UPDATE tx SET peer = '' WHERE mssp_trans_id = '%s'",
+		 t2.tx_id);
+	assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE tx SET peer_trans_id = 'other' WHERE mssp_trans_id = '%s'", t2.tx_id);
+	assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "UPDATE tx SET peer_trans_id = 'x' WHERE mssp_trans_id = '%s'",
+		 lt.tx_id);
+	assert_int_not_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	/* the same value again is no change: allowed */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE tx SET peer_trans_id = 'B-T81' WHERE mssp_trans_id = '%s'", t2.tx_id);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_tx_get_by_id(s, t2.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, PEER, "B-T81");
+
+	store_tx_clear(&got);
+	store_tx_clear(&t2);
+	store_tx_clear(&lt);
+	store_tx_clear(&tx);
+	store_close(s);
+}
+
+/* The rules of a local transaction apply to a roamed one unchanged:
+ * validation, the life cycle, the receipt, replay (A-01), 101 on other
+ * content, one outstanding request per user and key (A-22, either way
+ * round), pre-emption, the per-AP count. */
+static void
+test_roamed_rules(void **state)
+{
+	struct store *s = ts_must_open("roamrules", STORE_OPEN_CREATE);
+	struct store_err err = { 0 };
+	struct store_tx tx = { 0 }, got = { 0 }, b = { 0 };
+	char bigpeer[MSSP_STORE_MAX_AP_ID + 2];
+	struct req r, o;
+	uint64_t cnt = 0;
+
+	(void)state;
+	/* tn_peer is checked as an AP_ID is: visible ASCII, 1..MAX bytes */
+	req_fresh(&r);
+	r.n.tn_peer = "http://b example/";
+	expect_status(store_tx_create(s, &r.n, 0, T0, &tx, &err), &err, 900);
+	assert_string_equal(err.detail, "invalid argument: peer");
+	r.n.tn_peer = "http://b/\x7f";
+	expect_status(store_tx_create(s, &r.n, 0, T0, &tx, &err), &err, 900);
+	r.n.tn_peer = "http://b/\xc3\xa4";
+	expect_status(store_tx_create(s, &r.n, 0, T0, &tx, &err), &err, 900);
+	memset(bigpeer, 'p', sizeof(bigpeer) - 1);
+	bigpeer[sizeof(bigpeer) - 1] = '\0'; /* MAX + 1 */
+	r.n.tn_peer = bigpeer;
+	expect_status(store_tx_create(s, &r.n, 0, T0, &tx, &err), &err, 900);
+	assert_string_equal(tx.tx_id, "");
+	bigpeer[MSSP_STORE_MAX_AP_ID] = '\0'; /* MAX: fits */
+	must_create(s, &r, &tx);
+	assert_string_equal(tx.tx_peer, bigpeer);
+	store_tx_clear(&tx);
+
+	/* the life cycle, and a receipt for the completed one */
+	req_fresh(&r);
+	r.n.tn_peer = PEER;
+	must_create(s, &r, &tx);
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-1", T0 + 1, &err), 0);
+	reach(s, tx.tx_id, STORE_ST_COMPLETED);
+	assert_int_equal(store_tx_receipt(s, AP, tx.tx_id, "Thanks", 6, T0 + 5, &err), 0);
+	assert_int_equal(store_tx_get(s, AP, tx.tx_id, 0, &got, &err), 0);
+	assert_int_equal(got.tx_state, STORE_ST_COMPLETED);
+	assert_int_equal(got.tx_status, 500);
+	assert_string_equal(got.tx_profile, "mss:demo:sign:loa3:app");
+	assert_int_equal(got.tx_receipt_ms, T0 + 5);
+	expect_peer(&got, PEER, "B-1");
+	store_tx_clear(&tx);
+
+	/* replay: the same request again is the same transaction; other
+	 * content under the same AP_TransID is 101 */
+	req_fresh(&r);
+	r.n.tn_peer = PEER;
+	must_create(s, &r, &tx);
+	assert_int_equal(store_tx_create(s, &r.n, 0, T0 + 1, &got, &err), 0);
+	assert_true(got.tx_replay);
+	assert_string_equal(got.tx_id, tx.tx_id);
+	expect_peer(&got, PEER, "");
+	req_init(&o, AP, r.aptid, r.msisdn, "sign", "other content", T0 + 80000);
+	o.n.tn_peer = PEER;
+	expect_status(store_tx_create(s, &o.n, 0, T0 + 1, &got, &err), &err, 101);
+
+	/* one outstanding per (MSISDN, key): a roamed one blocks a local one
+	 * and the other way round; another key is independent */
+	req_init(&o, AP, "rr-local-1", r.msisdn, "sign", "rr-local-1", T0 + 80000);
+	expect_status(store_tx_create(s, &o.n, 0, T0 + 1, &got, &err), &err, 406);
+	req_init(&o, AP, "rr-local-2", r.msisdn, "auth", "rr-local-2", T0 + 80000);
+	must_create(s, &o, &b);
+	req_init(&o, AP, "rr-roam-2", r.msisdn, "auth", "rr-roam-2", T0 + 80000);
+	o.n.tn_peer = PEER;
+	expect_status(store_tx_create(s, &o.n, 0, T0 + 1, &got, &err), &err, 406);
+	assert_int_equal(store_tx_count_outstanding(s, AP, &cnt, &err), 0);
+	assert_int_equal(cnt, 3); /* with the long peer's one, still open */
+
+	/* pre-emption of a roamed transaction by a newer (local) request */
+	req_init(&o, AP, "rr-local-3", r.msisdn, "sign", "rr-local-3", T0 + 80000);
+	assert_int_equal(store_tx_create(s, &o.n, STORE_PREEMPT, T0 + 2, &got, &err), 0);
+	assert_string_equal(got.tx_preempted, tx.tx_id);
+	expect_peer(&got, "", "");
+	assert_int_equal(store_tx_get_by_id(s, tx.tx_id, 0, &got, &err), 0);
+	assert_int_equal(got.tx_state, STORE_ST_FAILED);
+	assert_int_equal(got.tx_status, 401);
+	expect_peer(&got, PEER, "");
+
+	store_tx_clear(&got);
+	store_tx_clear(&b);
+	store_tx_clear(&tx);
+	store_close(s);
+}
+
+/* A version-3 database made as the previous program made it (its
+ * migrations, run by hand), populated: a user with identity data, a
+ * device, a key with a fingerprint, a record, and transactions open
+ * (ACCEPTED, PROMPT_SENT) and final (COMPLETED with a receipt).  A
+ * read-only open refuses it, a read-write open migrates it to version 4
+ * in place: the data is intact, the old transactions read as local, the
+ * old rules hold on them, roamed ones can be created beside them. */
+static void
+test_migrate_v3(void **state)
+{
+	static const char *const open1 = "T000000000000000000000000000000a1";
+	static const char *const open2 = "T000000000000000000000000000000a2";
+	static const char *const done1 = "T000000000000000000000000000000a3";
+	struct store_err err = { 0 };
+	struct store_tx tx = { 0 }, got = { 0 }, list[4];
+	struct store_user u;
+	struct store_key k;
+	struct store_rec rec = { 0 };
+	struct store *s;
+	char path[512], uri[512], buf[256];
+	struct req r;
+	sqlite3 *db;
+	size_t n;
+	int i;
+
+	(void)state;
+	memset(list, 0, sizeof(list));
+	snprintf(path, sizeof(path), "%s/v3.db", ts_dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+					 NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;"
+					  " BEGIN; CREATE TABLE schema_version (version INTEGER NOT"
+					  " NULL PRIMARY KEY, applied_ms INTEGER NOT NULL) STRICT",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(sqlite3_exec(db, i < 2 ? v2_schema[i] : v3_migration, NULL, NULL,
+					      NULL),
+				 SQLITE_OK);
+		snprintf(buf, sizeof(buf), "INSERT INTO schema_version VALUES (%d, 1)", i + 1);
+		assert_int_equal(sqlite3_exec(db, buf, NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "INSERT INTO users (msisdn, state, name, created_ms, updated_ms,"
+			     " given_name, surname, id_number, country, lang) VALUES"
+			     " ('+35847044444', 1, 'V3 User', 5, 6, 'Kolme', 'Versio', 'ID-3', 'FI', 'fi');"
+			     "INSERT INTO devices VALUES ('dev-v3', '+35847044444', x'3001',"
+			     " x'0000000000000000000000000000000000000000000000000000000000000003', 'tok', 1, 5, 5);"
+			     "INSERT INTO keys (key_id, key_group, msisdn, device_id, purpose, profiles,"
+			     " has_pin, state, cert, cert_serial, created_ms, updated_ms, spki_fp) VALUES"
+			     " ('k3', 'g3', '+35847044444', 'dev-v3', 2, 'mss:p', 1, 1, x'3003', '0c', 7, 7,"
+			     " x'5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a');"
+			     "INSERT INTO records VALUES ('ap', 'http://old.ap/', '', 1, 2, 5, 6, 0,"
+			     " '{\"old\":3}');"
+			     "INSERT INTO record_gen VALUES ('ap', 2);"
+			     "INSERT INTO tx (mssp_trans_id, ap_id, ap_trans_id, content_hash, msisdn,"
+			     " key_id, mode, state, status, created_ms, deadline_ms, updated_ms,"
+			     " request) VALUES ('T000000000000000000000000000000a1', '" AP "',"
+			     " 'V3A', zeroblob(32), '+35847044444', 'k3', 1, 'ACCEPTED', 0,"
+			     " 1700000000000, 1700000080000, 1700000000000, CAST('{\"v3\":1}' AS BLOB));"
+			     "INSERT INTO tx (mssp_trans_id, ap_id, ap_trans_id, content_hash, msisdn,"
+			     " key_id, mode, state, status, created_ms, deadline_ms, updated_ms,"
+			     " request, nonce, prompt_ms) VALUES ('T000000000000000000000000000000a2',"
+			     " '" AP "', 'V3B', zeroblob(32), '+35847044444', 'k4', 2, 'PROMPT_SENT', 0,"
+			     " 1700000000001, 1700000080000, 1700000000001, CAST('{\"v3\":2}' AS BLOB),"
+			     " 'v3nonce0123456789abcdef', 1700000000001);"
+			     "INSERT INTO tx (mssp_trans_id, ap_id, ap_trans_id, content_hash, msisdn,"
+			     " key_id, mode, state, status, created_ms, deadline_ms, updated_ms,"
+			     " request, nonce, prompt_ms, answer, answer_ms, signature, profile,"
+			     " final_ms) VALUES ('T000000000000000000000000000000a3', '" AP "', 'V3C',"
+			     " zeroblob(32), '+35847044444', 'k3', 1, 'COMPLETED', 500, 1699999999000,"
+			     " 1700000070000, 1699999999500, CAST('{\"v3\":3}' AS BLOB),"
+			     " 'v3nonceFEDCBA9876543210', 1699999999100, x'01', 1699999999200,"
+			     " 'MIIBold==', 'mss:p', 1699999999500);"
+			     "INSERT INTO receipt VALUES ('T000000000000000000000000000000a3',"
+			     " x'52', 1699999999600);"
+			     "COMMIT",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	ts_db_uri(uri, sizeof(uri), "v3");
+	assert_null(store_open(uri, STORE_OPEN_READONLY, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "outdated"));
+	s = ts_must_open("v3", 0);
+	/* the old data, through every read path */
+	assert_int_equal(store_user_get(s, "+35847044444", &u, &err), 0);
+	assert_string_equal(u.su_given_name, "Kolme");
+	assert_string_equal(u.su_country, "FI");
+	assert_int_equal(store_key_get(s, "k3", &k, &err), 0);
+	assert_int_equal(k.sk_spki_fp[0], 0x5a);
+	assert_int_equal(store_rec_get(s, "ap", "http://old.ap/", &rec, &err), 0);
+	assert_string_equal(rec.sr_body, "{\"old\":3}");
+	assert_int_equal(rec.sr_version, 2);
+	store_rec_clear(&rec);
+	assert_int_equal(store_tx_get(s, AP, open1, STORE_GET_REQUEST, &tx, &err), 0);
+	assert_string_equal(tx.tx_request, "{\"v3\":1}");
+	assert_int_equal(tx.tx_state, STORE_ST_ACCEPTED);
+	expect_peer(&tx, "", "");
+	assert_int_equal(store_tx_get_by_nonce(s, "v3nonce0123456789abcdef", 0, &got, &err), 0);
+	assert_string_equal(got.tx_id, open2);
+	expect_peer(&got, "", "");
+	assert_int_equal(store_tx_get_by_id(s, done1, 0, &got, &err), 0);
+	assert_int_equal(got.tx_state, STORE_ST_COMPLETED);
+	assert_int_equal(got.tx_status, 500);
+	assert_int_equal(got.tx_signature_len, 9);
+	assert_int_equal(got.tx_receipt_ms, 1699999999600);
+	expect_peer(&got, "", "");
+	assert_int_equal(store_tx_list_user(s, "+35847044444", list, 4, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(list[0].tx_id, open2);
+	assert_string_equal(list[2].tx_id, done1);
+	for (i = 0; i < 3; i++)
+		expect_peer(&list[i], "", "");
+	/* old rows are local: no peer id for them */
+	expect_status(store_tx_set_peer_trans_id(s, open1, "B-1", T0 + 1, &err), &err, 900);
+	/* the old rules on the old rows: A-22 against a new roamed request,
+	 * A-01 on the old AP_TransID, the transitions, immutability */
+	req_init(&r, AP, "V3R", "+35847044444", "k3", "V3R", T0 + 80000);
+	r.n.tn_peer = PEER;
+	expect_status(store_tx_create(s, &r.n, 0, T0 + 1, &got, &err), &err, 406);
+	req_init(&r, AP, "V3A", "+35847044444", "k9", "V3A other", T0 + 80000);
+	expect_status(store_tx_create(s, &r.n, 0, T0 + 1, &got, &err), &err, 101);
+	must_move(s, open1, STORE_ST_ACCEPTED, STORE_ST_FAILED);
+	expect_status(move(s, done1, STORE_ST_ANSWERED, STORE_ST_COMPLETED, T0 + 1, &got, &err),
+		      &err, STORE_STATUS_FINAL);
+	/* now a roamed one for the freed key, and its peer id */
+	req_init(&r, AP, "V3R", "+35847044444", "k3", "V3R", T0 + 80000);
+	r.n.tn_peer = PEER;
+	store_tx_clear(&tx);
+	must_create(s, &r, &tx);
+	expect_peer(&tx, PEER, "");
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-V3", T0 + 2, &err), 0);
+	store_close(s);
+
+	/* reopened read-only: no second migration, it all stayed */
+	s = ts_must_open("v3", STORE_OPEN_READONLY);
+	assert_int_equal(store_tx_get_by_id(s, tx.tx_id, 0, &got, &err), 0);
+	expect_peer(&got, PEER, "B-V3");
+	assert_int_equal(store_tx_get_by_id(s, open1, 0, &got, &err), 0);
+	assert_int_equal(got.tx_state, STORE_ST_FAILED);
+	expect_peer(&got, "", "");
+	store_close(s);
+	db = ts_raw_open("v3");
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	assert_string_equal(buf, "1,2,3,4");
+	ts_raw_text(db, "PRAGMA integrity_check", buf, sizeof(buf));
+	assert_string_equal(buf, "ok");
+	ts_raw_text(db, "PRAGMA foreign_key_check", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM pragma_table_info('tx') WHERE"
+				       " name IN ('peer', 'peer_trans_id') AND \"notnull\" = 1"
+				       " AND dflt_value = ''''''"),
+			 2);
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM tx WHERE peer = ''"), 3);
+	sqlite3_close(db);
+
+	/* a migration that fails half-way (a stray trigger named like the
+	 * first one it creates, after its two ALTER TABLEs) leaves version
+	 * 3 as it was */
+	snprintf(path, sizeof(path), "%s/v3bad.db", ts_dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+					 NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE schema_version (version INTEGER NOT"
+					  " NULL PRIMARY KEY, applied_ms INTEGER NOT NULL) STRICT;"
+					  " INSERT INTO schema_version VALUES (1, 1), (2, 1), (3, 1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(sqlite3_exec(db, i < 2 ? v2_schema[i] : v3_migration, NULL, NULL,
+					      NULL),
+				 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TRIGGER tx_peer_fixed BEFORE DELETE ON users"
+				      " BEGIN SELECT 1; END;"
+				      "INSERT INTO users (msisdn, state, created_ms, updated_ms)"
+				      " VALUES ('+35847055555', 1, 1, 1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	ts_db_uri(uri, sizeof(uri), "v3bad");
+	assert_null(store_open(uri, 0, &err));
+	assert_int_equal(err.status, 900);
+	assert_non_null(strstr(err.detail, "migration"));
+	db = ts_raw_open("v3bad");
+	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
+	assert_string_equal(buf, "1,2,3");
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM pragma_table_info('tx') WHERE"
+				       " name IN ('peer', 'peer_trans_id')"),
+			 0);
+	assert_int_equal(ts_raw_count(db, "SELECT count(*) FROM users"), 1);
+	sqlite3_close(db);
+
+	for (i = 0; i < 4; i++)
+		store_tx_clear(&list[i]);
+	store_tx_clear(&got);
+	store_tx_clear(&tx);
+}
+
 int
 main(void)
 {
@@ -2025,6 +2654,10 @@ main(void)
 		cmocka_unit_test(test_transid_unique),
 		cmocka_unit_test(test_tx_list_user),
 		cmocka_unit_test(test_migrate_v2),
+		cmocka_unit_test(test_roamed_read_paths),
+		cmocka_unit_test(test_roamed_peer_trans_id),
+		cmocka_unit_test(test_roamed_rules),
+		cmocka_unit_test(test_migrate_v3),
 	};
 
 	return cmocka_run_group_tests(tests, setup, ts_teardown);

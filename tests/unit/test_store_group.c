@@ -699,6 +699,40 @@ test_group_fork(void **state)
 	store_close(s);
 }
 
+/* store_tx_set_peer_trans_id (roaming, issue 6) is a write like the
+ * others: it goes through the writer (counted in its commits), a failed
+ * COMMIT answers 900 and leaves nothing, the retry succeeds. */
+static void
+test_group_peer_trans_id(void **state)
+{
+	struct store *s = ts_must_open("gpeer", STORE_OPEN_CREATE);
+	struct store_err err = { 0 };
+	struct store_tx tx = { 0 };
+	struct store_sqlite_stats a, b;
+	struct req r;
+
+	(void)state;
+	req_init(&r, "peer", "+358408888888", "sign", "peer");
+	r.n.tn_peer = "http://mssp-b.example/";
+	assert_int_equal(store_tx_create(s, &r.n, 0, T0, &tx, &err), 0);
+	store_sqlite_test_fail_commits(1);
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T1", T0 + 1, &err), -1);
+	assert_int_equal(err.status, 900);
+	store_sqlite_test_fail_commits(0);
+	assert_int_equal(raw_count("gpeer", "SELECT count(*) FROM tx WHERE peer_trans_id = ''"),
+			 1);
+	a = stats();
+	assert_int_equal(store_tx_set_peer_trans_id(s, tx.tx_id, "B-T1", T0 + 1, &err), 0);
+	b = stats();
+	assert_int_equal(b.ss_commits - a.ss_commits, 1);
+	assert_int_equal(b.ss_writes - a.ss_writes, 1);
+	assert_int_equal(raw_count("gpeer", "SELECT count(*) FROM tx WHERE peer_trans_id = 'B-T1'"
+					    " AND peer = 'http://mssp-b.example/'"),
+			 1);
+	store_tx_clear(&tx);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -710,6 +744,7 @@ main(void)
 		cmocka_unit_test(test_group_close_while_queued),
 		cmocka_unit_test(test_group_files),
 		cmocka_unit_test(test_group_fork),
+		cmocka_unit_test(test_group_peer_trans_id),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

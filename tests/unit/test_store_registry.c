@@ -206,7 +206,7 @@ test_reg_schema(void **state)
 
 	db = raw_open("rschema");
 	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
-	assert_string_equal(buf, "1,2,3");
+	assert_string_equal(buf, "1,2,3,4");
 	ts_raw_text(db, "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema WHERE"
 		     " type = 'table' AND name IN ('users','devices','keys') AND sql LIKE"
 		     " '%STRICT' ORDER BY name)",
@@ -948,8 +948,9 @@ test_reg_persist(void **state)
 	"SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema ORDER BY name)"
 
 /* Make `name` a version-1 database holding one transaction: created by
- * this program, then taken back to version 1 (what the registry migration
- * added is dropped, and its version row).  The result is checked against
+ * this program, then taken back to version 1 (what the later migrations
+ * added is dropped - the roaming columns and triggers of version 4 too -
+ * and their version rows).  The result is checked against
  * the exact list of version-1 objects. */
 static void
 make_v1(const char *name, char id[STORE_TX_ID_LEN + 1])
@@ -981,7 +982,10 @@ make_v1(const char *name, char id[STORE_TX_ID_LEN + 1])
 
 	db = raw_open(name);
 	assert_int_equal(sqlite3_exec(db,
-				      "BEGIN; DROP TABLE records; DROP TABLE record_gen;"
+				      "BEGIN; DROP TRIGGER tx_peer_fixed; DROP TRIGGER"
+				      " tx_peer_trans_id_once; ALTER TABLE tx DROP COLUMN"
+				      " peer_trans_id; ALTER TABLE tx DROP COLUMN peer;"
+				      " DROP TABLE records; DROP TABLE record_gen;"
 				      " DROP INDEX tx_by_user; DROP TABLE keys; DROP TABLE devices;"
 				      " DROP TABLE users; DELETE FROM schema_version WHERE version >= 2;"
 				      " COMMIT",
@@ -1026,7 +1030,7 @@ test_reg_migrate_v1(void **state)
 	store_close(s);
 	db = raw_open("v1");
 	ts_raw_text(db, "SELECT group_concat(version) FROM schema_version", buf, sizeof(buf));
-	assert_string_equal(buf, "1,2,3");
+	assert_string_equal(buf, "1,2,3,4");
 	ts_raw_text(db, "PRAGMA integrity_check", buf, sizeof(buf));
 	assert_string_equal(buf, "ok");
 	sqlite3_close(db);

@@ -173,6 +173,22 @@ int ap_verify(const struct ap_verifier *v, const struct mss_signature *sig,
 	      const unsigned char *dtbs, size_t dtbs_len, char *subject, size_t sublen,
 	      char *why, size_t whylen);
 
+/* ---- REST credentials (mss-ap.c: --basic, --basic-file, --api-key,
+ * --rest-path; docs/internals/rest.md) ----------------------------------- */
+
+enum ap_rest_mode { AP_REST_CERT, AP_REST_BASIC, AP_REST_APIKEY };
+
+struct ap_rest_auth {
+	enum ap_rest_mode ra_mode;	/* CERT: the client certificate (default) */
+	char ra_user[MSSP_REST_MAX_SECRET + 1];	  /* Basic user / the AP_ID     */
+	char ra_secret[MSSP_REST_MAX_SECRET + 1]; /* password / API key; wiped
+						   * at exit                    */
+	bool ra_per_op_path;		/* /rest/service/sign etc.          */
+};
+
+/* Set once by main() before a command runs; read by http.c and build.c. */
+extern struct ap_rest_auth ap_rest;
+
 /* ---- http.c ----------------------------------------------------------- */
 
 struct ap_http {

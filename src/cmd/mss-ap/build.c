@@ -318,7 +318,14 @@ ap_encode(const struct mss_msg *m, enum ap_fmt fmt, const char *base, struct ap_
 	mss_buf_init(&w->w_body, MSSP_AP_MAX_REQUEST);
 	w->w_soap_action[0] = '\0';
 	if (fmt == AP_FMT_JSON) {
-		n = snprintf(w->w_url, sizeof(w->w_url), "%s/rest/service", base);
+		/* --rest-path: the per-operation paths (protocol.md §1) */
+		const char *sub = !ap_rest.ra_per_op_path		 ? ""
+				  : m->type == MSS_SIGNATURE_REQ ? "/sign"
+				  : m->type == MSS_STATUS_REQ	 ? "/status"
+				  : m->type == MSS_RECEIPT_REQ	 ? "/receipt"
+				  : m->type == MSS_PROFILE_REQ	 ? "/profile"
+								 : "";
+		n = snprintf(w->w_url, sizeof(w->w_url), "%s/rest/service%s", base, sub);
 		w->w_content_type = "application/json";
 		rc = mss_json_encode(m, &w->w_body, err);
 	} else {

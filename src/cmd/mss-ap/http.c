@@ -11,17 +11,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "cmd/mss-ap/ap.h"
+#include "roles/rest.h"
 
 int
 ap_curl_tls(CURL *e, const struct ap_conf *c)
 {
 	int bad = 0;
 
-	bad |= curl_easy_setopt(e, CURLOPT_SSLCERT, c->ac_cert) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM") != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_SSLKEY, c->ac_key) != CURLE_OK;
-	bad |= curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM") != CURLE_OK;
+	/* REST with HTTP credentials: no client certificate at all */
+	if (ap_rest.ra_mode == AP_REST_CERT) {
+		bad |= curl_easy_setopt(e, CURLOPT_SSLCERT, c->ac_cert) != CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM") != CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_SSLKEY, c->ac_key) != CURLE_OK;
+		bad |= curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM") != CURLE_OK;
+	}
 	bad |= curl_easy_setopt(e, CURLOPT_CAINFO, c->ac_ca) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK;
 	bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
@@ -68,6 +77,60 @@ ap_curl_headers(const struct ap_wire *w)
 fail:
 	curl_slist_free_all(h);
 	return NULL;
+}
+
+/* Authorization (and for the API key Date and Host, which the HMAC
+ * covers) of a REST request (protocol.md §10). */
+static int
+ap_rest_headers(struct curl_slist **hl, const struct ap_wire *w)
+{
+	char cred[2 * MSSP_REST_MAX_SECRET + 72], b64[4 * sizeof cred / 3 + 8];
+	char line[sizeof b64 + 64], host[256], date[64], idb64[4 * MSSP_REST_MAX_SECRET / 3 + 8];
+	struct curl_slist *n;
+	int rc = -1;
+
+	if (ap_rest.ra_mode == AP_REST_CERT)
+		return 0;
+	if (ap_rest.ra_mode == AP_REST_BASIC) {
+		snprintf(cred, sizeof cred, "%s:%s", ap_rest.ra_user, ap_rest.ra_secret);
+	} else {
+		/* Host = the authority of the URL, Path = the rest of it */
+		const char *a = strstr(w->w_url, "://");
+		a = a ? a + 3 : w->w_url;
+		const char *path = strchr(a, '/');
+		snprintf(host, sizeof host, "%.*s", (int)(path ? path - a : (long)strlen(a)), a);
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		char mac[65];
+		if (rest_apikey_mac(ap_rest.ra_secret, date, "POST", host, path ? path : "/",
+				    (const uint8_t *)mss_buf_str(&w->w_body), mss_buf_len(&w->w_body),
+				    mac) != 0)
+			return -1;
+		EVP_EncodeBlock((unsigned char *)idb64, (const unsigned char *)ap_rest.ra_user,
+				(int)strlen(ap_rest.ra_user));
+		snprintf(cred, sizeof cred, "%s:%s", idb64, mac);
+		snprintf(line, sizeof line, "Date: %s", date);
+		if ((n = curl_slist_append(*hl, line)) == NULL)
+			goto out;
+		*hl = n;
+		snprintf(line, sizeof line, "Host: %s", host);
+		if ((n = curl_slist_append(*hl, line)) == NULL)
+			goto out;
+		*hl = n;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)cred, (int)strlen(cred));
+	snprintf(line, sizeof line, "Authorization: Basic %s", b64);
+	if ((n = curl_slist_append(*hl, line)) != NULL) {
+		*hl = n;
+		rc = 0;
+	}
+out:
+	OPENSSL_cleanse(cred, sizeof cred);
+	OPENSSL_cleanse(b64, sizeof b64);
+	OPENSSL_cleanse(line, sizeof line);
+	return rc;
 }
 
 int
@@ -123,7 +186,9 @@ ap_http_post(struct ap_http *h, const struct ap_wire *w, unsigned timeout_s,
 	memset(r, 0, sizeof(*r));
 	mss_buf_init(&r->hr_body, MSSP_AP_MAX_RESPONSE);
 	curl_slist_free_all(h->h_hdrs);
-	if ((h->h_hdrs = ap_curl_headers(w)) == NULL) {
+	if ((h->h_hdrs = ap_curl_headers(w)) == NULL ||
+	    (strcmp(w->w_content_type, "application/json") == 0 &&
+	     ap_rest_headers(&h->h_hdrs, w) != 0)) {
 		snprintf(r->hr_err, sizeof(r->hr_err), "out of memory");
 		return -1;
 	}

@@ -558,6 +558,8 @@ usage_me(FILE *f)
 	      "            [--mode MODE]... [--notify RULE]... [--rate N]\n"
 	      "  ap update AP_ID [--name N] [--cert PEM]... [--profile URI]... [--mode M]...\n"
 	      "            [--notify RULE]... [--rate N]\n"
+	      "     (create, update) [--rest-user NAME] [--rest-password-file FILE]\n"
+	      "            [--api-key-file FILE]   REST credentials (docs/internals/rest.md)\n"
 	      "  profile list signature|registration\n"
 	      "  profile put signature URI FILE.json | profile put registration NAME FILE.json\n"
 	      "  account list | account create NAME --role admin|ra|auditor --cert PEM\n"
@@ -565,7 +567,12 @@ usage_me(FILE *f)
 	      "  approval list | approval approve|reject ID\n"
 	      "  audit list [--after SEQ] [--limit N] | audit verify (remote; offline:\n"
 	      "        msspctl audit verify --data-dir DIR)\n"
-	      "  keys scan                     re-check every registered key\n",
+	      "  keys scan                     re-check every registered key\n"
+	      "  peer list | peer get|delete MSSP_ID   mesh peers (create, delete: dual)\n"
+	      "  peer put MSSP_ID --url URL --cert PEM [--cert PEM]... --ca-file PATH\n"
+	      "           [--name N] [--profiles URI,...|*] [--map LOCAL=PEER]...\n"
+	      "           [--rate N] [--suspend|--resume]   (update: only what is given)\n"
+	      "  route list | route put PREFIX --peer MSSP_ID [--exact] | route delete PREFIX\n",
 	      f);
 }
 
@@ -755,9 +762,35 @@ ap_body(int argc, char **argv, json_t *body)
 		{"id", "id", 0, 0, 0},		 {"name", "name", 0, 0, 0},
 		{"cert", "cert_sha256", 0, 1, 0}, {"profile", "profiles", 0, 1, 0},
 		{"mode", "modes", 0, 1, 0},	 {"notify", "notify_urls", 0, 1, 0},
-		{"rate", "rate", 1, 0, 0},	 {NULL, NULL, 0, 0, 0}};
+		{"rate", "rate", 1, 0, 0},
+		/* REST credentials (rest.md): secrets from files, never argv */
+		{"rest-user", "rest_user", 0, 0, 0},
+		{"rest-password-file", "rest_password", 0, 0, 0},
+		{"api-key-file", "api_key", 0, 0, 0},
+		{NULL, NULL, 0, 0, 0}};
 	if (opts_to_json(argc, argv, o, body) != 0)
 		return -1;
+	static const char *const secret_fields[] = {"rest_password", "api_key"};
+	for (size_t k = 0; k < 2; k++) {
+		json_t *fv = json_object_get(body, secret_fields[k]);
+		if (!fv)
+			continue;
+		char sec[MSSP_REST_MAX_SECRET + 2];
+		FILE *sf = fopen(json_string_value(fv), "r");
+		size_t sn = sf ? fread(sec, 1, sizeof sec - 1, sf) : 0;
+		if (sf)
+			fclose(sf);
+		while (sn && (sec[sn - 1] == '\n' || sec[sn - 1] == '\r'))
+			sn--;
+		sec[sn] = 0;
+		if (!sf || !sn) {
+			fprintf(stderr, "msspctl: %s: cannot read the secret\n",
+				json_string_value(fv));
+			return -1;
+		}
+		json_object_set_new(body, secret_fields[k], json_stringn(sec, sn));
+		OPENSSL_cleanse(sec, sizeof sec);
+	}
 	/* --cert takes PEM files: the ME binds their SHA-256 */
 	json_t *certs = json_object_get(body, "cert_sha256");
 	size_t i;
@@ -802,6 +835,147 @@ cmd_ap(struct mectl *m, int argc, char **argv)
 		snprintf(path, sizeof path, "/aps/%s", id);
 		rc = ap_body(argc - 2, argv + 2, body) == 0 ? call(m, "PUT", path, body, NULL)
 							    : ME_EXIT_USAGE;
+		json_decref(body);
+		return rc;
+	}
+	usage_me(stderr);
+	return ME_EXIT_USAGE;
+}
+
+/* The body of `peer put` from its options; -1 on a usage error. */
+static int
+peer_body(int argc, char **argv, json_t *body)
+{
+	json_t *fps = NULL, *map = NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *o = argv[i];
+		if (strcmp(o, "--suspend") == 0 || strcmp(o, "--resume") == 0) {
+			json_object_set_new(body, "suspended", json_boolean(o[2] == 's'));
+			continue;
+		}
+		if (i + 1 >= argc || strncmp(o, "--", 2) != 0) {
+			fprintf(stderr, "msspctl: %s: %s\n", o,
+				strncmp(o, "--", 2) == 0 ? "needs a value" : "unknown argument");
+			return -1;
+		}
+		const char *v = argv[++i];
+		if (strcmp(o, "--url") == 0 || strcmp(o, "--name") == 0) {
+			json_object_set_new(body, o + 2, json_string(v));
+		} else if (strcmp(o, "--ca-file") == 0) {
+			json_object_set_new(body, "ca_file", json_string(v));
+		} else if (strcmp(o, "--cert") == 0) {
+			/* PEM files: the ME pins their SHA-256 */
+			char fp[65];
+			if (cert_fp_hex(v, fp) != 0)
+				return -1;
+			if (!fps) {
+				fps = json_array();
+				json_object_set_new(body, "cert_sha256", fps);
+			}
+			json_array_append_new(fps, json_string(fp));
+		} else if (strcmp(o, "--profiles") == 0) {
+			json_t *arr = json_array();
+			char *copy = strdup(v), *save = NULL;
+			for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t;
+			     t = strtok_r(NULL, ",", &save))
+				json_array_append_new(arr, json_string(t));
+			free(copy);
+			json_object_set_new(body, "profiles", arr);
+		} else if (strcmp(o, "--map") == 0) {
+			const char *eq = strchr(v, '=');
+			if (!eq || eq == v || !eq[1]) {
+				fprintf(stderr, "msspctl: --map LOCAL_URI=PEER_URI\n");
+				return -1;
+			}
+			if (!map) {
+				map = json_array();
+				json_object_set_new(body, "profile_map", map);
+			}
+			json_array_append_new(map, json_pack("{s:s%, s:s}", "local", v, (size_t)(eq - v),
+							     "peer", eq + 1));
+		} else if (strcmp(o, "--rate") == 0) {
+			char *end;
+			errno = 0;
+			long long n = strtoll(v, &end, 10);
+			if (errno || *end || end == v) {
+				fprintf(stderr, "msspctl: --rate: a number\n");
+				return -1;
+			}
+			json_object_set_new(body, "rate", json_integer(n));
+		} else {
+			fprintf(stderr, "msspctl: unknown argument: %s\n", o);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* msspctl peer ... and msspctl route ... (the mesh, docs/internals/mesh.md) */
+static int
+cmd_mesh(struct mectl *m, const char *res, int argc, char **argv)
+{
+	char path[4096], a[3200];
+	const char *verb = argv[0];
+	bool peer = strcmp(res, "peer") == 0;
+	int rc = ME_EXIT_USAGE;
+	if (strcmp(verb, "list") == 0 && argc == 1) {
+		if (m->json)
+			return call(m, "GET", peer ? "/peers" : "/routes", NULL, NULL);
+		/* a table with the identifying columns first (the records'
+		 * members come sorted by name) */
+		static const char *const pcols[] = {"id", "name", "url", "suspended", "rate",
+						    "profiles", "cert_sha256", NULL};
+		static const char *const rcols[] = {"prefix", "peer", "exact", NULL};
+		const char *const *cols = peer ? pcols : rcols;
+		json_t *out = NULL, *rows = json_array(), *v;
+		size_t i;
+		long st = http(m, "GET", peer ? "/peers" : "/routes", NULL, &out);
+		if (st != 200) {
+			json_decref(out);
+			json_decref(rows);
+			return call(m, "GET", peer ? "/peers" : "/routes", NULL, NULL);
+		}
+		json_array_foreach(json_object_get(out, peer ? "peers" : "routes"), i, v)
+		{
+			json_t *row = json_object();
+			for (size_t c = 0; cols[c]; c++) {
+				json_t *x = json_object_get(v, cols[c]);
+				json_object_set(row, cols[c], x ? x : json_null());
+			}
+			json_array_append_new(rows, row);
+		}
+		if (json_array_size(rows))
+			print_table(rows);
+		else
+			printf("no %s\n", peer ? "peers" : "routes");
+		json_decref(rows);
+		json_decref(out);
+		return 0;
+	}
+	if (argc < 2 || seg(argv[1], a, sizeof a) != 0) {
+		usage_me(stderr);
+		return ME_EXIT_USAGE;
+	}
+	snprintf(path, sizeof path, "/%s/%s", peer ? "peers" : "routes", a);
+	if (peer && strcmp(verb, "get") == 0 && argc == 2)
+		return call(m, "GET", path, NULL, NULL);
+	if (strcmp(verb, "delete") == 0 && argc == 2)
+		return call(m, "DELETE", path, NULL, NULL);
+	if (strcmp(verb, "put") == 0) {
+		json_t *body = json_object();
+		if (peer) {
+			if (peer_body(argc - 2, argv + 2, body) == 0)
+				rc = call(m, "PUT", path, body, NULL);
+		} else {
+			static const struct optmap o[] = {{"peer", "peer", 0, 0, 0},
+							  {"exact", "exact", 0, 0, 1},
+							  {NULL, NULL, 0, 0, 0}};
+			if (opts_to_json(argc - 2, argv + 2, o, body) == 0) {
+				if (!json_object_get(body, "exact"))
+					json_object_set_new(body, "exact", json_false());
+				rc = call(m, "PUT", path, body, NULL);
+			}
+		}
 		json_decref(body);
 		return rc;
 	}
@@ -991,6 +1165,8 @@ ctl_me(int argc, char **argv)
 		rc = cmd_user(&m, argc - i - 1, argv + i + 1);
 	else if (strcmp(res, "ap") == 0)
 		rc = cmd_ap(&m, argc - i - 1, argv + i + 1);
+	else if (strcmp(res, "peer") == 0 || strcmp(res, "route") == 0)
+		rc = cmd_mesh(&m, res, argc - i - 1, argv + i + 1);
 	else
 		rc = cmd_simple(&m, res, argc - i - 1, argv + i + 1);
 	OPENSSL_cleanse(m.csrf, sizeof m.csrf);
@@ -1003,7 +1179,7 @@ bool
 ctl_me_wants(int argc, char **argv)
 {
 	static const char *const res[] = {"session", "stats", "user", "device", "job", "cert",
-					  "ap", "account", "approval", NULL};
+					  "ap", "account", "approval", "peer", "route", NULL};
 	if (argc < 2)
 		return false;
 	if (strcmp(argv[1], "--conf") == 0 || strcmp(argv[1], "--data-dir") == 0 ||

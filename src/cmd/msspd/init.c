@@ -2,6 +2,7 @@
  * init.c - `msspd init`: create a data directory (docs/internals/datadir.md).
  *
  *   msspd init --data-dir DIR [--demo] [--base-port N] [--bench-users M]
+ *              [--mssp-id URI] [--demo-prefix +DIGITS]
  *
  * What it makes: the development TLS PKI (a CA, the node's server
  * certificate), the user CA (src/pki/ca), the SQLite store, a commented
@@ -58,14 +59,15 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/config.h"
+#include "util/hex.h"
 #include "util/limits.h"
 
 #define INIT_EXIT_FAIL 1
 #define INIT_EXIT_USAGE 2
 
 #define INIT_DEFAULT_BASE_PORT 9443u
-/* The highest port init derives is base + 5 (OCSP and CRL publication). */
-#define INIT_MAX_BASE_PORT (65535u - 5u)
+/* The highest port init derives is base + 6 (the mesh listener). */
+#define INIT_MAX_BASE_PORT (65535u - 6u)
 #define INIT_TLS_CA_DAYS 3650	  /* development TLS CA: 10 years        */
 #define INIT_TLS_LEAF_DAYS 730	  /* server and AP certificates: 2 years */
 #define INIT_SERIAL_BYTES 16	  /* random certificate serials          */
@@ -87,7 +89,12 @@
 
 #define INIT_DEMO_MSISDN_FMT "+358470000%02u"
 #define INIT_BENCH_MSISDN_BASE 35849000000ULL
+/* --demo-prefix P: demo user n is P followed by n (1..8), bench user i is
+ * P "9" and i in 4 digits; so P has at most 10 digits (15 in all). */
+#define INIT_DEMO_PREFIX_MAX_DIGITS 10
+#define INIT_DEFAULT_MSSP_ID "http://openmssp.local/"
 #define INIT_AP_ID "http://demo.ap/"
+#define INIT_AP_REST_USER "demo-ap" /* its HTTP Basic user name (rest.md) */
 
 /* One key group as created on the phone and registered at home. */
 struct init_group {
@@ -118,13 +125,15 @@ struct init_demo_user {
 	bool du_sign;
 	bool du_click;
 	enum init_fate du_fate;
+	const char *du_action; /* device.conf demo_action (mss-phone --demo);
+				* NULL: sign */
 };
 
 static const struct init_demo_user init_demo_table[INIT_DEMO_USERS] = {
-	{1, true, true, INIT_FATE_OK},	   {2, true, false, INIT_FATE_OK},
-	{3, true, false, INIT_FATE_BLOCKED}, {4, true, false, INIT_FATE_OK},
-	{5, true, false, INIT_FATE_DISABLED}, {6, false, false, INIT_FATE_OK},
-	{7, true, false, INIT_FATE_REVOKED}, {8, true, false, INIT_FATE_OK},
+	{1, true, true, INIT_FATE_OK, NULL},	   {2, true, false, INIT_FATE_OK, "refuse"},
+	{3, true, false, INIT_FATE_BLOCKED, NULL}, {4, true, false, INIT_FATE_OK, "ignore"},
+	{5, true, false, INIT_FATE_DISABLED, NULL}, {6, false, false, INIT_FATE_OK, NULL},
+	{7, true, false, INIT_FATE_REVOKED, NULL}, {8, true, false, INIT_FATE_OK, "sign_other"},
 };
 
 struct init_opts {
@@ -132,6 +141,8 @@ struct init_opts {
 	bool o_demo;
 	unsigned o_base_port;
 	unsigned o_bench;
+	const char *o_mssp_id;	   /* [ae] mssp_id written                 */
+	const char *o_demo_prefix; /* NULL: the historical demo numbers    */
 };
 
 struct init_run {
@@ -664,7 +675,8 @@ init_msspd_conf(struct init_run *r)
 		"# msspd.conf - written by `msspd init` (docs/internals/datadir.md).\n"
 		"# Format: util/config INI; a comment is a line starting with '#'.\n"
 		"# Relative paths are relative to the directory of this file.\n"
-		"# Ports: AE = %u, ME = %u, AFE = %u, admin = %u, push = %u, pki = %u.\n"
+		"# Ports: AE = %u, ME = %u, AFE = %u, admin = %u, push = %u, pki = %u,\n"
+		"# mesh = %u.\n"
 		"\n"
 		"[node]\n"
 		"# Short node name, used in logs and metrics.\n"
@@ -673,8 +685,8 @@ init_msspd_conf(struct init_run *r)
 		"workers = 2\n"
 		"# Threads for blocking work (store, signature verification).\n"
 		"pool_threads = 4\n"
-		"# Roles this process runs: ae home afe me admin (ae, home and afe\n"
-		"# together), or all.  `msspd --roles` overrides it: run the ME as a\n"
+		"# Roles this process runs: ae home afe me admin mesh (ae, home and afe\n"
+		"# together; mesh beside ae), or all.  `msspd --roles` overrides it: run the ME as a\n"
 		"# process of its own to stop and start it while signing goes on.\n"
 		"roles = all\n"
 		"\n"
@@ -691,13 +703,14 @@ init_msspd_conf(struct init_run *r)
 		"key = tls/server.key\n"
 		"# CAs that issue AP client certificates.\n"
 		"client_ca = tls/ca.crt\n"
-		"# Our MSSP_ID in responses.\n"
-		"mssp_id = http://openmssp.local/\n"
+		"# Our MSSP_ID in responses, and our name in the mesh (unique there).\n"
+		"mssp_id = %s\n"
 		"# Largest |AP Instant - now| accepted, in seconds (A-02).\n"
 		"instant_skew_s = 300\n"
 		"# TimeOut used when a request has none, and the largest accepted.\n"
 		"default_timeout_s = 80\n"
 		"max_timeout_s = 600\n"
+		"%s"
 		"\n"
 		"[afe]\n"
 		"# The app front end: the phones connect here.\n"
@@ -749,8 +762,32 @@ init_msspd_conf(struct init_run *r)
 		"ca = tls/ca.crt\n"
 		"# Attempts after the first, and the first back-off (doubling).\n"
 		"retries = 5\n"
-		"retry_ms = 2000\n",
-		n, n + 1, n + 2, n + 3, n + 4, n + 5, n, n + 2, n + 4, n + 1, n + 5, n + 3);
+		"retry_ms = 2000\n"
+		"\n"
+		"[mesh]\n"
+		"# The listener other MSSPs call (TS 102 207 roaming, mutual TLS;\n"
+		"# docs/internals/mesh.md).  Leave \"mesh\" out of [node] roles to\n"
+		"# switch it off.  Peers and routes live in the store: msspctl peer ...\n"
+		"# and msspctl route ....  Defaults: [ae] listen, [ae] port + 6.\n"
+		"listen = 127.0.0.1\n"
+		"port = %u\n"
+		"# Our certificate towards peers, as a server and as a client.\n"
+		"cert = tls/server.crt\n"
+		"key = tls/server.key\n"
+		"# The CAs of the peers' certificates: append each peer's CA here\n"
+		"# (a PEM bundle); a peer is then recognised by its pinned\n"
+		"# certificate (cert_sha256 of its peer record), never by the CA alone.\n"
+		"client_ca = tls/ca.crt\n",
+		n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6, n, r->r_o->o_mssp_id,
+		r->r_o->o_demo
+			? "# How APs may authenticate on /rest/service: cert (mutual TLS),\n"
+			  "# basic (HTTP Basic, rest_user + rest_password), apikey (the\n"
+			  "# Kiuru HMAC API key).  With basic or apikey a client certificate\n"
+			  "# is asked for but not required (docs/internals/rest.md).\n"
+			  "rest_auth = cert basic apikey\n"
+			: "# REST authentication: cert, basic, apikey (rest.md).\n"
+			  "rest_auth = cert\n",
+		n + 2, n + 4, n + 1, n + 5, n + 3, n + 6);
 	bad |= mss_buf_adds(&b, "\n"
 			 "# Application providers live in the store and are managed through\n"
 			 "# the ME (msspctl ap ..., or the console).  [ap \"AP_ID\"] sections\n"
@@ -815,12 +852,36 @@ init_demo_ap(struct init_run *r)
 	if (rc != 0)
 		return -1;
 
+	/* REST credentials of the demo AP (rest.md): fresh random secrets,
+	 * written only to demo/ (0600) for mss-ap --basic-file / --api-key */
+	unsigned char rnd[32];
+	char rest_pw[2 * 16 + 1], api_key[2 * 32 + 1];
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
+		return init_fail("random source");
+	hex_encode(rnd, 16, rest_pw);
+	if (RAND_bytes(rnd, sizeof rnd) != 1)
+		return init_fail("random source");
+	hex_encode(rnd, 32, api_key);
+	OPENSSL_cleanse(rnd, sizeof rnd);
+	char line[sizeof INIT_AP_ID + sizeof rest_pw + sizeof api_key + 4];
+	/* a Basic user name cannot hold ':' (RFC 7617), the AP_ID does */
+	int ln = snprintf(line, sizeof line, "%s:%s\n", INIT_AP_REST_USER, rest_pw);
+	rc = init_path(r, p, "demo/rest-basic") != 0 || init_write(p, line, (size_t)ln, 0600) != 0;
+	ln = snprintf(line, sizeof line, "%s\n", api_key);
+	rc = rc || init_path(r, p, "demo/rest-api-key") != 0 ||
+	     init_write(p, line, (size_t)ln, 0600) != 0;
+	OPENSSL_cleanse(line, sizeof line);
 	/* the AP, in the store (the ME manages it from now on) */
-	json_t *apj = json_pack("{s:s, s:s, s:[s], s:[s], s:[s,s,s], s:[s,s], s:i, s:b}",
+	json_t *apj = rc ? NULL :
+		json_pack("{s:s, s:s, s:[s], s:[s], s:[s,s,s], s:[s,s], s:i, s:b, s:s, s:s, s:s}",
 				"id", INIT_AP_ID, "name", "Demo AP", "cert_sha256", r->r_ap_fp,
 				"profiles", "*", "modes", "synch", "asynchClientServer",
 				"asynchServerServer", "notify_urls", "https://127.0.0.1:*/",
-				"https://localhost:*/", "rate", 1000, "suspended", 0);
+				"https://localhost:*/", "rate", 1000, "suspended", 0,
+				"rest_user", INIT_AP_REST_USER, "rest_password", rest_pw,
+				"api_key", api_key);
+	OPENSSL_cleanse(rest_pw, sizeof rest_pw);
+	OPENSSL_cleanse(api_key, sizeof api_key);
 	struct reg_err re;
 	rc = apj ? reg_ap_seed(r->r_reg, r->r_st, apj, init_now_ms(), &re) : -1;
 	json_decref(apj);
@@ -1016,6 +1077,7 @@ struct init_user {
 	X509 *u_certs[INIT_GROUPS_MAX];
 	enum init_fate u_fate;
 	bool u_demo; /* a demo user: device.conf carries the demo PIN */
+	const char *u_demo_action; /* and what its phone does, or NULL */
 };
 
 /* Key group `g`: generated in the keystore, CSR, certificate from the user
@@ -1176,12 +1238,16 @@ init_user_device(struct init_user *u, struct store *st, const char *phone)
 		     "msisdn = %s\n"
 		     "# The end-to-end channel key K, base64 (SECRET).\n"
 		     "channel_key = %s\n"
-		     "%s",
+		     "%s%s%s%s",
 		     u->u_device, u->u_msisdn, k64,
 		     u->u_demo ? "# Demo only: the PIN and PUK mss-phone --demo types.\n"
 				 "pin = " INIT_DEMO_PIN "\n"
 				 "puk = " INIT_DEMO_PUK "\n"
-			       : "");
+			       : "",
+		     u->u_demo_action ? "# Demo only: what mss-phone --demo does with a prompt.\n"
+					"demo_action = "
+				      : "",
+		     u->u_demo_action ? u->u_demo_action : "", u->u_demo_action ? "\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(conf) ||
 	    snprintf(p, sizeof(p), "%s/device.conf", phone) >= (int)sizeof(p)) {
 		init_fail("%s: device.conf too long", u->u_msisdn);
@@ -1338,7 +1404,11 @@ init_demo_users(struct init_run *r)
 		const struct init_demo_user *d = &init_demo_table[i];
 		struct init_user u = {0};
 
-		snprintf(u.u_msisdn, sizeof(u.u_msisdn), INIT_DEMO_MSISDN_FMT, d->du_n);
+		if (r->r_o->o_demo_prefix)
+			snprintf(u.u_msisdn, sizeof(u.u_msisdn), "%s%u", r->r_o->o_demo_prefix,
+				 d->du_n);
+		else
+			snprintf(u.u_msisdn, sizeof(u.u_msisdn), INIT_DEMO_MSISDN_FMT, d->du_n);
 		snprintf(u.u_name, sizeof(u.u_name), "Demo User %u", d->du_n);
 		snprintf(u.u_serial_number, sizeof(u.u_serial_number), "MSISDN:%s", u.u_msisdn);
 		u.u_groups[u.u_ngroups++] = &init_g_authn;
@@ -1348,6 +1418,7 @@ init_demo_users(struct init_run *r)
 			u.u_groups[u.u_ngroups++] = &init_g_click;
 		u.u_fate = d->du_fate;
 		u.u_demo = true;
+		u.u_demo_action = d->du_action;
 		if (init_user(r, r->r_st, &u) != 0)
 			return -1;
 	}
@@ -1375,7 +1446,12 @@ init_bench_thread(void *arg)
 	while (!atomic_load(&r->r_bench_failed) && (i = atomic_fetch_add(&r->r_bench_next, 1)) < m) {
 		struct init_user u = {0};
 
-		snprintf(u.u_msisdn, sizeof(u.u_msisdn), "+%llu", INIT_BENCH_MSISDN_BASE + i);
+		if (r->r_o->o_demo_prefix)
+			snprintf(u.u_msisdn, sizeof(u.u_msisdn), "%s9%04u", r->r_o->o_demo_prefix,
+				 i);
+		else
+			snprintf(u.u_msisdn, sizeof(u.u_msisdn), "+%llu",
+				 INIT_BENCH_MSISDN_BASE + i);
 		snprintf(u.u_name, sizeof(u.u_name), "Bench User %u", i);
 		snprintf(u.u_serial_number, sizeof(u.u_serial_number), "MSISDN:%s", u.u_msisdn);
 		u.u_groups[u.u_ngroups++] = &init_g_click;
@@ -1439,13 +1515,20 @@ init_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: msspd init --data-dir DIR [--demo] [--base-port N] [--bench-users M]\n"
+		"                  [--mssp-id URI] [--demo-prefix +DIGITS]\n"
 		"  --data-dir DIR    the data directory to create (must not exist, or be empty)\n"
 		"  --demo            add the demo AP, mss-phone's configuration and the demo users\n"
 		"  --base-port N     AE port N, ME N+1, AFE N+2, admin N+3, push N+4,\n"
-		"                    pki (OCSP, CRL) N+5\n"
+		"                    pki (OCSP, CRL) N+5, mesh N+6\n"
 		"                    (1..%u, default %u)\n"
-		"  --bench-users M   with --demo: M click-OK users +35849000000... (0..%u)\n",
-		INIT_MAX_BASE_PORT, INIT_DEFAULT_BASE_PORT, (unsigned)MSSP_INIT_MAX_BENCH_USERS);
+		"  --bench-users M   with --demo: M click-OK users +35849000000... (0..%u)\n"
+		"  --mssp-id URI     [ae] mssp_id: this MSSP's id in answers and in the mesh\n"
+		"                    (default %s)\n"
+		"  --demo-prefix P   with --demo: the demo users are P1..P8 and the bench\n"
+		"                    users P9NNNN (P: + and 1..%d digits; default: the\n"
+		"                    numbers +35847000001.., bench +35849000000..)\n",
+		INIT_MAX_BASE_PORT, INIT_DEFAULT_BASE_PORT, (unsigned)MSSP_INIT_MAX_BENCH_USERS,
+		INIT_DEFAULT_MSSP_ID, INIT_DEMO_PREFIX_MAX_DIGITS);
 }
 
 /* A decimal number in [min, max], digits only. */
@@ -1465,6 +1548,39 @@ init_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 	return 0;
 }
 
+/* An absolute URI (scheme ":" more) of visible ASCII: it is written into
+ * msspd.conf as one line and is our name in every answer and the mesh. */
+static bool
+init_uri_ok(const char *s)
+{
+	size_t i, n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > MSSP_STORE_MAX_AP_ID || !((s[0] >= 'a' && s[0] <= 'z') ||
+						    (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	for (i = 1; i < n && s[i] != ':'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+			return false;
+	return i + 1 < n && strncasecmp(s, "mesh:", 5) != 0;
+}
+
+static bool
+init_prefix_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n < 2 || n > 1 + INIT_DEMO_PREFIX_MAX_DIGITS || s[0] != '+')
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
 static int
 init_parse(int argc, char **argv, struct init_opts *o)
 {
@@ -1473,6 +1589,8 @@ init_parse(int argc, char **argv, struct init_opts *o)
 		{"demo", no_argument, NULL, 'D'},
 		{"base-port", required_argument, NULL, 'p'},
 		{"bench-users", required_argument, NULL, 'b'},
+		{"mssp-id", required_argument, NULL, 'm'},
+		{"demo-prefix", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1480,6 +1598,7 @@ init_parse(int argc, char **argv, struct init_opts *o)
 	int c;
 
 	o->o_base_port = INIT_DEFAULT_BASE_PORT;
+	o->o_mssp_id = INIT_DEFAULT_MSSP_ID;
 	optind = 0; /* glibc: full re-initialisation, whoever parsed before */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -1500,6 +1619,18 @@ init_parse(int argc, char **argv, struct init_opts *o)
 						 (unsigned)MSSP_INIT_MAX_BENCH_USERS);
 			bench_set = true;
 			break;
+		case 'm':
+			if (!init_uri_ok(optarg))
+				return init_fail("--mssp-id: an absolute URI of visible ASCII "
+						 "(not mesh:...)");
+			o->o_mssp_id = optarg;
+			break;
+		case 'P':
+			if (!init_prefix_ok(optarg))
+				return init_fail("--demo-prefix: + and 1..%d digits",
+						 INIT_DEMO_PREFIX_MAX_DIGITS);
+			o->o_demo_prefix = optarg;
+			break;
 		case 'h':
 			init_usage(stdout);
 			return 1;
@@ -1514,6 +1645,8 @@ init_parse(int argc, char **argv, struct init_opts *o)
 		return init_fail("--data-dir DIR is required");
 	if (bench_set && !o->o_demo)
 		return init_fail("--bench-users needs --demo");
+	if (o->o_demo_prefix && !o->o_demo)
+		return init_fail("--demo-prefix needs --demo");
 	return 0;
 }
 
@@ -1564,7 +1697,7 @@ init_summary(const struct init_run *r)
 
 	printf("msspd init: created %s\n"
 	       "  msspd.conf        node configuration (AE %u, ME %u, AFE %u, admin %u,\n"
-	       "                    push %u, pki %u: OCSP and CRL, plain HTTP)\n"
+	       "                    push %u, pki %u: OCSP and CRL, plain HTTP, mesh %u)\n"
 	       "  mssp.db           store\n"
 	       "  tls/              development TLS CA and server certificate (localhost)\n"
 	       "  ca/               user CA (pass phrase in ca/passphrase)\n"
@@ -1572,7 +1705,7 @@ init_summary(const struct init_run *r)
 	       "                    certificates and msspctl configurations\n"
 	       "  audit/            audit log and its signing key\n"
 	       "  phones/phone.conf where mss-phone finds the AFE\n",
-	       o->o_dir, n, n + 1, n + 2, n + 3, n + 4, n + 5);
+	       o->o_dir, n, n + 1, n + 2, n + 3, n + 4, n + 5, n + 6);
 	if (o->o_demo)
 		printf("  demo/             demo AP %s: certificate, mss-ap.conf\n"
 		       "  phones/           phone.conf and %u phones (%u keys)\n"
