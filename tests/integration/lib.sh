@@ -9,7 +9,7 @@ BUILD=${BUILD:-build/debug}
 BIN=$(cd "$BUILD/bin" && pwd)
 T=0
 FAILED=0
-WORK=$(mktemp -d /tmp/mssp-it.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mssp-it.XXXXXX")
 PIDS=()
 
 ok()  { T=$((T + 1)); echo "ok $T - $*"; }
