@@ -893,6 +893,69 @@ mode_of(const char *mm)
 	return STORE_MODE_ASYNCH_CS; /* asynchClientServer, Swisscom "asynch" */
 }
 
+/* Record signature request j as a new transaction (or find its resend):
+ * AP_PWD blanked (never kept, not part of the resend identity), the JSON
+ * mirror stored (the same content gives the same text whatever the
+ * encoding it came in; a peer's re-forward differs only in its TimeOut,
+ * which is left out), TimeOut counted from the arrival, committed before
+ * anything is answered.  `peer`: NULL, or the peer a roamed request goes
+ * to.  0 with *tx, or -1 with e (101 resend with other content, 406
+ * another outstanding request of the user and key, 900). */
+static int
+tx_begin(struct store *st, struct job *j, const char *key_id, const char *peer,
+	 struct store_tx *tx, struct mss_err *e)
+{
+	struct mss_signature_req *rq = j->j_msg->u.sig_req;
+	struct mss_buf js;
+	struct store_err se;
+	int rc = -1;
+	mss_buf_init(&js, MSSP_STORE_MAX_REQUEST);
+	if (rq->c.ap_info && rq->c.ap_info->ap_pwd)
+		rq->c.ap_info->ap_pwd = mss_msg_strdup(j->j_msg, "");
+	char *timeout = rq->timeout;
+	if (j->j_peer)
+		rq->timeout = NULL;
+	int enc = mss_json_encode(j->j_msg, &js, e);
+	rq->timeout = timeout;
+	if (enc != 0) {
+		mss_err_set(e, MSS_INTERNAL_ERROR, 0, "Request could not be stored");
+		goto out;
+	}
+	unsigned char hash[32];
+	EVP_Digest(mss_buf_str(&js), mss_buf_len(&js), hash, NULL, EVP_sha256(), NULL);
+	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
+	home_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
+	int64_t now = wall_ms();
+	int64_t deadline = j->j_arrival_wall + j->j_timeout_ms;
+	if (deadline <= now + (int64_t)MSSP_AE_START_MARGIN_MS)
+		deadline = now + MSSP_AE_START_MARGIN_MS;
+	struct store_tx_new n = {
+		.tn_ap_id = j->j_ap,
+		.tn_ap_trans_id = rq->c.ap_info->ap_trans_id,
+		.tn_hash = hash,
+		.tn_hash_len = sizeof hash,
+		.tn_msisdn = msisdn,
+		.tn_key_id = key_id,
+		.tn_mode = mode_of(rq->messaging_mode),
+		.tn_deadline_ms = deadline,
+		.tn_notify_url = j->j_notify,
+		.tn_request = mss_buf_str(&js),
+		.tn_request_len = mss_buf_len(&js),
+		.tn_peer = peer,
+	};
+	if (store_tx_create(st, &n, 0, now, tx, &se) != 0) {
+		mss_err_set(e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
+			    se.status == MSS_PB_SIGNATURE_PROCESS ? "Outstanding transaction"
+			    : se.status == MSS_WRONG_PARAM	  ? "AP_TransID already used"
+								  : "Transaction could not be stored");
+		goto out;
+	}
+	rc = 0;
+out:
+	mss_buf_free(&js);
+	return rc;
+}
+
 /* After store_tx_create: a synchronous request waits on the transaction,
  * an asynchronous one gets 100 with its id now; a resend of a synchronous
  * request that has ended meanwhile is answered now.  0 to go on, -1 when
@@ -968,10 +1031,8 @@ job_signature(void *ctx, void *arg)
 	struct home_choice ch;
 	struct store_tx tx;
 	struct store_err se;
-	struct mss_buf js;
 	memset(&e, 0, sizeof e);
 	memset(&tx, 0, sizeof tx);
-	mss_buf_init(&js, MSSP_STORE_MAX_REQUEST);
 
 	/* a request that waited in the queue until its answer is overdue is
 	 * not started: the AP may already have been told 900 (park deadline),
@@ -990,7 +1051,6 @@ job_signature(void *ctx, void *arg)
 		const struct mesh_peer *to =
 			meshconf_route(roam_tab_table(tab), nm, roam_self_id(a->a_roam));
 		if (to) {
-			mss_buf_free(&js);
 			roamed_signature(nw, j, tab, to);
 			return;
 		}
@@ -998,54 +1058,14 @@ job_signature(void *ctx, void *arg)
 	}
 	if (home_select(a->a_home, nw->nw_store, rq, j->j_conf_ap, &ch, &e) != 0)
 		goto fail;
-	/* AP_PWD is neither kept nor part of the resend identity */
-	if (rq->c.ap_info && rq->c.ap_info->ap_pwd)
-		rq->c.ap_info->ap_pwd = mss_msg_strdup(j->j_msg, "");
-	/* the stored request is the JSON mirror: the same content gives the
-	 * same text whatever the encoding it came in; a peer's re-forward
-	 * differs only in its TimeOut, which is left out */
-	char *timeout = rq->timeout;
-	if (j->j_peer)
-		rq->timeout = NULL;
-	int enc = mss_json_encode(j->j_msg, &js, &e);
-	rq->timeout = timeout;
-	if (enc != 0) {
-		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Request could not be stored");
-		goto fail;
-	}
-	unsigned char hash[32];
-	EVP_Digest(mss_buf_str(&js), mss_buf_len(&js), hash, NULL, EVP_sha256(), NULL);
-	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
-	home_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
-	enum store_mode mode = mode_of(rq->messaging_mode);
-	int64_t now = wall_ms();
-	/* TimeOut counts from the request's arrival, not from the queue */
-	int64_t deadline = j->j_arrival_wall + j->j_timeout_ms;
-	if (deadline <= now + (int64_t)MSSP_AE_START_MARGIN_MS)
-		deadline = now + MSSP_AE_START_MARGIN_MS;
-	struct store_tx_new n = {
-		.tn_ap_id = j->j_ap,
-		.tn_ap_trans_id = rq->c.ap_info->ap_trans_id,
-		.tn_hash = hash,
-		.tn_hash_len = sizeof hash,
-		.tn_msisdn = msisdn,
-		.tn_key_id = ch.hk_key.sk_key_id,
-		.tn_mode = mode,
-		.tn_deadline_ms = deadline,
-		.tn_notify_url = j->j_notify,
-		.tn_request = mss_buf_str(&js),
-		.tn_request_len = mss_buf_len(&js),
-	};
 	/* One outstanding request per user and key: the others get 406
 	 * (the "SIM method" of A-22 for every device: exactly one prompt, and
 	 * a running prompt is never pulled from under the user). */
-	if (store_tx_create(nw->nw_store, &n, 0, now, &tx, &se) != 0) {
-		mss_err_set(&e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
-			    se.status == MSS_PB_SIGNATURE_PROCESS ? "Outstanding transaction"
-			    : se.status == MSS_WRONG_PARAM	  ? "AP_TransID already used"
-								  : "Transaction could not be stored");
+	if (tx_begin(nw->nw_store, j, ch.hk_key.sk_key_id, NULL, &tx, &e) != 0)
 		goto fail;
-	}
+	enum store_mode mode = tx.tx_mode;
+	int64_t deadline = tx.tx_deadline_ms;
+	const char *msisdn = tx.tx_msisdn;
 	if (accepted_answer(a, nw->nw_store, j, &tx, mode, ch.hk_profile) != 0)
 		goto out;
 	char masked[MSSP_STORE_MAX_MSISDN + 1];
@@ -1072,7 +1092,6 @@ fail:
 out:
 	OPENSSL_cleanse(&ch, sizeof ch);
 	store_tx_clear(&tx);
-	mss_buf_free(&js);
 	job_free(j);
 }
 
@@ -1763,6 +1782,22 @@ fwd_job(void *ctx, void *arg)
 	fwd_free(f);
 }
 
+/* ACCEPTED -> PROMPT_SENT ("forwarded"), committed before the request
+ * leaves (F-01b), with a nonce no device knows.  0 with *out. */
+static int
+mark_forwarded(struct store *st, const char *id, struct store_tx *out)
+{
+	unsigned char nb[16];
+	char nonce[2 * sizeof nb + 1];
+	struct store_err se;
+	if (RAND_bytes(nb, sizeof nb) != 1)
+		return -1;
+	hex_encode(nb, sizeof nb, nonce);
+	struct store_tx_change chg = {.tc_nonce = nonce};
+	return store_tx_transition(st, id, STORE_ST_ACCEPTED, STORE_ST_PROMPT_SENT, &chg,
+				   wall_ms(), out, &se);
+}
+
 /* A signature request whose user lives at `to` (pool thread): the
  * transaction is ours, the prompt the peer's.  Takes `tab` and `j`. */
 static void
@@ -1773,11 +1808,8 @@ roamed_signature(struct node_worker *nw, struct job *j, struct roam_tab *tab,
 	struct mss_signature_req *rq = j->j_msg->u.sig_req;
 	struct mss_err e;
 	struct store_tx tx;
-	struct store_err se;
-	struct mss_buf js;
 	memset(&e, 0, sizeof e);
 	memset(&tx, 0, sizeof tx);
-	mss_buf_init(&js, MSSP_STORE_MAX_REQUEST);
 	const char *prof = rq->signature_profile;
 	/* no key is chosen here, so the AP's (or the sending peer's)
 	 * allow-list must name the profile itself (P-12) */
@@ -1796,50 +1828,13 @@ roamed_signature(struct node_worker *nw, struct job *j, struct roam_tab *tab,
 		mss_err_set(&e, MESH_ROAMING_STATUS, 0, "Home MSSP not available");
 		goto fail;
 	}
-	if (rq->c.ap_info && rq->c.ap_info->ap_pwd)
-		rq->c.ap_info->ap_pwd = mss_msg_strdup(j->j_msg, "");
-	/* the resend identity: a peer's re-forward differs only in its TimeOut */
-	char *timeout = rq->timeout;
-	if (j->j_peer)
-		rq->timeout = NULL;
-	int enc = mss_json_encode(j->j_msg, &js, &e);
-	rq->timeout = timeout;
-	if (enc != 0) {
-		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Request could not be stored");
-		goto fail;
-	}
-	unsigned char hash[32];
-	EVP_Digest(mss_buf_str(&js), mss_buf_len(&js), hash, NULL, EVP_sha256(), NULL);
-	char msisdn[MSSP_STORE_MAX_MSISDN + 1];
-	home_msisdn(rq->mobile_user->msisdn, msisdn, sizeof msisdn);
 	char kid[MSSP_STORE_MAX_KEY_ID + 1];
 	snprintf(kid, sizeof kid, "%s%s", MESH_AP_PREFIX, prof);
-	enum store_mode mode = mode_of(rq->messaging_mode);
-	int64_t now = wall_ms();
-	int64_t deadline = j->j_arrival_wall + j->j_timeout_ms;
-	if (deadline <= now + (int64_t)MSSP_AE_START_MARGIN_MS)
-		deadline = now + MSSP_AE_START_MARGIN_MS;
-	struct store_tx_new n = {
-		.tn_ap_id = j->j_ap,
-		.tn_ap_trans_id = rq->c.ap_info->ap_trans_id,
-		.tn_hash = hash,
-		.tn_hash_len = sizeof hash,
-		.tn_msisdn = msisdn,
-		.tn_key_id = kid,
-		.tn_mode = mode,
-		.tn_deadline_ms = deadline,
-		.tn_notify_url = j->j_notify,
-		.tn_request = mss_buf_str(&js),
-		.tn_request_len = mss_buf_len(&js),
-		.tn_peer = to->id,
-	};
-	if (store_tx_create(nw->nw_store, &n, 0, now, &tx, &se) != 0) {
-		mss_err_set(&e, se.status >= 100 ? se.status : MSS_INTERNAL_ERROR, 0,
-			    se.status == MSS_PB_SIGNATURE_PROCESS ? "Outstanding transaction"
-			    : se.status == MSS_WRONG_PARAM	  ? "AP_TransID already used"
-								  : "Transaction could not be stored");
+	if (tx_begin(nw->nw_store, j, kid, to->id, &tx, &e) != 0)
 		goto fail;
-	}
+	enum store_mode mode = tx.tx_mode;
+	int64_t deadline = tx.tx_deadline_ms;
+	const char *msisdn = tx.tx_msisdn;
 	if (accepted_answer(a, nw->nw_store, j, &tx, mode, prof) != 0)
 		goto out;
 	char masked[MSSP_STORE_MAX_MSISDN + 1];
@@ -1850,17 +1845,9 @@ roamed_signature(struct node_worker *nw, struct job *j, struct roam_tab *tab,
 	if (tx.tx_replay)
 		goto out;
 	timer_set(a, tx.tx_id, deadline - wall_ms());
-	/* "forwarded" is committed before the request leaves (F-01b); the
-	 * nonce is one no device knows */
-	unsigned char nb[16];
-	char nonce[2 * sizeof nb + 1];
 	struct store_tx fwd;
 	memset(&fwd, 0, sizeof fwd);
-	RAND_bytes(nb, sizeof nb);
-	hex_encode(nb, sizeof nb, nonce);
-	struct store_tx_change chg = {.tc_nonce = nonce};
-	if (store_tx_transition(nw->nw_store, tx.tx_id, STORE_ST_ACCEPTED, STORE_ST_PROMPT_SENT,
-				&chg, wall_ms(), &fwd, &se) != 0) {
+	if (mark_forwarded(nw->nw_store, tx.tx_id, &fwd) != 0) {
 		roamed_final(a, nw->nw_store, tx.tx_id, MSS_INTERNAL_ERROR, NULL, NULL,
 			     "Forward not recorded");
 		goto out;
@@ -1872,7 +1859,6 @@ fail:
 	reply_err_async(a, j->j_req, j->j_fmt, &e);
 out:
 	store_tx_clear(&tx);
-	mss_buf_free(&js);
 	roam_tab_put(a->a_roam, tab);
 	job_free(j);
 }
@@ -1924,19 +1910,12 @@ roamed_recover(struct ae *a, struct store *st, const struct store_tx *tx)
 				    ? mss_json_decode(tx->tx_request, tx->tx_request_len, 0, &me)
 				    : NULL;
 	struct store_tx cur;
-	struct store_err se;
 	memset(&cur, 0, sizeof cur);
 	if (!m || m->type != MSS_SIGNATURE_REQ) {
 		roamed_final(a, st, tx->tx_id, MESH_ROAMING_STATUS, NULL, NULL,
 			     to ? "Stored request unreadable" : "Peer MSSP no longer configured");
 	} else if (tx->tx_state == STORE_ST_ACCEPTED) {
-		unsigned char nb[16];
-		char nonce[2 * sizeof nb + 1];
-		RAND_bytes(nb, sizeof nb);
-		hex_encode(nb, sizeof nb, nonce);
-		struct store_tx_change chg = {.tc_nonce = nonce};
-		if (store_tx_transition(st, tx->tx_id, STORE_ST_ACCEPTED, STORE_ST_PROMPT_SENT, &chg,
-					wall_ms(), &cur, &se) == 0) {
+		if (mark_forwarded(st, tx->tx_id, &cur) == 0) {
 			struct mss_roam_hdr h;
 			history_of_tx(tx, &h);
 			forward_signature(a, st, &cur, m, is_mesh_ap(tx->tx_ap_id) ? &h : NULL, to);
@@ -2284,6 +2263,16 @@ ae_mesh_handler(struct srv_req *req, void *arg)
 			goto answer;
 		}
 		rq->c.ap_info->ap_trans_id = mss_msg_strdup(j->j_msg, h->entry[h->n - 1].re_trans_id);
+		if (rq->validity_date) {
+			/* the transaction's validity ended on the way */
+			long long vd;
+			bool vtz;
+			if (mss_lex_datetime(rq->validity_date, &vd, &vtz) != 0 || !vtz ||
+			    vd <= wall_ms() / 1000) {
+				mss_err_set(&e, 720, 0, "Validity date of the transaction has expired");
+				goto answer;
+			}
+		}
 		unsigned long to = a->a_conf->default_timeout_s;
 		if (rq->timeout) {
 			char *end;

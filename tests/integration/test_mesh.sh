@@ -323,6 +323,10 @@ out=$(mesh_post "$ACRT" "$AKEY" b MSS_SignaturePort \
   "$(envelope "$(rh - "$(rh_entry "${ID[a]}" AE Tr5$RANDOM 20)")" "$(sign_req $R_USER "${ID[b]}")")")
 check "R-02: no CommonHeader/HomeMSSP: 703" grep -q "_703" <<<"$out"
 out=$(mesh_post "$ACRT" "$AKEY" b MSS_SignaturePort \
+  "$(envelope "$(rh "${ID[b]}" "$(rh_entry "${ID[a]}" AE Tr6$RANDOM 20)")" \
+    "$(sign_req $R_USER "${ID[b]}" | sed 's/TimeOut="20"/TimeOut="20" ValidityDate="2020-01-01T00:00:00Z"/')")")
+check "R-02: validity date of the transaction passed: 720" grep -q "_720" <<<"$out"
+out=$(mesh_post "$ACRT" "$AKEY" b MSS_SignaturePort \
   "$(envelope "$(rh "${ID[b]}" "$(rh_entry "${ID[b]}" AE Tr3$RANDOM 25)" "$(rh_entry "${ID[a]}" TransitMSSP Tr4$RANDOM 20)")" \
     "$(sign_req $R_USER "${ID[b]}")")")
 check "R-04: B's own MSSP_ID in the history: 780" grep -q "_780" <<<"$out"
