@@ -3,7 +3,7 @@
  *
  *   msspd init --data-dir DIR [--demo] [--base-port N] [--bench-users M]
  *              [--mssp-id URI] [--demo-prefix +DIGITS]
- *   msspd --data-dir DIR [--roles ae,home,afe,me,admin]
+ *   msspd --data-dir DIR [--roles ae,home,afe,mesh,me,admin]
  *
  * main() wires the roles together and waits for signals; everything else
  * is in src/roles (architecture.md: cmd holds main() and nothing else).
@@ -309,8 +309,8 @@ run(const char *dir, const char *roles_arg)
 		return 1;
 	}
 	if (roles_arg && conf_roles_parse(roles_arg, &n.conf->roles) != 0) {
-		fprintf(stderr, "msspd: --roles: a list of ae home afe me admin (ae, home and "
-				"afe together), or all\n");
+		fprintf(stderr, "msspd: --roles: a list of ae home afe mesh me admin (ae, home "
+				"and afe together; mesh needs ae), or all\n");
 		conf_free(n.conf);
 		return 2;
 	}
