@@ -86,6 +86,47 @@ echo "-- msspd: MSS_StatusReq"
 "${AP[@]}" bench --op status --users-from +35849000000 --users "$BENCH_USERS" \
   --connections "$BENCH_CONNS" --duration "$SECS" --profile mss:demo:authn:loa2:app
 
+# Roaming (TS 102 207): the same signatures asked of a second MSSP, A,
+# whose routing table sends +35849 to this one (B) over the mesh: A keeps
+# its own transaction and forwards; B prompts.  Baseline: the direct
+# figure above.  A is made once (build/bench-mesh-a); B's peer record for
+# A is written into B's store each run (it starts from the pristine copy).
+MESH_A=$BUILD/bench-mesh-a
+if [ ! -f "$MESH_A/msspd.conf" ]; then
+  rm -rf "$MESH_A"
+  "$BIN/msspd" init --data-dir "$MESH_A" --demo --base-port 17543 --mssp-id http://bench-a.test/ >/dev/null || exit 1
+  sed -i -e 's/^\[node\]$/[node]\nconns_per_ip = 20000/' -e 's/^rate = .*/rate = 0/' "$MESH_A/msspd.conf"
+fi
+cat "$DATA/tls/ca.crt" "$MESH_A/tls/ca.crt" >"$W/mesh-ca.pem"
+for d in "$DATA" "$MESH_A"; do
+  # a data directory made before the mesh existed has no [mesh] section
+  grep -q '^\[mesh\]' "$d/msspd.conf" || printf '\n[mesh]\nclient_ca = tls/ca.crt\n' >>"$d/msspd.conf"
+  sed -i "/^\[mesh\]/,/^\[/ s|^client_ca = .*|client_ca = $PWD/$W/mesh-ca.pem|" "$d/msspd.conf"
+done
+mesh_peer() { # DIR PEER_DIR PEER_ID PEER_PORT ROUTE
+  local out ap
+  out=$("$BIN/msspctl" --data-dir "$1" --account admin peer put "$3" --url "https://127.0.0.1:$4" \
+        --cert "$2/tls/server.crt" --ca-file "$PWD/$2/tls/ca.crt" 2>&1)
+  ap=$(sed -n 's/.*approval approve \(A[0-9a-f]*\).*/\1/p' <<<"$out")
+  [ -n "$ap" ] && "$BIN/msspctl" --data-dir "$1" --account admin2 approval approve "$ap" >/dev/null
+  [ -z "$5" ] && return 0
+  out=$("$BIN/msspctl" --data-dir "$1" --account admin route put "$5" --peer "$3" 2>&1)
+  ap=$(sed -n 's/.*approval approve \(A[0-9a-f]*\).*/\1/p' <<<"$out")
+  [ -n "$ap" ] && "$BIN/msspctl" --data-dir "$1" --account admin2 approval approve "$ap" >/dev/null
+}
+"$BIN/msspd" --data-dir "$MESH_A" >"$W/msspd-a.log" 2>&1 &
+MSSPD_A=$!; pids+=("$MSSPD_A")
+for _ in $(seq 1 100); do curl -sf http://127.0.0.1:17546/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+B_ID=$(awk -F' *= *' '/^mssp_id/ { print $2 }' "$DATA/msspd.conf")
+mesh_peer "$MESH_A" "$DATA" "${B_ID:-http://openmssp.local/}" 17449 +35849 >/dev/null 2>&1
+mesh_peer "$DATA" "$MESH_A" http://bench-a.test/ 17549 "" >/dev/null 2>&1
+sleep 2   # both tables reload within a second
+AP_A=("$BIN/mss-ap" --config "$MESH_A/demo/mss-ap.conf")
+echo "-- roamed through a second MSSP (A -> mesh -> this one; baseline: the direct figure above)"
+"${AP_A[@]}" bench --users-from +35849000000 --users "$BENCH_USERS" --connections "$BENCH_CONNS" \
+  --duration "$SECS" --profile mss:demo:authn:loa2:app
+kill "$MSSPD_A" 2>/dev/null || true
+
 # baseline: nginx, 2 workers (as msspd), the same certificates, mutual TLS
 mkdir -p "$W/ng"
 cat >"$W/ng/nginx.conf" <<NG

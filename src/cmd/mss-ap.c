@@ -42,10 +42,10 @@ usage(FILE *f)
 	      "--json or --soap11 (default SOAP 1.2), --url URL (the AE base URL) and\n"
 	      "-v (the raw exchange on stderr, AP_PWD masked).\n"
 	      "REST (each implies --json; docs/internals/rest.md):\n"
-	      "  --basic USER:PASSWORD   HTTP Basic instead of the client certificate\n"
-	      "  --basic-file FILE       the same, USER:PASSWORD read from FILE (or from\n"
+	      "  --basic-file FILE       HTTP Basic instead of the client certificate,\n"
+	      "                          USER:PASSWORD read from FILE (one line), or from\n"
 	      "                          the environment variable MSS_AP_BASIC with\n"
-	      "                          --basic-file env), so it is not on the command line\n"
+	      "                          --basic-file env (never on the command line)\n"
 	      "  --api-key AP_ID:KEYFILE the Kiuru HMAC API key read from KEYFILE\n"
 	      "  --rest-path             the per-operation paths /rest/service/sign ...\n"
 	      "Exit: 0 success (signature verified), 1 ETSI error status, fault or bad\n"
@@ -55,18 +55,30 @@ usage(FILE *f)
 
 struct ap_rest_auth ap_rest;
 
-/* One line of a secret file, without its newline, into out.  0 or -1. */
+/* One line of a secret file, without its newline, into out.  0 or -1.
+ * A file that does not fit is refused, not cut: a cut secret would only
+ * fail later as "401" with no hint why. */
 static int
 read_secret(const char *path, char *out, size_t cap)
 {
 	FILE *f = fopen(path, "r");
 	size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+	int c = EOF;
+	while (f && ((c = fgetc(f)) == '\n' || c == '\r'))
+		; /* the line's end after a secret of exactly cap - 1 */
+	bool more = c != EOF;
 	if (f)
 		fclose(f);
 	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
 		n--;
 	out[n] = 0;
+	if (f && more) {
+		OPENSSL_cleanse(out, cap);
+		fprintf(stderr, "mss-ap: %s: secret longer than %zu characters\n", path, cap - 1);
+		return -1;
+	}
 	if (!f || !n || memchr(out, '\n', n)) {
+		OPENSSL_cleanse(out, cap);
 		fprintf(stderr, "mss-ap: %s: cannot read the secret (one line)\n", path);
 		return -1;
 	}
@@ -99,8 +111,7 @@ rest_options(int *argc, char **argv)
 	int out = 1, rc = 0;
 	for (int i = 1; i < *argc; i++) {
 		const char *o = argv[i];
-		bool val = strcmp(o, "--basic") == 0 || strcmp(o, "--basic-file") == 0 ||
-			   strcmp(o, "--api-key") == 0;
+		bool val = strcmp(o, "--basic-file") == 0 || strcmp(o, "--api-key") == 0;
 		if (strcmp(o, "--") == 0) {
 			while (i < *argc)
 				argv[out++] = argv[i++];
@@ -117,13 +128,16 @@ rest_options(int *argc, char **argv)
 		const char *v = val ? argv[++i] : NULL;
 		if (strcmp(o, "--rest-path") == 0) {
 			ap_rest.ra_per_op_path = true;
-		} else if (strcmp(o, "--basic") == 0) {
-			rc = set_user_secret(v, AP_REST_BASIC);
 		} else if (strcmp(o, "--basic-file") == 0) {
 			const char *env = getenv("MSS_AP_BASIC");
 			if (strcmp(v, "env") == 0) {
-				if (!env || strlen(env) >= sizeof buf) {
+				if (!env) {
 					fprintf(stderr, "mss-ap: MSS_AP_BASIC is not set\n");
+					return -1;
+				}
+				if (strlen(env) >= sizeof buf) {
+					fprintf(stderr, "mss-ap: MSS_AP_BASIC: longer than %zu "
+							"characters\n", sizeof buf - 1);
 					return -1;
 				}
 				snprintf(buf, sizeof buf, "%s", env);

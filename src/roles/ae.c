@@ -208,8 +208,12 @@ render_err(enum fmt f, const struct mss_err *e, struct mss_buf *buf, struct srv_
 		rs->rs_status = e->code;
 		rs->rs_content_type = "text/plain; charset=utf-8";
 		if (e->code == 429 && hdr) {
+			/* subcode: the seconds left in the REST failure window
+			 * (rest_authenticate); 0 for the per-AP request rate */
+			static _Thread_local char retry[16];
+			snprintf(retry, sizeof retry, "%d", e->subcode > 0 ? e->subcode : 1);
 			hdr->sh_name = "Retry-After";
-			hdr->sh_value = "1";
+			hdr->sh_value = retry;
 			rs->rs_headers = hdr;
 			rs->rs_nheaders = 1;
 		} else if (e->code == 503 && hdr) {
@@ -218,8 +222,9 @@ render_err(enum fmt f, const struct mss_err *e, struct mss_buf *buf, struct srv_
 			rs->rs_headers = hdr;
 			rs->rs_nheaders = 1;
 		} else if (e->code == 405 && hdr) {
+			/* only the OpenAPI document is GET (ae_handler) */
 			hdr->sh_name = "Allow";
-			hdr->sh_value = "POST";
+			hdr->sh_value = strcmp(e->detail, "Only GET") == 0 ? "GET" : "POST";
 			rs->rs_headers = hdr;
 			rs->rs_nheaders = 1;
 		} else if (e->code == 401 && hdr) {
@@ -1467,8 +1472,9 @@ roamed_final(struct ae *a, struct store *st, const char *id, int code, const cha
 		goto out;
 	}
 	if (!signed_ok) {
+		/* a code we do not know is not passed on */
 		if (code < 101 || code > 999 || code == MSS_SIGNATURE || code == MSS_VALID_SIGNATURE ||
-		    code == MSS_OUTSTANDING_TRANSACTION)
+		    code == MSS_OUTSTANDING_TRANSACTION || !mss_status_lookup(code))
 			code = MESH_ROAMING_STATUS;
 		struct store_tx_change chg = {.tc_status = code, .tc_detail = detail};
 		if (store_tx_transition(st, id, cur.tx_state, STORE_ST_FAILED, &chg, wall_ms(), &fin,
@@ -1540,6 +1546,13 @@ fwd_done(void *arg, struct roam_answer *ans)
 	struct fwd *f = arg;
 	f->f_ans = *ans;
 	ans->ra_msg = NULL;
+	if (f->f_ans.ra_shutdown || atomic_load(&f->f_ae->a_stopping)) {
+		/* cut by our own stop: the transaction stays as it is for
+		 * recovery (a signature made at the peer is not lost); the
+		 * waiting AP request ends with the server */
+		fwd_free(f);
+		return;
+	}
 	if (f->f_kind == FWD_NOTIFY) {
 		if (f->f_ans.ra_status)
 			LOG_EV("mesh.notify_failed", "tx", f->f_id, "peer", f->f_peer, "detail",
@@ -1575,6 +1588,10 @@ fwd_send(struct fwd *f, const struct mesh_peer *to, const char *path, const stru
 	 enum mss_msg_type want, unsigned timeout_ms)
 {
 	if (roam_send(f->f_ae->a_roam, to, path, m, want, timeout_ms, fwd_done, f) != 0) {
+		if (atomic_load(&f->f_ae->a_stopping)) {
+			fwd_free(f); /* as in fwd_done: left for recovery */
+			return;
+		}
 		f->f_ans.ra_status = MESH_ROAMING_STATUS;
 		snprintf(f->f_ans.ra_detail, sizeof f->f_ans.ra_detail, "Peer MSSP call not started");
 		if (f->f_kind == FWD_NOTIFY || pool_submit(f->f_ae->a_pool, fwd_job, f) != 0)
@@ -1599,6 +1616,10 @@ forward_signature(struct ae *a, struct store *st, const struct store_tx *tx, str
 	if (left_s > MSSP_MSG_MAX_TIMEOUT_S)
 		left_s = MSSP_MSG_MAX_TIMEOUT_S;
 	bool synch = tx->tx_mode == STORE_MODE_SYNCH;
+	/* a synchronous forward is one HTTP exchange: the peer's budget must
+	 * end before our client's longest wait, or a late signature is lost */
+	if (synch && left_s > MSSP_HTTPC_MAX_TIMEOUT_MS / 1000 - MSSP_MESH_HOP_MARGIN_S)
+		left_s = MSSP_HTTPC_MAX_TIMEOUT_MS / 1000 - MSSP_MESH_HOP_MARGIN_S;
 	rq->messaging_mode = mss_msg_strdup(m, synch ? "synch" : "asynchServerServer");
 	if (rq->c.ap_info) {
 		/* the AP's notification URL and password never leave us */
@@ -1730,9 +1751,8 @@ fwd_job(void *ctx, void *arg)
 		struct mss_msg *m = mss_msg_new(MSS_RECEIPT_RESP);
 		if (m) {
 			fill_common(a, m, &j->j_msg->u.receipt_req->c);
-			m->u.receipt_resp->status =
-				make_status(m, status_code_of(an->ra_msg->u.receipt_resp->status)
-						       ?: MSS_REQUEST_OK);
+			/* our answer: the receipt was taken (the peer said so) */
+			m->u.receipt_resp->status = make_status(m, MSS_REQUEST_OK);
 			stamp_reply(a, m, j);
 			reply_msg_async(a, j->j_req, j->j_fmt, m);
 			mss_msg_free(m);
@@ -1828,8 +1848,13 @@ roamed_signature(struct node_worker *nw, struct job *j, struct roam_tab *tab,
 		mss_err_set(&e, MESH_ROAMING_STATUS, 0, "Home MSSP not available");
 		goto fail;
 	}
-	char kid[MSSP_STORE_MAX_KEY_ID + 1];
-	snprintf(kid, sizeof kid, "%s%s", MESH_AP_PREFIX, prof);
+	/* the unit of exclusion here: the user and the profile asked for
+	 * (hashed: a profile URI may be longer than a key id) */
+	unsigned char ph[32];
+	char kid[sizeof MESH_AP_PREFIX + 2 * 16];
+	EVP_Digest(prof, strlen(prof), ph, NULL, EVP_sha256(), NULL);
+	memcpy(kid, MESH_AP_PREFIX, strlen(MESH_AP_PREFIX));
+	hex_encode(ph, 16, kid + strlen(MESH_AP_PREFIX));
 	if (tx_begin(nw->nw_store, j, kid, to->id, &tx, &e) != 0)
 		goto fail;
 	enum store_mode mode = tx.tx_mode;
@@ -1967,6 +1992,56 @@ roamed_expiry_query(struct ae *a, const struct store_tx *tx)
 	return rc;
 }
 
+/* A copy of request `m` for a peer (through its JSON mirror: every field,
+ * no header), AP_PWD blanked.  The AP's request stays as it came: the job
+ * that answers the AP may run before the copy has even left. */
+static struct mss_msg *
+peer_copy(const struct mss_msg *m)
+{
+	struct mss_buf js;
+	struct mss_err e;
+	memset(&e, 0, sizeof e);
+	mss_buf_init(&js, MSSP_STORE_MAX_REQUEST);
+	struct mss_msg *c = mss_json_encode(m, &js, &e) == 0
+				    ? mss_json_decode(mss_buf_str(&js), mss_buf_len(&js), 0, &e)
+				    : NULL;
+	mss_buf_free(&js);
+	if (c && c->u.common->ap_info && c->u.common->ap_info->ap_pwd)
+		c->u.common->ap_info->ap_pwd = mss_msg_strdup(c, "");
+	return c;
+}
+
+/* Send the AP's request of job j (a copy, addressed to the peer's
+ * transaction `peer_tx` when given) to `to` for fwd `f`, which owns j
+ * from here.  `hist`: the header the request came with (a transit hop).
+ * When no copy can be made, f runs with 900 at once. */
+static void
+fwd_copy_send(struct ae *a, struct fwd *f, const struct mesh_peer *to, const char *peer_tx,
+	      const char *our_id, const char *path, enum mss_msg_type want)
+{
+	struct job *j = f->f_job;
+	const struct mss_roam_hdr *hist = j->j_peer ? j->j_msg->roam : NULL;
+	struct mss_msg *m = peer_copy(j->j_msg);
+	bool ok = m != NULL;
+	if (ok && peer_tx) {
+		char **id = m->type == MSS_STATUS_REQ ? &m->u.status_req->mssp_trans_id
+						      : &m->u.receipt_req->mssp_trans_id;
+		ok = (*id = mss_msg_strdup(m, peer_tx)) != NULL;
+	}
+	if (ok)
+		ok = roam_stamp(a->a_roam, m, hist, to, to->id, our_id, 0,
+				hist ? MSS_MESH_ROLE_TRANSIT : MSS_MESH_ROLE_AE) == 0;
+	if (ok) {
+		fwd_send(f, to, path, m, want, MSSP_MESH_QUERY_TIMEOUT_MS);
+	} else {
+		f->f_ans.ra_status = MSS_INTERNAL_ERROR;
+		snprintf(f->f_ans.ra_detail, sizeof f->f_ans.ra_detail, "Out of memory");
+		if (pool_submit(a->a_pool, fwd_job, f) != 0)
+			fwd_free(f);
+	}
+	mss_msg_free(m);
+}
+
 /* An AP's status query for an open roamed transaction: ask the peer
  * (takes j; 0), or -1 when it cannot be asked (answer from the store). */
 static int
@@ -1975,27 +2050,11 @@ roamed_status(struct ae *a, struct job *j, const struct store_tx *tx)
 	struct roam_tab *tab = NULL;
 	const struct mesh_peer *to = peer_get(a, tx->tx_peer, &tab);
 	struct fwd *f = to ? fwd_new(a, FWD_STATUS, tx->tx_id, to->id, j) : NULL;
-	int rc = -1;
-	if (f) {
-		/* the AP's own query, addressed to the peer's transaction */
-		struct mss_msg *m = j->j_msg;
-		char *mine = m->u.status_req->mssp_trans_id;
-		m->u.status_req->mssp_trans_id = mss_msg_strdup(m, tx->tx_peer_trans_id);
-		if (m->u.status_req->mssp_trans_id &&
-		    roam_stamp(a->a_roam, m, NULL, to, to->id, tx->tx_id, 0, MSS_MESH_ROLE_AE) == 0) {
-			fwd_send(f, to, "/soap/services/MSS_StatusQueryPort", m, MSS_STATUS_RESP,
-				 MSSP_MESH_QUERY_TIMEOUT_MS);
-			rc = 0;
-		} else {
-			f->f_job = NULL;
-			free(f);
-		}
-		/* our answer names our id again */
-		m->u.status_req->mssp_trans_id = mine;
-		m->roam = NULL;
-	}
+	if (f)
+		fwd_copy_send(a, f, to, tx->tx_peer_trans_id, tx->tx_id,
+			      "/soap/services/MSS_StatusQueryPort", MSS_STATUS_RESP);
 	roam_tab_put(a->a_roam, tab);
-	return rc;
+	return f ? 0 : -1;
 }
 
 /* A receipt for a roamed transaction, recorded here already: on to the
@@ -2004,33 +2063,19 @@ static void
 roamed_receipt(struct ae *a, struct job *j, const struct store_tx *tx)
 {
 	struct roam_tab *tab = NULL;
-	struct mss_err e;
-	memset(&e, 0, sizeof e);
 	const struct mesh_peer *to = peer_get(a, tx->tx_peer, &tab);
 	struct fwd *f = to && tx->tx_peer_trans_id[0] ? fwd_new(a, FWD_RECEIPT, tx->tx_id, to->id, j)
 						      : NULL;
 	if (!f) {
+		struct mss_err e;
+		memset(&e, 0, sizeof e);
 		mss_err_set(&e, MESH_ROAMING_STATUS, 0, "Home MSSP not available");
 		reply_err_async(a, j->j_req, j->j_fmt, &e);
 		job_free(j);
-		roam_tab_put(a->a_roam, tab);
-		return;
-	}
-	struct mss_msg *m = j->j_msg;
-	m->u.receipt_req->mssp_trans_id = mss_msg_strdup(m, tx->tx_peer_trans_id);
-	if (m->u.receipt_req->c.ap_info && m->u.receipt_req->c.ap_info->ap_pwd)
-		m->u.receipt_req->c.ap_info->ap_pwd = mss_msg_strdup(m, "");
-	if (!m->u.receipt_req->mssp_trans_id ||
-	    roam_stamp(a->a_roam, m, NULL, to, to->id, tx->tx_id, 0, MSS_MESH_ROLE_AE) != 0) {
-		f->f_ans.ra_status = MSS_INTERNAL_ERROR;
-		snprintf(f->f_ans.ra_detail, sizeof f->f_ans.ra_detail, "Out of memory");
-		if (pool_submit(a->a_pool, fwd_job, f) != 0)
-			fwd_free(f);
 	} else {
-		fwd_send(f, to, "/soap/services/MSS_ReceiptPort", m, MSS_RECEIPT_RESP,
-			 MSSP_MESH_QUERY_TIMEOUT_MS);
+		fwd_copy_send(a, f, to, tx->tx_peer_trans_id, tx->tx_id, "/soap/services/MSS_ReceiptPort",
+			      MSS_RECEIPT_RESP);
 	}
-	m->roam = NULL;
 	roam_tab_put(a->a_roam, tab);
 }
 
@@ -2039,27 +2084,19 @@ static void
 roamed_profile(struct ae *a, struct job *j, struct roam_tab *tab, const struct mesh_peer *to)
 {
 	struct fwd *f = fwd_new(a, FWD_PROFILE, NULL, to->id, j);
-	struct mss_msg *m = j->j_msg;
 	unsigned char nb[8];
 	char rid[2 * sizeof nb + 2] = "P";
 	RAND_bytes(nb, sizeof nb);
 	hex_encode(nb, sizeof nb, rid + 1);
-	if (m->u.common->ap_info && m->u.common->ap_info->ap_pwd)
-		m->u.common->ap_info->ap_pwd = mss_msg_strdup(m, "");
-	const struct mss_roam_hdr *hist = j->j_peer ? m->roam : NULL;
-	if (!f || roam_stamp(a->a_roam, m, hist, to, to->id, rid, 0,
-			     hist ? MSS_MESH_ROLE_TRANSIT : MSS_MESH_ROLE_AE) != 0) {
+	if (!f) {
 		struct mss_err e;
 		memset(&e, 0, sizeof e);
 		mss_err_set(&e, MSS_INTERNAL_ERROR, 0, "Out of memory");
 		reply_err_async(a, j->j_req, j->j_fmt, &e);
-		if (f)
-			f->f_job = NULL;
-		free(f);
 		job_free(j);
 	} else {
-		fwd_send(f, to, "/soap/services/MSS_ProfileQueryPort", m, MSS_PROFILE_RESP,
-			 MSSP_MESH_QUERY_TIMEOUT_MS);
+		fwd_copy_send(a, f, to, NULL, rid, "/soap/services/MSS_ProfileQueryPort",
+			      MSS_PROFILE_RESP);
 	}
 	roam_tab_put(a->a_roam, tab);
 }
@@ -2102,8 +2139,9 @@ job_mesh_notify(void *ctx, void *arg)
 	memset(&tx, 0, sizeof tx);
 	memset(&e, 0, sizeof e);
 	const char *own = roam_own_trans_id(a->a_roam, j->j_msg->roam);
-	/* only for a transaction that went to this very peer */
-	if (!own || !r->mssp_trans_id ||
+	/* only for a transaction that went to this very peer (R-07); the id
+	 * must at least have the form of ours before the store sees it */
+	if (!own || strlen(own) != STORE_TX_ID_LEN || own[0] != 'T' || !r->mssp_trans_id ||
 	    store_tx_get_by_id(nw->nw_store, own, 0, &tx, &se) != 0 ||
 	    strcmp(tx.tx_peer, j->j_peer->id) != 0 ||
 	    (tx.tx_peer_trans_id[0] && strcmp(tx.tx_peer_trans_id, r->mssp_trans_id) != 0)) {
@@ -2217,11 +2255,6 @@ ae_mesh_handler(struct srv_req *req, void *arg)
 	j->j_conf_ap = &j->j_peer_ap;
 	j->j_arrival = loop_now_ms();
 	j->j_arrival_wall = wall_ms();
-	if (!rate_take(a, &j->j_peer_ap)) {
-		metric_inc(a->m_rate_limited);
-		mss_err_http(&e, 429, "Too many requests");
-		goto answer;
-	}
 	size_t blen;
 	const char *body = (const char *)srv_req_body(req, &blen);
 	msg = mss_soap_decode(body, blen, MSS_SOAP_ROAMING, &e);
@@ -2231,6 +2264,13 @@ ae_mesh_handler(struct srv_req *req, void *arg)
 	j->j_fmt = f;
 	const char *why = NULL;
 	bool notification = msg->type == MSS_STATUS_RESP;
+	/* the peer's rate applies to its requests; a result coming back is
+	 * never refused for it (it would be lost) */
+	if (!notification && !rate_take(a, &j->j_peer_ap)) {
+		metric_inc(a->m_rate_limited);
+		mss_err_http(&e, 429, "Too many requests");
+		goto answer;
+	}
 	int rc = roam_check_inbound(a->a_roam, msg, peer, notification, &why);
 	if (rc) {
 		LOG_EV("mesh.refused", "peer", peer->id, "why", why);
@@ -2578,18 +2618,25 @@ ae_handler(struct srv_req *req, void *arg)
 		    !strchr(path, '?');
 	enum rest_path rp = rest_path_of(path);
 	bool json = rp >= REST_PATH_ANY && rp <= REST_PATH_PROFILE;
-	if (rp == REST_PATH_OPENAPI && strcmp(srv_req_method(req), "GET") == 0) {
-		/* the REST API's description: public, no AP needed */
+	if (rp == REST_PATH_OPENAPI) {
+		/* the REST API's description: public, no AP needed, GET only */
 		size_t dlen;
 		const char *doc = rest_openapi(a->a_rest, &dlen);
-		if (doc) {
-			struct srv_response rs = {.rs_status = 200,
-						  .rs_content_type = "application/json",
-						  .rs_body = doc,
-						  .rs_body_len = dlen};
-			(void)srv_reply_ex(req, &rs);
-			goto out;
+		if (strcmp(srv_req_method(req), "GET") != 0) {
+			mss_err_http(&e, 405, "Only GET"); /* render_err: Allow: GET */
+			goto answer;
 		}
+		if (!doc) {
+			/* logged once, when rest_new could not read it */
+			mss_err_http(&e, 404, "Not found");
+			goto answer;
+		}
+		struct srv_response rs = {.rs_status = 200,
+					  .rs_content_type = "application/json",
+					  .rs_body = doc,
+					  .rs_body_len = dlen};
+		(void)srv_reply_ex(req, &rs);
+		goto out;
 	}
 	if (!soap && !json) {
 		mss_err_http(&e, 404, "Not found");
@@ -2626,16 +2673,26 @@ ae_handler(struct srv_req *req, void *arg)
 				      .body = (const uint8_t *)body,
 				      .body_len = blen,
 				      .peer_ip = srv_req_peer_ip(req)};
+		unsigned retry_s = 0;
 		enum rest_auth_result ar = rest_authenticate(
 			a->a_rest, aps, methods, &rr, wall_ms() / 1000, a->a_conf->instant_skew_s,
-			&cred);
+			&cred, &retry_s);
 		if (ar == REST_AUTH_THROTTLED) {
 			metric_inc(a->m_rate_limited);
 			mss_err_http(&e, 429, "Too many requests");
+			e.subcode = (int)retry_s; /* render_err: Retry-After */
 			goto answer;
 		}
 		if (ar == REST_AUTH_BAD || (ar == REST_AUTH_NONE && !fp)) {
-			LOG_EV("ae.rest_auth_refused", "ip", srv_req_peer_ip(req));
+			/* one line per address and window, then at 10, 100 ...
+			 * refusals: a flood does not flood the log */
+			unsigned nref;
+			if (rest_log_refusal(a->a_rest, srv_req_peer_ip(req), wall_ms(), &nref)) {
+				char cnt[16];
+				snprintf(cnt, sizeof cnt, "%u", nref);
+				LOG_EV("ae.rest_auth_refused", "ip", srv_req_peer_ip(req), "count",
+				       cnt);
+			}
 			mss_err_http(&e, 401, "Unauthorized");
 			goto answer;
 		}

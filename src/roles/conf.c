@@ -805,8 +805,14 @@ ap_rest_from_json(json_t *o, struct conf_ap *a, char *err, size_t errlen)
 	}
 	if (k) {
 		const char *v = json_string_value(k);
-		if (!v || strlen(v) < MSSP_REST_MIN_API_KEY || strlen(v) > MSSP_REST_MAX_SECRET ||
-		    !(a->ca_api_key = strdup(v)))
+		bool ok = v && strlen(v) >= MSSP_REST_MIN_API_KEY &&
+			  strlen(v) <= MSSP_REST_MAX_SECRET && (a->ca_api_key = strdup(v));
+		/* the table's copy is the one kept (wiped when freed); the
+		 * record's, in the caller's tree, is wiped here: the callers
+		 * (msspd's AP reload) free the tree right after */
+		if (json_is_string(k))
+			OPENSSL_cleanse((char *)v, json_string_length(k));
+		if (!ok)
 			return errf(err, errlen, "AP record: bad api_key");
 	}
 	return 0;
@@ -818,7 +824,8 @@ ap_from_json(json_t *o, struct conf_ap *a, char *err, size_t errlen)
 	if (!json_is_object(o))
 		return errf(err, errlen, "AP record is not an object");
 	a->ca_id = json_strdup(o, "id");
-	if (!a->ca_id || !*a->ca_id || strlen(a->ca_id) > MSSP_STORE_MAX_AP_ID)
+	if (!a->ca_id || !*a->ca_id || strlen(a->ca_id) > MSSP_STORE_MAX_AP_ID ||
+	    strncasecmp(a->ca_id, "mesh:", 5) == 0)
 		return errf(err, errlen, "AP record without a valid id");
 	a->ca_name = json_strdup(o, "name");
 	if (!a->ca_name && !(a->ca_name = strdup(a->ca_id)))

@@ -169,7 +169,9 @@ int conf_roles_parse(const char *text, unsigned *out);
 int conf_rest_auth_parse(const char *text, unsigned *out);
 
 /* The AP table from its JSON form (an array of AP objects as roles/reg.c
- * stores them, docs/internals/me.md).  NULL with err; one reference. */
+ * stores them, docs/internals/me.md).  NULL with err; one reference.
+ * `arr` is borrowed, but its "api_key" strings are wiped (the table keeps
+ * its own copies): free it right after. */
 struct conf_aps *conf_aps_from_json(json_t *arr, char *err, size_t errlen);
 /* One AP as JSON (new reference), or NULL on memory shortage. */
 json_t *conf_ap_to_json(const struct conf_ap *a);

@@ -12,6 +12,8 @@
  */
 #include "roles/meshconf.h"
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +95,14 @@ loopback_host(const char *h, size_t n)
 {
 	if ((n == 9 && strncasecmp(h, "localhost", 9) == 0) || (n == 5 && memcmp(h, "[::1]", 5) == 0))
 		return true;
-	return n >= 4 && memcmp(h, "127.", 4) == 0;
+	/* an IPv4 literal in 127.0.0.0/8, nothing that merely starts so */
+	char buf[INET_ADDRSTRLEN];
+	struct in_addr in;
+	if (n < 4 || n >= sizeof buf || memcmp(h, "127.", 4) != 0)
+		return false;
+	memcpy(buf, h, n);
+	buf[n] = 0;
+	return inet_pton(AF_INET, buf, &in) == 1;
 }
 
 /* https://HOST[:PORT] (http:// to a loopback host only): no path, query,
@@ -294,7 +303,8 @@ peer_parse(json_t *o, struct mesh_peer *p, char *err, size_t errlen)
 			return fail(err, errlen, "unknown member in a peer");
 	}
 	id = jstr(json_object_get(o, "id"));
-	if (id == NULL || !abs_uri(id, MSSP_STORE_MAX_AP_ID))
+	/* the peer is the pseudo-AP "mesh:" + its id in our transactions */
+	if (id == NULL || !abs_uri(id, MSSP_STORE_MAX_AP_ID - (sizeof "mesh:" - 1)))
 		return fail(err, errlen, "id: an absolute URI (MSSP_ID) of at most 1024 bytes");
 	/* "mesh:" ids name the AP of a roamed transaction at the home MSSP:
 	 * a peer called so could pass for one */
@@ -381,11 +391,18 @@ meshconf_peer_to_json(const struct mesh_peer *p)
 		if (json_array_append_new(map, json_pack("{s:s, s:s}", "local", p->map[i].local,
 							 "peer", p->map[i].peer)) != 0)
 			goto fail;
-	o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:I, s:b}", "id", p->id, "name",
-		      p->name ? p->name : p->id, "url", p->url, "cert_sha256", fps, "ca_file",
-		      p->ca_file, "profiles", prof, "profile_map", map, "rate",
-		      (json_int_t)p->rate, "suspended", (int)p->suspended);
-	return o; /* json_pack's "o" took the arrays, also on failure */
+	o = json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:I, s:b}", "id", p->id, "url", p->url,
+		      "cert_sha256", fps, "ca_file", p->ca_file, "profiles", prof, "profile_map",
+		      map, "rate", (json_int_t)p->rate, "suspended", (int)p->suspended);
+	/* json_pack's "o" took the arrays, also on failure.  The name is
+	 * the id when none was given, and an id may be longer than a name
+	 * may be: such a default is left out (the parser gives it back) */
+	if (o && p->name && strlen(p->name) <= MSSP_APPMSG_MAX_TEXT &&
+	    json_object_set_new(o, "name", json_string(p->name)) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 fail:
 	json_decref(fps);
 	json_decref(prof);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2487,9 +2488,11 @@ ap_has_fp(struct reg *r, struct store *st, const char *hex, const char *skip, bo
 
 static const char *const ap_members[] = {"id",		"name", "cert_sha256", "profiles", "modes",
 					 "notify_urls", "rate", "suspended",
-					 /* REST credentials (rest.md) */
+					 /* REST credentials (rest.md); the two flags of a
+					  * GET answer are accepted and ignored, so that
+					  * an answer can be sent back as an update */
 					 "rest_user", "rest_password", "rest_password_hash",
-					 "api_key", NULL};
+					 "api_key", "api_key_set", "rest_password_set", NULL};
 static const char *const mode_names[] = {"synch", "asynchClientServer", "asynchServerServer"};
 
 /* An array of 0..max strings without NUL bytes; NULL when absent. */
@@ -2579,6 +2582,73 @@ ap_rest_normalise(const json_t *in, json_t *out, bool *creds, struct reg_err *e)
 	return 0;
 }
 
+/* Wipe the REST secrets (rest_password, api_key) of an AP object in
+ * place before it is freed: jansson frees strings without wiping.  Copies
+ * jansson made inside (a json_deep_copy's, a parser's buffers) are out of
+ * reach (rest.md). */
+static void
+ap_secrets_wipe(json_t *o)
+{
+	static const char *const keys[] = {"rest_password", "api_key"};
+
+	for (size_t i = 0; json_is_object(o) && i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(o, keys[i]);
+		if (json_is_string(v))
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+	}
+}
+
+/* The HTTP Basic user name of an AP object: its rest_user, else its id. */
+static const char *
+ap_user_of(const json_t *o)
+{
+	const char *u = json_string_value(json_object_get(o, "rest_user"));
+	return u ? u : json_string_value(json_object_get(o, "id"));
+}
+
+struct user_scan {
+	const char *us_user, *us_self;
+	bool us_taken;
+};
+
+static int
+user_scan_cb(void *arg, const struct store_rec *r, json_t *body, struct reg_err *e)
+{
+	struct user_scan *u = arg;
+	const char *other = ap_user_of(body);
+
+	(void)e;
+	if (strcmp(r->sr_name, u->us_self) == 0 || other == NULL)
+		return 0;
+	/* its user name is ours, or our id; or our user name is its id */
+	if (strcmp(other, u->us_user) == 0 || strcmp(other, u->us_self) == 0 ||
+	    strcmp(r->sr_name, u->us_user) == 0) {
+		u->us_taken = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* A Basic user name names one AP (rest.md): the effective user name of
+ * `ap` (canonical; its rest_user, else its id) must be neither another
+ * AP's effective user name nor another AP's id, and its id not another
+ * AP's user name.  0, or -1 with 409. */
+static int
+ap_user_unique(struct store *st, const json_t *ap, struct reg_err *e)
+{
+	struct user_scan u = {ap_user_of(ap), json_string_value(json_object_get(ap, "id")),
+			      false};
+
+	if (u.us_user == NULL || u.us_self == NULL)
+		return 0;
+	if (rec_each(st, K_AP, NULL, -1, NULL, MSSP_REG_MAX_APS, user_scan_cb, &u, e) != 0)
+		return -1;
+	if (u.us_taken)
+		return reg_err_set(e, REG_E_CONFLICT, "rest_user: another AP's user name (its "
+						      "rest_user, or its id)");
+	return 0;
+}
+
 /* Validate an AP object (me.md shape) into its canonical form *out. */
 static int
 ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
@@ -2596,6 +2666,9 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 	if (!visible_ok(id, MSSP_STORE_MAX_AP_ID))
 		return reg_err_set(e, REG_E_BAD, "id: 1 to %d visible ASCII characters",
 				   MSSP_STORE_MAX_AP_ID);
+	if (strncasecmp(id, "mesh:", 5) == 0)
+		/* the name space of peer MSSPs' transactions (mesh.md) */
+		return reg_err_set(e, REG_E_BAD, "id: \"mesh:\" is reserved for peer MSSPs");
 	if (name == NULL)
 		name = id;
 	if (!text_ok(name, MSSP_APPMSG_MAX_TEXT, false))
@@ -2606,12 +2679,14 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 	if (!creds_obj)
 		return oom(e);
 	if (ap_rest_normalise(in, creds_obj, &creds, e) != 0) {
+		ap_secrets_wipe(creds_obj);
 		json_decref(creds_obj);
 		return -1;
 	}
 	if (json_object_get(creds_obj, "rest_password_hash") &&
 	    !json_object_get(creds_obj, "rest_user") && strchr(id, ':')) {
 		/* RFC 7617: a Basic user name cannot hold ':', a URI AP_ID does */
+		ap_secrets_wipe(creds_obj);
 		json_decref(creds_obj);
 		return reg_err_set(e, REG_E_BAD, "rest_user: needed with rest_password when the "
 						 "AP's id holds ':'");
@@ -2621,15 +2696,18 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 	    str_array(in, "profiles", 1, MSSP_CONF_MAX_LIST, &prof, e) != 0 ||
 	    str_array(in, "modes", 1, 3, &modes, e) != 0 ||
 	    str_array(in, "notify_urls", 0, MSSP_CONF_MAX_LIST, &urls, e) != 0) {
+		ap_secrets_wipe(creds_obj);
 		json_decref(creds_obj);
 		return -1;
 	}
 	if (fps == NULL && !creds) {
+		ap_secrets_wipe(creds_obj);
 		json_decref(creds_obj);
 		return reg_err_set(e, REG_E_BAD, "cert_sha256: 1 to %d fingerprints",
 				   MSSP_CONF_MAX_AP_CERTS);
 	}
 	if (prof == NULL) {
+		ap_secrets_wipe(creds_obj);
 		json_decref(creds_obj);
 		return reg_err_set(e, REG_E_BAD, "profiles: [\"*\"] or profile URIs");
 	}
@@ -2721,10 +2799,13 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 			 "cert_sha256", nfps, "profiles", nprof, "modes", nmodes, "notify_urls",
 			 nurls, "rate", rv, "suspended", (int)(susp && json_is_true(susp)));
 	if (*out)
-		json_object_update(*out, creds_obj);
+		json_object_update(*out, creds_obj); /* shares the strings */
+	else
+		ap_secrets_wipe(creds_obj);
 	json_decref(creds_obj);
 	return *out ? 0 : oom(e);
 fail:
+	ap_secrets_wipe(creds_obj);
 	json_decref(creds_obj);
 	json_decref(nfps);
 	json_decref(nprof);
@@ -2821,7 +2902,7 @@ ap_create_checked(struct reg *r, struct store *st, const struct reg_actor *who,
 	}
 	if (se.status != 101)
 		return reg_from_store(e, &se, false);
-	if (ap_fp_conflicts(r, st, ap, id, e) != 0)
+	if (ap_fp_conflicts(r, st, ap, id, e) != 0 || ap_user_unique(st, ap, e) != 0)
 		return -1;
 	if (rec_count(st, K_AP, -1, &n, e) != 0)
 		return -1;
@@ -2862,11 +2943,17 @@ op_ap_create(struct reg *r, struct store *st, const struct reg_actor *who,
 	json_t *ap;
 	int rc;
 
-	if (ap_normalise(rq->rq_body, &ap, e) != 0)
+	if (ap_normalise(rq->rq_body, &ap, e) != 0) {
+		ap_secrets_wipe(rq->rq_body);
 		return -1;
+	}
 	call_target(c, json_string_value(json_object_get(ap, "id")));
 	rc = ap_create_checked(r, st, who, rq, ap, dual, now_ms, out, e, c);
+	/* stored (or in the approval) by now; *out, when it is this AP, is
+	 * redacted by reg_call anyway */
+	ap_secrets_wipe(ap);
 	json_decref(ap);
+	ap_secrets_wipe(rq->rq_body);
 	return rc;
 }
 
@@ -2931,6 +3018,9 @@ op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 	}
 	if (fps_changed && ap_fp_conflicts(r, st, nw, rq->rq_arg, e) != 0)
 		goto out;
+	if (strcmp(ap_user_of(cur) ? ap_user_of(cur) : "", ap_user_of(nw)) != 0 &&
+	    ap_user_unique(st, nw, e) != 0)
+		goto out;
 	if (dual && trust) {
 		/* the approval keeps the password's hash, never the password
 		 * (the replay accepts rest_password_hash as given) */
@@ -2946,6 +3036,7 @@ op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 					json_object_get(nw, "rest_password_hash"));
 		}
 		rc = approval_create(st, who, rq, kept, now_ms, out, e, c);
+		ap_secrets_wipe(kept);
 		json_decref(kept);
 		goto out;
 	}
@@ -2968,10 +3059,16 @@ op_ap_update(struct reg *r, struct store *st, const struct reg_actor *who,
 	*out = json_incref(nw);
 	rc = 0;
 out:
+	/* the secrets are stored (or in the approval) by now; *out, when it
+	 * is nw, is redacted by reg_call anyway */
 	store_rec_clear(&rec);
+	ap_secrets_wipe(cur);
 	json_decref(cur);
+	ap_secrets_wipe(merged);
 	json_decref(merged);
+	ap_secrets_wipe(nw);
 	json_decref(nw);
+	ap_secrets_wipe(rq->rq_body);
 	return rc;
 }
 
@@ -3714,6 +3811,81 @@ requester_still_admin(struct store *st, const char *name, const char *fp_hex, st
 	return 0;
 }
 
+/* An approval's AP body without its API key (wiped): "api_key_set" says
+ * one was asked for. */
+static void
+approval_key_scrub(json_t *apbody)
+{
+	json_t *k = json_object_get(apbody, "api_key");
+
+	if (!json_is_string(k))
+		return;
+	OPENSSL_cleanse((char *)json_string_value(k), json_string_length(k));
+	json_object_del(apbody, "api_key");
+	json_object_set_new(apbody, "api_key_set", json_true());
+}
+
+struct key_scan {
+	char ks_id[MSSP_REST_SCRUB_BATCH][MSSP_STORE_MAX_REC_NAME + 1];
+	size_t ks_n;
+	int64_t ks_now;
+};
+
+static int
+key_scan_cb(void *arg, const struct store_rec *r, json_t *body, struct reg_err *e)
+{
+	struct key_scan *k = arg;
+
+	(void)e;
+	/* decided (a record from before the key was scrubbed at decision),
+	 * or pending past its expiry */
+	if ((r->sr_state != APR_ST_PENDING ||
+	     (r->sr_expires_ms && k->ks_now >= r->sr_expires_ms)) &&
+	    json_object_get(json_object_get(body, "body"), "api_key")) {
+		snprintf(k->ks_id[k->ks_n], sizeof k->ks_id[k->ks_n], "%s", r->sr_name);
+		if (++k->ks_n == MSSP_REST_SCRUB_BATCH)
+			return 1;
+	}
+	return 0;
+}
+
+/* Approvals that no longer need an AP's API key but still hold it: the
+ * pending ones past their expiry are marked expired (what a decision
+ * would do now), decided ones keep their state; both without the key.
+ * Run after each decision; best effort (a failure leaves them for the
+ * next). */
+static void
+approvals_scrub_expired(struct store *st, int64_t now_ms)
+{
+	struct key_scan *k = calloc(1, sizeof *k);
+	struct reg_err e2;
+
+	if (k == NULL)
+		return;
+	k->ks_now = now_ms;
+	if (rec_each(st, K_APPROVAL, NULL, -1, NULL, MSSP_REG_MAX_COUNT_SCAN, key_scan_cb, k,
+		     &e2) == 0) {
+		for (size_t i = 0; i < k->ks_n; i++) {
+			struct store_rec rec = {0};
+			json_t *body = NULL;
+			if (rec_load(st, K_APPROVAL, k->ks_id[i], REG_E_NOTFOUND, &rec, &body,
+				     &e2) == 0) {
+				int state = rec.sr_state;
+				approval_key_scrub(json_object_get(body, "body"));
+				if (state == APR_ST_PENDING) {
+					/* (a CAS: approved meanwhile, it is left) */
+					json_object_set_new(body, "decided", json_iso(now_ms));
+					state = APR_ST_EXPIRED;
+				}
+				(void)approval_mark(st, &rec, body, state, now_ms, &e2);
+			}
+			json_decref(body);
+			store_rec_clear(&rec);
+		}
+	}
+	free(k);
+}
+
 static int
 op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 		   const struct reg_request *rq, bool approve, int64_t now_ms, json_t **out,
@@ -3726,6 +3898,8 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 	struct reg_request rq2 = {0};
 	enum reg_op op2;
 	struct reg_err e2;
+	json_t *run = NULL; /* the AP body with its API key, for the replay */
+	bool rec_ok = false;
 	int rc = -1;
 
 	call_target(c, id);
@@ -3747,9 +3921,22 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 	    !(op2 == REG_OP_AP_CREATE || op2 == REG_OP_AP_UPDATE || op2 == REG_OP_AP_DELETE ||
 	      op2 == REG_OP_ACCOUNT_CREATE || op2 == REG_OP_ACCOUNT_DELETE ||
 	      op2 == REG_OP_SIGPROF_PUT || op2 == REG_OP_REGPROF_PUT ||
-	      op2 == REG_OP_PEER_PUT || op2 == REG_OP_PEER_DELETE)) {
+	      op2 == REG_OP_PEER_PUT || op2 == REG_OP_PEER_DELETE ||
+	      op2 == REG_OP_ROUTE_PUT || op2 == REG_OP_ROUTE_DELETE)) {
 		reg_err_set(e, REG_E_INTERNAL, "stored approval unreadable");
 		goto out;
+	}
+	rec_ok = true;
+	/* An AP's API key is kept (as given) only while the approval is
+	 * pending: the copy `run` replays it, the record is written back
+	 * without it, whatever the decision (rest.md). */
+	if ((op2 == REG_OP_AP_CREATE || op2 == REG_OP_AP_UPDATE) &&
+	    json_is_string(json_object_get(json_object_get(body, "body"), "api_key"))) {
+		if ((run = json_deep_copy(json_object_get(body, "body"))) == NULL) {
+			oom(e);
+			goto out;
+		}
+		approval_key_scrub(json_object_get(body, "body"));
 	}
 	snprintf(requester.ra_name, sizeof requester.ra_name, "%s", rname);
 	requester.ra_role = strcmp(rrole, "system") == 0 ? REG_ROLE_SYSTEM : REG_ROLE_NONE;
@@ -3800,7 +3987,7 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 	rq2.rq_op = op2;
 	rq2.rq_arg = json_string_value(json_object_get(body, "arg"));
 	rq2.rq_arg2 = json_string_value(json_object_get(body, "arg2"));
-	rq2.rq_body = json_object_get(body, "body");
+	rq2.rq_body = run ? run : json_object_get(body, "body");
 	if (json_is_null(rq2.rq_body))
 		rq2.rq_body = NULL;
 	c->c_action = reg_op_name(op2);
@@ -3819,8 +4006,12 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 	if (*out == NULL)
 		rc = oom(e);
 out:
+	ap_secrets_wipe(run);
+	json_decref(run);
 	json_decref(body);
 	store_rec_clear(&rec);
+	if (rec_ok)
+		approvals_scrub_expired(st, now_ms);
 	return rc;
 }
 
@@ -4077,11 +4268,13 @@ prefix_ok(const char *s)
 	return true;
 }
 
-/* A route: single admin (it can only point at a peer that went through
- * dual control, or at ourselves), audited. */
+/* A route: dual control, like a peer (a route decides which MSSP may
+ * prompt our users and answer for them: one administrator alone could
+ * send a local user's number to a peer), audited. */
 static int
-op_route_put(struct reg *r, struct store *st, const struct reg_request *rq, int64_t now_ms,
-	     json_t **out, struct reg_err *e, struct call *c)
+op_route_put(struct reg *r, struct store *st, const struct reg_actor *who,
+	     const struct reg_request *rq, bool dual, int64_t now_ms, json_t **out,
+	     struct reg_err *e, struct call *c)
 {
 	struct store_rec rec = {0};
 	struct store_err se = {0};
@@ -4128,6 +4321,12 @@ op_route_put(struct reg *r, struct store *st, const struct reg_request *rq, int6
 	meshconf_route_clear(&rt);
 	if (nw == NULL)
 		return oom(e);
+	if (dual) {
+		/* the approval keeps the canonical route: replayed as is */
+		rc = approval_create(st, who, rq, nw, now_ms, out, e, c);
+		json_decref(nw);
+		return rc;
+	}
 	if (store_rec_get(st, K_ROUTE, prefix, &rec, &se) == 0) {
 		store_rec_clear(&rec);
 	} else if (se.status != 101) {
@@ -4150,14 +4349,22 @@ op_route_put(struct reg *r, struct store *st, const struct reg_request *rq, int6
 }
 
 static int
-op_route_delete(struct store *st, const struct reg_request *rq, int64_t now_ms, json_t **out,
-		struct reg_err *e, struct call *c)
+op_route_delete(struct store *st, const struct reg_actor *who, const struct reg_request *rq,
+		bool dual, int64_t now_ms, json_t **out, struct reg_err *e, struct call *c)
 {
 	struct store_err se = {0};
+	struct store_rec rec = {0};
 
 	call_target(c, rq->rq_arg);
 	if (!prefix_ok(rq->rq_arg))
 		return reg_err_set(e, REG_E_NOTFOUND, "unknown route");
+	if (dual) {
+		if (store_rec_get(st, K_ROUTE, rq->rq_arg, &rec, &se) != 0)
+			return se.status == 101 ? reg_err_set(e, REG_E_NOTFOUND, "unknown route")
+						: reg_from_store(e, &se, false);
+		store_rec_clear(&rec);
+		return approval_create(st, who, rq, NULL, now_ms, out, e, c);
+	}
 	if (store_rec_delete(st, K_ROUTE, rq->rq_arg, STORE_REC_ANY, now_ms, &se) != 0) {
 		if (se.status == 101)
 			return reg_err_set(e, REG_E_NOTFOUND, "unknown route");
@@ -4522,9 +4729,9 @@ dispatch(struct reg *r, struct store *st, const struct reg_actor *who,
 	case REG_OP_ROUTE_LIST:
 		return op_list_kind(st, K_ROUTE, "routes", MSSP_MESH_MAX_ROUTES, out, e);
 	case REG_OP_ROUTE_PUT:
-		return op_route_put(r, st, rq, now_ms, out, e, c);
+		return op_route_put(r, st, who, rq, dual, now_ms, out, e, c);
 	case REG_OP_ROUTE_DELETE:
-		return op_route_delete(st, rq, now_ms, out, e, c);
+		return op_route_delete(st, who, rq, dual, now_ms, out, e, c);
 	case REG_OP_COUNT:
 		break;
 	}
@@ -4555,7 +4762,11 @@ secrets_redact(json_t *j, int depth)
 		return;
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		if (json_object_get(j, keys[i])) {
-			bool set = !json_is_null(json_object_get(j, keys[i]));
+			json_t *sv = json_object_get(j, keys[i]);
+			bool set = !json_is_null(sv);
+			/* wiped: the answer is freed without wiping */
+			if (json_is_string(sv))
+				OPENSSL_cleanse((char *)json_string_value(sv), json_string_length(sv));
 			json_object_del(j, keys[i]);
 			if (set)
 				json_object_set_new(j, flags[i], json_true());
@@ -4772,6 +4983,7 @@ reg_ap_seed(struct reg *r, struct store *st, json_t *ap, int64_t now_ms, struct 
 		rc = ap_create_checked(r, st, &system_actor, &rq, norm, false, now_ms, &out, e,
 				       &c);
 	}
+	ap_secrets_wipe(norm); /* stored by now (out is norm) */
 	json_decref(norm);
 	json_decref(out);
 	return seed_audit(r, "ap.create", &c, rc, now_ms, e);

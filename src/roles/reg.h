@@ -25,6 +25,8 @@
  * failures get their answer codes.
  *
  * JSON ownership (jansson): inputs (`rq_body`, `rq_query`) are borrowed;
+ * ap.create and ap.update wipe the "rest_password" and "api_key" strings
+ * of `rq_body` after use (secrets: do not reuse the body);
  * `*out` is a new reference the caller json_decref()s.
  *
  * Threads: a struct reg is shared by all threads (CA access under an

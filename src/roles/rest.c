@@ -3,7 +3,10 @@
  */
 #include "roles/rest.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include "util/arena.h"
 #include "util/hex.h"
 #include "util/limits.h"
+#include "util/log.h"
 
 /* ---- paths ------------------------------------------------------------- */
 
@@ -128,20 +132,41 @@ oom:
 
 /* ---- state ------------------------------------------------------------- */
 
+/* A key: a kind letter, the client's address (an IPv6 /64), '|' and a
+ * user name or AP_ID. */
+#define REST_ADDR_MAX 64
+#define REST_KEY_MAX (4 + REST_ADDR_MAX + MSSP_STORE_MAX_AP_ID + 1)
+
 struct fail {
-	char f_key[MSSP_STORE_MAX_AP_ID + 8];
-	unsigned f_count;
+	char f_key[REST_KEY_MAX];
+	unsigned f_count;		/* failures in the window               */
+	unsigned f_pending;		/* attempts being verified now          */
 	int64_t f_start_ms;
-	struct fail *f_next;
+	bool f_pinned;			/* an existing AP's total: never evicted */
+	struct fail *f_next;		/* hash chain                           */
+	struct fail *f_newer, *f_older; /* LRU list                             */
+};
+
+/* A bounded table of counters over fixed windows.  When it is full, the
+ * counters whose window is over go first, then the least recently used
+ * one that is not pinned: a new key always gets a counter (a full table
+ * must not let guesses through uncounted); only a table of pinned
+ * counters fails closed. */
+struct ftab {
+	struct fail *t_b[MSSP_REST_FAIL_BUCKETS];
+	struct fail *t_newest, *t_oldest;
+	size_t t_n;
 };
 
 struct rest {
 	char *r_openapi;
 	size_t r_openapi_len;
-	pthread_mutex_t r_lock;
-	struct fail *r_fail[MSSP_REST_FAIL_BUCKETS];
-	size_t r_nfail;
+	pthread_mutex_t r_lock;		/* both tables                      */
+	struct ftab r_fail;		/* failed credentials               */
+	struct ftab r_log;		/* refusals logged (rest_log_refusal) */
 };
+
+static void ftab_clear(struct ftab *t);
 
 struct rest *
 rest_new(const char *openapi_file)
@@ -163,6 +188,8 @@ rest_new(const char *openapi_file)
 		}
 		fclose(f);
 	}
+	if (openapi_file && !r->r_openapi) /* GET /rest/openapi.json: 404 */
+		LOG_EV("rest.openapi_missing", "file", openapi_file);
 	return r;
 }
 
@@ -171,14 +198,8 @@ rest_free(struct rest *r)
 {
 	if (!r)
 		return;
-	for (size_t b = 0; b < MSSP_REST_FAIL_BUCKETS; b++) {
-		struct fail *f = r->r_fail[b];
-		while (f) {
-			struct fail *n = f->f_next;
-			free(f);
-			f = n;
-		}
-	}
+	ftab_clear(&r->r_fail);
+	ftab_clear(&r->r_log);
 	pthread_mutex_destroy(&r->r_lock);
 	free(r->r_openapi);
 	free(r);
@@ -191,7 +212,7 @@ rest_openapi(const struct rest *r, size_t *len)
 	return r ? r->r_openapi : NULL;
 }
 
-/* ---- failure counters (brute-force throttle) ---------------------------- */
+/* ---- counter tables (brute-force throttle, log limiter) ------------------ */
 
 static size_t
 bucket_of(const char *s)
@@ -202,83 +223,253 @@ bucket_of(const char *s)
 	return (size_t)(h % MSSP_REST_FAIL_BUCKETS);
 }
 
-/* Drop the counters whose window is over (lock held). */
 static void
-fail_sweep(struct rest *r, int64_t now_ms)
+lru_unlink(struct ftab *t, struct fail *f)
 {
-	for (size_t b = 0; b < MSSP_REST_FAIL_BUCKETS; b++) {
-		struct fail **pp = &r->r_fail[b];
-		while (*pp) {
-			struct fail *f = *pp;
-			if (now_ms - f->f_start_ms >= MSSP_REST_FAIL_WINDOW_MS) {
-				*pp = f->f_next;
-				free(f);
-				r->r_nfail--;
-			} else {
-				pp = &f->f_next;
-			}
-		}
+	if (f->f_newer)
+		f->f_newer->f_older = f->f_older;
+	else
+		t->t_newest = f->f_older;
+	if (f->f_older)
+		f->f_older->f_newer = f->f_newer;
+	else
+		t->t_oldest = f->f_newer;
+	f->f_newer = f->f_older = NULL;
+}
+
+static void
+lru_front(struct ftab *t, struct fail *f)
+{
+	f->f_older = t->t_newest;
+	f->f_newer = NULL;
+	if (t->t_newest)
+		t->t_newest->f_newer = f;
+	t->t_newest = f;
+	if (!t->t_oldest)
+		t->t_oldest = f;
+}
+
+static void
+ftab_drop(struct ftab *t, struct fail *f)
+{
+	struct fail **pp = &t->t_b[bucket_of(f->f_key)];
+	while (*pp && *pp != f)
+		pp = &(*pp)->f_next;
+	if (*pp)
+		*pp = f->f_next;
+	lru_unlink(t, f);
+	free(f);
+	t->t_n--;
+}
+
+static void
+ftab_clear(struct ftab *t)
+{
+	while (t->t_oldest)
+		ftab_drop(t, t->t_oldest);
+}
+
+/* Drop the counters whose window is over and that have no attempt in
+ * flight (lock held). */
+static void
+ftab_sweep(struct ftab *t, int64_t now_ms)
+{
+	for (struct fail *f = t->t_oldest, *n; f; f = n) {
+		n = f->f_newer;
+		if (now_ms - f->f_start_ms >= MSSP_REST_FAIL_WINDOW_MS && !f->f_pending)
+			ftab_drop(t, f);
 	}
 }
 
-/* The counter of key (lock held); created when `create`; NULL when absent
- * or when the table is full even after a sweep. */
+/* The counter of key (lock held), found or created, made the most recent;
+ * a window that is over starts again.  `keep` (n of them) are not evicted
+ * (the other counters of the same request).  NULL: memory, or a table
+ * full of pinned counters. */
 static struct fail *
-fail_get(struct rest *r, const char *key, int64_t now_ms, bool create)
+ftab_get(struct ftab *t, const char *key, bool pinned, int64_t now_ms,
+	 struct fail *const *keep, size_t nkeep)
 {
-	size_t b = bucket_of(key);
 	struct fail *f;
-	for (f = r->r_fail[b]; f; f = f->f_next)
+	for (f = t->t_b[bucket_of(key)]; f; f = f->f_next)
 		if (strcmp(f->f_key, key) == 0)
 			break;
-	if (f && now_ms - f->f_start_ms >= MSSP_REST_FAIL_WINDOW_MS) {
-		f->f_count = 0;
-		f->f_start_ms = now_ms;
-	}
-	if (f || !create)
+	if (f) {
+		if (now_ms - f->f_start_ms >= MSSP_REST_FAIL_WINDOW_MS) {
+			f->f_count = 0;
+			f->f_start_ms = now_ms;
+		}
+		f->f_pinned |= pinned;
+		lru_unlink(t, f);
+		lru_front(t, f);
 		return f;
-	if (r->r_nfail >= MSSP_REST_FAIL_MAX_ENTRIES) {
-		fail_sweep(r, now_ms);
-		if (r->r_nfail >= MSSP_REST_FAIL_MAX_ENTRIES)
-			return NULL;
 	}
-	if (!(f = calloc(1, sizeof *f)))
+	if (t->t_n >= MSSP_REST_FAIL_MAX_ENTRIES)
+		ftab_sweep(t, now_ms);
+	for (struct fail *v = t->t_oldest; v && t->t_n >= MSSP_REST_FAIL_MAX_ENTRIES;) {
+		struct fail *n = v->f_newer;
+		bool kept = v->f_pinned || v->f_pending;
+		for (size_t i = 0; i < nkeep && !kept; i++)
+			kept = keep[i] == v;
+		if (!kept)
+			ftab_drop(t, v);
+		v = n;
+	}
+	if (t->t_n >= MSSP_REST_FAIL_MAX_ENTRIES || !(f = calloc(1, sizeof *f)))
 		return NULL;
 	snprintf(f->f_key, sizeof f->f_key, "%s", key);
 	f->f_start_ms = now_ms;
-	f->f_next = r->r_fail[b];
-	r->r_fail[b] = f;
-	r->r_nfail++;
+	f->f_pinned = pinned;
+	size_t b = bucket_of(f->f_key);
+	f->f_next = t->t_b[b];
+	t->t_b[b] = f;
+	lru_front(t, f);
+	t->t_n++;
 	return f;
 }
 
-static bool
-throttled(struct rest *r, const char *apkey, const char *ipkey, int64_t now_ms)
+/* Seconds until f's window is over, at least 1. */
+static unsigned
+window_left_s(const struct fail *f, int64_t now_ms)
 {
-	pthread_mutex_lock(&r->r_lock);
-	struct fail *a = fail_get(r, apkey, now_ms, false), *i = fail_get(r, ipkey, now_ms, false);
-	bool t = (a && a->f_count >= MSSP_REST_FAIL_PER_AP) ||
-		 (i && i->f_count >= MSSP_REST_FAIL_PER_ADDR);
-	pthread_mutex_unlock(&r->r_lock);
-	return t;
+	int64_t left = f->f_start_ms + MSSP_REST_FAIL_WINDOW_MS - now_ms;
+	return left <= 1000 ? 1 : (unsigned)((left + 999) / 1000);
 }
 
-/* One failed attempt.  A table full of live counters (a flood from many
- * addresses) fails closed: every failure source is throttled until the
- * window passes, which costs the attacker more than the APs. */
-static bool
-fail_count(struct rest *r, const char *apkey, const char *ipkey, int64_t now_ms)
+/* What one attempt is counted against. */
+#define REST_MAX_KEYS 3
+struct reservation {
+	size_t rv_n;
+	char rv_key[REST_MAX_KEYS][REST_KEY_MAX];
+	unsigned rv_limit[REST_MAX_KEYS];
+	bool rv_pinned[REST_MAX_KEYS];
+	bool rv_held;			/* reserve succeeded: settle it */
+};
+
+/* The key kind ":" a "|" b (b may be ""), cut at REST_KEY_MAX: longer
+ * names cannot exist (rest_user and AP_ID <= MSSP_STORE_MAX_AP_ID). */
+static void
+rv_add(struct reservation *rv, unsigned limit, bool pinned, const char *kind, const char *a,
+       const char *b)
 {
-	bool full = false;
+	size_t i = rv->rv_n++;
+	snprintf(rv->rv_key[i], sizeof rv->rv_key[i], "%s:%s|%s", kind, a, b);
+	rv->rv_limit[i] = limit;
+	rv->rv_pinned[i] = pinned;
+}
+
+/* Check and reserve in one locked step, before the credentials are
+ * verified, so that parallel attempts cannot all pass one check: an
+ * attempt in flight counts against the limit as a failure would.  Not
+ * while a key has no failure at all, though: valid requests in parallel
+ * (an AP's ordinary load, up to a worker per request) must never be
+ * refused, and what an attacker gains is one burst of at most
+ * MSSP_SRV_MAX_WORKERS verifications at the start of a window.  false
+ * (with *retry_s) when a counter is at its limit or none can be made
+ * (fail closed); nothing is then reserved. */
+static bool
+reserve(struct rest *r, struct reservation *rv, int64_t now_ms, unsigned *retry_s)
+{
+	struct fail *f[REST_MAX_KEYS] = {0};
+	bool ok = true;
+	*retry_s = 0;
 	pthread_mutex_lock(&r->r_lock);
-	struct fail *a = fail_get(r, apkey, now_ms, true), *i = fail_get(r, ipkey, now_ms, true);
-	if (a)
-		a->f_count++;
-	if (i)
-		i->f_count++;
-	full = !a || !i;
+	for (size_t i = 0; i < rv->rv_n; i++) {
+		f[i] = ftab_get(&r->r_fail, rv->rv_key[i], rv->rv_pinned[i], now_ms, f, i);
+		if (!f[i]) {
+			ok = false;
+			if (*retry_s < MSSP_REST_FAIL_WINDOW_MS / 1000)
+				*retry_s = MSSP_REST_FAIL_WINDOW_MS / 1000;
+		} else if (f[i]->f_count >= rv->rv_limit[i] ||
+			   (f[i]->f_count > 0 &&
+			    f[i]->f_count + f[i]->f_pending >= rv->rv_limit[i])) {
+			unsigned left = window_left_s(f[i], now_ms);
+			ok = false;
+			if (*retry_s < left)
+				*retry_s = left;
+		}
+	}
+	for (size_t i = 0; ok && i < rv->rv_n; i++)
+		f[i]->f_pending++;
+	rv->rv_held = ok;
 	pthread_mutex_unlock(&r->r_lock);
-	return full;
+	return ok;
+}
+
+/* The verification's outcome: a failure is counted (in the window current
+ * now), a success is not; either way the attempt is no longer in flight.
+ * (A counter with an attempt in flight is never evicted.) */
+static void
+settle(struct rest *r, struct reservation *rv, bool failed, int64_t now_ms)
+{
+	if (!rv->rv_held)
+		return;
+	rv->rv_held = false;
+	pthread_mutex_lock(&r->r_lock);
+	for (size_t i = 0; i < rv->rv_n; i++) {
+		struct fail *f;
+		for (f = r->r_fail.t_b[bucket_of(rv->rv_key[i])]; f; f = f->f_next)
+			if (strcmp(f->f_key, rv->rv_key[i]) == 0)
+				break;
+		if (!f)
+			continue;
+		if (f->f_pending > 0)
+			f->f_pending--;
+		if (failed) {
+			if (now_ms - f->f_start_ms >= MSSP_REST_FAIL_WINDOW_MS) {
+				f->f_count = 0;
+				f->f_start_ms = now_ms;
+			}
+			f->f_count++;
+		}
+	}
+	pthread_mutex_unlock(&r->r_lock);
+}
+
+/* The address a client is counted under: an IPv4 address (also when
+ * IPv4-mapped), or the /64 of an IPv6 address (one host commonly owns a
+ * whole /64, so a per-address count on the full address is no count). */
+static void
+addr_key(const char *ip, char out[REST_ADDR_MAX])
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	char s[INET6_ADDRSTRLEN];
+	if (ip && inet_pton(AF_INET, ip, &a4) == 1 && inet_ntop(AF_INET, &a4, s, sizeof s)) {
+		snprintf(out, REST_ADDR_MAX, "%s", s);
+	} else if (ip && inet_pton(AF_INET6, ip, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6) && inet_ntop(AF_INET, &a6.s6_addr[12], s, sizeof s)) {
+			snprintf(out, REST_ADDR_MAX, "%s", s);
+		} else {
+			memset(&a6.s6_addr[8], 0, 8);
+			if (!inet_ntop(AF_INET6, &a6, s, sizeof s))
+				snprintf(s, sizeof s, "?");
+			snprintf(out, REST_ADDR_MAX, "%s/64", s);
+		}
+	} else {
+		snprintf(out, REST_ADDR_MAX, "%.*s", REST_ADDR_MAX - 1, ip ? ip : "?");
+	}
+}
+
+bool
+rest_log_refusal(struct rest *r, const char *peer_ip, int64_t now_ms, unsigned *count)
+{
+	char a[REST_ADDR_MAX], key[REST_KEY_MAX];
+	bool log = true;
+	addr_key(peer_ip, a);
+	snprintf(key, sizeof key, "l:%s", a);
+	*count = 1;
+	pthread_mutex_lock(&r->r_lock);
+	struct fail *f = ftab_get(&r->r_log, key, false, now_ms, NULL, 0);
+	if (f) {
+		/* the first of a window, then 10, 100, 1000 ... */
+		unsigned c = ++f->f_count, p = 1;
+		while (p < c && p <= UINT_MAX / 10)
+			p *= 10;
+		log = p == c;
+		*count = c;
+	}
+	pthread_mutex_unlock(&r->r_lock);
+	return log;
 }
 
 /* ---- credentials -------------------------------------------------------- */
@@ -419,15 +610,20 @@ is_hex64(const char *s)
 enum rest_auth_result
 rest_authenticate(struct rest *r, const struct conf_aps *aps, unsigned methods,
 		  const struct rest_req *rq, int64_t now_s, unsigned skew_s,
-		  const struct conf_ap **ap)
+		  const struct conf_ap **ap, unsigned *retry_after_s)
 {
 	char dec[MSSP_REST_MAX_AUTH_HEADER], idbuf[MSSP_REST_MAX_AUTH_HEADER];
-	char apkey[sizeof((struct fail *)0)->f_key], ipkey[sizeof apkey];
+	char addr[REST_ADDR_MAX];
+	struct reservation rv = {0};
 	enum rest_auth_result res = REST_AUTH_BAD;
 	const struct conf_ap *found = NULL;
 	const char *a = rq->authorization;
+	unsigned retry = 0;
+	bool ok = false;
 
 	*ap = NULL;
+	if (retry_after_s)
+		*retry_after_s = 0;
 	if (!(methods & (CONF_REST_BASIC | CONF_REST_APIKEY)) || !a ||
 	    strncasecmp(a, "Basic ", 6) != 0)
 		return REST_AUTH_NONE;
@@ -437,13 +633,20 @@ rest_authenticate(struct rest *r, const struct conf_aps *aps, unsigned methods,
 	size_t alen = strlen(a);
 	while (alen && a[alen - 1] == ' ')
 		alen--;
-	snprintf(ipkey, sizeof ipkey, "ip:%s", rq->peer_ip ? rq->peer_ip : "?");
+	addr_key(rq->peer_ip, addr);
 	int64_t now_ms = now_s * 1000;
+	/* The API-key Date window is ours, not [ae] instant_skew_s (which may
+	 * be a day): a captured request replays only within it. */
+	if (skew_s > MSSP_REST_DATE_SKEW_S)
+		skew_s = MSSP_REST_DATE_SKEW_S;
+	/* every failure counts against the client's address */
+	rv_add(&rv, MSSP_REST_FAIL_PER_ADDR, false, "a", addr, "");
 	int n = alen < sizeof dec ? b64_text(a, alen, dec, sizeof dec) : -1;
 	char *colon = n > 0 ? strchr(dec, ':') : NULL;
 	if (!colon) {
-		snprintf(apkey, sizeof apkey, "ap:?");
-		goto fail;
+		if (!reserve(r, &rv, now_ms, &retry))
+			res = REST_AUTH_THROTTLED;
+		goto out;
 	}
 	*colon = 0;
 	const char *user = dec, *secret = colon + 1;
@@ -459,8 +662,11 @@ rest_authenticate(struct rest *r, const struct conf_aps *aps, unsigned methods,
 				found = &aps->aps[i];
 	}
 	if (found) {
-		snprintf(apkey, sizeof apkey, "ap:%s", found->ca_id);
-		if (throttled(r, apkey, ipkey, now_ms)) {
+		/* A >= 32-character key cannot be guessed online: failures are
+		 * counted per (AP, address) only, so that nobody can lock an
+		 * AP out by forging failures under its (public) AP_ID. */
+		rv_add(&rv, MSSP_REST_FAIL_PER_AP_ADDR, false, "k", addr, found->ca_id);
+		if (!reserve(r, &rv, now_ms, &retry)) {
 			res = REST_AUTH_THROTTLED;
 			goto out;
 		}
@@ -471,49 +677,41 @@ rest_authenticate(struct rest *r, const struct conf_aps *aps, unsigned methods,
 		    llabs((long long)(now_s - d)) > (long long)skew_s ||
 		    rest_apikey_mac(found->ca_api_key, rq->date, rq->method, rq->host ? rq->host : "",
 				    rq->path, rq->body, rq->body_len, mac) != 0)
-			goto fail;
+			goto out;
 		for (char *p = (char *)secret; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
-		bool same = CRYPTO_memcmp(mac, secret, 64) == 0;
+		ok = CRYPTO_memcmp(mac, secret, 64) == 0;
 		OPENSSL_cleanse(mac, sizeof mac);
-		if (!same)
-			goto fail;
-		*ap = found;
-		res = REST_AUTH_OK;
 		goto out;
 	}
-	if (!(methods & CONF_REST_BASIC))
-		goto fail_named;
 	/* HTTP Basic: rest_user (default: the AP_ID) and the password */
-	for (size_t i = 0; i < aps->naps && !found; i++) {
+	for (size_t i = 0; (methods & CONF_REST_BASIC) && i < aps->naps && !found; i++) {
 		const struct conf_ap *c = &aps->aps[i];
 		const char *u = c->ca_rest_user ? c->ca_rest_user : c->ca_id;
 		if (c->ca_has_rest_pw && strcmp(u, user) == 0)
 			found = c;
 	}
-fail_named:
-	snprintf(apkey, sizeof apkey, "ap:%.*s", MSSP_STORE_MAX_AP_ID,
-		 found ? found->ca_id : user);
-	if (throttled(r, apkey, ipkey, now_ms)) {
+	/* Per (user name, address) with the small limit, and per user name
+	 * with a much larger one (guessing from many addresses).  The user
+	 * name, not the AP: an unknown name is counted exactly alike (the
+	 * answers do not tell which names exist); an existing AP's total is
+	 * pinned so that a flood of other keys cannot evict it. */
+	rv_add(&rv, MSSP_REST_FAIL_PER_AP_ADDR, false, "u", addr, user);
+	rv_add(&rv, MSSP_REST_FAIL_PER_USER, found != NULL, "U", "", user);
+	if (!reserve(r, &rv, now_ms, &retry)) {
 		res = REST_AUTH_THROTTLED;
 		goto out;
 	}
-	if (!(methods & CONF_REST_BASIC) || slen > MSSP_REST_MAX_SECRET ||
-	    !password_ok(found, secret, slen))
-		goto fail;
-	*ap = found;
-	res = REST_AUTH_OK;
-	goto out;
-fail:
-	if (throttled(r, apkey, ipkey, now_ms)) {
-		res = REST_AUTH_THROTTLED;
-		goto out;
-	}
-	if (fail_count(r, apkey, ipkey, now_ms))
-		res = REST_AUTH_THROTTLED;
-	else
-		res = REST_AUTH_BAD;
+	ok = (methods & CONF_REST_BASIC) && slen <= MSSP_REST_MAX_SECRET &&
+	     password_ok(found, secret, slen);
 out:
+	settle(r, &rv, !ok, now_ms);
+	if (ok) {
+		*ap = found;
+		res = REST_AUTH_OK;
+	} else if (res == REST_AUTH_THROTTLED && retry_after_s) {
+		*retry_after_s = retry;
+	}
 	OPENSSL_cleanse(dec, sizeof dec);
 	OPENSSL_cleanse(idbuf, sizeof idbuf);
 	return res;

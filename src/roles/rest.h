@@ -13,7 +13,7 @@
  *
  * Mutual TLS stays in ae.c (conf_ap_by_fp); ae.c decides how the methods
  * combine ([ae] rest_auth).  Thread safety: a struct rest is shared by
- * every server worker; its failure counters have their own lock.
+ * every server worker; its counters have their own lock.
  */
 #ifndef MSSP_ROLES_REST_H
 #define MSSP_ROLES_REST_H
@@ -82,12 +82,30 @@ struct rest_req {
 
 /* Authenticate by HTTP credentials with the methods in `methods` (enum
  * conf_rest_auth bits; CONF_REST_CERT is ignored here).  The Date of an
- * API-key request must be within skew_s of now_s.  Secrets compared in
- * constant time, never logged. */
+ * API-key request must be within min(skew_s, MSSP_REST_DATE_SKEW_S) of
+ * now_s.  Secrets compared in constant time, never logged.
+ *
+ * Throttle: each attempt is checked and reserved in one locked step before
+ * the credentials are verified (an attempt in flight counts against a
+ * limit once the key has a failure), and counted as a failure after, against
+ * the client's address (IPv6: its /64; IPv4-mapped: the IPv4 address),
+ * MSSP_REST_FAIL_PER_ADDR; an API key against (AP, address),
+ * MSSP_REST_FAIL_PER_AP_ADDR; a Basic user name against (name, address),
+ * MSSP_REST_FAIL_PER_AP_ADDR, and against the name alone,
+ * MSSP_REST_FAIL_PER_USER.  A counter at its limit: REST_AUTH_THROTTLED,
+ * nothing checked, and *retry_after_s (may be NULL) = the seconds left in
+ * its window. */
 enum rest_auth_result rest_authenticate(struct rest *r, const struct conf_aps *aps,
 					unsigned methods, const struct rest_req *rq,
 					int64_t now_s, unsigned skew_s,
-					const struct conf_ap **ap);
+					const struct conf_ap **ap, unsigned *retry_after_s);
+
+/* Should a refused REST request from peer_ip be logged?  true for the
+ * first refusal of the address (IPv6: its /64) in a window of
+ * MSSP_REST_FAIL_WINDOW_MS, then at the 10th, 100th, 1000th ...; *count
+ * is the refusals in the window so far.  Bounds the log an attacker can
+ * write. */
+bool rest_log_refusal(struct rest *r, const char *peer_ip, int64_t now_ms, unsigned *count);
 
 /* The stored form of a Basic password: hex(salt) ":" hex(SHA-256(salt ||
  * password)) with a fresh random salt, into out (2*SALT+1+2*HASH+1 bytes).

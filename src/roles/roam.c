@@ -358,6 +358,11 @@ roam_check_inbound(const struct roam *r, const struct mss_msg *m,
 		*why = "HomeMSSP missing";
 		return 703;
 	}
+	if (!answer && strcmp(h->home_mssp, r->r_self) != 0) {
+		/* each hop names the MSSP it sends to: not us, not ours */
+		*why = "Routed to another MSSP";
+		return 780;
+	}
 	return 0;
 }
 
@@ -398,6 +403,7 @@ call_finish(struct call *c, int status, const char *detail, struct mss_msg *msg)
 	memset(&ans, 0, sizeof ans);
 	ans.ra_status = status;
 	ans.ra_msg = msg;
+	ans.ra_shutdown = atomic_load(&c->c_roam->r_stopped);
 	snprintf(ans.ra_detail, sizeof ans.ra_detail, "%s", detail ? detail : "");
 	if (status == 0)
 		metric_inc(c->c_roam->m_sent);
@@ -428,6 +434,14 @@ fault_status(const struct mss_fault_msg *f)
 	return MESH_NS_STATUS;
 }
 
+/* One more failure in a row; enough of them open the circuit. */
+static void
+link_failed(struct peer_link *l)
+{
+	if (l && ++l->pl_fails >= MSSP_MESH_BREAKER_FAILS)
+		l->pl_open_until = loop_now_ms() + MSSP_MESH_BREAKER_OPEN_MS;
+}
+
 static void
 call_http_done(void *arg, int http_status, const uint8_t *body, size_t len, const char *err)
 {
@@ -435,10 +449,14 @@ call_http_done(void *arg, int http_status, const uint8_t *body, size_t len, cons
 	struct peer_link *l = c->c_link;
 	if (l && l->pl_inflight)
 		l->pl_inflight--;
+	if (atomic_load(&c->c_roam->r_stopped)) {
+		/* cut by our own stop: says nothing about the peer */
+		call_finish(c, MESH_NS_STATUS, "Node stopping", NULL);
+		return;
+	}
 	if (http_status == 0 || (http_status != 200 && http_status != 500)) {
 		/* a transport failure or an answer that is not TS 102 204's */
-		if (l && ++l->pl_fails >= MSSP_MESH_BREAKER_FAILS)
-			l->pl_open_until = loop_now_ms() + MSSP_MESH_BREAKER_OPEN_MS;
+		link_failed(l);
 		char code[16];
 		snprintf(code, sizeof code, "%d", http_status);
 		LOG_EV("mesh.call_failed", "peer", c->c_id, "http", code, "why",
@@ -450,29 +468,34 @@ call_http_done(void *arg, int http_status, const uint8_t *body, size_t len, cons
 			    NULL);
 		return;
 	}
-	if (l)
-		l->pl_fails = 0;
 	struct mss_err e;
 	memset(&e, 0, sizeof e);
 	struct mss_msg *m = mss_soap_decode((const char *)body, len, MSS_SOAP_ROAMING, &e);
 	if (!m) {
+		/* garbage counts as a failure: such a peer's circuit opens */
+		link_failed(l);
 		LOG_EV("mesh.bad_answer", "peer", c->c_id, "detail", e.detail);
 		call_finish(c, MESH_NS_STATUS, "Peer MSSP answer not understood", NULL);
 		return;
 	}
 	if (m->type == MSS_FAULT) {
 		int st = fault_status(m->u.fault);
+		if (l)
+			l->pl_fails = 0; /* a peer that answers is up */
 		mss_msg_free(m);
 		call_finish(c, st, st == MESH_NS_STATUS ? "Peer MSSP fault" : mss_status_name(st),
 			    NULL);
 		return;
 	}
 	if (m->type != c->c_want || http_status != 200) {
+		link_failed(l);
 		mss_msg_free(m);
 		LOG_EV("mesh.bad_answer", "peer", c->c_id, "detail", "unexpected message");
 		call_finish(c, MESH_NS_STATUS, "Peer MSSP answer not understood", NULL);
 		return;
 	}
+	if (l)
+		l->pl_fails = 0;
 	call_finish(c, 0, NULL, m);
 }
 
@@ -485,7 +508,17 @@ link_find(struct roam *r, struct call *c)
 		    memcmp(l->pl_fps, c->c_fps, sizeof l->pl_fps) == 0)
 			return l;
 	/* a changed peer record gets a fresh client (its CA or pins moved);
-	 * the old one stays until the node stops (calls may be in flight) */
+	 * an old one of the same peer goes when nothing is in flight on it
+	 * (else at the node's stop) */
+	for (struct peer_link **pp = &r->r_links; *pp;) {
+		struct peer_link *o = *pp;
+		if (strcmp(o->pl_id, c->c_id) == 0 && o->pl_inflight == 0) {
+			*pp = o->pl_next;
+			link_free(o);
+		} else {
+			pp = &o->pl_next;
+		}
+	}
 	struct peer_link *l = calloc(1, sizeof *l);
 	if (!l)
 		return NULL;
@@ -555,6 +588,7 @@ call_start_on_loop(void *arg)
 		.hr_body = c->c_body,
 		.hr_body_len = c->c_len,
 		.hr_timeout_ms = c->c_timeout_ms,
+		.hr_connect_timeout_ms = MSSP_MESH_CONNECT_TIMEOUT_MS,
 	};
 	c->c_link = l;
 	l->pl_inflight++;

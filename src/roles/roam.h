@@ -89,6 +89,11 @@ struct roam_answer {
 					 * give (a peer fault's code, or 780) */
 	char ra_detail[128];		/* short printable text             */
 	struct mss_msg *ra_msg;		/* owned by the callback (free it)  */
+	bool ra_shutdown;		/* the node is stopping: the call was
+					 * cut (or never left), nothing is
+					 * known about the peer's side; the
+					 * caller leaves its transaction for
+					 * recovery (ra_status is 780)       */
 };
 typedef void (*roam_done_fn)(void *arg, struct roam_answer *ans);
 

@@ -565,9 +565,17 @@
 #define MSSP_REST_FAIL_BUCKETS       256    /* failure counters (hash table)  */
 #define MSSP_REST_FAIL_MAX_ENTRIES   4096   /* counters kept; the oldest go   */
 #define MSSP_REST_FAIL_WINDOW_MS     60000  /* failures counted over this     */
-#define MSSP_REST_FAIL_PER_AP        10     /* failed attempts per AP (user
-                                             * name) and window: then 429     */
+#define MSSP_REST_FAIL_PER_AP_ADDR   10     /* failed attempts per (AP or user
+                                             * name, address) and window      */
+#define MSSP_REST_FAIL_PER_USER      200    /* failed Basic attempts per user
+                                             * name and window, any address   */
 #define MSSP_REST_FAIL_PER_ADDR      20     /* failed attempts per client
-                                             * address and window: then 429   */
+                                             * address (IPv6: its /64) and
+                                             * window: then 429               */
+#define MSSP_REST_SCRUB_BATCH        64     /* expired approvals freed of an
+                                             * API key per decision (reg.c)   */
+#define MSSP_REST_DATE_SKEW_S        300    /* API-key Date: at most this far
+                                             * from our clock (and at most
+                                             * [ae] instant_skew_s)           */
 
 #endif

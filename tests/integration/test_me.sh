@@ -172,17 +172,24 @@ out=$(ctl admin route put +35848 --peer http://nobody.test/ 2>&1)
 check "a route to an unknown peer: refused (409)" grep -q "HTTP 409" <<<"$out"
 out=$(ctl admin route put 35848 --peer $PEER 2>&1)
 check "a malformed prefix: refused (400)" grep -q "HTTP 400" <<<"$out"
-check "msspctl route put +35848 --peer B" quiet ctl admin route put +35848 --peer $PEER
-check "msspctl route put +358481234567 --exact" \
-  quiet ctl admin route put +358481234567 --peer $PEER --exact
+# routes are under dual control (a route decides who prompts our users)
+route2() { local out appr
+  out=$(ctl admin route "$@" 2>&1) || return 1
+  appr=$(sed -n 's/.*approval approve \(A[0-9a-f]*\).*/\1/p' <<<"$out")
+  [ -n "$appr" ] && quiet ctl admin2 approval approve "$appr"; }
+out=$(ctl admin route put +35848 --peer $PEER 2>&1)
+check "msspctl route put: pending a second administrator" grep -q "^pending: " <<<"$out"
+appr=$(sed -n 's/.*approval approve \(A[0-9a-f]*\).*/\1/p' <<<"$out")
+check "msspctl route put +35848 --peer B (approved by admin2)" quiet ctl admin2 approval approve "$appr"
+check "msspctl route put +358481234567 --exact" route2 put +358481234567 --peer $PEER --exact
 check "a route to ourselves (local inside B's prefix)" \
-  quiet ctl admin route put +3584812 --peer http://openmssp.local/
+  route2 put +3584812 --peer http://openmssp.local/
 out=$(ctl auditor route list 2>&1)
 check "msspctl route list: the three routes" \
   bash -c 'grep -q "^prefix \|  prefix\|prefix" <<<"$1" && [ "$(grep -c "+3584" <<<"$1")" -ge 3 ]' _ "$out"
 out=$(ctl admin peer delete $PEER 2>&1)
 check "deleting a peer that routes name: refused (409)" grep -q "HTTP 409" <<<"$out"
-for r in +35848 +358481234567 +3584812; do quiet ctl admin route delete $r; done
+for r in +35848 +358481234567 +3584812; do route2 delete $r; done
 out=$(ctl auditor --json route list 2>&1)
 check "the routes deleted" grep -q '"routes": \[\]' <<<"$out"
 out=$(ctl admin peer delete $PEER 2>&1)

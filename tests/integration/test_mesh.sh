@@ -120,11 +120,15 @@ peer_add() {
     echo "# $x: approval of peer ${ID[$p]}: $out"; return 1; }
   out=$(ctl "$x" auditor peer get "${ID[$p]}" 2>&1) || { echo "# $x: peer get: $out"; return 1; }
 }
-route_add() {
-  local x=$1 prefix=$2 p=$3 out
+route_add() { # routes are under dual control as peers are
+  local x=$1 prefix=$2 p=$3 out appr
   shift 3
   out=$(ctl "$x" admin route put "$prefix" --peer "${ID[$p]}" "$@" 2>&1) || {
     echo "# $x: route put $prefix: $out"; return 1; }
+  appr=$(sed -n 's/.*approval approve \([^) ]*\)).*/\1/p' <<<"$out")
+  [ -n "$appr" ] || { echo "# $x: route put $prefix not pending: $out"; return 1; }
+  out=$(ctl "$x" admin2 approval approve "$appr" 2>&1) || {
+    echo "# $x: approval of route $prefix: $out"; return 1; }
 }
 check "A: peer B (profile map $MAP_LOCAL=$MAP_PEER), dual control" \
   peer_add a b --map "$MAP_LOCAL=$MAP_PEER"
@@ -414,6 +418,56 @@ for _ in $(seq 1 20); do   # C1's old prompt may hold the key a moment (A-22)
   sleep 0.5
 done
 check "after C's restart its users sign through A again" grep -q "signature verified" <<<"$res"
+
+# ---- 9. the AP's MSSP stops or crashes mid-request (F-01, mesh.md "Restart") ---------------
+phase "9. A stops (SIGTERM) and crashes (kill -9) while B's user is deciding"
+wait_state() { # NODE MSISDN STATE: a transaction of MSISDN in STATE at NODE within 5 s
+  local n
+  for _ in $(seq 1 50); do
+    n=$(sqlx "$1" "SELECT count(*) FROM tx WHERE msisdn='$2' AND state='$3'" 2>/dev/null)
+    [ "${n:-0}" -ge 1 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+status_until() { # TRANS_ID: poll the AP's status query at A until a final answer
+  local r
+  for _ in $(seq 1 40); do
+    r=$(apx b status --trans-id "$1" --dtbs "$2" 2>&1)
+    grep -q "status 504" <<<"$r" || break
+    sleep 0.5
+  done
+  printf '%s' "$r"
+}
+# (a) graceful stop of A with a forwarded asynchronous request
+kill -STOP "${PH[b]}"
+out=$(apx b sign --msisdn $B1 --mode async --timeout 60 --dtbs "A stops" --no-wait 2>&1)
+t9=$(tid_of "$out")
+check "asynchronous request for $B1 accepted by A ($t9)" test -n "$t9"
+check "... and open at B" wait_state b $B1 PROMPT_SENT
+kill "${MP[a]}"; wait "${MP[a]}" 2>/dev/null
+st=$(sqla "SELECT state || ' ' || peer_trans_id FROM tx WHERE mssp_trans_id='$t9'")
+check "SIGTERM of A leaves the roamed transaction open for recovery ($st)" \
+  bash -c '[[ "$1" == "PROMPT_SENT T"* ]]' _ "$st"
+check "A restarted" start_node a 1
+kill -CONT "${PH[b]}"
+res=$(status_until "$t9" "A stops")
+check "after A's restart the user's signature arrives (B's notification): 500, verified" \
+  bash -c 'grep -q "status 500" <<<"$1" && grep -q "signature verified" <<<"$1"' _ "$res"
+# (b) A killed with -9 while a synchronous forward waits at B
+kill -STOP "${PH[b]}"
+( apx b sign --msisdn $B1 --mode synch --timeout 60 --dtbs "A crashes" >"$WORK/crash.out" 2>&1 ) &
+cbg=$!
+check "synchronous request for $B1 open at B" wait_state b $B1 PROMPT_SENT
+t10=$(sqla "SELECT mssp_trans_id FROM tx WHERE msisdn='$B1' AND state='PROMPT_SENT'")
+kill -9 "${MP[a]}"; wait "${MP[a]}" 2>/dev/null; wait "$cbg" 2>/dev/null
+check "A restarted after kill -9" start_node a 2
+kill -CONT "${PH[b]}"
+res=$(status_until "$t10" "A crashes")
+check "recovery forwards it again, B answers the same transaction: 500, verified" \
+  bash -c 'grep -q "status 500" <<<"$1" && grep -q "signature verified" <<<"$1"' _ "$res"
+n=$(sqlx b "SELECT count(*) FROM tx WHERE ap_id='mesh:${ID[a]}' AND ap_trans_id='$t10'")
+check "... one transaction at B for it (the re-forward was a replay)" test "$n" = 1
 
 # ---- 8. no second prompt: one PROMPT at B per roamed transaction ------------------------
 phase "8. no second prompt: one PROMPT at B per roamed transaction"

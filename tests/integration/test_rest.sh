@@ -2,7 +2,8 @@
 # The REST gateway end to end (issue 6, docs/internals/rest.md): msspd +
 # mss-phone --demo; HTTP Basic and the HMAC API key without a client
 # certificate, refusals (no credentials, wrong key, stale Date, tampered
-# body, throttling, certificate and credentials of two APs), per-operation
+# body, throttling with Retry-After, a rate-limited refusal log, certificate
+# and credentials of two APs, a duplicate Basic user name), per-operation
 # paths, laverca-rest's minimal body and the Swisscom JSON body, answers in
 # the samples' exact compact shape, the OpenAPI document, mss-ap's REST
 # options, and SOAP/JSON parity over the bad-input corpus (J-10).
@@ -59,6 +60,10 @@ check "... listing /rest/service/sign" grep -q '"/rest/service/sign"' <<<"$out"
 curl -sS --max-time 30 --cacert "$DIR/demo/tls-ca.crt" -o "$WORK/oapi.json" "$U/rest/openapi.json"
 cmp -s "$WORK/oapi.json" web/rest-openapi.json &&
   ok "the served document is web/rest-openapi.json" || nok "served document differs"
+hdr=$(curl -sS --max-time 30 --cacert "$DIR/demo/tls-ca.crt" -D - -o /dev/null -X POST \
+  -H 'Content-Type: application/json' --data-binary '{}' "$U/rest/openapi.json")
+check "POST /rest/openapi.json: 405" grep -q '^HTTP/1.1 405' <<<"$hdr"
+check "... with Allow: GET" grep -qi '^Allow: GET' <<<"$hdr"
 
 # ---- no credentials --------------------------------------------------------------------
 hdr=$(curl -sS --max-time 30 --cacert "$DIR/demo/tls-ca.crt" -D - -o /dev/null -X POST \
@@ -191,8 +196,19 @@ check "mss-ap --basic-file env --rest-path: signed" grep -q "signature verified"
 out=$(ap sign --msisdn +35847000001 --api-key "$APID:$DIR/demo/rest-api-key" --rest-path \
   --mode async --poll-ms 200 2>&1)
 check "mss-ap --api-key --rest-path async + status: signed" grep -q "signature verified" <<<"$out"
-out=$(ap profile --msisdn +35847000001 --basic "$BASIC" --rest-path 2>&1)
-check "mss-ap --basic profile" grep -q "mss:demo:sign:loa3:app" <<<"$out"
+out=$(MSS_AP_BASIC=$BASIC ap profile --msisdn +35847000001 --basic-file env --rest-path 2>&1)
+check "mss-ap --basic-file env profile" grep -q "mss:demo:sign:loa3:app" <<<"$out"
+# a password on the command line (ps, shell history) is not offered
+ap profile --msisdn +35847000001 --basic "$BASIC" >"$WORK/basic.out" 2>&1
+check "mss-ap --basic USER:PASSWORD: refused (exit 2)" test $? = 2
+check "... without echoing the password" bash -c "! grep -qF -- '$(cut -d: -f2 <<<"$BASIC")' '$WORK/basic.out'"
+head -c 300 /dev/zero | tr '\0' k >"$WORK/long-key"
+ap profile --msisdn +35847000001 --api-key "$APID:$WORK/long-key" >"$WORK/long.out" 2>&1
+check "mss-ap: a key file over 256 characters is refused, not cut" \
+  bash -c "test $? = 2 && grep -q 'longer than' '$WORK/long.out'"
+# ME: a Basic user name names one AP
+out=$(me_api admin POST /aps "{\"id\":\"http://dup.user/\",\"cert_sha256\":[],\"profiles\":[\"*\"],\"rest_user\":\"demo-ap\",\"rest_password\":\"$PW2\"}")
+check "ME: an AP with another AP's rest_user: 409" grep -q '^HTTP 409' <<<"$out"
 
 # ---- SOAP/JSON parity over the corpus (J-10): same code, same detail ----------------------------
 n=0
@@ -225,6 +241,14 @@ done
 check "the 11th failed attempt for one AP: 429" grep -q '^HTTP 429' "$WORK/bf.11"
 out=$(jpost /rest/service "$LAVERCA" -u "$BASIC")
 check "... then even the right password: 429 (not checked)" grep -q '^HTTP 429' <<<"$out"
+hdr=$(curl -sS --max-time 30 --cacert "$DIR/demo/tls-ca.crt" -D - -o /dev/null -X POST \
+  -H 'Content-Type: application/json' --data-binary "$LAVERCA" -u "$BASIC" "$U/rest/service")
+ra=$(sed -n 's/^Retry-After: *\([0-9]*\).*/\1/ip' <<<"$hdr")
+check "... Retry-After: the rest of the 60 s window (got '$ra')" \
+  bash -c "[ -n '$ra' ] && [ '$ra' -gt 1 ] && [ '$ra' -le 60 ]"
+nlog=$(grep -c 'ae.rest_auth_refused' "$WORK/msspd.log")
+check "refusals are logged rate-limited: $nlog lines for 14+ refusals" \
+  bash -c "[ '$nlog' -ge 1 ] && [ '$nlog' -le 4 ]"
 check "failed credentials are logged without the secret" \
   bash -c "grep -q ae.rest_auth_refused '$WORK/msspd.log' && ! grep -q 'guess-number' '$WORK/msspd.log' && ! grep -q '$KEY' '$WORK/msspd.log'"
 

@@ -190,10 +190,11 @@ test_peer_id(void **state)
 	peer_bad("id", "42");
 	peer_bad("id", "\"mesh:http://x/\"");
 	peer_bad("id", "\"MESH:x\"");
-	/* "urn:" and 1020 letters: exactly MSSP_STORE_MAX_AP_ID bytes */
-	snprintf(big, sizeof big, "\"urn:%0*d\"", MSSP_STORE_MAX_AP_ID - 4, 0);
+	/* "urn:" and 1015 letters: exactly MSSP_STORE_MAX_AP_ID - 5 bytes
+	 * (a peer is the pseudo-AP "mesh:" + its id) */
+	snprintf(big, sizeof big, "\"urn:%0*d\"", MSSP_STORE_MAX_AP_ID - 9, 0);
 	peer_good("id", big);
-	snprintf(big, sizeof big, "\"urn:%0*d\"", MSSP_STORE_MAX_AP_ID - 3, 0);
+	snprintf(big, sizeof big, "\"urn:%0*d\"", MSSP_STORE_MAX_AP_ID - 8, 0);
 	peer_bad("id", big); /* one more */
 	peer_good("id", "\"urn:oid:1.2.3\"");
 }
@@ -694,6 +695,16 @@ approve(struct fx *f, json_t *pending)
 	json_decref(pending);
 }
 
+/* A route change: dual control, approved by the other admin. */
+static void
+route_dual(struct fx *f, enum reg_op op, const char *arg, json_t *body)
+{
+	json_t *o = NULL;
+
+	assert_int_equal(rcall(f, &A_ADMIN, op, arg, body, &o), REG_PENDING);
+	approve(f, o);
+}
+
 /* Lines of the audit log with this action and outcome. */
 static int
 audit_has(struct fx *f, const char *action, const char *outcome)
@@ -801,16 +812,11 @@ test_reg_peers(void **state)
 			      J("{\"peer\":\"" PB "\"}"), NULL), 400);
 	expect_fail(&f, rcall(&f, &A_ADMIN, REG_OP_ROUTE_PUT, "+35848",
 			      J("{\"prefix\":\"+35849\",\"peer\":\"" PB "\"}"), NULL), 400);
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_PUT, "+35848",
-			       J("{\"peer\":\"" PB "\"}"), NULL), REG_CREATED);
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_PUT, NULL,
-			       J("{\"prefix\":\"+3584812\",\"peer\":\"" SELF "\"}"), NULL),
-			 REG_CREATED);
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_PUT, "+358481234567",
-			       J("{\"peer\":\"" PB "\",\"exact\":true}"), NULL), REG_CREATED);
+	route_dual(&f, REG_OP_ROUTE_PUT, "+35848", J("{\"peer\":\"" PB "\"}"));
+	route_dual(&f, REG_OP_ROUTE_PUT, NULL, J("{\"prefix\":\"+3584812\",\"peer\":\"" SELF "\"}"));
+	route_dual(&f, REG_OP_ROUTE_PUT, "+358481234567", J("{\"peer\":\"" PB "\",\"exact\":true}"));
 	/* a put of an existing prefix replaces it */
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_PUT, "+35848",
-			       J("{\"peer\":\"" PB "\"}"), NULL), 0);
+	route_dual(&f, REG_OP_ROUTE_PUT, "+35848", J("{\"peer\":\"" PB "\"}"));
 	assert_int_equal(audit_has(&f, "route.put", "ok"), 4);
 	assert_int_equal(rcall(&f, &A_AUD, REG_OP_ROUTE_LIST, NULL, NULL, &o), 0);
 	assert_int_equal(json_array_size(json_object_get(o, "routes")), 3);
@@ -828,20 +834,19 @@ test_reg_peers(void **state)
 
 	/* a peer that routes name cannot go */
 	expect_fail(&f, rcall(&f, &A_ADMIN, REG_OP_PEER_DELETE, PB, NULL, NULL), 409);
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_DELETE, "+35848", NULL, NULL), 0);
+	route_dual(&f, REG_OP_ROUTE_DELETE, "+35848", NULL);
 	expect_fail(&f, rcall(&f, &A_ADMIN, REG_OP_ROUTE_DELETE, "+35848", NULL, NULL), 404);
 	expect_fail(&f, rcall(&f, &A_ADMIN, REG_OP_PEER_DELETE, PB, NULL, NULL), 409);
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_DELETE, "+358481234567", NULL, NULL), 0);
+	route_dual(&f, REG_OP_ROUTE_DELETE, "+358481234567", NULL);
 	/* a self route does not hold a peer */
 	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_PEER_DELETE, PB, NULL, &o), REG_PENDING);
 	/* a route written while the delete waits for approval: the delete
 	 * is refused when it runs */
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_PUT, "+4420",
-			       J("{\"peer\":\"" PB "\"}"), NULL), REG_CREATED);
+	route_dual(&f, REG_OP_ROUTE_PUT, "+4420", J("{\"peer\":\"" PB "\"}"));
 	const char *aid = json_string_value(json_object_get(o, "approval"));
 	expect_fail(&f, rcall(&f, &A_ADMIN2, REG_OP_APPROVAL_APPROVE, aid, NULL, NULL), 409);
 	json_decref(o);
-	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_ROUTE_DELETE, "+4420", NULL, NULL), 0);
+	route_dual(&f, REG_OP_ROUTE_DELETE, "+4420", NULL);
 	assert_int_equal(rcall(&f, &A_ADMIN, REG_OP_PEER_DELETE, PB, NULL, &o), REG_PENDING);
 	approve(&f, o);
 	expect_fail(&f, rcall(&f, &A_ADMIN, REG_OP_PEER_GET, PB, NULL, NULL), 404);

@@ -1936,6 +1936,147 @@ test_dual_scope(void **state)
 	assert_int_equal(call(f, &A_SYS, REG_OP_REGPROF_PUT, "p1", NULL, rp, NULL, NULL), 0);
 }
 
+/* REST (rest.md): a Basic user name names one AP: neither another AP's
+ * rest_user nor another AP's id (the default user name). */
+#define RPW "a-long-rest-password-0123456789"
+#define RKEY "an-api-key-of-more-than-32-characters-0123456789"
+
+static void
+test_ap_rest_user_unique(void **state)
+{
+	struct fx *f = *state;
+	json_t *o;
+
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL,
+			      "{\"id\":\"shop\",\"cert_sha256\":[],\"profiles\":[\"*\"],"
+			      "\"rest_user\":\"shop-user\",\"rest_password\":\"" RPW "\"}",
+			      NULL, NULL),
+			 REG_CREATED);
+	/* another AP's rest_user */
+	expect_fail(f, call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL,
+			    "{\"id\":\"other\",\"cert_sha256\":[],\"profiles\":[\"*\"],"
+			    "\"rest_user\":\"shop-user\",\"rest_password\":\"" RPW "\"}",
+			    NULL, NULL),
+		    409);
+	/* another AP's id (its default user name) */
+	expect_fail(f, call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL,
+			    "{\"id\":\"other\",\"cert_sha256\":[],\"profiles\":[\"*\"],"
+			    "\"rest_user\":\"shop\",\"rest_password\":\"" RPW "\"}",
+			    NULL, NULL),
+		    409);
+	/* an AP whose id is another AP's rest_user */
+	expect_fail(f, call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL,
+			    "{\"id\":\"shop-user\",\"cert_sha256\":[],\"profiles\":[\"*\"],"
+			    "\"rest_password\":\"" RPW "\"}",
+			    NULL, NULL),
+		    409);
+	/* refused at once, also when dual control would apply */
+	expect_fail(f, call(f, &A_ADMIN, REG_OP_AP_CREATE, NULL, NULL,
+			    "{\"id\":\"other\",\"cert_sha256\":[],\"profiles\":[\"*\"],"
+			    "\"rest_user\":\"shop-user\",\"rest_password\":\"" RPW "\"}",
+			    NULL, NULL),
+		    409);
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_CREATE, NULL, NULL,
+			      "{\"id\":\"other\",\"cert_sha256\":[],\"profiles\":[\"*\"],"
+			      "\"rest_user\":\"other-user\",\"rest_password\":\"" RPW "\"}",
+			      NULL, NULL),
+			 REG_CREATED);
+	/* an update to a taken name */
+	expect_fail(f, call(f, &A_SYS, REG_OP_AP_UPDATE, "other", NULL,
+			    "{\"rest_user\":\"shop-user\"}", NULL, NULL),
+		    409);
+	expect_fail(f, call(f, &A_SYS, REG_OP_AP_UPDATE, "other", NULL, "{\"rest_user\":\"shop\"}",
+			    NULL, NULL),
+		    409);
+	/* unrelated updates of an AP are not concerned */
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_UPDATE, "other", NULL, "{\"rate\":3}", NULL, NULL),
+			 0);
+	/* a GET answer sent back: its secret flags are accepted and ignored */
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_GET, "other", NULL, NULL, NULL, &o), 0);
+	assert_true(json_is_true(json_object_get(o, "rest_password_set")));
+	json_object_set_new(o, "api_key_set", json_true());
+	json_object_set_new(o, "name", json_string("Other shop"));
+	char *txt = json_dumps(o, 0);
+	json_decref(o);
+	assert_non_null(txt);
+	assert_int_equal(call(f, &A_SYS, REG_OP_AP_UPDATE, "other", NULL, txt, NULL, &o), 0);
+	free(txt);
+	assert_string_equal(jstr(o, "name"), "Other shop");
+	assert_true(json_is_true(json_object_get(o, "rest_password_set")));
+	assert_null(json_object_get(o, "api_key_set")); /* no key was set */
+	json_decref(o);
+}
+
+/* The raw stored approval `id` holds `needle`? */
+static bool
+approval_holds(struct fx *f, const char *id, const char *needle)
+{
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	bool has;
+
+	assert_int_equal(store_rec_get(f->st, "approval", id, &rec, &se), 0);
+	has = strstr(rec.sr_body, needle) != NULL;
+	store_rec_clear(&rec);
+	return has;
+}
+
+/* An API key asked for through dual control is kept only while pending:
+ * approved, rejected or expired, the approval record loses it. */
+static void
+test_ap_rest_approval_key(void **state)
+{
+	struct fx *f = *state;
+	char id[3][64];
+	json_t *o;
+
+	static const char *const bodies[3] = {
+		"{\"id\":\"k1\",\"cert_sha256\":[],\"profiles\":[\"*\"],\"api_key\":\"" RKEY "-1\"}",
+		"{\"id\":\"k2\",\"cert_sha256\":[],\"profiles\":[\"*\"],\"api_key\":\"" RKEY "-2\"}",
+		"{\"id\":\"k3\",\"cert_sha256\":[],\"profiles\":[\"*\"],\"api_key\":\"" RKEY "-3\"}",
+	};
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(call(f, &A_ADMIN, REG_OP_AP_CREATE, NULL, NULL, bodies[i], NULL, &o),
+				 REG_PENDING);
+		snprintf(id[i], sizeof id[i], "%s", jstr(o, "approval"));
+		json_decref(o);
+		assert_true(approval_holds(f, id[i], RKEY));
+	}
+	/* approved: the AP has its key, the approval no longer */
+	assert_int_equal(call(f, &A_ADMIN2, REG_OP_APPROVAL_APPROVE, id[0], NULL, NULL, NULL, &o),
+			 REG_CREATED);
+	json_decref(o);
+	assert_false(approval_holds(f, id[0], RKEY));
+	assert_true(approval_holds(f, id[0], "api_key_set"));
+	struct store_rec rec = {0};
+	struct store_err se = {0};
+	assert_int_equal(store_rec_get(f->st, "ap", "k1", &rec, &se), 0);
+	assert_non_null(strstr(rec.sr_body, RKEY "-1"));
+	store_rec_clear(&rec);
+	/* rejected */
+	assert_int_equal(call(f, &A_ADMIN2, REG_OP_APPROVAL_REJECT, id[1], NULL, NULL, NULL, NULL), 0);
+	assert_false(approval_holds(f, id[1], RKEY));
+	/* expired, nobody decides on it: the next decision on another
+	 * approval sweeps it */
+	f->now += (int64_t)MSSP_ME_APPROVAL_TTL_S * 1000 + 1000;
+	assert_int_equal(call(f, &A_ADMIN, REG_OP_AP_CREATE, NULL, NULL,
+			      "{\"id\":\"k4\",\"cert_sha256\":[],\"profiles\":[\"*\"],"
+			      "\"rest_user\":\"k4-user\",\"rest_password\":\"" RPW "\"}",
+			      NULL, &o),
+			 REG_PENDING);
+	char id4[64];
+	snprintf(id4, sizeof id4, "%s", jstr(o, "approval"));
+	json_decref(o);
+	assert_true(approval_holds(f, id[2], RKEY));
+	assert_int_equal(call(f, &A_ADMIN2, REG_OP_APPROVAL_REJECT, id4, NULL, NULL, NULL, NULL), 0);
+	assert_false(approval_holds(f, id[2], RKEY));
+	assert_int_equal(store_rec_get(f->st, "approval", id[2], &rec, &se), 0);
+	assert_int_equal(rec.sr_state, 4 /* APR_ST_EXPIRED (reg.c) */);
+	store_rec_clear(&rec);
+	/* the password never was in an approval */
+	assert_false(approval_holds(f, id4, RPW));
+}
+
 int
 main(void)
 {
@@ -1950,6 +2091,7 @@ main(void)
 		T(test_user_cas),      T(test_user_delete_partial), T(test_cert_revoke_retry),
 		T(test_ap_fp_index),   T(test_ap_fp_backfill),	    T(test_ap_count_race),
 		T(test_approval_requester_gone), T(test_dual_scope),
+		T(test_ap_rest_user_unique), T(test_ap_rest_approval_key),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, ts_teardown);

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <ctype.h>
+#include <pthread.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -231,12 +232,12 @@ test_basic(void **state)
 	const struct conf_ap *ap;
 	int64_t now = time(NULL);
 	struct rest_req q = rq_of(basic("ap-one", PW), NULL, "{}", "10.0.0.1");
-	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_OK);
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_OK);
 	assert_string_equal(ap->ca_id, AP1);
 	/* only with basic enabled */
-	assert_int_equal(rest_authenticate(r, t, CONF_REST_CERT, &q, now, 300, &ap), REST_AUTH_NONE);
+	assert_int_equal(rest_authenticate(r, t, CONF_REST_CERT, &q, now, 300, &ap, NULL), REST_AUTH_NONE);
 	assert_null(ap);
-	assert_int_equal(rest_authenticate(r, t, CONF_REST_APIKEY, &q, now, 300, &ap), REST_AUTH_BAD);
+	assert_int_equal(rest_authenticate(r, t, CONF_REST_APIKEY, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
 	/* wrong password, wrong user, the AP_ID instead of rest_user, an AP
 	 * without a password, garbage */
 	static const char *const bad[][2] = {
@@ -245,20 +246,20 @@ test_basic(void **state)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		q = rq_of(basic(bad[i][0], bad[i][1]), NULL, "{}", "10.0.0.2");
-		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_BAD);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
 		assert_null(ap);
 	}
 	static const char *const junk[] = {"Basic", "Basic !!!!", "Basic YWJj", "Bearer abc",
 					   "Basic YTpi\n", ""};
 	for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
 		q = rq_of(junk[i], NULL, "{}", "10.0.0.3");
-		enum rest_auth_result res = rest_authenticate(r, t, ALL, &q, now, 300, &ap);
+		enum rest_auth_result res = rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL);
 		assert_true(res == REST_AUTH_BAD || res == REST_AUTH_NONE);
 		assert_null(ap);
 	}
 	/* no header at all */
 	q = rq_of(NULL, NULL, "{}", "10.0.0.3");
-	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_NONE);
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_NONE);
 	rest_free(r);
 	conf_aps_put(t);
 }
@@ -278,10 +279,10 @@ test_apikey(void **state)
 	const char *body = "{\"MSS_ProfileReq\":{}}";
 
 	struct rest_req q = rq_of(apikey(AP1, KEY, date, body), date, body, "10.1.0.1");
-	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_OK);
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_OK);
 	assert_string_equal(ap->ca_id, AP1);
 	q = rq_of(apikey(AP2, KEY "-two", date, body), date, body, "10.1.0.1");
-	assert_int_equal(rest_authenticate(r, t, CONF_REST_APIKEY, &q, now, 300, &ap),
+	assert_int_equal(rest_authenticate(r, t, CONF_REST_APIKEY, &q, now, 300, &ap, NULL),
 			 REST_AUTH_OK);
 	assert_string_equal(ap->ca_id, AP2);
 	/* an upper-case hex MAC is the same MAC */
@@ -297,11 +298,11 @@ test_apikey(void **state)
 		EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)cred, (int)strlen(cred));
 		snprintf(h, sizeof h, "Basic %s", b64);
 		q = rq_of(h, date, body, "10.1.0.1");
-		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_OK);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_OK);
 	}
 	/* not enabled: never accepted */
 	q = rq_of(apikey(AP1, KEY, date, body), date, body, "10.1.0.1");
-	enum rest_auth_result res = rest_authenticate(r, t, CONF_REST_BASIC, &q, now, 300, &ap);
+	enum rest_auth_result res = rest_authenticate(r, t, CONF_REST_BASIC, &q, now, 300, &ap, NULL);
 	assert_int_equal(res, REST_AUTH_BAD);
 	/* wrong key, another AP's key, stale and future Date, tampered body,
 	 * another path, another host, no Date */
@@ -321,11 +322,18 @@ test_apikey(void **state)
 	bad[7] = rq_of(KEEP(7, apikey(AP1, KEY, date, body)), "Someday", body, "10.1.0.2");
 #undef KEEP
 	for (size_t i = 0; i < 8; i++) {
-		res = rest_authenticate(r, t, ALL, &bad[i], now, 300, &ap);
+		res = rest_authenticate(r, t, ALL, &bad[i], now, 300, &ap, NULL);
 		if (res != REST_AUTH_BAD)
 			fail_msg("case %zu: %d", i, res);
 		assert_null(ap);
 	}
+	/* a large [ae] instant_skew_s does not widen the Date window */
+	http_date(now - MSSP_REST_DATE_SKEW_S - 60, stale);
+	q = rq_of(apikey(AP1, KEY, stale, body), stale, body, "10.1.0.3");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 86400, &ap, NULL), REST_AUTH_BAD);
+	http_date(now - MSSP_REST_DATE_SKEW_S + 60, stale);
+	q = rq_of(apikey(AP1, KEY, stale, body), stale, body, "10.1.0.3");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 86400, &ap, NULL), REST_AUTH_OK);
 	rest_free(r);
 	conf_aps_put(t);
 }
@@ -338,37 +346,279 @@ test_throttle(void **state)
 	struct rest *r = rest_new(NULL);
 	const struct conf_ap *ap;
 	int64_t now = time(NULL);
+	unsigned retry = 0;
 	struct rest_req q;
-	/* per AP: from many addresses */
-	for (int i = 0; i < MSSP_REST_FAIL_PER_AP; i++) {
-		char ip[32];
-		snprintf(ip, sizeof ip, "10.2.0.%d", i);
-		q = rq_of(basic("ap-one", "wrong password 123"), NULL, "{}", ip);
-		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_BAD);
+	/* per (user name, address) */
+	for (int i = 0; i < MSSP_REST_FAIL_PER_AP_ADDR; i++) {
+		q = rq_of(basic("ap-one", "wrong password 123"), NULL, "{}", "10.2.0.1");
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
 	}
-	/* now even the right password is not even checked */
-	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.2.1.1");
-	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_THROTTLED);
+	/* now even the right password is not even checked, and the answer
+	 * says how long the window still runs */
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.2.0.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, &retry),
+			 REST_AUTH_THROTTLED);
 	assert_null(ap);
+	assert_int_equal(retry, MSSP_REST_FAIL_WINDOW_MS / 1000);
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now + 25, 300, &ap, &retry),
+			 REST_AUTH_THROTTLED);
+	assert_int_equal(retry, MSSP_REST_FAIL_WINDOW_MS / 1000 - 25);
+	/* forged failures from one address do not lock the AP out elsewhere */
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.2.0.2");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_OK);
 	/* the window passes */
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.2.0.1");
 	assert_int_equal(rest_authenticate(r, t, ALL, &q, now + MSSP_REST_FAIL_WINDOW_MS / 1000 + 1,
-					   300, &ap),
+					   300, &ap, NULL),
 			 REST_AUTH_OK);
+
+	/* per user name, from many addresses: the much larger limit */
+	for (int i = 0; i < MSSP_REST_FAIL_PER_USER; i++) {
+		char ip[32];
+		snprintf(ip, sizeof ip, "10.4.%d.1", i / MSSP_REST_FAIL_PER_AP_ADDR);
+		q = rq_of(basic("ap-one", "wrong password 123"), NULL, "{}", ip);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.5.0.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	/* an unknown user name is counted alike (no tell) */
+	for (int i = 0; i < MSSP_REST_FAIL_PER_USER; i++) {
+		char ip[32];
+		snprintf(ip, sizeof ip, "10.6.%d.1", i / MSSP_REST_FAIL_PER_AP_ADDR);
+		q = rq_of(basic("nobody", "wrong password 123"), NULL, "{}", ip);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	q = rq_of(basic("nobody", "wrong password 123"), NULL, "{}", "10.5.0.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
 
 	/* per address: many user names from one address */
 	for (int i = 0; i < MSSP_REST_FAIL_PER_ADDR; i++) {
 		char u[32];
 		snprintf(u, sizeof u, "guess%d", i);
 		q = rq_of(basic(u, "whatever password"), NULL, "{}", "10.3.0.1");
-		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_BAD);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
 	}
-	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.3.0.1");
-	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_THROTTLED);
-	/* another address is not concerned */
+	q = rq_of(basic("ap-two", PW), NULL, "{}", "10.3.0.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	/* another address is not concerned (once ap-one's total, above, is
+	 * over: its window started at the late attempt above) */
 	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.3.0.2");
-	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap), REST_AUTH_OK);
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now + 3 * MSSP_REST_FAIL_WINDOW_MS / 1000,
+					   300, &ap, NULL),
+			 REST_AUTH_OK);
 	rest_free(r);
 	conf_aps_put(t);
+}
+
+/* Forged API-key failures under an AP_ID (public) from many addresses do
+ * not lock the AP's key out: the key is not counted per AP. */
+static void
+test_throttle_apikey(void **state)
+{
+	(void)state;
+	struct conf_aps *t = make_aps();
+	struct rest *r = rest_new(NULL);
+	const struct conf_ap *ap;
+	time_t now = time(NULL);
+	char date[64];
+	http_date(now, date);
+	const char *body = "{}";
+	for (int i = 0; i < 5 * MSSP_REST_FAIL_PER_AP_ADDR * 5; i++) {
+		char ip[32];
+		snprintf(ip, sizeof ip, "10.9.%d.1", i / MSSP_REST_FAIL_PER_AP_ADDR);
+		struct rest_req q = rq_of(apikey(AP1, "not the key at all, but long enough", date,
+						 body),
+					  date, body, ip);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	struct rest_req q = rq_of(apikey(AP1, KEY, date, body), date, body, "10.9.200.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_OK);
+	/* from one of the guessing addresses: throttled per (AP, address) */
+	q = rq_of(apikey(AP1, KEY, date, body), date, body, "10.9.0.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	rest_free(r);
+	conf_aps_put(t);
+}
+
+/* A full table: new keys still get counters (the least recently used go),
+ * and an existing AP's total survives a flood of other keys. */
+static void
+test_throttle_full(void **state)
+{
+	(void)state;
+	struct conf_aps *t = make_aps();
+	struct rest *r = rest_new(NULL);
+	const struct conf_ap *ap;
+	int64_t now = time(NULL);
+	struct rest_req q;
+	char ip[32];
+	/* ap-one's total at its limit */
+	for (int i = 0; i < MSSP_REST_FAIL_PER_USER; i++) {
+		snprintf(ip, sizeof ip, "10.10.%d.1", i / MSSP_REST_FAIL_PER_AP_ADDR);
+		q = rq_of(basic("ap-one", "wrong password 123"), NULL, "{}", ip);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	/* fill the table from many addresses */
+	for (int i = 0; i < MSSP_REST_FAIL_MAX_ENTRIES + 16; i++) {
+		snprintf(ip, sizeof ip, "10.%d.%d.2", 20 + i / 256, i % 256);
+		q = rq_of("Basic !!!!", NULL, "{}", ip);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	/* guesses are still counted: the right password after the limit is
+	 * throttled */
+	for (int i = 0; i < MSSP_REST_FAIL_PER_AP_ADDR; i++) {
+		q = rq_of(basic("ap-two-user", "wrong password 123"), NULL, "{}", "192.0.2.1");
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	q = rq_of(basic("ap-two-user", PW), NULL, "{}", "192.0.2.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	for (int i = 0; i < MSSP_REST_FAIL_PER_ADDR; i++) {
+		char u[32];
+		snprintf(u, sizeof u, "guess%d", i);
+		q = rq_of(basic(u, "whatever password"), NULL, "{}", "192.0.2.2");
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "192.0.2.2");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	/* ap-one's total was not evicted by the flood */
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "192.0.2.3");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	rest_free(r);
+	conf_aps_put(t);
+}
+
+/* IPv6 clients are counted per /64, IPv4-mapped ones as IPv4. */
+static void
+test_throttle_addr(void **state)
+{
+	(void)state;
+	struct conf_aps *t = make_aps();
+	struct rest *r = rest_new(NULL);
+	const struct conf_ap *ap;
+	int64_t now = time(NULL);
+	struct rest_req q;
+	for (int i = 0; i < MSSP_REST_FAIL_PER_ADDR; i++) {
+		char ip[64], u[32];
+		snprintf(ip, sizeof ip, "2001:db8:1:2::%x", i + 1);
+		snprintf(u, sizeof u, "guess%d", i);
+		q = rq_of(basic(u, "whatever password"), NULL, "{}", ip);
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "2001:db8:1:2:ffff:ffff:ffff:ffff");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "2001:db8:1:3::1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_OK);
+	for (int i = 0; i < MSSP_REST_FAIL_PER_ADDR; i++) {
+		char u[32];
+		snprintf(u, sizeof u, "guess%d", i);
+		q = rq_of(basic(u, "whatever password"), NULL, "{}",
+			  i % 2 ? "::ffff:10.7.0.1" : "10.7.0.1");
+		assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL), REST_AUTH_BAD);
+	}
+	q = rq_of(basic("ap-one", PW), NULL, "{}", "10.7.0.1");
+	assert_int_equal(rest_authenticate(r, t, ALL, &q, now, 300, &ap, NULL),
+			 REST_AUTH_THROTTLED);
+	rest_free(r);
+	conf_aps_put(t);
+}
+
+/* Parallel attempts: one check-and-count, so no more failures are
+ * verified than the limit allows. */
+struct par {
+	struct rest *p_r;
+	struct conf_aps *p_t;
+	int64_t p_now;
+	int p_id, p_bad, p_throttled, p_ok;
+	bool p_valid;		/* the right password each time */
+};
+
+static void *
+par_run(void *arg)
+{
+	struct par *p = arg;
+	for (int i = 0; i < 10; i++) {
+		char cred[64], b64[128], h[160];
+		const struct conf_ap *ap;
+		if (p->p_valid)
+			snprintf(cred, sizeof cred, "ap-one:%s", PW);
+		else
+			snprintf(cred, sizeof cred, "user-%d-%d:whatever password", p->p_id, i);
+		EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)cred, (int)strlen(cred));
+		snprintf(h, sizeof h, "Basic %s", b64);
+		struct rest_req q = rq_of(h, NULL, "{}", "10.8.0.1");
+		enum rest_auth_result res = rest_authenticate(p->p_r, p->p_t, ALL, &q, p->p_now, 300,
+							      &ap, NULL);
+		p->p_bad += res == REST_AUTH_BAD;
+		p->p_throttled += res == REST_AUTH_THROTTLED;
+		p->p_ok += res == REST_AUTH_OK;
+	}
+	return NULL;
+}
+
+static void
+test_throttle_parallel(void **state)
+{
+	(void)state;
+	struct conf_aps *t = make_aps();
+	struct rest *r = rest_new(NULL);
+	struct par p[8];
+	pthread_t th[8];
+	/* valid requests in parallel (an AP's load): never refused */
+	for (int i = 0; i < 8; i++) {
+		p[i] = (struct par){r, t, time(NULL), i, 0, 0, 0, true};
+		assert_int_equal(pthread_create(&th[i], NULL, par_run, &p[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(p[i].p_ok, 10);
+	}
+	for (int i = 0; i < 8; i++) {
+		p[i] = (struct par){r, t, time(NULL), i, 0, 0, 0, false};
+		assert_int_equal(pthread_create(&th[i], NULL, par_run, &p[i]), 0);
+	}
+	int bad = 0, thr = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		bad += p[i].p_bad;
+		thr += p[i].p_throttled;
+	}
+	assert_int_equal(bad, MSSP_REST_FAIL_PER_ADDR);
+	assert_int_equal(thr, 80 - MSSP_REST_FAIL_PER_ADDR);
+	rest_free(r);
+	conf_aps_put(t);
+}
+
+/* The refusal log: the first of a window, then 10, 100 ... */
+static void
+test_log_refusal(void **state)
+{
+	(void)state;
+	struct rest *r = rest_new(NULL);
+	int64_t now = (int64_t)time(NULL) * 1000;
+	unsigned c = 0, logged = 0;
+	for (unsigned i = 1; i <= 150; i++) {
+		bool l = rest_log_refusal(r, "2001:db8::1", now, &c);
+		assert_int_equal(c, i);
+		assert_int_equal(l, i == 1 || i == 10 || i == 100);
+		logged += l;
+	}
+	assert_int_equal(logged, 3);
+	/* the same /64 */
+	assert_false(rest_log_refusal(r, "2001:db8::2", now, &c));
+	assert_int_equal(c, 151);
+	/* another address; the next window */
+	assert_true(rest_log_refusal(r, "10.0.0.1", now, &c));
+	assert_true(rest_log_refusal(r, "2001:db8::1", now + MSSP_REST_FAIL_WINDOW_MS, &c));
+	assert_int_equal(c, 1);
+	rest_free(r);
 }
 
 static void
@@ -599,6 +849,17 @@ test_openapi(void **state)
 							      "scheme")),
 			    "basic");
 	assert_non_null(json_object_get(sec, "hmacApiKey"));
+	/* no anonymous alternative at the top: REST needs an AP (mutual TLS,
+	 * which OpenAPI 3.0 cannot name, or one of the schemes) */
+	json_t *top = json_object_get(j, "security"), *alt;
+	size_t ti;
+	assert_true(json_is_array(top) && json_array_size(top) > 0);
+	json_array_foreach(top, ti, alt) {
+		assert_true(json_object_size(alt) > 0);
+	}
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "info"),
+								 "description")),
+			       "mutual TLS"));
 	/* the defaults are part of the schema */
 	json_t *schemas = json_object_get(json_object_get(j, "components"), "schemas");
 	json_t *sp = json_object_get(json_object_get(schemas, "SignatureReq"), "properties");
@@ -629,7 +890,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_paths),	      cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_basic),	      cmocka_unit_test(test_apikey),
-		cmocka_unit_test(test_throttle),      cmocka_unit_test(test_http_date),
+		cmocka_unit_test(test_throttle),      cmocka_unit_test(test_throttle_apikey),
+		cmocka_unit_test(test_throttle_full), cmocka_unit_test(test_throttle_addr),
+		cmocka_unit_test(test_throttle_parallel), cmocka_unit_test(test_log_refusal),
+		cmocka_unit_test(test_http_date),
 		cmocka_unit_test(test_password_hash), cmocka_unit_test(test_answer_shape),
 		cmocka_unit_test(test_openapi),
 	};

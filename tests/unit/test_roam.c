@@ -329,6 +329,12 @@ test_check_inbound(void **state)
 	assert_int_equal(roam_check_inbound(T.r, m, &p, false, &why), 780);
 	h->n = 1;
 
+	/* routed to another MSSP than us: 780 (an answer coming back names
+	 * its sender there, so it is not checked) */
+	h->home_mssp = PEER;
+	assert_int_equal(roam_check_inbound(T.r, m, &p, false, &why), 780);
+	h->home_mssp = SELF;
+
 	/* no HomeMSSP: 703; no RE_TransactionID: 710 */
 	h->home_mssp = NULL;
 	assert_int_equal(roam_check_inbound(T.r, m, &p, false, &why), 703);

@@ -79,6 +79,18 @@ fail:
 	return NULL;
 }
 
+/* Free a header list, wiping each line first: libcurl keeps its own copy
+ * of every line (curl_slist_append), the Authorization one included, and
+ * frees it without wiping. */
+static void
+headers_free(struct curl_slist *h)
+{
+	for (struct curl_slist *p = h; p; p = p->next)
+		if (p->data)
+			OPENSSL_cleanse(p->data, strlen(p->data));
+	curl_slist_free_all(h);
+}
+
 /* Authorization (and for the API key Date and Host, which the HMAC
  * covers) of a REST request (protocol.md §10). */
 static int
@@ -150,7 +162,7 @@ ap_http_free(struct ap_http *h)
 {
 	if (h->h_easy != NULL)
 		curl_easy_cleanup(h->h_easy);
-	curl_slist_free_all(h->h_hdrs);
+	headers_free(h->h_hdrs);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -185,7 +197,7 @@ ap_http_post(struct ap_http *h, const struct ap_wire *w, unsigned timeout_s,
 
 	memset(r, 0, sizeof(*r));
 	mss_buf_init(&r->hr_body, MSSP_AP_MAX_RESPONSE);
-	curl_slist_free_all(h->h_hdrs);
+	headers_free(h->h_hdrs);
 	if ((h->h_hdrs = ap_curl_headers(w)) == NULL ||
 	    (strcmp(w->w_content_type, "application/json") == 0 &&
 	     ap_rest_headers(&h->h_hdrs, w) != 0)) {

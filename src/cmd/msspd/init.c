@@ -884,6 +884,13 @@ init_demo_ap(struct init_run *r)
 	OPENSSL_cleanse(api_key, sizeof api_key);
 	struct reg_err re;
 	rc = apj ? reg_ap_seed(r->r_reg, r->r_st, apj, init_now_ms(), &re) : -1;
+	/* json_pack copied the secrets: wipe those copies too */
+	static const char *const secret_keys[] = {"rest_password", "api_key"};
+	for (size_t i = 0; apj && i < sizeof secret_keys / sizeof secret_keys[0]; i++) {
+		json_t *v = json_object_get(apj, secret_keys[i]);
+		if (json_is_string(v))
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+	}
 	json_decref(apj);
 	if (rc != 0)
 		return init_fail("demo AP: %s", apj ? re.msg : "out of memory");
