@@ -877,7 +877,9 @@ init_demo_ap(struct init_run *r)
 				"id", INIT_AP_ID, "name", "Demo AP", "cert_sha256", r->r_ap_fp,
 				"profiles", "*", "modes", "synch", "asynchClientServer",
 				"asynchServerServer", "notify_urls", "https://127.0.0.1:*/",
-				"https://localhost:*/", "rate", 1000, "suspended", 0,
+				"https://localhost:*/", "rate",
+				/* a load generator's AP (--bench-users): no limit */
+				r->r_o->o_bench ? 0 : 1000, "suspended", 0,
 				"rest_user", INIT_AP_REST_USER, "rest_password", rest_pw,
 				"api_key", api_key);
 	OPENSSL_cleanse(rest_pw, sizeof rest_pw);
