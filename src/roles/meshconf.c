@@ -40,19 +40,6 @@ fail(char *err, size_t errlen, const char *msg)
 
 /* ---- text rules ---------------------------------------------------------- */
 
-/* 1..max bytes of visible ASCII (0x21..0x7e). */
-static bool
-visible(const char *s, size_t max)
-{
-	size_t n;
-
-	if (s == NULL || (n = strlen(s)) == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
-}
 
 /* An absolute URI as RFC 3986 starts one: ALPHA *(ALPHA / DIGIT / "+" /
  * "-" / ".") ":" and something after it; visible ASCII throughout. */
@@ -61,7 +48,7 @@ abs_uri(const char *s, size_t max)
 {
 	size_t i = 0;
 
-	if (!visible(s, max))
+	if (!ascii_visible(s, max))
 		return false;
 	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
 		return false;
@@ -87,7 +74,7 @@ profile_uri(const char *u)
 {
 	struct mss_profile mp;
 
-	return visible(u, MSSP_PROFILE_MAX_URI) && mss_profile_parse(u, &mp, NULL, 0) == 0;
+	return ascii_visible(u, MSSP_PROFILE_MAX_URI) && mss_profile_parse(u, &mp, NULL, 0) == 0;
 }
 
 static bool
@@ -115,7 +102,7 @@ url_ok(const char *u)
 	size_t hn;
 	bool https;
 
-	if (!visible(u, MSSP_MESH_MAX_URL))
+	if (!ascii_visible(u, MSSP_MESH_MAX_URL))
 		return false;
 	if (strncmp(u, "https://", 8) == 0) {
 		https = true;
@@ -326,7 +313,7 @@ peer_parse(json_t *o, struct mesh_peer *p, char *err, size_t errlen)
 	if (peer_fps(json_object_get(o, "cert_sha256"), p, err, errlen) != 0)
 		return -1;
 	ca = jstr(json_object_get(o, "ca_file"));
-	if (ca == NULL || ca[0] != '/' || !visible(ca, MSSP_MESH_MAX_PATH))
+	if (ca == NULL || ca[0] != '/' || !ascii_visible(ca, MSSP_MESH_MAX_PATH))
 		return fail(err, errlen, "ca_file: an absolute path");
 	if (peer_profiles(json_object_get(o, "profiles"), p, err, errlen) != 0 ||
 	    peer_map(json_object_get(o, "profile_map"), p, err, errlen) != 0)

@@ -325,19 +325,6 @@ id_ok(const char *s, size_t max)
 	return true;
 }
 
-/* Record-name rule of the store: 1..max bytes of visible ASCII. */
-static bool
-visible_ok(const char *s, size_t max)
-{
-	size_t n;
-
-	if (s == NULL || (n = strlen(s)) == 0 || n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return false;
-	return true;
-}
 
 /* The key / device id rule of the store: [A-Za-z0-9._:+@-]. */
 static bool
@@ -2274,7 +2261,7 @@ apfp_get(struct store *st, const char *hex, int64_t now_ms, struct apfp *pf, str
 	snprintf(pf->pf_ap, sizeof pf->pf_ap, "%s", id ? id : "");
 	pf->pf_state = now_ms - rec.sr_updated_ms < MSSP_REG_APFP_CLAIM_GRACE_MS ? APFP_FRESH
 									 : APFP_STALE;
-	if (id && visible_ok(id, MSSP_STORE_MAX_AP_ID)) {
+	if (id && ascii_visible(id, MSSP_STORE_MAX_AP_ID)) {
 		if (ap_load(st, id, &arec, &ap, e) == 0) {
 			json_t *v;
 			size_t i;
@@ -2544,7 +2531,7 @@ ap_rest_normalise(const json_t *in, json_t *out, bool *creds, struct reg_err *e)
 	*creds = false;
 	if (u) {
 		const char *v = json_string_value(u);
-		if (!v || !visible_ok(v, MSSP_STORE_MAX_AP_ID) || strchr(v, ':'))
+		if (!v || !ascii_visible(v, MSSP_STORE_MAX_AP_ID) || strchr(v, ':'))
 			return reg_err_set(e, REG_E_BAD, "rest_user: 1 to %d visible ASCII "
 							 "characters, no ':'", MSSP_STORE_MAX_AP_ID);
 		json_object_set_new(out, "rest_user", json_string(v));
@@ -2553,7 +2540,7 @@ ap_rest_normalise(const json_t *in, json_t *out, bool *creds, struct reg_err *e)
 		const char *v = json_string_value(pw);
 		char hash[REST_PW_HASH_HEX + 1];
 		if (!v || strlen(v) < MSSP_REST_MIN_PASSWORD ||
-		    !visible_ok(v, MSSP_REST_MAX_SECRET))
+		    !ascii_visible(v, MSSP_REST_MAX_SECRET))
 			return reg_err_set(e, REG_E_BAD, "rest_password: %d to %d visible ASCII "
 							 "characters", MSSP_REST_MIN_PASSWORD,
 					   MSSP_REST_MAX_SECRET);
@@ -2573,7 +2560,7 @@ ap_rest_normalise(const json_t *in, json_t *out, bool *creds, struct reg_err *e)
 	}
 	if (k && !json_is_null(k)) {
 		const char *v = json_string_value(k);
-		if (!v || strlen(v) < MSSP_REST_MIN_API_KEY || !visible_ok(v, MSSP_REST_MAX_SECRET))
+		if (!v || strlen(v) < MSSP_REST_MIN_API_KEY || !ascii_visible(v, MSSP_REST_MAX_SECRET))
 			return reg_err_set(e, REG_E_BAD, "api_key: %d to %d visible ASCII characters",
 					   MSSP_REST_MIN_API_KEY, MSSP_REST_MAX_SECRET);
 		json_object_set_new(out, "api_key", json_string(v));
@@ -2663,7 +2650,7 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 	if (obj_check(in, ap_members, e) != 0 || get_str(in, "id", &id, e) != 0 ||
 	    get_str(in, "name", &name, e) != 0)
 		return -1;
-	if (!visible_ok(id, MSSP_STORE_MAX_AP_ID))
+	if (!ascii_visible(id, MSSP_STORE_MAX_AP_ID))
 		return reg_err_set(e, REG_E_BAD, "id: 1 to %d visible ASCII characters",
 				   MSSP_STORE_MAX_AP_ID);
 	if (strncasecmp(id, "mesh:", 5) == 0)
@@ -2741,7 +2728,7 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 				reg_err_set(e, REG_E_BAD, "profiles: \"*\" stands alone");
 				goto fail;
 			}
-		} else if (!visible_ok(u, MSSP_PROFILE_MAX_URI) ||
+		} else if (!ascii_visible(u, MSSP_PROFILE_MAX_URI) ||
 			   mss_profile_parse(u, &mp, NULL, 0) != 0) {
 			reg_err_set(e, REG_E_BAD, "profiles: a profile URI is not valid");
 			goto fail;
@@ -2772,7 +2759,7 @@ ap_normalise(const json_t *in, json_t **out, struct reg_err *e)
 	if (urls) {
 		json_array_foreach(urls, i, v) {
 			const char *u = json_string_value(v);
-			if (strlen(u) > MSSP_STORE_MAX_URL || !visible_ok(u, MSSP_STORE_MAX_URL) ||
+			if (strlen(u) > MSSP_STORE_MAX_URL || !ascii_visible(u, MSSP_STORE_MAX_URL) ||
 			    !conf_notify_rule_valid(u) || arr_has(nurls, u)) {
 				reg_err_set(e, REG_E_BAD,
 					    "notify_urls: https://HOST[:PORT|:*][/PATH], each once");
@@ -2960,7 +2947,7 @@ op_ap_create(struct reg *r, struct store *st, const struct reg_actor *who,
 static int
 ap_load(struct store *st, const char *id, struct store_rec *rec, json_t **body, struct reg_err *e)
 {
-	if (!visible_ok(id, MSSP_STORE_MAX_AP_ID))
+	if (!ascii_visible(id, MSSP_STORE_MAX_AP_ID))
 		return reg_err_set(e, REG_E_NOTFOUND, "unknown AP");
 	if (rec_load(st, K_AP, id, REG_E_NOTFOUND, rec, body, e) != 0) {
 		if (e->status == 404)
@@ -3167,7 +3154,7 @@ profile_uri_ok(const char *u)
 {
 	struct mss_profile mp;
 
-	return visible_ok(u, MSSP_PROFILE_MAX_URI) && mss_profile_parse(u, &mp, NULL, 0) == 0;
+	return ascii_visible(u, MSSP_PROFILE_MAX_URI) && mss_profile_parse(u, &mp, NULL, 0) == 0;
 }
 
 /* {"uri","description","purpose","loa"} with uri = `name` (when given). */
@@ -3641,7 +3628,7 @@ op_account_delete(struct store *st, const struct reg_actor *who, const struct re
 		goto out;
 	}
 	/* Its index record, when it still names this account. */
-	if (hex && visible_ok(hex, FP_HEX) &&
+	if (hex && ascii_visible(hex, FP_HEX) &&
 	    rec_load(st, K_ACCOUNTFP, hex, REG_E_NOTFOUND, &frec, &fbody, e) == 0) {
 		const char *n = json_string_value(json_object_get(fbody, "name"));
 		if (n && strcmp(n, rq->rq_arg) == 0)
@@ -3745,7 +3732,7 @@ op_approval_list(struct store *st, const struct reg_request *rq, int64_t now_ms,
 		return oom(e);
 	if (query_limit(rq, &limit, e) != 0)
 		goto fail;
-	if (after && *after && !visible_ok(after, 32)) {
+	if (after && *after && !ascii_visible(after, 32)) {
 		reg_err_set(e, REG_E_BAD, "after: an approval id");
 		goto fail;
 	}
@@ -3904,7 +3891,7 @@ op_approval_decide(struct reg *r, struct store *st, const struct reg_actor *who,
 
 	call_target(c, id);
 	if (id == NULL || strlen(id) != 1 + 2 * MSSP_REG_APPROVAL_ID_BYTES || id[0] != 'A' ||
-	    !visible_ok(id, 32))
+	    !ascii_visible(id, 32))
 		return reg_err_set(e, REG_E_NOTFOUND, "unknown approval");
 	if (rec_load(st, K_APPROVAL, id, REG_E_NOTFOUND, &rec, &body, e) != 0) {
 		if (e->status == 404)
@@ -4046,7 +4033,7 @@ peer_load(struct store *st, const char *id, struct store_rec *rec, json_t **body
 	  struct reg_err *e)
 {
 	*body = NULL;
-	if (!visible_ok(id, MSSP_STORE_MAX_AP_ID))
+	if (!ascii_visible(id, MSSP_STORE_MAX_AP_ID))
 		return reg_err_set(e, REG_E_NOTFOUND, "unknown peer");
 	if (rec_load(st, K_PEER, id, REG_E_NOTFOUND, rec, body, e) != 0) {
 		if (e->status == 404)
@@ -4132,7 +4119,7 @@ op_peer_put(struct reg *r, struct store *st, const struct reg_actor *who,
 	bid = json_object_get(rq->rq_body, "id");
 	if (id == NULL)
 		id = json_string_value(bid);
-	if (id == NULL || !visible_ok(id, MSSP_STORE_MAX_AP_ID))
+	if (id == NULL || !ascii_visible(id, MSSP_STORE_MAX_AP_ID))
 		return reg_err_set(e, REG_E_BAD, "id: the peer's MSSP_ID");
 	call_target(c, id);
 	if (bid && !(json_is_string(bid) && strcmp(json_string_value(bid), id) == 0))
@@ -4659,7 +4646,7 @@ dispatch(struct reg *r, struct store *st, const struct reg_actor *who,
 		call_detail(c, "key %s", rq->rq_arg2);
 		return reg_op_pin_unblock(r, st, who, msisdn, rq->rq_arg2, now_ms, out, e);
 	case REG_OP_JOB_GET:
-		if (!visible_ok(rq->rq_arg, 32))
+		if (!ascii_visible(rq->rq_arg, 32))
 			return reg_err_set(e, REG_E_NOTFOUND, "unknown job");
 		return reg_op_job_get(r, st, rq->rq_arg, out, e);
 	case REG_OP_CERT_LIST:

@@ -3,6 +3,8 @@
  */
 #include "util/utf8.h"
 
+#include <string.h>
+
 bool
 utf8_valid(const char *str, size_t len)
 {
@@ -41,5 +43,18 @@ utf8_valid(const char *str, size_t len)
 			return false;
 		i += n + 1;
 	}
+	return true;
+}
+
+bool
+ascii_visible(const char *s, size_t max)
+{
+	size_t n;
+
+	if (s == NULL || (n = strlen(s)) == 0 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
 	return true;
 }

@@ -15,4 +15,8 @@
  * callers that refuse controls check them themselves.) */
 bool utf8_valid(const char *s, size_t len);
 
+/* 1..max bytes, each visible ASCII (0x21..0x7e): the store's record names,
+ * identifiers and URIs as the ME and the mesh accept them. */
+bool ascii_visible(const char *s, size_t max);
+
 #endif

@@ -2,6 +2,7 @@
 #include "testutil.h"
 
 #include "mss/lex.h"
+#include "util/utf8.h"
 
 static void
 test_types(void **state)
@@ -99,6 +100,15 @@ test_utf8(void **state)
 	assert_false(mss_lex_utf8_valid("\xe2\x82", 2));	      /* truncated */
 	assert_true(mss_lex_has_controls("a\xc2\x9b"));
 	assert_false(mss_lex_has_controls("a\xc2\xa0"));
+	/* the identifier rule of the ME and the mesh */
+	assert_true(ascii_visible("http://mssp-b.example/", 64));
+	assert_true(ascii_visible("!~", 2));
+	assert_false(ascii_visible("abc", 2));		/* longer than max */
+	assert_false(ascii_visible("", 8));
+	assert_false(ascii_visible(NULL, 8));
+	assert_false(ascii_visible("a b", 8));		/* space */
+	assert_false(ascii_visible("a\x7f", 8));	/* DEL */
+	assert_false(ascii_visible("\xc3\xa4", 8));	/* not ASCII */
 }
 
 int
